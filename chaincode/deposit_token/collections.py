@@ -1,0 +1,73 @@
+"""Names and membership of the deposit-token private data collections.
+
+Shared by the contract (which reads and writes them) and the network tool (which
+generates the collections config from the topology file), so the two can never
+disagree about a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import combinations
+
+
+def books_collection(bank_msp_id: str) -> str:
+    """The bank's own private collection: its customers' accounts and balances."""
+    return f"books-{bank_msp_id}"
+
+
+def bilateral_collection(bank_a_msp_id: str, bank_b_msp_id: str) -> str:
+    """The collection shared by two banks for the private details of payments between them."""
+    if bank_a_msp_id == bank_b_msp_id:
+        raise ValueError("a bilateral collection needs two different banks")
+    first, second = sorted((bank_a_msp_id, bank_b_msp_id))
+    return f"bilateral-{first}-{second}"
+
+
+def signature_policy_any(msp_ids: Iterable[str]) -> str:
+    """Fabric signature-policy DSL: one peer of any of these orgs."""
+    return "OR(" + ", ".join(f"'{msp}.peer'" for msp in sorted(msp_ids)) + ")"
+
+
+def member_policy(msp_ids: Iterable[str]) -> str:
+    """Fabric signature-policy DSL for collection membership (any member role of these orgs)."""
+    return "OR(" + ", ".join(f"'{msp}.member'" for msp in sorted(msp_ids)) + ")"
+
+
+def collections_config(bank_msp_ids: list[str]) -> list[dict[str, object]]:
+    """The collections config (as passed to ``peer lifecycle ... --collections-config``).
+
+    One private collection per bank, endorsed by that bank alone, and one bilateral
+    collection per pair of banks, endorsed by either of the two (the payer bank creates
+    the details, the payee bank reads them). ``requiredPeerCount`` 1 on bilateral
+    collections makes the counterparty hold the details at commit time, which is when
+    its gateway needs them.
+    """
+    config: list[dict[str, object]] = []
+    for msp in sorted(bank_msp_ids):
+        config.append(
+            {
+                "name": books_collection(msp),
+                "policy": member_policy([msp]),
+                "requiredPeerCount": 0,
+                "maxPeerCount": 0,
+                "blockToLive": 0,
+                "memberOnlyRead": True,
+                "memberOnlyWrite": True,
+                "endorsementPolicy": {"signaturePolicy": signature_policy_any([msp])},
+            }
+        )
+    for first, second in combinations(sorted(bank_msp_ids), 2):
+        config.append(
+            {
+                "name": bilateral_collection(first, second),
+                "policy": member_policy([first, second]),
+                "requiredPeerCount": 1,
+                "maxPeerCount": 1,
+                "blockToLive": 0,
+                "memberOnlyRead": True,
+                "memberOnlyWrite": True,
+                "endorsementPolicy": {"signaturePolicy": signature_policy_any([first, second])},
+            }
+        )
+    return config
