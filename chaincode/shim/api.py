@@ -158,3 +158,11 @@ def split_composite_key(composite_key: str) -> tuple[str, list[str]]:
 def _validate_composite_part(part: str) -> None:
     if MIN_UNICODE_RUNE in part or MAX_UNICODE_RUNE in part:
         raise ValueError("composite key parts may not contain U+0000 or U+10FFFF")
+
+
+class LedgerError(Exception):
+    """The peer refused a ledger request (for example: no read access to a collection).
+
+    The message is the peer's own explanation. Contracts may catch it; uncaught, the
+    contract layer turns it into a 500 response carrying the message.
+    """

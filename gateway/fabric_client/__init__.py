@@ -1,0 +1,59 @@
+"""Python client for the Hyperledger Fabric Gateway service (Fabric v2.4+).
+
+Shaped like the official Go/Node/Java fabric-gateway clients:
+Gateway -> Network (channel) -> Contract -> Proposal -> Transaction -> Commit.
+"""
+
+from .block_events import BlockEventStream
+from .chaincode_events import ChaincodeEvent, ChaincodeEventsRequest, ChaincodeEventStream
+from .checkpointer import Checkpointer, FileCheckpointer, InMemoryCheckpointer, SqliteCheckpointer
+from .client import Deadlines
+from .commit import Commit, Status
+from .contract import Contract
+from .errors import (
+    CommitError,
+    CommitStatusError,
+    EndorseError,
+    ErrorDetail,
+    GatewayError,
+    SubmitError,
+)
+from .gateway import Gateway, connect
+from .identity import Identity
+from .network import Network
+from .proposal import Proposal
+from .retry import submit_with_retry
+from .signer import ECDSASigner, Signer, sha256
+from .transaction import SubmittedTransaction, Transaction
+
+__all__ = [
+    "BlockEventStream",
+    "ChaincodeEvent",
+    "ChaincodeEventStream",
+    "ChaincodeEventsRequest",
+    "Checkpointer",
+    "Commit",
+    "CommitError",
+    "CommitStatusError",
+    "Contract",
+    "Deadlines",
+    "ECDSASigner",
+    "EndorseError",
+    "ErrorDetail",
+    "FileCheckpointer",
+    "Gateway",
+    "GatewayError",
+    "Identity",
+    "InMemoryCheckpointer",
+    "Network",
+    "Proposal",
+    "Signer",
+    "SqliteCheckpointer",
+    "Status",
+    "SubmitError",
+    "SubmittedTransaction",
+    "Transaction",
+    "connect",
+    "sha256",
+    "submit_with_retry",
+]

@@ -1,0 +1,66 @@
+# Two commands do everything on a bare machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+FABRIC_STAMP := .cache/fabric/VERSION
+BASE_PORT ?= 7000
+STATE_DIR ?= .state/demo
+NET := $(PY) -m network --base-port $(BASE_PORT) --state-dir $(STATE_DIR)
+PYTEST_ARGS ?=
+
+.PHONY: help venv fabric up deploy down status test unit-test integration-test demo bench lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## create .venv and install the project into it
+
+$(VENV_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
+	@echo "[venv] creating $(VENV) and installing the project (first time: about a minute)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet --progress-bar off -e '.[dev]'
+	@touch $@
+	@echo "[venv] ready"
+
+fabric: ## build the Fabric binaries with go install into .cache/fabric (skipped when present)
+	@bash network/install-fabric.sh
+
+up: venv fabric ## start the network, deploy the chaincode, start the gateways
+	@$(NET) up
+
+deploy: venv fabric ## (re)deploy the chaincode on the running network
+	@$(NET) deploy
+
+down: venv ## stop every process of the network and delete its data
+	@$(NET) down
+
+status: venv ## show every node with its pid, health and memory
+	@$(NET) status
+
+unit-test: venv ## unit tests only (no network)
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration-test: venv fabric ## tests against a real network on test ports (17000+)
+	@$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test: venv fabric ## all tests: unit, then integration against a real network
+	@$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo: venv fabric ## set everything up and play the cross-border trade scenario
+	@$(PY) -m demo --base-port $(BASE_PORT) --state-dir $(STATE_DIR)
+
+bench: venv fabric ## benchmarks on their own network (ports 19000+)
+	@$(PY) -m bench $(BENCH_ARGS)
+
+lint: venv ## ruff and mypy
+	@$(VENV)/bin/ruff check network chaincode gateway tests bench demo
+	@$(VENV)/bin/mypy network chaincode gateway
+
+clean: ## remove the venv, caches and network state (not the Fabric build cache)
+	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,162 @@
+"""Idempotent requests: one effect per (caller, Idempotency-Key), one stored answer.
+
+The first request with a key claims it (a row, unique on scope+key, so concurrent
+duplicates cannot both claim it), runs, and stores its response. Duplicates wait for
+that answer and replay it; a different body under the same key is a 409. The claim is
+a lease: if the gateway dies mid-request, a retry takes the request over once the
+lease ends. That is safe because every ledger write the gateway makes is itself
+idempotent (payment ids derive from the key; issues from the deposit reference), so
+the takeover finds the first attempt's effect rather than making a second one.
+
+Only answers that settle the request are stored (2xx and 4xx); a 5xx or a 503 from an
+unreachable peer releases the key so the client's retry runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.bank_api.problems import ApiProblem
+from gateway.bank_api.storage.db import Database
+from gateway.bank_api.storage.models import IdempotencyRecord, utcnow
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    record_id: int
+    token: str
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def validate_key(key: str | None, required: bool) -> str | None:
+    if key is None or key == "":
+        if required:
+            raise ApiProblem(
+                400, "idempotency_key_required", "the Idempotency-Key header is required for this request"
+            )
+        return None
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise ApiProblem(
+            400,
+            "invalid_request",
+            f"Idempotency-Key must be printable ASCII of at most {MAX_KEY_LENGTH} characters",
+        )
+    return key
+
+
+class IdempotencyStore:
+    def __init__(self, db: Database, lease_seconds: float, wait_seconds: float) -> None:
+        self.db = db
+        self.lease = timedelta(seconds=lease_seconds)
+        self.wait_seconds = wait_seconds
+
+    def claim_or_replay(self, scope: str, key: str, request_fingerprint: str) -> Claim | StoredResponse:
+        """Claim the key for this request, or return the stored answer of an earlier one.
+
+        Waits while another request holds the key, up to ``wait_seconds``; then 409.
+        """
+        deadline = time.monotonic() + self.wait_seconds
+        delay = 0.02
+        while True:
+            outcome = self._try_claim(scope, key, request_fingerprint)
+            if outcome is not None:
+                return outcome
+            if time.monotonic() >= deadline:
+                raise ApiProblem(
+                    409,
+                    "idempotency_in_progress",
+                    "a request with this Idempotency-Key is still being processed; retry shortly",
+                    headers={"Retry-After": "2"},
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def _try_claim(self, scope: str, key: str, request_fingerprint: str) -> Claim | StoredResponse | None:
+        now = utcnow()
+        token = secrets.token_hex(8)
+        try:
+            with self.db.session() as session:
+                record = session.scalar(
+                    select(IdempotencyRecord).where(
+                        IdempotencyRecord.scope == scope, IdempotencyRecord.idempotency_key == key
+                    )
+                )
+                if record is None:
+                    record = IdempotencyRecord(
+                        scope=scope,
+                        idempotency_key=key,
+                        request_fingerprint=request_fingerprint,
+                        state=f"in_flight:{token}",
+                        lease_until=now + self.lease,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    session.add(record)
+                    session.flush()
+                    return Claim(record_id=record.id, token=token)
+                if record.request_fingerprint != request_fingerprint:
+                    raise ApiProblem(
+                        409,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was already used with a different request",
+                    )
+                if record.state == "done":
+                    assert record.response_status is not None and record.response_body is not None
+                    return StoredResponse(
+                        record.response_status,
+                        record.response_body,
+                        record.response_content_type or "application/json",
+                    )
+                if record.lease_until <= now:
+                    # The holder died or stalled: take the request over (see the module docstring).
+                    record.state = f"in_flight:{token}"
+                    record.lease_until = now + self.lease
+                    record.updated_at = now
+                    return Claim(record_id=record.id, token=token)
+                return None
+        except IntegrityError:
+            # A concurrent first request inserted the row between our read and insert.
+            return None
+
+    def store(self, claim: Claim, response: StoredResponse) -> None:
+        with self.db.session() as session:
+            record = session.get(IdempotencyRecord, claim.record_id)
+            if record is None or record.state != f"in_flight:{claim.token}":
+                return  # taken over by a retry; its answer is the one kept
+            record.state = "done"
+            record.response_status = response.status
+            record.response_body = response.body
+            record.response_content_type = response.content_type
+            record.updated_at = utcnow()
+
+    def release(self, claim: Claim) -> None:
+        """Forget the claim so that a retry runs the request again."""
+        with self.db.session() as session:
+            session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.id == claim.record_id,
+                    IdempotencyRecord.state == f"in_flight:{claim.token}",
+                )
+            )

@@ -1,0 +1,169 @@
+"""The ledger port: everything the gateway asks of the deposit-token contract.
+
+The HTTP layer, the incoming-payment follower and the webhooks speak only to this
+Protocol. ``FabricLedger`` implements it on our Fabric client against the bank's
+peer; unit tests use an in-memory fake. Methods take and return plain JSON-shaped
+values in integer minor units, exactly as the contract does (docs/contract-api.md).
+
+Customer data (account ids, holders, KYC references, remittance text) is passed to
+the contract in the transient map by the implementation, never as an argument.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+
+class LedgerError(Exception):
+    """Base of every failure the ledger port reports."""
+
+
+class ContractRejected(LedgerError):
+    """The contract refused the request; ``code`` is its stable code, ``status`` 400/403/404/409."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class LedgerUnavailable(LedgerError):
+    """The peer (or the ordering service behind it) cannot be reached right now; retry later."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LedgerFailure(LedgerError):
+    """Anything else: an invalid transaction, a chaincode crash, an answer we cannot read."""
+
+
+# The contract's stable codes and the HTTP status each one maps to (docs/contract-api.md).
+CONTRACT_CODES: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_amount": 400,
+    "unknown_currency": 400,
+    "unknown_bank": 400,
+    "unknown_account": 404,
+    "account_exists": 409,
+    "account_frozen": 409,
+    "account_closed": 409,
+    "account_not_empty": 409,
+    "insufficient_funds": 409,
+    "limit_exceeded": 409,
+    "corridor_forbidden": 403,
+    "currency_not_issued": 400,
+    "not_authorized": 403,
+    "duplicate_reference": 409,
+    "payment_not_found": 404,
+    "invalid_state": 409,
+    "not_expired": 409,
+    "cycle_not_found": 404,
+    "nothing_to_settle": 409,
+    "already_confirmed": 409,
+}
+
+_CODED_MESSAGE = re.compile(r"\[(?P<code>[a-z][a-z0-9_]{1,40})\]\s*(?P<message>.*)", re.DOTALL)
+_CHAINCODE_STATUS = re.compile(r"chaincode response (?P<status>\d{3})")
+
+
+def parse_contract_error(text: str) -> ContractRejected | None:
+    """Find a ``[code] message`` contract error inside a peer's error text, if there is one.
+
+    Peers wrap chaincode errors (``chaincode response 409, [insufficient_funds] ...``); only
+    a 4xx chaincode response or a known code counts as a rejection, so a crashing chaincode
+    (500) is never reported as the caller's fault.
+    """
+    status_match = _CHAINCODE_STATUS.search(text)
+    chaincode_status = int(status_match.group("status")) if status_match else None
+    coded = _CODED_MESSAGE.search(text)
+    if coded is None:
+        return None
+    code = coded.group("code")
+    message = coded.group("message").strip()
+    if chaincode_status is not None and chaincode_status >= 500:
+        return None
+    if chaincode_status is not None and 400 <= chaincode_status < 500:
+        return ContractRejected(code, message, chaincode_status)
+    status = CONTRACT_CODES.get(code)
+    if status is None:
+        return None
+    return ContractRejected(code, message, status)
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """One chaincode event, with where it sits in the chain (for checkpoints)."""
+
+    block_number: int
+    transaction_id: str
+    name: str
+    payload: JSON
+
+
+class Ledger(Protocol):
+    """The deposit-token contract as seen from one bank's gateway."""
+
+    @property
+    def msp_id(self) -> str:
+        """The bank this gateway speaks for."""
+        ...
+
+    # reference data and supply (public)
+    def get_reference_data(self) -> JSON: ...
+    def get_supply(self) -> JSON: ...
+
+    # accounts (our own books)
+    def open_account(self, account_id: str, holder: str, jurisdiction: str, kyc_ref: str) -> JSON: ...
+    def freeze_account(self, account_id: str, reason: str) -> JSON: ...
+    def unfreeze_account(self, account_id: str) -> JSON: ...
+    def set_limits(
+        self, account_id: str, currency: str, per_transaction: int | None, daily: int | None
+    ) -> JSON: ...
+    def get_account(self, account_id: str) -> JSON: ...
+    def get_account_history(self, account_id: str, page_size: int, bookmark: str) -> JSON: ...
+
+    # money in and out of our books
+    def issue(self, account_id: str, currency: str, amount: int, deposit_ref: str) -> JSON: ...
+    def redeem(self, account_id: str, currency: str, amount: int, withdrawal_ref: str) -> JSON: ...
+    def transfer(
+        self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str
+    ) -> JSON: ...
+
+    # interbank payments
+    def initiate_payment(self, request: JSON) -> JSON: ...
+    def complete_payment(self, payment_id: str) -> JSON: ...
+    def reject_payment(self, payment_id: str, reason: str) -> JSON: ...
+    def refund_payment(self, payment_id: str) -> JSON: ...
+    def get_payment(self, payment_id: str, details: bool = False) -> JSON: ...
+    def list_payments(
+        self, bank: str | None, status: str | None, page_size: int, bookmark: str
+    ) -> JSON: ...
+
+    # settlement (public)
+    def open_settlement_cycle(self, cycle_id: str) -> JSON: ...
+    def confirm_settlement(self, cycle_id: str, external_ref: str) -> JSON: ...
+    def get_settlement_cycle(self, cycle_id: str) -> JSON: ...
+    def list_settlement_cycles(self) -> JSON: ...
+
+    # operations
+    def ping(self) -> None:
+        """Raise LedgerUnavailable/LedgerFailure unless the peer answers and the chaincode runs."""
+        ...
+
+    def events(self, start_block: int, after_transaction_id: str | None) -> Iterator[LedgerEvent]:
+        """Chaincode events from ``start_block`` on, skipping up to and including the given tx.
+
+        The iterator blocks waiting for new events; it ends (or raises LedgerUnavailable) when the
+        connection drops, and the caller resumes from its checkpoint.
+        """
+        ...
+
+    def close(self) -> None: ...

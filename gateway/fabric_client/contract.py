@@ -1,0 +1,103 @@
+"""A smart contract on a channel: the convenient calls, each built from the proposal steps.
+
+``evaluate_transaction`` = ``new_proposal(...).evaluate()``
+``submit_async``         = ``new_proposal(...).endorse().submit()``
+``submit_transaction``   = ``submit_async(...)`` then wait for the commit and check it is valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from .proposal import Argument, Proposal, TransactionContext, build_proposed_transaction
+
+if TYPE_CHECKING:
+    from .network import Network
+    from .transaction import SubmittedTransaction
+
+__all__ = ["Contract"]
+
+
+class Contract:
+    """Chaincode ``chaincode_name`` on a channel; ``contract_name`` selects one contract of a chaincode
+    that holds several (transaction names become ``"<contract_name>:<name>"``)."""
+
+    def __init__(self, network: Network, chaincode_name: str, contract_name: str = "") -> None:
+        if not chaincode_name:
+            raise ValueError("chaincode name must not be empty")
+        self._network = network
+        self.chaincode_name = chaincode_name
+        self.contract_name = contract_name
+
+    def qualified_name(self, transaction_name: str) -> str:
+        return f"{self.contract_name}:{transaction_name}" if self.contract_name else transaction_name
+
+    def new_proposal(
+        self,
+        name: str,
+        *args: Argument,
+        transient: Mapping[str, str | bytes] | None = None,
+        endorsing_organizations: Iterable[str] | None = None,
+    ) -> Proposal:
+        """Build an unsigned proposal for transaction ``name``. Private inputs go in ``transient`` (never
+        written to the ledger); with private data, name the ``endorsing_organizations`` allowed to see it."""
+        gateway = self._network.gateway
+        proposed = build_proposed_transaction(
+            context=TransactionContext.new(gateway.identity.creator()),
+            channel_name=self._network.name,
+            chaincode_name=self.chaincode_name,
+            transaction_name=self.qualified_name(name),
+            arguments=args,
+            transient=transient,
+            endorsing_organizations=endorsing_organizations,
+        )
+        return Proposal(gateway, proposed, self._network.name)
+
+    def evaluate_transaction(
+        self,
+        name: str,
+        *args: Argument,
+        transient: Mapping[str, str | bytes] | None = None,
+        endorsing_organizations: Iterable[str] | None = None,
+        timeout: float | None = None,
+    ) -> bytes:
+        """Run a query on one peer and return its result; the ledger is not updated.
+
+        ``endorsing_organizations`` restricts which organisations' peers may run it. Raises
+        ``GatewayError``."""
+        proposal = self.new_proposal(
+            name, *args, transient=transient, endorsing_organizations=endorsing_organizations
+        )
+        return proposal.evaluate(timeout)
+
+    def submit_async(
+        self,
+        name: str,
+        *args: Argument,
+        transient: Mapping[str, str | bytes] | None = None,
+        endorsing_organizations: Iterable[str] | None = None,
+    ) -> SubmittedTransaction:
+        """Endorse and submit; return once the orderer accepted the transaction, before it commits.
+
+        The returned object has ``result`` and ``status(timeout)``. Raises ``EndorseError`` or
+        ``SubmitError``."""
+        proposal = self.new_proposal(
+            name, *args, transient=transient, endorsing_organizations=endorsing_organizations
+        )
+        return proposal.endorse().submit()
+
+    def submit_transaction(
+        self,
+        name: str,
+        *args: Argument,
+        transient: Mapping[str, str | bytes] | None = None,
+        endorsing_organizations: Iterable[str] | None = None,
+        commit_timeout: float | None = None,
+    ) -> bytes:
+        """Endorse, submit and wait for the commit; return the result only once the transaction is valid
+        in a block. Raises ``EndorseError``, ``SubmitError``, ``CommitStatusError`` or ``CommitError``."""
+        submitted = self.submit_async(
+            name, *args, transient=transient, endorsing_organizations=endorsing_organizations
+        )
+        return submitted.wait(commit_timeout)

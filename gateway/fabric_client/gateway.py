@@ -1,0 +1,227 @@
+"""Gateway: one client identity connected to one Fabric peer's Gateway service.
+
+Create it once and share it: it holds one gRPC channel, which is thread-safe and multiplexes every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from fabric_protos.gateway import gateway_pb2
+
+from .chaincode_events import ChaincodeEventsRequest
+from .client import Deadlines, GatewayClient
+from .commit import Commit
+from .identity import Identity
+from .network import Network
+from .proposal import Proposal, channel_of_proposal
+from .signer import Hash, Signer, sha256
+from .transaction import Transaction
+
+__all__ = ["Gateway", "connect"]
+
+# Blocks and query results can be large; gRPC's 4 MB default would cut them off.
+_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+
+
+class Gateway:
+    """Entry point: ``gateway.get_network("tokens").get_contract("deposit_token")``.
+
+    ``signer`` may be ``None`` for a client that signs off-line: then every request must be signed
+    outside and brought back with ``new_signed_proposal``/``new_signed_transaction``/``new_signed_commit``/
+    ``new_signed_chaincode_events_request``.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        identity: Identity,
+        signer: Signer | None = None,
+        *,
+        hash: Hash = sha256,
+        deadlines: Deadlines | None = None,
+        endpoint: str = "",
+        owns_channel: bool = False,
+        tls_cert_hash: bytes = b"",
+    ) -> None:
+        self.identity = identity
+        self.hash = hash
+        self.tls_cert_hash = tls_cert_hash
+        self.client = GatewayClient(channel, endpoint=endpoint, deadlines=deadlines)
+        self._signer = signer
+        self._owns_channel = owns_channel
+        self._closed = False
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        identity: Identity,
+        signer: Signer | None = None,
+        endpoint: str | None = None,
+        channel: grpc.Channel | None = None,
+        tls_root_cert: bytes | None = None,
+        host_override: str | None = None,
+        client_cert: bytes | None = None,
+        client_key: bytes | None = None,
+        insecure: bool = False,
+        hash: Hash = sha256,
+        deadlines: Deadlines | None = None,
+        evaluate_timeout: float | None = None,
+        endorse_timeout: float | None = None,
+        submit_timeout: float | None = None,
+        commit_status_timeout: float | None = None,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> Gateway:
+        """Connect to the peer at ``endpoint`` ("host:port") or use a ready gRPC ``channel``.
+
+        TLS trusts ``tls_root_cert`` (PEM of the peer's TLS CA); ``host_override`` is the name to expect
+        in the peer's certificate when it differs from the dialled host. ``client_cert``/``client_key``
+        (PEM) enable mutual TLS. ``insecure=True`` dials without TLS, for test peers only.
+        A channel passed in is not closed by ``close()``; one created here is.
+
+        Deadlines (seconds): ``deadlines`` or the individual ``*_timeout`` values override the defaults
+        of ``Deadlines``. No connection is made here; the first call fails with a clear error if the peer
+        cannot be reached.
+        """
+        deadlines = _deadlines(
+            deadlines, evaluate_timeout, endorse_timeout, submit_timeout, commit_status_timeout
+        )
+        tls_cert_hash = b""
+        if client_cert is not None:
+            der = x509.load_pem_x509_certificate(client_cert).public_bytes(serialization.Encoding.DER)
+            tls_cert_hash = hashlib.sha256(der).digest()
+        if channel is not None:
+            if endpoint or tls_root_cert or client_cert:
+                raise ValueError("pass either a ready gRPC channel or endpoint/TLS settings, not both")
+            return cls(channel, identity, signer, hash=hash, deadlines=deadlines, tls_cert_hash=tls_cert_hash)
+        if not endpoint:
+            raise ValueError("connect needs an endpoint ('host:port') or a gRPC channel")
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+        ]
+        if host_override:
+            options.append(("grpc.ssl_target_name_override", host_override))
+        options.extend(channel_options)
+        if insecure:
+            if tls_root_cert or client_cert:
+                raise ValueError("insecure=True cannot be combined with TLS certificates")
+            grpc_channel = grpc.insecure_channel(endpoint, options=options)
+        else:
+            if (client_cert is None) != (client_key is None):
+                raise ValueError("mutual TLS needs both client_cert and client_key")
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=tls_root_cert, private_key=client_key, certificate_chain=client_cert
+            )
+            grpc_channel = grpc.secure_channel(endpoint, credentials, options=options)
+        return cls(
+            grpc_channel,
+            identity,
+            signer,
+            hash=hash,
+            deadlines=deadlines,
+            endpoint=endpoint,
+            owns_channel=True,
+            tls_cert_hash=tls_cert_hash,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self.client.endpoint
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return self.client.deadlines
+
+    def sign(self, digest: bytes, what: str) -> bytes:
+        if self._signer is None:
+            raise RuntimeError(
+                f"the {what} is unsigned and this gateway has no signer: sign its digest() off-line and "
+                "bring it back with the gateway's new_signed_* method"
+            )
+        return self._signer(digest)
+
+    def get_network(self, name: str) -> Network:
+        return Network(self, name)
+
+    # Off-line signing: rebuild a request from its bytes, with or without the signature made elsewhere.
+
+    def new_proposal(self, proposal_bytes: bytes) -> Proposal:
+        proposed = gateway_pb2.ProposedTransaction.FromString(proposal_bytes)
+        return Proposal(self, proposed, channel_of_proposal(proposed.proposal.proposal_bytes))
+
+    def new_signed_proposal(self, proposal_bytes: bytes, signature: bytes) -> Proposal:
+        proposal = self.new_proposal(proposal_bytes)
+        proposal.set_signature(signature)
+        return proposal
+
+    def new_transaction(self, transaction_bytes: bytes) -> Transaction:
+        return Transaction(self, gateway_pb2.PreparedTransaction.FromString(transaction_bytes))
+
+    def new_signed_transaction(self, transaction_bytes: bytes, signature: bytes) -> Transaction:
+        transaction = self.new_transaction(transaction_bytes)
+        transaction.set_signature(signature)
+        return transaction
+
+    def new_commit(self, commit_bytes: bytes) -> Commit:
+        signed_request = gateway_pb2.SignedCommitStatusRequest.FromString(commit_bytes)
+        request = gateway_pb2.CommitStatusRequest.FromString(signed_request.request)
+        return Commit(self, signed_request, str(request.transaction_id))
+
+    def new_signed_commit(self, commit_bytes: bytes, signature: bytes) -> Commit:
+        commit = self.new_commit(commit_bytes)
+        commit.set_signature(signature)
+        return commit
+
+    def new_chaincode_events_request(self, request_bytes: bytes) -> ChaincodeEventsRequest:
+        return ChaincodeEventsRequest(
+            self, gateway_pb2.SignedChaincodeEventsRequest.FromString(request_bytes)
+        )
+
+    def new_signed_chaincode_events_request(
+        self, request_bytes: bytes, signature: bytes
+    ) -> ChaincodeEventsRequest:
+        request = self.new_chaincode_events_request(request_bytes)
+        request.set_signature(signature)
+        return request
+
+    def close(self) -> None:
+        """Close the gRPC channel if this gateway created it; open streams end."""
+        if self._owns_channel and not self._closed:
+            self.client.channel.close()
+        self._closed = True
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _deadlines(
+    deadlines: Deadlines | None,
+    evaluate: float | None,
+    endorse: float | None,
+    submit: float | None,
+    commit_status: float | None,
+) -> Deadlines:
+    base = deadlines or Deadlines()
+    return Deadlines(
+        evaluate=evaluate or base.evaluate,
+        endorse=endorse or base.endorse,
+        submit=submit or base.submit,
+        commit_status=commit_status or base.commit_status,
+        chaincode_events=base.chaincode_events,
+    )
+
+
+connect = Gateway.connect

@@ -1,0 +1,158 @@
+"""The network itself: channel membership, Raft, chaincode definition, crash recovery.
+
+Runs against the shared test network (tests/integration/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from network.consortium import Consortium
+from network.nodes import admin_env, fabric_bin
+from network.topology import load_topology
+from tests.integration.conftest import BASE_PORT, STATE_DIR, network_cli
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def net(network: dict[str, Any]) -> Consortium:
+    return Consortium(load_topology(), STATE_DIR, BASE_PORT, progress=lambda _m: None)
+
+
+def peer_cli(net: Consortium, msp_id: str, *args: str) -> str:
+    env = admin_env(net.layout, net.ports, net.topology.org(msp_id))
+    result = subprocess.run([str(fabric_bin("peer")), *args], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"peer {' '.join(args)} failed: {result.stderr}"
+    return result.stdout + result.stderr
+
+
+def test_every_peer_joined_the_channel(net: Consortium) -> None:
+    for org in net.topology.peer_orgs:
+        out = peer_cli(net, org.msp_id, "channel", "list")
+        assert net.topology.channel in out.split(), f"{org.name} has not joined: {out}"
+
+
+def test_all_three_orderers_are_in_the_raft_cluster(net: Consortium) -> None:
+    assert len(net.topology.orderer.nodes) == 3
+    for node in net.topology.orderer.nodes:
+        info = net.orderer_channel_info(node)
+        assert info["name"] == net.topology.channel
+        assert info["consensusRelation"] == "consenter", info
+        assert info["status"] == "active", info
+    assert net.raft_leader() in net.topology.orderer.nodes
+
+
+def test_committed_definition_has_the_collections_config(net: Consortium) -> None:
+    out = peer_cli(
+        net, "USBankMSP", "lifecycle", "chaincode", "querycommitted", "-C", net.topology.channel,
+        "-n", "deposit_token", "-O", "json",
+    )  # fmt: skip
+    definition = json.loads(out[out.index("{") :])
+    assert definition["sequence"] >= 1
+    assert all(definition["approvals"][org.msp_id] for org in net.topology.peer_orgs)
+    # querycommitted -O json carries the collections as a protobuf-JSON config
+    names = {c["static_collection_config"]["name"] for c in definition["collections"]["config"]}
+    banks = [b.msp_id for b in net.topology.banks]
+    assert {f"books-{b}" for b in banks} <= names
+    assert "bilateral-HKBankMSP-USBankMSP" in names
+    assert len(names) == len(banks) + len(banks) * (len(banks) - 1) // 2
+
+
+def invoke_through(net: Consortium, msp_id: str, key: str, value: str) -> str:
+    org = net.topology.org(msp_id)
+    p = net.ports.peers[msp_id]
+    return peer_cli(
+        net, msp_id, "chaincode", "invoke",
+        "-o", f"127.0.0.1:{net.ports.orderers[net.topology.orderer.nodes[0]].listen}",
+        "--tls", "--cafile", str(net.layout.orderer_tls_ca),
+        "-C", net.topology.channel, "-n", "conformance",
+        "--peerAddresses", f"127.0.0.1:{p.listen}", "--tlsRootCertFiles", str(net.layout.tls_ca(org)),
+        "-c", json.dumps({"function": "PutState", "Args": [key, value]}), "--waitForEvent",
+    )  # fmt: skip
+
+
+def test_a_transaction_through_each_banks_peer_commits_valid(net: Consortium) -> None:
+    for bank in net.topology.banks:
+        out = invoke_through(net, bank.msp_id, f"net-test-{bank.msp_id}-{time.time_ns()}", "v")
+        assert "status:VALID" in out.replace(" ", ""), out
+
+
+def heights(net: Consortium) -> dict[str, int]:
+    return {org.msp_id: net.peer_height(org.msp_id) or 0 for org in net.topology.peer_orgs}
+
+
+def test_killed_peer_restarts_and_catches_up(net: Consortium) -> None:
+    victim = "peer.SGBankMSP"
+    net.kill_node(victim)  # SIGKILL
+    # the rest of the network keeps committing while the peer is down
+    for i in range(3):
+        invoke_through(net, "USBankMSP", f"while-down-{i}-{time.time_ns()}", "v")
+    net.start_node(victim)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        h = heights(net)
+        if len(set(h.values())) == 1:
+            break
+        time.sleep(0.5)
+    assert len(set(h.values())) == 1, f"heights differ after restart: {h}"
+    assert h["SGBankMSP"] >= 4
+
+
+def test_stopping_an_orderer_including_the_leader_keeps_committing(net: Consortium) -> None:
+    leader = net.wait_raft_leader()
+    net.kill_node(leader)
+    try:
+        # the remaining two of three still form a majority and elect a new leader
+        new_leader = net.wait_raft_leader(timeout=60)
+        assert new_leader != leader
+        for bank in net.topology.banks:
+            out = invoke_through_any_orderer(net, bank.msp_id, exclude=leader)
+            assert "status:VALID" in out.replace(" ", ""), out
+    finally:
+        net.start_node(leader)
+
+
+def invoke_through_any_orderer(net: Consortium, msp_id: str, exclude: str) -> str:
+    node = next(n for n in net.topology.orderer.nodes if n != exclude)
+    org = net.topology.org(msp_id)
+    p = net.ports.peers[msp_id]
+    return peer_cli(
+        net, msp_id, "chaincode", "invoke",
+        "-o", f"127.0.0.1:{net.ports.orderers[node].listen}",
+        "--tls", "--cafile", str(net.layout.orderer_tls_ca),
+        "-C", net.topology.channel, "-n", "conformance",
+        "--peerAddresses", f"127.0.0.1:{p.listen}", "--tlsRootCertFiles", str(net.layout.tls_ca(org)),
+        "-c", json.dumps({"function": "PutState", "Args": [f"leaderless-{time.time_ns()}", "v"]}), "--waitForEvent",
+    )  # fmt: skip
+
+
+def test_up_twice_reuses_the_running_network(net: Consortium) -> None:
+    pids_before = net.running_nodes()
+    result = network_cli("up", "--with-test-chaincodes")
+    assert "reusing it" in result.stdout
+    after = net.running_nodes()
+    fabric = [n for n in pids_before if n.startswith(("orderer", "peer."))]
+    assert {n: after.get(n) for n in fabric} == {n: pids_before[n] for n in fabric}
+
+
+def test_status_reports_every_node_healthy(net: Consortium) -> None:
+    result = network_cli("status", "--json")
+    info = json.loads(result.stdout)
+    assert {n["name"] for n in info["nodes"] if n["kind"] in ("orderer", "peer")} == {
+        *net.topology.orderer.nodes,
+        *(f"peer.{o.msp_id}" for o in net.topology.peer_orgs),
+    }
+    assert all(n["healthy"] for n in info["nodes"]), info
+
+
+def test_state_dir_layout_has_pid_and_log_per_node(net: Consortium) -> None:
+    for spec in net.node_specs():
+        assert (Path(net.state_dir) / "logs" / f"{spec.name}.log").exists()
+        assert (Path(net.state_dir) / "run" / f"{spec.name}.pid").exists()

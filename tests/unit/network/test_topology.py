@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from network.ports import plan_ports
+from network.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
+
+
+def raw() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    return copy.deepcopy(data)
+
+
+def test_default_topology_has_three_raft_orderers_three_banks_and_a_regulator() -> None:
+    t = load_topology()
+    assert len(t.orderer.nodes) == 3
+    assert [b.name for b in t.banks] == ["USBank", "HKBank", "SGBank"]
+    assert t.regulator.currencies == ()
+    assert t.org("HKBankMSP").currencies == ("HKD", "CNH", "USD")
+    assert t.channel == "tokens"
+
+
+def test_adding_a_bank_is_one_entry() -> None:
+    data = raw()
+    data["banks"].append({"name": "JPBank", "msp_id": "JPBankMSP", "jurisdiction": "JP", "currencies": ["JPY"]})
+    t = parse_topology(data)
+    assert [b.msp_id for b in t.banks][-1] == "JPBankMSP"
+    plan = plan_ports(t, 7000)
+    ports = [p for p, _ in plan.all_ports()]
+    assert len(ports) == len(set(ports)), "port plan has a collision"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["banks"][1].update(currencies=["HKD", "XXX"]), "banks[1].currencies[1]"),
+        (lambda d: d["banks"][0].update(msp_id="usbank"), "banks[0].msp_id"),
+        (lambda d: d["banks"][2].pop("jurisdiction"), "banks[2].jurisdiction"),
+        (lambda d: d["banks"][0].update(colour="red"), "banks[0].colour"),
+        (lambda d: d["orderer"].update(nodes=["o1", "o2"]), "orderer.nodes"),
+        (lambda d: d["network"].update(base_port="7000"), "network.base_port"),
+        (lambda d: d["currencies"].update(USD=2.5), "currencies.USD"),
+        (lambda d: d["banks"][1].update(msp_id="USBankMSP"), "banks[1].msp_id"),
+        (lambda d: d["chaincodes"][0].update(contract="no colon"), "chaincodes[0].contract"),
+        (lambda d: d.pop("regulator"), "regulator"),
+    ],
+)
+def test_malformed_topology_names_the_bad_field(mutate: Any, field: str) -> None:
+    data = raw()
+    mutate(data)
+    with pytest.raises(TopologyError) as err:
+        parse_topology(data)
+    assert str(err.value).startswith(field), str(err.value)
+
+
+def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "n.yaml"
+    bad.write_text("network: [unclosed")
+    with pytest.raises(TopologyError, match="not valid YAML"):
+        load_topology(bad)
+
+
+def test_test_and_demo_port_plans_do_not_overlap() -> None:
+    t = load_topology()
+    demo = {p for p, _ in plan_ports(t, 7000).all_ports()}
+    test = {p for p, _ in plan_ports(t, 17000).all_ports()}
+    assert demo.isdisjoint(test)
+    assert min(test) == 17000
