@@ -75,7 +75,9 @@ def _definition(net: Consortium, cc: ChaincodeSpec) -> tuple[str, Path | None, s
     collections_file: Path | None = None
     fingerprint_parts: list[Any] = [cc.version, policy]
     if cc.collections == "deposit_token":
-        config = collections_config([bank.msp_id for bank in net.topology.banks])
+        config = collections_config(
+            [bank.msp_id for bank in net.topology.banks], observer_msp_ids=[net.topology.regulator.msp_id]
+        )
         collections_file = net.state_dir / "chaincode" / cc.name / "collections.json"
         collections_file.parent.mkdir(parents=True, exist_ok=True)
         collections_file.write_text(json.dumps(config, indent=2))
@@ -94,7 +96,7 @@ def committed_definition(net: Consortium, cc_name: str) -> dict[str, Any] | None
             "querycommitted", env=env, timeout=30,
         )  # fmt: skip
     except MaterialError as exc:
-        if "not found" in str(exc) or "does not exist" in str(exc):
+        if "not found" in str(exc) or "not defined" in str(exc) or "does not exist" in str(exc):
             return None
         raise
     definition: dict[str, Any] = json.loads(out[out.index("{") :])
@@ -120,8 +122,22 @@ def chaincode_server_spec(net: Consortium, cc: ChaincodeSpec, org: Org, package_
     )
 
 
+def contract_present(cc: ChaincodeSpec) -> bool:
+    """Whether ``chaincode/`` holds the contract's module (the tool serves whatever is there)."""
+    import importlib.util
+
+    module = cc.contract.split(":", 1)[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def deploy_all(net: Consortium, with_test_chaincodes: bool = False) -> None:
     for cc in net.topology.chaincodes_for(with_test_chaincodes):
+        if not contract_present(cc):
+            net.progress(f"==> Skipping chaincode '{cc.name}': its contract {cc.contract} is not in chaincode/ yet")
+            continue
         deploy_chaincode(net, cc)
 
 

@@ -53,7 +53,7 @@ def orderer_spec(layout: Layout, ports: PortPlan, node: str) -> NodeSpec:
     data = layout.state_dir / "data" / node
     env = {
         "FABRIC_CFG_PATH": str(layout.state_dir / "config" / "fabric"),
-        "FABRIC_LOGGING_SPEC": "info",
+        "FABRIC_LOGGING_SPEC": "info:grpc=error",
         "ORDERER_GENERAL_LISTENADDRESS": HOST,
         "ORDERER_GENERAL_LISTENPORT": str(p.listen),
         "ORDERER_GENERAL_LOCALMSPID": layout.topology.orderer.msp_id,
@@ -98,7 +98,7 @@ def peer_spec(layout: Layout, ports: PortPlan, org: Org) -> NodeSpec:
     builders = f"[{{name: ccaas, path: {BUILDER_DIR}}}]"
     env = {
         "FABRIC_CFG_PATH": str(layout.state_dir / "config" / "fabric"),
-        "FABRIC_LOGGING_SPEC": "info:gossip=warn:gossip.privdata=info",
+        "FABRIC_LOGGING_SPEC": "info:grpc=error:gossip=warn:gossip.privdata=info",
         "CORE_PEER_ID": org.peer_host,
         "CORE_PEER_LOCALMSPID": org.msp_id,
         "CORE_PEER_MSPCONFIGPATH": str(peer_dir / "msp"),

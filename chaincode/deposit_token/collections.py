@@ -24,6 +24,17 @@ def bilateral_collection(bank_a_msp_id: str, bank_b_msp_id: str) -> str:
     return f"bilateral-{first}-{second}"
 
 
+def supply_collection(issuer_msp_id: str) -> str:
+    """The issuer's supply ledger: readable by every org, written only with the issuer's endorsement.
+
+    Supply changes are blind-written deltas (one new key per change, so concurrent payments
+    never collide on a counter). A new public key carries no state-based policy, so any org
+    could forge one; a collection-level endorsement policy also covers new keys, which is
+    why supply lives here and not in public state.
+    """
+    return f"supply-{issuer_msp_id}"
+
+
 def signature_policy_any(msp_ids: Iterable[str]) -> str:
     """Fabric signature-policy DSL: one peer of any of these orgs."""
     return "OR(" + ", ".join(f"'{msp}.peer'" for msp in sorted(msp_ids)) + ")"
@@ -34,15 +45,20 @@ def member_policy(msp_ids: Iterable[str]) -> str:
     return "OR(" + ", ".join(f"'{msp}.member'" for msp in sorted(msp_ids)) + ")"
 
 
-def collections_config(bank_msp_ids: list[str]) -> list[dict[str, object]]:
+def collections_config(
+    bank_msp_ids: list[str], observer_msp_ids: Iterable[str] = ()
+) -> list[dict[str, object]]:
     """The collections config (as passed to ``peer lifecycle ... --collections-config``).
 
     One private collection per bank, endorsed by that bank alone, and one bilateral
     collection per pair of banks, endorsed by either of the two (the payer bank creates
     the details, the payee bank reads them). ``requiredPeerCount`` 1 on bilateral
     collections makes the counterparty hold the details at commit time, which is when
-    its gateway needs them.
+    its gateway needs them. One supply collection per bank, readable by every bank and
+    every observer org (the regulator) and endorsed by the issuing bank alone.
     """
+    observers = sorted(set(observer_msp_ids) - set(bank_msp_ids))
+    everyone = sorted(bank_msp_ids) + observers
     config: list[dict[str, object]] = []
     for msp in sorted(bank_msp_ids):
         config.append(
@@ -68,6 +84,20 @@ def collections_config(bank_msp_ids: list[str]) -> list[dict[str, object]]:
                 "memberOnlyRead": True,
                 "memberOnlyWrite": True,
                 "endorsementPolicy": {"signaturePolicy": signature_policy_any([first, second])},
+            }
+        )
+    for msp in sorted(bank_msp_ids):
+        config.append(
+            {
+                "name": supply_collection(msp),
+                "policy": member_policy(everyone),
+                # Best effort push to every other org; no peer being down may block issuance.
+                "requiredPeerCount": 0,
+                "maxPeerCount": max(len(everyone) - 1, 0),
+                "blockToLive": 0,
+                "memberOnlyRead": True,
+                "memberOnlyWrite": True,
+                "endorsementPolicy": {"signaturePolicy": signature_policy_any([msp])},
             }
         )
     return config

@@ -182,9 +182,7 @@ class _Function:
             expected = (
                 str(required) if required == len(self.parameters) else f"{required} to {len(self.parameters)}"
             )
-            raise ContractError(
-                f"{qualified} takes {expected} argument(s) ({names}), got {len(raw_args)}"
-            )
+            raise ContractError(f"{qualified} takes {expected} argument(s) ({names}), got {len(raw_args)}")
         return [p.convert(raw, qualified) for p, raw in zip(self.parameters, raw_args, strict=False)]
 
     def metadata(self) -> dict[str, Any]:
@@ -229,7 +227,10 @@ def _describe(contract: Contract, attribute: str, func: Callable[..., Any], mark
             raise TypeError(f"{qualified}: parameter '{param.name}' must be positional")
         kind = hints.get(param.name, str)
         if kind not in _SCHEMAS:
-            raise TypeError(f"{qualified}: parameter '{param.name}' has unsupported type {kind!r} (use str, int, bool or bytes)")
+            raise TypeError(
+                f"{qualified}: parameter '{param.name}' has unsupported type {kind!r}"
+                " (use str, int, bool or bytes)"
+            )
         required = param.default is inspect.Parameter.empty
         parameters.append(_Parameter(param.name, kind, required, None if required else param.default))
     return _Function(
@@ -317,9 +318,9 @@ class ContractRouter:
             return ChaincodeResponse(400, f"unknown contract {_quote(contract_name)} in {_quote(requested)}")
         function = functions.get(function_name)
         if function is None:
-            return ChaincodeResponse(
-                400, f"unknown transaction function {_quote(requested)} in contract {_quote(contract_name or self._default)}"
-            )
+            contract = _quote(contract_name or self._default)
+            message = f"unknown transaction function {_quote(requested)} in contract {contract}"
+            return ChaincodeResponse(400, message)
         return self._run(function, stub, args[1:])
 
     def _run(self, function: _Function, stub: Stub, raw_args: Sequence[bytes]) -> ChaincodeResponse:

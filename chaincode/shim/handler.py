@@ -62,7 +62,9 @@ class _Transaction:
 
     channel_id: str
     tx_id: str
-    replies: queue.SimpleQueue[Msg | None] = field(default_factory=queue.SimpleQueue)
+    replies: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = field(
+        default_factory=queue.SimpleQueue
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
     requests: int = 0
     broken: str = ""
@@ -90,7 +92,7 @@ class StreamHandler:
         self._peer_msp_id = peer_msp_id
         self._peer_address = peer_address
         self._request_timeout = request_timeout
-        self._outbound: queue.SimpleQueue[Msg | object] = queue.SimpleQueue()
+        self._outbound: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | object] = queue.SimpleQueue()
         self._transactions: dict[tuple[str, str], _Transaction] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -99,9 +101,16 @@ class StreamHandler:
         self.ready = threading.Event()
 
     # -- stream plumbing -----------------------------------------------------
-    def run(self, requests: Iterable[Msg]) -> Iterator[Msg]:
+    def run(
+        self, requests: Iterable[chaincode_shim_pb2.ChaincodeMessage]
+    ) -> Iterator[chaincode_shim_pb2.ChaincodeMessage]:
         """The response stream of ``Connect``: REGISTER first, then whatever is sent."""
-        self._send(Msg(type=Msg.REGISTER, payload=chaincode_pb2.ChaincodeID(name=self._chaincode_id).SerializeToString()))
+        self._send(
+            Msg(
+                type=Msg.REGISTER,
+                payload=chaincode_pb2.ChaincodeID(name=self._chaincode_id).SerializeToString(),
+            )
+        )
         reader = threading.Thread(
             target=self._read, args=(requests,), name=f"chaincode-stream-{self._peer_address}", daemon=True
         )
@@ -111,7 +120,7 @@ class StreamHandler:
                 item = self._outbound.get()
                 if item is _CLOSE:
                     return
-                assert isinstance(item, Msg)
+                assert isinstance(item, chaincode_shim_pb2.ChaincodeMessage)
                 yield item
         finally:
             self.close()
@@ -134,20 +143,22 @@ class StreamHandler:
         else:
             log.info("peer stream closed", extra={"peer": self._peer_address, "in_flight": len(waiting)})
 
-    def _send(self, msg: Msg) -> None:
+    def _send(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
         self._outbound.put(msg)
 
-    def _read(self, requests: Iterable[Msg]) -> None:
+    def _read(self, requests: Iterable[chaincode_shim_pb2.ChaincodeMessage]) -> None:
         try:
             for msg in requests:
                 self._handle(msg)
         except Exception as exc:  # grpc raises on cancellation; either way the stream is over
-            log.debug("peer stream read ended", extra={"peer": self._peer_address, "error": type(exc).__name__})
+            log.debug(
+                "peer stream read ended", extra={"peer": self._peer_address, "error": type(exc).__name__}
+            )
         finally:
             self.close()
 
     # -- inbound messages ----------------------------------------------------
-    def _handle(self, msg: Msg) -> None:
+    def _handle(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
         if msg.type == Msg.KEEPALIVE:
             # The Go shim echoes keepalives; the peer ignores them but they keep NAT state fresh.
             self._send(Msg(type=Msg.KEEPALIVE))
@@ -160,7 +171,11 @@ class StreamHandler:
             else:
                 log.warning(
                     "unexpected message from peer",
-                    extra={"peer": self._peer_address, "type": Msg.Type.Name(msg.type), "txid": short_txid(msg.txid)},
+                    extra={
+                        "peer": self._peer_address,
+                        "type": chaincode_shim_pb2.ChaincodeMessage.Type.Name(msg.type),
+                        "txid": short_txid(msg.txid),
+                    },
                 )
                 self._send(
                     Msg(
@@ -193,7 +208,11 @@ class StreamHandler:
             return
         log.error(
             "unexpected message during handshake",
-            extra={"peer": self._peer_address, "type": Msg.Type.Name(msg.type), "state": self._state},
+            extra={
+                "peer": self._peer_address,
+                "type": chaincode_shim_pb2.ChaincodeMessage.Type.Name(msg.type),
+                "state": self._state,
+            },
         )
         self._send(
             Msg(
@@ -203,18 +222,22 @@ class StreamHandler:
             )
         )
 
-    def _route_reply(self, msg: Msg) -> None:
+    def _route_reply(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
         with self._lock:
             tx = self._transactions.get((msg.channel_id, msg.txid))
         if tx is None:
             log.warning(
                 "reply for a transaction that is not running",
-                extra={"peer": self._peer_address, "txid": short_txid(msg.txid), "type": Msg.Type.Name(msg.type)},
+                extra={
+                    "peer": self._peer_address,
+                    "txid": short_txid(msg.txid),
+                    "type": chaincode_shim_pb2.ChaincodeMessage.Type.Name(msg.type),
+                },
             )
             return
         tx.replies.put(msg)
 
-    def _start_transaction(self, msg: Msg) -> None:
+    def _start_transaction(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
         key = (msg.channel_id, msg.txid)
         tx = _Transaction(channel_id=msg.channel_id, tx_id=msg.txid)
         with self._lock:
@@ -249,7 +272,9 @@ class StreamHandler:
                 reply = tx.replies.get(timeout=self._request_timeout)
             except queue.Empty:
                 # A late reply would answer the wrong request, so the transaction can go no further.
-                tx.broken = f"no reply from the peer to {Msg.Type.Name(msg_type)} within {self._request_timeout:g}s"
+                tx.broken = (
+                    f"no reply from the peer to {Msg.Type.Name(msg_type)} within {self._request_timeout:g}s"
+                )
                 raise LedgerError(tx.broken) from None
         if reply is None:
             raise StreamClosed("the peer's stream closed while waiting for a reply")
@@ -259,16 +284,18 @@ class StreamHandler:
             raise LedgerError(reply.payload.decode("utf-8", errors="replace"))
         raise LedgerError(f"unexpected {Msg.Type.Name(reply.type)} in reply to {Msg.Type.Name(msg_type)}")
 
-    def _execute(self, msg: Msg, tx: _Transaction) -> None:
+    def _execute(self, msg: chaincode_shim_pb2.ChaincodeMessage, tx: _Transaction) -> None:
         started = time.perf_counter()
         function = ""
-        reply: Msg | None = None
+        reply: chaincode_shim_pb2.ChaincodeMessage | None = None
         status = 0
         try:
             chaincode_input = chaincode_pb2.ChaincodeInput.FromString(msg.payload)
             if chaincode_input.args:
                 function = _loggable_function(chaincode_input.args[0])
-            proposal = ProposalContext.from_signed_proposal(msg.proposal if msg.HasField("proposal") else None)
+            proposal = ProposalContext.from_signed_proposal(
+                msg.proposal if msg.HasField("proposal") else None
+            )
             stub = ChaincodeStub(
                 requester=lambda msg_type, payload: self._request(tx, msg_type, payload),
                 channel_id=msg.channel_id,
@@ -316,7 +343,9 @@ class StreamHandler:
             },
         )
 
-    def _completion(self, msg: Msg, response: ChaincodeResponse, stub: ChaincodeStub) -> Msg:
+    def _completion(
+        self, msg: chaincode_shim_pb2.ChaincodeMessage, response: ChaincodeResponse, stub: ChaincodeStub
+    ) -> chaincode_shim_pb2.ChaincodeMessage:
         if msg.type == Msg.INIT and response.status >= ERROR_THRESHOLD:
             # As the Go shim: a failed Init is reported as ERROR, not as COMPLETED.
             return self._error_reply(msg, response.message)
@@ -329,10 +358,12 @@ class StreamHandler:
         return reply
 
     @staticmethod
-    def _error_reply(msg: Msg, message: str) -> Msg:
+    def _error_reply(
+        msg: chaincode_shim_pb2.ChaincodeMessage, message: str
+    ) -> chaincode_shim_pb2.ChaincodeMessage:
         return Msg(type=Msg.ERROR, payload=message.encode(), txid=msg.txid, channel_id=msg.channel_id)
 
-    def _finish(self, tx: _Transaction, reply: Msg | None) -> None:
+    def _finish(self, tx: _Transaction, reply: chaincode_shim_pb2.ChaincodeMessage | None) -> None:
         # Forget the transaction before answering, so that the peer may reuse the txid
         # (a re-evaluated proposal) as soon as it has the answer.
         with self._lock:

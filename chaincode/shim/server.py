@@ -69,7 +69,11 @@ class ServerConfig:
         env = os.environ if env is None else env
         chaincode_id = env.get("CHAINCODE_ID", "").strip()
         address = env.get("CHAINCODE_SERVER_ADDRESS", "").strip()
-        missing = [name for name, value in (("CHAINCODE_ID", chaincode_id), ("CHAINCODE_SERVER_ADDRESS", address)) if not value]
+        missing = [
+            name
+            for name, value in (("CHAINCODE_ID", chaincode_id), ("CHAINCODE_SERVER_ADDRESS", address))
+            if not value
+        ]
         if missing:
             raise ConfigError(f"environment variable(s) not set: {', '.join(missing)}")
         config = cls(
@@ -111,7 +115,7 @@ class _ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
     def __init__(self, server: ChaincodeServer) -> None:
         self._server = server
 
-    def Connect(  # noqa: N802 - the gRPC method name
+    def Connect(
         self,
         request_iterator: Iterator[chaincode_shim_pb2.ChaincodeMessage],
         context: grpc.ServicerContext,

@@ -28,6 +28,7 @@ __all__ = ["Gateway", "connect"]
 
 # Blocks and query results can be large; gRPC's 4 MB default would cut them off.
 _MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+_MAX_RECONNECT_BACKOFF_MS = 2000
 
 
 class Gateway:
@@ -106,6 +107,11 @@ class Gateway:
         options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+            # Calls fail at once while the channel is down (wait_for_ready=False), so a restarted peer must
+            # be re-dialled soon: gRPC's default backoff grows to two minutes.
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.min_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),
         ]
         if host_override:
             options.append(("grpc.ssl_target_name_override", host_override))

@@ -46,6 +46,7 @@ def test_a_taken_port_is_named_in_the_error() -> None:
     plan = plan_ports(load_topology(), BASE)
     busy = plan.peers["HKBankMSP"].operations
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", busy))
         sock.listen()
         result = cli("up", "--no-deploy", "--no-gateways")

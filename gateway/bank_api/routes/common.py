@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Response, request
+from flask import Response, g, request
 
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import current_principal
@@ -72,10 +72,13 @@ def _run_claimed(store: Any, claim: Claim, view: Callable[..., Any], args: Any, 
         store.release(claim)
         raise TypeError("idempotent views must return a Response")
     if 200 <= response.status_code < 300:
-        store.store(
-            claim,
-            StoredResponse(response.status_code, response.get_data(as_text=True), response.mimetype or ""),
+        stored_body = g.pop("idempotent_stored_body", None)
+        text = (
+            response.get_data(as_text=True)
+            if stored_body is None
+            else json.dumps(stored_body, separators=(",", ":"))
         )
+        store.store(claim, StoredResponse(response.status_code, text, response.mimetype or ""))
     else:
         store.release(claim)
     return response

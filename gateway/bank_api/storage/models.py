@@ -129,3 +129,22 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class InternalTransfer(Base):
+    """A merchant's payment to another account of this bank (one ledger ``Transfer``).
+
+    The ledger keeps the money and the history entries; this row lets the payer (and the
+    payee) look the payment up by id like an interbank one. It lives only in the bank's own
+    database, next to the books it describes.
+    """
+
+    __tablename__ = "internal_transfers"
+
+    transfer_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    payer_account: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    payee_account: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    remittance: Mapped[str | None] = mapped_column(String(140))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)

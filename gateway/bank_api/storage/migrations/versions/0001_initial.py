@@ -1,4 +1,4 @@
-"""Initial schema: API keys, idempotency records, event checkpoints, webhooks.
+"""Initial schema: API keys, idempotency records, event checkpoints, webhooks, internal transfers.
 
 Revision ID: 0001
 Revises:
@@ -91,8 +91,22 @@ def upgrade() -> None:
     op.create_index("ix_webhook_deliveries_subscription_id", "webhook_deliveries", ["subscription_id"])
     op.create_index("ix_webhook_deliveries_next_attempt_at", "webhook_deliveries", ["next_attempt_at"])
 
+    op.create_table(
+        "internal_transfers",
+        sa.Column("transfer_id", sa.String(80), primary_key=True),
+        sa.Column("payer_account", sa.String(64), nullable=False),
+        sa.Column("payee_account", sa.String(64), nullable=False),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("amount", sa.BigInteger, nullable=False),
+        sa.Column("remittance", sa.String(140), nullable=True),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+    )
+    op.create_index("ix_internal_transfers_payer_account", "internal_transfers", ["payer_account"])
+    op.create_index("ix_internal_transfers_payee_account", "internal_transfers", ["payee_account"])
+
 
 def downgrade() -> None:
+    op.drop_table("internal_transfers")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_subscriptions")
     op.drop_table("event_checkpoints")

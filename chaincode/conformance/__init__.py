@@ -1,0 +1,1 @@
+"""Conformance contract: exercises every call of the chaincode stub."""

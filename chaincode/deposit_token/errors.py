@@ -1,0 +1,39 @@
+"""Refusals: a stable code in brackets, then a message that names the problem.
+
+Callers branch on the code (``[insufficient_funds] ...``); people read the rest. A message
+never repeats customer data (account ids, holder names, KYC references, remittance
+text), because a refused endorsement's message can reach peer and gateway logs.
+"""
+
+from __future__ import annotations
+
+from chaincode.shim.contract import ContractError
+
+STATUS_OF_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "invalid_amount": 400,
+    "unknown_currency": 400,
+    "unknown_bank": 404,
+    "unknown_account": 404,
+    "payment_not_found": 404,
+    "cycle_not_found": 404,
+    "not_authorized": 403,
+    "corridor_forbidden": 403,
+    "currency_not_issued": 403,
+    "account_exists": 409,
+    "account_frozen": 409,
+    "account_closed": 409,
+    "account_not_empty": 409,
+    "insufficient_funds": 409,
+    "limit_exceeded": 409,
+    "duplicate_reference": 409,
+    "invalid_state": 409,
+    "not_expired": 409,
+    "nothing_to_settle": 409,
+    "already_confirmed": 409,
+}
+
+
+def refusal(code: str, message: str) -> ContractError:
+    """The error to raise for a refusal with this stable code."""
+    return ContractError(f"[{code}] {message}", STATUS_OF_CODE[code])

@@ -1,0 +1,122 @@
+"""Ledger keys, one function per kind of record, in the namespace where each lives.
+
+Public state holds only what every org may read; a bank's books collection holds its
+customers; the bilateral collection holds a payment's private details; a supply
+collection holds one issuer's supply changes. Composite keys keep each kind in its own
+range so a partial-key scan never mixes kinds.
+"""
+
+from __future__ import annotations
+
+from chaincode.shim.api import MAX_UNICODE_RUNE, create_composite_key
+
+# -- public state -----------------------------------------------------------
+CONFIG = "dt.config"
+BANK = "dt.bank"
+CORRIDOR = "dt.corridor"
+PAYMENT = "dt.payment"
+PAYMENT_BY_BANK = "dt.payment-by-bank"
+UNSETTLED = "dt.unsettled"
+SETTLED = "dt.settled"
+CYCLE = "dt.cycle"
+CONFIRMATION = "dt.confirmation"
+
+# -- a bank's books ---------------------------------------------------------
+ACCOUNT = "account"
+HEAD = "head"
+CREDIT = "credit"
+ENTRY = "entry"
+DEPOSIT = "deposit"
+WITHDRAWAL = "withdrawal"
+TRANSFER = "transfer"
+BOOKED_PAYMENT = "payment"
+
+# -- bilateral and supply collections ---------------------------------------
+DETAILS = "details"
+SUPPLY_CHANGE = "supply"
+
+
+def key(object_type: str, *attributes: str) -> str:
+    return create_composite_key(object_type, list(attributes))
+
+
+def prefix_range(object_type: str, *attributes: str) -> tuple[str, str]:
+    """Start and end key of every key that extends this partial key."""
+    start = create_composite_key(object_type, list(attributes))
+    return start, start + MAX_UNICODE_RUNE
+
+
+def config() -> str:
+    return key(CONFIG)
+
+
+def bank(msp_id: str) -> str:
+    return key(BANK, msp_id)
+
+
+def corridor() -> str:
+    return key(CORRIDOR)
+
+
+def payment(payment_id: str) -> str:
+    return key(PAYMENT, payment_id)
+
+
+def payment_by_bank(msp_id: str, order: str, payment_id: str) -> str:
+    return key(PAYMENT_BY_BANK, msp_id, order, payment_id)
+
+
+def unsettled(payment_id: str) -> str:
+    return key(UNSETTLED, payment_id)
+
+
+def settled(payment_id: str) -> str:
+    return key(SETTLED, payment_id)
+
+
+def cycle(cycle_id: str) -> str:
+    return key(CYCLE, cycle_id)
+
+
+def confirmation(cycle_id: str, msp_id: str) -> str:
+    return key(CONFIRMATION, cycle_id, msp_id)
+
+
+def account(account_id: str) -> str:
+    return key(ACCOUNT, account_id)
+
+
+def head(account_id: str) -> str:
+    return key(HEAD, account_id)
+
+
+def credit(account_id: str, credit_id: str) -> str:
+    return key(CREDIT, account_id, credit_id)
+
+
+def entry(account_id: str, order: str, entry_id: str) -> str:
+    return key(ENTRY, account_id, order, entry_id)
+
+
+def deposit(deposit_ref: str) -> str:
+    return key(DEPOSIT, deposit_ref)
+
+
+def withdrawal(withdrawal_ref: str) -> str:
+    return key(WITHDRAWAL, withdrawal_ref)
+
+
+def transfer(transfer_id: str) -> str:
+    return key(TRANSFER, transfer_id)
+
+
+def booked_payment(payment_id: str) -> str:
+    return key(BOOKED_PAYMENT, payment_id)
+
+
+def details(payment_id: str) -> str:
+    return key(DETAILS, payment_id)
+
+
+def supply_change(currency: str, change_id: str) -> str:
+    return key(SUPPLY_CHANGE, currency, change_id)

@@ -1,0 +1,144 @@
+"""The ledger as one transaction sees it: JSON records, unique ids, time, the one event.
+
+Every transaction function builds one :class:`Ledger` over its stub. It keeps the
+details the money rules should not repeat: canonical JSON (identical bytes on every
+endorser), ids unique within the channel (transaction id plus a counter), the
+transaction's timestamp, and Fabric's limit of one event per transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from chaincode.deposit_token import keys
+from chaincode.shim.api import KV, Stub
+from chaincode.shim.endorsement import orgs_must_endorse
+
+Record = dict[str, Any]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ORDER_SPAN = 10**20
+
+
+def encode(record: Record | list[Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode(raw: bytes) -> Record | None:
+    if not raw:
+        return None
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("a stored record is not a JSON object")
+    return value
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+def micros(moment: dt.datetime) -> int:
+    return (moment.astimezone(dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def newest_first(moment: dt.datetime) -> str:
+    """A key part that sorts later moments first (range scans run in ascending key order)."""
+    return f"{_ORDER_SPAN - micros(moment):020d}"
+
+
+class Ledger:
+    def __init__(self, stub: Stub) -> None:
+        self.stub = stub
+        self.tx_id = stub.get_tx_id()
+        timestamp = stub.get_tx_timestamp()
+        self.now = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC)
+        self._counter = 0
+        self._event: str | None = None
+
+    # -- identity of what this transaction writes --------------------------
+    def unique_id(self) -> str:
+        """An id no other write in the channel uses: this transaction's id and a counter."""
+        self._counter += 1
+        return f"{self.tx_id}.{self._counter}"
+
+    @property
+    def now_iso(self) -> str:
+        return iso(self.now)
+
+    # -- public state --------------------------------------------------------
+    def get(self, key: str) -> Record | None:
+        return decode(self.stub.get_state(key))
+
+    def put(self, key: str, record: Record) -> None:
+        self.stub.put_state(key, encode(record))
+
+    def put_marker(self, key: str) -> None:
+        """An index entry whose presence is the information (Fabric deletes empty values)."""
+        self.stub.put_state(key, b"1")
+
+    def delete(self, key: str) -> None:
+        self.stub.del_state(key)
+
+    def scan(self, object_type: str, *attributes: str) -> Iterator[tuple[str, Record | None]]:
+        start, end = keys.prefix_range(object_type, *attributes)
+        yield from _decoded(self.stub.get_state_by_range(start, end))
+
+    def scan_from(self, start: str, end: str) -> Iterator[tuple[str, bytes]]:
+        yield from _raw(self.stub.get_state_by_range(start, end))
+
+    def require_endorsers(self, key: str, msp_ids: Iterable[str], n: int | None = None) -> None:
+        """State-based endorsement: from now on, writing ``key`` needs these orgs' peers."""
+        self.stub.set_state_validation_parameter(key, orgs_must_endorse(msp_ids, n=n))
+
+    # -- private data --------------------------------------------------------
+    def get_private(self, collection: str, key: str) -> Record | None:
+        return decode(self.stub.get_private_data(collection, key))
+
+    def get_private_many(self, collection: str, keys_: Sequence[str]) -> list[Record | None]:
+        if not keys_:
+            return []
+        return [decode(raw) for raw in self.stub.get_private_data_multiple(collection, keys_)]
+
+    def put_private(self, collection: str, key: str, record: Record) -> None:
+        self.stub.put_private_data(collection, key, encode(record))
+
+    def delete_private(self, collection: str, key: str) -> None:
+        self.stub.del_private_data(collection, key)
+
+    def scan_private(self, collection: str, object_type: str, *attributes: str) -> Iterator[tuple[str, Record | None]]:
+        """Only in queries: Fabric refuses private-data range scans in a transaction that writes."""
+        start, end = keys.prefix_range(object_type, *attributes)
+        yield from _decoded(self.stub.get_private_data_by_range(collection, start, end))
+
+    def scan_private_from(self, collection: str, start: str, end: str) -> Iterator[tuple[str, bytes]]:
+        yield from _raw(self.stub.get_private_data_by_range(collection, start, end))
+
+    # -- events --------------------------------------------------------------
+    def emit(self, name: str, payload: Record) -> None:
+        """Set the transaction's event. Fabric keeps one per transaction, so a second is a bug."""
+        if self._event is not None:
+            raise RuntimeError(f"a transaction has one event; {self._event} is already set")
+        self._event = name
+        self.stub.set_event(name, encode(payload))
+
+
+def _raw(iterator: Iterator[KV]) -> Iterator[tuple[str, bytes]]:
+    try:
+        for kv in iterator:
+            yield kv.key, kv.value
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+def _decoded(iterator: Iterator[KV]) -> Iterator[tuple[str, Record | None]]:
+    for key, raw in _raw(iterator):
+        yield key, decode(raw)

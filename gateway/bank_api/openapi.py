@@ -1,0 +1,795 @@
+"""The OpenAPI 3.0 document of the gateway, written by hand next to the routes.
+
+Patterns come from ``validation.py`` so the schema and the checks agree. Schemathesis
+runs against this document in the tests: every answer must match it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from gateway.bank_api import validation as v
+from gateway.bank_api.representations import PAYMENT_STATUSES
+from gateway.bank_api.webhooks import EVENT_TYPES
+
+AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+SIGNED_AMOUNT_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {**schema, "nullable": True}
+
+
+def _string(pattern: str | None = None, max_length: int | None = None, **extra: Any) -> Schema:
+    schema: Schema = {"type": "string", **extra}
+    if pattern:
+        schema["pattern"] = pattern
+    if max_length:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def _object(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties, **extra}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+AMOUNT: Schema = _string(
+    AMOUNT_PATTERN,
+    40,
+    description="Decimal string in the currency's exponent, greater than zero, e.g. \"12.34\" for USD",
+    example="12.34",
+)
+MONEY_OUT: Schema = _string(SIGNED_AMOUNT_PATTERN, description="Decimal string in the currency's exponent")
+CURRENCY: Schema = _string(v.CURRENCY, 3, minLength=3, description="ISO 4217 code", example="USD")
+TIMESTAMP: Schema = _nullable(_string(description="RFC 3339 time in UTC"))
+
+
+SCHEMAS: dict[str, Schema] = {
+    "Problem": _object(
+        {
+            "type": _string(),
+            "title": _string(),
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": _string(),
+            "code": _string(description="Stable machine-readable code, e.g. insufficient_funds"),
+        },
+        ["type", "title", "status", "detail", "code"],
+    ),
+    "Me": _object(
+        {
+            "role": {"type": "string", "enum": ["operator", "merchant"]},
+            "key_id": _string(),
+            "account_id": _nullable(_string()),
+            "bank": _string(),
+        },
+        ["role", "key_id", "account_id", "bank"],
+    ),
+    "Limits": _object(
+        {"per_transaction": _nullable(MONEY_OUT), "daily": _nullable(MONEY_OUT)},
+        ["per_transaction", "daily"],
+    ),
+    "Account": _object(
+        {
+            "account_id": _string(),
+            "holder": _nullable(_string()),
+            "jurisdiction": _nullable(_string()),
+            "kyc_ref": _nullable(_string()),
+            "status": _nullable(_string(description="active, frozen or closed")),
+            "balances": {"type": "object", "additionalProperties": MONEY_OUT},
+            "limits": {"type": "object", "additionalProperties": _ref("Limits")},
+        },
+        ["account_id", "status", "balances", "limits"],
+    ),
+    "OpenAccountRequest": _object(
+        {
+            "holder": _string(max_length=200, minLength=1),
+            "jurisdiction": _string(v.JURISDICTION, 4),
+            "kyc_ref": _string(max_length=128, minLength=1),
+            "account_id": _string(v.ACCOUNT_ID, 64, description="Optional; generated when left out"),
+        },
+        ["holder", "jurisdiction", "kyc_ref"],
+        additionalProperties=False,
+    ),
+    "AccountOpened": _object(
+        {
+            "account": _ref("Account"),
+            "api_key": _nullable(
+                _string(description="The merchant's API key, shown once (null on an idempotent replay)")
+            ),
+            "api_key_id": _string(),
+        },
+        ["account", "api_key", "api_key_id"],
+    ),
+    "FreezeRequest": _object(
+        {"reason": _string(max_length=256, minLength=1)}, ["reason"], additionalProperties=False
+    ),
+    "EmptyRequest": _object({}, additionalProperties=False),
+    "LimitsRequest": _object(
+        {"per_transaction": _nullable(AMOUNT), "daily": _nullable(AMOUNT)},
+        ["per_transaction", "daily"],
+        additionalProperties=False,
+    ),
+    "HistoryEntry": _object(
+        {
+            "tx_id": _nullable(_string()),
+            "timestamp": TIMESTAMP,
+            "kind": _nullable(_string()),
+            "currency": _nullable(_string()),
+            "amount": _nullable(MONEY_OUT),
+            "reference": _nullable(_string()),
+            "payment_id": _nullable(_string()),
+        },
+        ["tx_id", "kind", "currency", "amount"],
+    ),
+    "HistoryPage": _object(
+        {"entries": {"type": "array", "items": _ref("HistoryEntry")}, "next_cursor": _nullable(_string())},
+        ["entries", "next_cursor"],
+    ),
+    "ApiKeyCreateRequest": _object({"label": _string(max_length=128)}, additionalProperties=False),
+    "ApiKeyCreated": _object(
+        {"api_key": _string(), "api_key_id": _string(), "account_id": _string()},
+        ["api_key", "api_key_id", "account_id"],
+    ),
+    "ApiKeyList": _object(
+        {
+            "api_keys": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "api_key_id": _string(),
+                        "label": _nullable(_string()),
+                        "created_at": TIMESTAMP,
+                        "revoked_at": TIMESTAMP,
+                    },
+                    ["api_key_id", "created_at", "revoked_at"],
+                ),
+            }
+        },
+        ["api_keys"],
+    ),
+    "PaymentRequest": _object(
+        {
+            "payee_bank": _string(v.MSP_ID, 64, description="MSP id of the payee's bank", example="HKBankMSP"),
+            "payee_account": _string(v.ACCOUNT_ID, 64),
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+            "payee_currency": {
+                **CURRENCY,
+                "description": "Currency the payee receives (default: currency); the rate is this bank's",
+            },
+            "remittance": _string(max_length=140, description="Free text for the payee, kept private"),
+        },
+        ["payee_bank", "payee_account", "currency", "amount"],
+        additionalProperties=False,
+    ),
+    "TimelineStep": _object(
+        {"status": _nullable(_string()), "at": TIMESTAMP, "tx_id": _nullable(_string())}, ["status", "at"]
+    ),
+    "Payment": _object(
+        {
+            "payment_id": _string(),
+            "status": _nullable(_string(description=", ".join(PAYMENT_STATUSES))),
+            "payer_bank": _nullable(_string()),
+            "payee_bank": _nullable(_string()),
+            "currency": _nullable(_string()),
+            "amount": _nullable(MONEY_OUT),
+            "payee_currency": _nullable(_string()),
+            "payee_amount": _nullable(MONEY_OUT),
+            "rate": _nullable(_string()),
+            "reason": _nullable(_string()),
+            "created_at": TIMESTAMP,
+            "cycle_id": _nullable(_string()),
+            "timeline": {"type": "array", "items": _ref("TimelineStep")},
+            "payer_account": _nullable(_string(description="Only for the two banks' own keys")),
+            "payee_account": _nullable(_string()),
+            "remittance": _nullable(_string()),
+        },
+        ["payment_id", "status", "payer_bank", "payee_bank", "currency", "amount", "timeline"],
+    ),
+    "PaymentPage": _object(
+        {"payments": {"type": "array", "items": _ref("Payment")}, "next_cursor": _nullable(_string())},
+        ["payments", "next_cursor"],
+    ),
+    "IssueRequest": _object(
+        {
+            "account_id": _string(v.ACCOUNT_ID, 64),
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+            "deposit_ref": _string(v.REFERENCE, 128, description="Core-banking deposit reference; idempotent"),
+        },
+        ["account_id", "currency", "amount", "deposit_ref"],
+        additionalProperties=False,
+    ),
+    "IssueResult": _object(
+        {
+            "issued": {"type": "boolean", "description": "false when this deposit_ref was already issued"},
+            "account_id": _string(),
+            "currency": _string(),
+            "amount": MONEY_OUT,
+            "deposit_ref": _string(),
+        },
+        ["issued", "account_id", "currency", "amount", "deposit_ref"],
+    ),
+    "RedeemRequest": _object(
+        {
+            "account_id": _string(v.ACCOUNT_ID, 64),
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+            "withdrawal_ref": _string(v.REFERENCE, 128),
+        },
+        ["account_id", "currency", "amount", "withdrawal_ref"],
+        additionalProperties=False,
+    ),
+    "RedeemResult": _object(
+        {
+            "redeemed": {"type": "boolean"},
+            "account_id": _string(),
+            "currency": _string(),
+            "amount": MONEY_OUT,
+            "withdrawal_ref": _string(),
+        },
+        ["redeemed", "account_id", "currency", "amount", "withdrawal_ref"],
+    ),
+    "Supply": _object(
+        {
+            "token_classes": {
+                "type": "array",
+                "items": _object(
+                    {"issuer": _nullable(_string()), "currency": _nullable(_string()), "supply": _nullable(MONEY_OUT)},
+                    ["issuer", "currency", "supply"],
+                ),
+            }
+        },
+        ["token_classes"],
+    ),
+    "ReferenceData": _object(
+        {
+            "bank": _string(),
+            "currencies": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "banks": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "msp_id": _nullable(_string()),
+                        "name": _nullable(_string()),
+                        "jurisdiction": _nullable(_string()),
+                        "currencies": {"type": "array", "items": _string()},
+                    },
+                    ["msp_id", "currencies"],
+                ),
+            },
+            "fx_rates": {"type": "object", "additionalProperties": _string()},
+        },
+        ["bank", "currencies", "banks", "fx_rates"],
+    ),
+    "OpenCycleRequest": _object({"cycle_id": _string(v.CYCLE_ID, 64)}, additionalProperties=False),
+    "ConfirmRequest": _object(
+        {"external_ref": _string(v.REFERENCE, 128, description="Reference of the settlement outside the ledger")},
+        ["external_ref"],
+        additionalProperties=False,
+    ),
+    "Positions": {
+        "type": "object",
+        "description": "Net position per bank and currency; positive means the bank is to receive",
+        "additionalProperties": {"type": "object", "additionalProperties": MONEY_OUT},
+    },
+    "SettlementCycle": _object(
+        {
+            "cycle_id": _nullable(_string()),
+            "status": _nullable(_string()),
+            "opened_by": _nullable(_string()),
+            "opened_at": TIMESTAMP,
+            "settled_at": TIMESTAMP,
+            "banks": {"type": "array", "items": _string()},
+            "positions": _ref("Positions"),
+            "payments": {"type": "integer", "minimum": 0},
+            "confirmations": {"type": "object", "additionalProperties": _nullable(_string())},
+        },
+        ["cycle_id", "status", "banks", "positions", "payments", "confirmations"],
+    ),
+    "CycleList": _object(
+        {"cycles": {"type": "array", "items": _ref("SettlementCycle")}}, ["cycles"]
+    ),
+    "CurrentPositions": _object(
+        {"bank": _string(), "payments": {"type": "integer", "minimum": 0}, "positions": _ref("Positions")},
+        ["bank", "payments", "positions"],
+    ),
+    "WebhookRequest": _object(
+        {
+            "url": _string(max_length=2048, format="uri", example="https://merchant.example/hooks"),
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(EVENT_TYPES)},
+            },
+        },
+        ["url"],
+        additionalProperties=False,
+    ),
+    "Webhook": _object(
+        {
+            "id": _string(),
+            "url": _string(),
+            "events": {"type": "array", "items": _string()},
+            "created_at": TIMESTAMP,
+        },
+        ["id", "url", "events", "created_at"],
+    ),
+    "WebhookCreated": {
+        "allOf": [
+            _ref("Webhook"),
+            _object(
+                {"secret": _string(description="HMAC-SHA256 key for Bank-Api-Signature; shown once")},
+                ["secret"],
+            ),
+        ]
+    },
+    "WebhookList": _object({"webhooks": {"type": "array", "items": _ref("Webhook")}}, ["webhooks"]),
+    "Delivery": _object(
+        {
+            "id": _string(),
+            "event_id": _string(),
+            "event_type": _string(),
+            "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "next_attempt_at": TIMESTAMP,
+            "last_status_code": _nullable({"type": "integer"}),
+            "last_error": _nullable(_string()),
+            "created_at": TIMESTAMP,
+            "delivered_at": TIMESTAMP,
+        },
+        ["id", "event_id", "event_type", "state", "attempts"],
+    ),
+    "DeliveryPage": _object(
+        {"deliveries": {"type": "array", "items": _ref("Delivery")}, "next_cursor": _nullable(_string())},
+        ["deliveries", "next_cursor"],
+    ),
+    "Status": _object({"status": _string(), "bank": _string()}, ["status"]),
+}
+
+_PROBLEM_CONTENT = {"application/problem+json": {"schema": _ref("Problem")}}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
+
+RESPONSES: dict[str, Schema] = {
+    "BadRequest": {"description": "Malformed input; the detail names the field", "content": _PROBLEM_CONTENT},
+    "Unauthenticated": {"description": "No API key, or an unknown or revoked one", "content": _PROBLEM_CONTENT},
+    "Forbidden": {"description": "The key may not do this", "content": _PROBLEM_CONTENT},
+    "NotFound": {"description": "No such resource", "content": _PROBLEM_CONTENT},
+    "Conflict": {"description": "Refused in the current state", "content": _PROBLEM_CONTENT},
+    "UnsupportedMediaType": {"description": "The body is not JSON", "content": _PROBLEM_CONTENT},
+    "PayloadTooLarge": {"description": "The body is too large", "content": _PROBLEM_CONTENT},
+    "BadGateway": {"description": "The ledger failed to process the request", "content": _PROBLEM_CONTENT},
+    "Unavailable": {
+        "description": "The ledger peer cannot be reached; retry after the given delay",
+        "headers": _RETRY_AFTER,
+        "content": _PROBLEM_CONTENT,
+    },
+}
+
+
+def _json(schema_name: str, description: str, headers: dict[str, Any] | None = None) -> Schema:
+    response: Schema = {
+        "description": description,
+        "content": {"application/json": {"schema": _ref(schema_name)}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _problems(*names: str) -> dict[str, Schema]:
+    table = {
+        "400": "BadRequest",
+        "401": "Unauthenticated",
+        "403": "Forbidden",
+        "404": "NotFound",
+        "409": "Conflict",
+        "413": "PayloadTooLarge",
+        "415": "UnsupportedMediaType",
+        "502": "BadGateway",
+        "503": "Unavailable",
+    }
+    return {code: {"$ref": f"#/components/responses/{table[code]}"} for code in names}
+
+
+_LEDGER_READ = ("400", "401", "403", "404", "502", "503")
+_LEDGER_WRITE = ("400", "401", "403", "404", "409", "413", "415", "502", "503")
+
+_SECURED = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+
+
+def _op(
+    summary: str,
+    tag: str,
+    responses: dict[str, Schema],
+    *,
+    body: str | None = None,
+    body_required: bool = True,
+    params: list[Schema] | None = None,
+    problems: tuple[str, ...] = _LEDGER_READ,
+    description: str | None = None,
+    secured: bool = True,
+) -> Schema:
+    operation: Schema = {
+        "summary": summary,
+        "tags": [tag],
+        "responses": {**responses, **_problems(*problems)},
+    }
+    if description:
+        operation["description"] = description
+    if secured:
+        operation["security"] = _SECURED
+    if params:
+        operation["parameters"] = params
+    if body:
+        operation["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return operation
+
+
+def _path_param(name: str, pattern: str, max_length: int = 128) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": _string(pattern, max_length)}
+
+
+_PAGE_PARAMS: list[Schema] = [
+    {
+        "name": "page_size",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": v.MAX_PAGE_SIZE, "default": v.DEFAULT_PAGE_SIZE},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": _string(max_length=v.MAX_BOOKMARK, description="next_cursor of the previous page"),
+    },
+]
+_IDEMPOTENCY_REQUIRED = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "Client-chosen unique key; a retry with the same key and body replays the first answer",
+    "schema": _string(r"^[\x20-\x7e]+$", 255, minLength=1),
+}
+_IDEMPOTENCY_OPTIONAL = {**_IDEMPOTENCY_REQUIRED, "required": False}
+_REPLAYED = {"Idempotent-Replayed": {"description": "true on a replayed answer", "schema": {"type": "string"}}}
+_LOCATION = {"Location": {"description": "URL of the new resource", "schema": {"type": "string"}}}
+
+ACCOUNT = _path_param("account_id", v.ACCOUNT_ID, 64)
+
+
+def _paths() -> dict[str, Schema]:
+    return {
+        "/healthz": {
+            "get": _op(
+                "Liveness: the process is up",
+                "operations",
+                {"200": _json("Status", "Up")},
+                problems=(),
+                secured=False,
+            )
+        },
+        "/readyz": {
+            "get": _op(
+                "Readiness: the database, the peer and the chaincode answer",
+                "operations",
+                {
+                    "200": _json("Status", "Ready"),
+                    "503": {
+                        "description": "Not ready",
+                        "headers": _RETRY_AFTER,
+                        "content": _PROBLEM_CONTENT,
+                    },
+                },
+                problems=(),
+                secured=False,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                "operations",
+                {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": _string()}}}},
+                problems=(),
+                secured=False,
+            )
+        },
+        "/v1/me": {
+            "get": _op("The caller's key, role and account", "accounts", {"200": _json("Me", "The caller")},
+                       problems=("401",))
+        },
+        "/v1/accounts": {
+            "post": _op(
+                "Open an account for a merchant (operator)",
+                "accounts",
+                {
+                    "201": _json(
+                        "AccountOpened",
+                        "Opened; the merchant's API key is in the answer, once",
+                        {**_LOCATION, **_REPLAYED},
+                    )
+                },
+                body="OpenAccountRequest",
+                params=[_IDEMPOTENCY_OPTIONAL],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/accounts/{account_id}": {
+            "get": _op(
+                "An account with its balance per currency (operator, or the account's merchant)",
+                "accounts",
+                {"200": _json("Account", "The account")},
+                params=[ACCOUNT],
+            )
+        },
+        "/v1/accounts/{account_id}/history": {
+            "get": _op(
+                "The account's entries, newest first, a page at a time",
+                "accounts",
+                {"200": _json("HistoryPage", "A page of entries")},
+                params=[ACCOUNT, *_PAGE_PARAMS],
+            )
+        },
+        "/v1/accounts/{account_id}/freeze": {
+            "post": _op(
+                "Freeze an account: it can neither pay nor be paid (operator)",
+                "accounts",
+                {"200": _json("Account", "Frozen")},
+                body="FreezeRequest",
+                params=[ACCOUNT],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/accounts/{account_id}/unfreeze": {
+            "post": _op(
+                "Unfreeze an account (operator)",
+                "accounts",
+                {"200": _json("Account", "Active again")},
+                body="EmptyRequest",
+                body_required=False,
+                params=[ACCOUNT],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/accounts/{account_id}/close": {
+            "post": _op(
+                "Close an empty account (operator)",
+                "accounts",
+                {"200": _json("Account", "Closed")},
+                body="EmptyRequest",
+                body_required=False,
+                params=[ACCOUNT],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/accounts/{account_id}/limits/{currency}": {
+            "put": _op(
+                "Set the per-transaction and daily limits of one currency (operator; null = no limit)",
+                "accounts",
+                {"200": _json("Account", "The account with its new limits")},
+                body="LimitsRequest",
+                params=[ACCOUNT, _path_param("currency", v.CURRENCY, 3)],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/accounts/{account_id}/api-keys": {
+            "post": _op(
+                "Issue another API key for the account's merchant (operator)",
+                "accounts",
+                {"201": _json("ApiKeyCreated", "The new key, shown once")},
+                body="ApiKeyCreateRequest",
+                body_required=False,
+                params=[ACCOUNT],
+                problems=_LEDGER_WRITE,
+            ),
+            "get": _op(
+                "The account's API keys, without their secrets (operator)",
+                "accounts",
+                {"200": _json("ApiKeyList", "Keys")},
+                params=[ACCOUNT],
+                problems=("400", "401", "403"),
+            ),
+        },
+        "/v1/accounts/{account_id}/api-keys/{key_id}": {
+            "delete": _op(
+                "Revoke an API key (operator)",
+                "accounts",
+                {"204": {"description": "Revoked"}},
+                params=[ACCOUNT, _path_param("key_id", v.OPAQUE_ID, 64)],
+                problems=("400", "401", "403", "404"),
+            )
+        },
+        "/v1/payments": {
+            "post": _op(
+                "Pay any account at any bank, in the same or another currency (merchant)",
+                "payments",
+                {
+                    "201": _json(
+                        "Payment", "Accepted: interbank payments start as initiated", {**_LOCATION, **_REPLAYED}
+                    )
+                },
+                body="PaymentRequest",
+                params=[_IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+                description=(
+                    "Same Idempotency-Key and body: the first answer again (header Idempotent-Replayed). "
+                    "Same key, different body: 409 idempotency_key_reused."
+                ),
+            ),
+            "get": _op(
+                "Interbank payments of this bank (operator)",
+                "payments",
+                {"200": _json("PaymentPage", "A page of payments")},
+                params=[
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(PAYMENT_STATUSES)},
+                    },
+                    *_PAGE_PARAMS,
+                ],
+            ),
+        },
+        "/v1/payments/{payment_id}": {
+            "get": _op(
+                "A payment with its timeline (operator, or the payer or payee merchant)",
+                "payments",
+                {"200": _json("Payment", "The payment")},
+                params=[_path_param("payment_id", v.PAYMENT_ID, 128)],
+            )
+        },
+        "/v1/issuances": {
+            "post": _op(
+                "Issue tokens to an account against a deposit (operator)",
+                "treasury",
+                {
+                    "201": _json("IssueResult", "Issued", _REPLAYED),
+                    "200": _json("IssueResult", "Already issued earlier", _REPLAYED),
+                },
+                body="IssueRequest",
+                params=[_IDEMPOTENCY_OPTIONAL],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/redemptions": {
+            "post": _op(
+                "Redeem tokens from an account for a withdrawal (operator)",
+                "treasury",
+                {
+                    "201": _json("RedeemResult", "Redeemed", _REPLAYED),
+                    "200": _json("RedeemResult", "Already redeemed", _REPLAYED),
+                },
+                body="RedeemRequest",
+                params=[_IDEMPOTENCY_OPTIONAL],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/supply": {
+            "get": _op("Supply of every token class (operator)", "treasury", {"200": _json("Supply", "Supply")})
+        },
+        "/v1/reference-data": {
+            "get": _op(
+                "Currencies, banks and this bank's FX rates",
+                "treasury",
+                {"200": _json("ReferenceData", "Reference data")},
+            )
+        },
+        "/v1/positions": {
+            "get": _op(
+                "Net positions over completed payments not yet in a settlement cycle (operator)",
+                "settlement",
+                {"200": _json("CurrentPositions", "Positions")},
+            )
+        },
+        "/v1/settlement-cycles": {
+            "post": _op(
+                "Open a settlement cycle over every completed, unsettled payment (operator)",
+                "settlement",
+                {"201": _json("SettlementCycle", "Opened", {**_LOCATION, **_REPLAYED})},
+                body="OpenCycleRequest",
+                body_required=False,
+                params=[_IDEMPOTENCY_OPTIONAL],
+                problems=_LEDGER_WRITE,
+            ),
+            "get": _op("Settlement cycles (operator)", "settlement", {"200": _json("CycleList", "Cycles")}),
+        },
+        "/v1/settlement-cycles/{cycle_id}": {
+            "get": _op(
+                "A settlement cycle with its positions (operator)",
+                "settlement",
+                {"200": _json("SettlementCycle", "The cycle")},
+                params=[_path_param("cycle_id", v.CYCLE_ID, 64)],
+            )
+        },
+        "/v1/settlement-cycles/{cycle_id}/confirmation": {
+            "post": _op(
+                "Confirm this bank's leg of a cycle after settling it outside the ledger (operator)",
+                "settlement",
+                {"200": _json("SettlementCycle", "The cycle after the confirmation")},
+                body="ConfirmRequest",
+                params=[_path_param("cycle_id", v.CYCLE_ID, 64)],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/webhooks": {
+            "post": _op(
+                "Register a URL to be told about this account's payments (merchant)",
+                "webhooks",
+                {"201": _json("WebhookCreated", "Registered; the signing secret is shown once", _LOCATION)},
+                body="WebhookRequest",
+                problems=("400", "401", "403", "413", "415"),
+                description=(
+                    "Deliveries are POSTs of {id, type, created_at, data} signed with header "
+                    "Bank-Api-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>."
+                ),
+            ),
+            "get": _op(
+                "This account's webhooks (merchant)",
+                "webhooks",
+                {"200": _json("WebhookList", "Webhooks")},
+                problems=("401", "403"),
+            ),
+        },
+        "/v1/webhooks/{webhook_id}": {
+            "delete": _op(
+                "Remove a webhook (merchant)",
+                "webhooks",
+                {"204": {"description": "Removed"}},
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64)],
+                problems=("400", "401", "403", "404"),
+            )
+        },
+        "/v1/webhooks/{webhook_id}/deliveries": {
+            "get": _op(
+                "Deliveries of a webhook, newest first (merchant)",
+                "webhooks",
+                {"200": _json("DeliveryPage", "A page of deliveries")},
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_PAGE_PARAMS],
+                problems=("400", "401", "403", "404"),
+            )
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Deposit-token bank API",
+            "version": "1.0.0",
+            "description": (
+                "One bank's gateway to the deposit-token ledger. Amounts are decimal strings in the "
+                "currency's exponent (\"12.34\" USD); errors are application/problem+json with a stable "
+                "`code`. Send the API key as `Authorization: Bearer <key>`."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": name}
+            for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "operations")
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }

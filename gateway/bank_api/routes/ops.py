@@ -1,0 +1,46 @@
+"""Operations: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from gateway.bank_api.app import services
+from gateway.bank_api.ledger import LedgerError, LedgerUnavailable
+from gateway.bank_api.problems import problem_response
+from gateway.bank_api.routes.common import json_response
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up and answering (it does not look at the peer)."""
+    return json_response({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready when the database answers, the peer is reachable and the chaincode answers a query."""
+    svc = services()
+    try:
+        with svc.db.session(write=False) as session:
+            session.connection().exec_driver_sql("SELECT 1")
+    except Exception:
+        return problem_response(503, "database_unavailable", "the gateway database does not answer",
+                                {"Retry-After": "5"})
+    try:
+        svc.ledger.ping()
+    except LedgerUnavailable as error:
+        return problem_response(
+            503, "ledger_unavailable", "the bank's peer cannot be reached",
+            {"Retry-After": str(error.retry_after)},
+        )
+    except LedgerError:
+        return problem_response(503, "ledger_unavailable", "the chaincode does not answer",
+                                {"Retry-After": "5"})
+    return json_response({"status": "ready", "bank": svc.msp_id})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(services().metrics.render(), mimetype="text/plain", content_type="text/plain; version=0.0.4")

@@ -1,0 +1,215 @@
+"""Payments: merchants pay any account of any bank; operators inspect interbank payments."""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, Response, request
+from sqlalchemy.exc import IntegrityError
+
+from gateway.bank_api import representations
+from gateway.bank_api.app import services
+from gateway.bank_api.auth import MERCHANT, OPERATOR, Principal, current_principal, requires
+from gateway.bank_api.fx import rate_text
+from gateway.bank_api.idempotency import validate_key
+from gateway.bank_api.ledger import JSON, ContractRejected
+from gateway.bank_api.money import convert
+from gateway.bank_api.problems import ApiProblem
+from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
+from gateway.bank_api.storage.models import InternalTransfer, utcnow
+from gateway.bank_api.validation import (
+    ACCOUNT_ID,
+    MSP_ID,
+    PAYMENT_ID,
+    Fields,
+    bad_request,
+    cursor,
+    json_object,
+    page_size,
+    path_id,
+    query_choice,
+)
+
+bp = Blueprint("payments", __name__, url_prefix="/v1")
+
+TRANSFER_PREFIX = "tr_"
+REMITTANCE_MAX = 140
+
+
+def _request_key(principal: Principal, idempotency_key: str) -> str:
+    """The key the ledger sees: unique per account, so two merchants' keys never collide."""
+    return hashlib.sha256(f"payment\n{principal.account_id}\n{idempotency_key}".encode()).hexdigest()
+
+
+@bp.post("/payments")
+@requires(MERCHANT)
+@idempotent(required=True)
+def create_payment() -> Response:
+    principal = current_principal()
+    assert principal.account_id is not None
+    svc = services()
+    currencies = svc.currencies()
+    fields = Fields(
+        json_object(),
+        ("payee_bank", "payee_account", "currency", "amount", "payee_currency", "remittance"),
+    )
+    payee_bank = fields.required_text("payee_bank", pattern=MSP_ID, max_length=64, what="an MSP id")
+    payee_account = fields.required_text("payee_account", pattern=ACCOUNT_ID, max_length=64)
+    currency = fields.currency("currency", currencies)
+    assert currency is not None
+    amount = fields.amount("amount", currency, currencies)
+    assert amount is not None
+    payee_currency = fields.currency("payee_currency", currencies, required=False) or currency
+    remittance = fields.text("remittance", max_length=REMITTANCE_MAX, required=False) or None
+    idempotency_key = validate_key(request.headers.get(IDEMPOTENCY_HEADER), required=True)
+    assert idempotency_key is not None
+    request_key = _request_key(principal, idempotency_key)
+
+    if payee_bank == svc.msp_id:
+        if payee_currency != currency:
+            raise bad_request(
+                "payments between two accounts of this bank are in one currency; leave out payee_currency",
+                "unsupported_currency_pair",
+            )
+        if payee_account == principal.account_id:
+            raise bad_request("payee_account is the paying account itself")
+        transfer = _transfer(principal.account_id, payee_account, currency, amount, remittance, request_key)
+        return json_response(transfer, 201, {"Location": f"/v1/payments/{transfer['payment_id']}"})
+
+    payment_request: JSON = {
+        "idempotency_key": request_key,
+        "payer_account": principal.account_id,
+        "payee_bank": payee_bank,
+        "payee_account": payee_account,
+        "currency": currency,
+        "amount": amount,
+    }
+    if payee_currency != currency:
+        rate = svc.rates.rate(currency, payee_currency)
+        payee_amount = convert(
+            amount, currencies.exponent(currency), currencies.exponent(payee_currency), rate
+        )
+        if payee_amount <= 0:
+            raise bad_request(f"amount is too small to convert into {payee_currency}", "invalid_amount")
+        payment_request.update(
+            {"payee_currency": payee_currency, "payee_amount": payee_amount, "rate": rate_text(rate)}
+        )
+    if remittance:
+        payment_request["remittance"] = remittance
+    initiated = svc.ledger.initiate_payment(payment_request)
+    payment_id = str(initiated["payment_id"])
+    record = svc.ledger.get_payment(payment_id, details=True)
+    return json_response(
+        representations.payment(record, currencies), 201, {"Location": f"/v1/payments/{payment_id}"}
+    )
+
+
+def _transfer(
+    payer: str, payee: str, currency: str, amount: int, remittance: str | None, request_key: str
+) -> JSON:
+    svc = services()
+    transfer_id = TRANSFER_PREFIX + request_key[:32]
+    svc.ledger.transfer(payer, payee, currency, amount, transfer_id)
+    now = utcnow()
+    with svc.db.session() as session:
+        existing = session.get(InternalTransfer, transfer_id)
+        if existing is None:
+            session.add(
+                InternalTransfer(
+                    transfer_id=transfer_id,
+                    payer_account=payer,
+                    payee_account=payee,
+                    currency=currency,
+                    amount=amount,
+                    remittance=remittance,
+                    created_at=now,
+                )
+            )
+            try:
+                session.flush()
+            except IntegrityError:  # pragma: no cover - the idempotency claim already serialises this
+                session.rollback()
+    with svc.db.session(write=False) as session:
+        row = session.get(InternalTransfer, transfer_id)
+        assert row is not None
+        return _transfer_body(row)
+
+
+def _transfer_body(row: InternalTransfer) -> JSON:
+    svc = services()
+    currencies = svc.currencies()
+    amount = currencies.format_amount(row.amount, row.currency)
+    at = representations.timestamp(row.created_at)
+    return {
+        "payment_id": row.transfer_id,
+        "status": "completed",
+        "payer_bank": svc.msp_id,
+        "payee_bank": svc.msp_id,
+        "currency": row.currency,
+        "amount": amount,
+        "payee_currency": row.currency,
+        "payee_amount": amount,
+        "rate": None,
+        "reason": None,
+        "created_at": at,
+        "cycle_id": None,
+        "timeline": [{"status": "completed", "at": at, "tx_id": None}],
+        "payer_account": row.payer_account,
+        "payee_account": row.payee_account,
+        "remittance": row.remittance,
+    }
+
+
+def _not_found() -> ApiProblem:
+    return ApiProblem(404, "payment_not_found", "no payment with this id is visible to this API key")
+
+
+@bp.get("/payments/<payment_id>")
+@requires(OPERATOR, MERCHANT)
+def get_payment(payment_id: str) -> Response:
+    path_id(payment_id, PAYMENT_ID, "payment_id")
+    principal = current_principal()
+    svc = services()
+    if payment_id.startswith(TRANSFER_PREFIX):
+        with svc.db.session(write=False) as session:
+            row = session.get(InternalTransfer, payment_id)
+            if row is None or not (
+                principal.is_operator or principal.account_id in (row.payer_account, row.payee_account)
+            ):
+                raise _not_found()
+            return json_response(_transfer_body(row))
+    try:
+        record = svc.ledger.get_payment(payment_id, details=True)
+    except ContractRejected as rejection:
+        if rejection.code == "payment_not_found" or not principal.is_operator:
+            raise _not_found() from rejection
+        raise
+    if not principal.is_operator and not _merchant_party(principal, record, svc.msp_id):
+        raise _not_found()
+    return json_response(representations.payment(record, svc.currencies()))
+
+
+def _merchant_party(principal: Principal, record: JSON, own_bank: str) -> bool:
+    details = record.get("details")
+    if not isinstance(details, dict):
+        return False
+    if record.get("payer_bank") == own_bank and details.get("payer_account") == principal.account_id:
+        return True
+    return record.get("payee_bank") == own_bank and details.get("payee_account") == principal.account_id
+
+
+@bp.get("/payments")
+@requires(OPERATOR)
+def list_payments() -> Response:
+    status = query_choice("status", representations.PAYMENT_STATUSES)
+    size, bookmark = page_size(), cursor()
+    svc = services()
+    data = svc.ledger.list_payments(svc.msp_id, status, size, bookmark)
+    currencies = svc.currencies()
+    payments = [
+        representations.payment(item, currencies)
+        for item in data.get("payments") or []
+        if isinstance(item, dict)
+    ]
+    next_cursor = (data.get("bookmark") or None) if payments else None
+    return json_response({"payments": payments, "next_cursor": next_cursor})

@@ -1,0 +1,107 @@
+"""Merchants' webhook subscriptions and their deliveries."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from gateway.bank_api import representations
+from gateway.bank_api.app import services
+from gateway.bank_api.auth import MERCHANT, current_principal, requires
+from gateway.bank_api.problems import ApiProblem
+from gateway.bank_api.routes.common import json_response
+from gateway.bank_api.storage.models import WebhookDelivery, WebhookSubscription
+from gateway.bank_api.validation import OPAQUE_ID, Fields, bad_request, json_object, page_size, path_id
+from gateway.bank_api.webhooks import EVENT_TYPES, WebhookError, WebhookStore
+
+bp = Blueprint("webhooks", __name__, url_prefix="/v1")
+
+
+def _store() -> WebhookStore:
+    return WebhookStore(services().db, services().config.webhook_allowed_hosts)
+
+
+def _account() -> str:
+    account_id = current_principal().account_id
+    assert account_id is not None
+    return account_id
+
+
+def _subscription_body(row: WebhookSubscription) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "url": row.url,
+        "events": row.event_types.split(","),
+        "created_at": representations.timestamp(row.created_at),
+    }
+
+
+def _delivery_body(row: WebhookDelivery) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "state": row.state,
+        "attempts": row.attempts,
+        "next_attempt_at": representations.timestamp(row.next_attempt_at) if row.state == "pending" else None,
+        "last_status_code": row.last_status_code,
+        "last_error": row.last_error,
+        "created_at": representations.timestamp(row.created_at),
+        "delivered_at": representations.timestamp(row.delivered_at),
+    }
+
+
+@bp.post("/webhooks")
+@requires(MERCHANT)
+def subscribe() -> Response:
+    fields = Fields(json_object(), ("url", "events"))
+    url = fields.required_text("url", max_length=2048)
+    events = fields.body.get("events", list(EVENT_TYPES))
+    if (
+        not isinstance(events, list)
+        or not events
+        or not all(isinstance(e, str) and e in EVENT_TYPES for e in events)
+    ):
+        raise bad_request(f"events must be a non-empty list drawn from {', '.join(EVENT_TYPES)}")
+    try:
+        created = _store().subscribe(_account(), url, sorted(set(events)))
+    except WebhookError as error:
+        raise bad_request(str(error)) from error
+    body = {**_subscription_body(created.subscription), "secret": created.secret}
+    return json_response(body, 201, {"Location": f"/v1/webhooks/{created.subscription.id}"})
+
+
+@bp.get("/webhooks")
+@requires(MERCHANT)
+def list_subscriptions() -> Response:
+    return json_response({"webhooks": [_subscription_body(row) for row in _store().list(_account())]})
+
+
+@bp.delete("/webhooks/<subscription_id>")
+@requires(MERCHANT)
+def unsubscribe(subscription_id: str) -> Response:
+    path_id(subscription_id, OPAQUE_ID, "webhook id")
+    if not _store().unsubscribe(_account(), subscription_id):
+        raise ApiProblem(404, "not_found", "this account has no webhook with that id")
+    return Response(status=204)
+
+
+@bp.get("/webhooks/<subscription_id>/deliveries")
+@requires(MERCHANT)
+def list_deliveries(subscription_id: str) -> Response:
+    path_id(subscription_id, OPAQUE_ID, "webhook id")
+    store = _store()
+    if store.get(_account(), subscription_id) is None:
+        raise ApiProblem(404, "not_found", "this account has no webhook with that id")
+    size = page_size()
+    before = request.args.get("cursor") or None
+    if before is not None:
+        path_id(before, OPAQUE_ID, "cursor")
+    rows = store.deliveries(subscription_id, size + 1, before)
+    more = len(rows) > size
+    rows = rows[:size]
+    return json_response(
+        {
+            "deliveries": [_delivery_body(row) for row in rows],
+            "next_cursor": rows[-1].id if more and rows else None,
+        }
+    )

@@ -1,0 +1,359 @@
+"""Background work of a gateway: the incoming-payment follower, the sweeper, the webhook sender.
+
+The follower reads the chaincode's events from a checkpoint kept in the gateway database:
+
+- ``PaymentInitiated`` to this bank: complete it (credit the payee), or reject it with the
+  contract's reason code when the payee cannot be credited (unknown, frozen or closed
+  account, limits, corridor), so that the payer's bank refunds its customer;
+- ``PaymentRejected`` of a payment this bank sent: refund the payer;
+- completions and refunds: queue webhooks for the merchants concerned.
+
+Every action is idempotent at the contract (a payment moves on from ``initiated`` once),
+so the rule is simple: handle the event, then checkpoint. A crash in between repeats the
+handling, which the contract turns into a no-op; nothing is missed because the checkpoint
+never runs ahead of the handling. Webhook rows are written in the same transaction as the
+checkpoint, unique per event, so merchants hear of each payment once.
+
+The sweeper is the safety net for what events alone cannot do: it refunds this bank's
+payments that the payee bank never answered (after the timeout), retries incoming ones a
+failed event handling left behind, and refreshes the pending-incoming gauge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from gateway.bank_api import representations
+from gateway.bank_api.ledger import (
+    JSON,
+    ContractRejected,
+    LedgerError,
+    LedgerEvent,
+    LedgerUnavailable,
+)
+from gateway.bank_api.storage.models import EventCheckpoint, WebhookSubscription, utcnow
+from gateway.bank_api.webhooks import WebhookSender, enqueue
+
+if TYPE_CHECKING:
+    from gateway.bank_api.app import Services
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "deposit_token"
+
+# Contract refusals of CompletePayment that mean "this payee cannot be credited": reject with the code.
+REJECTION_CODES = frozenset(
+    {
+        "unknown_account",
+        "account_frozen",
+        "account_closed",
+        "limit_exceeded",
+        "corridor_forbidden",
+        "currency_not_issued",
+        "unknown_currency",
+        "invalid_amount",
+    }
+)
+# Refusals meaning someone (an earlier run of this handler, another worker) already moved it on.
+ALREADY_DONE_CODES = frozenset({"invalid_state", "already_confirmed"})
+
+MAX_ATTEMPTS_PER_EVENT = 5
+
+
+class Checkpoints:
+    """The follower's position, as a row of ``event_checkpoints``."""
+
+    def __init__(self, services: Services, name: str = CHECKPOINT_NAME) -> None:
+        self.db = services.db
+        self.name = name
+
+    def load(self) -> tuple[int, str | None]:
+        with self.db.session(write=False) as session:
+            row = session.get(EventCheckpoint, self.name)
+            if row is None:
+                return 0, None
+            return row.block_number, row.transaction_id
+
+
+class IncomingPayments:
+    """What the gateway does about one payment; shared by the follower and the sweeper."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.ledger = services.ledger
+        self.msp_id = services.msp_id
+
+    def settle_incoming(self, payment_id: str) -> str:
+        """Complete an incoming payment, or reject it with the reason the payee cannot be paid.
+
+        Returns what happened: completed, rejected, already (someone else did it) or skipped.
+        """
+        try:
+            result = self.ledger.complete_payment(payment_id)
+        except ContractRejected as refusal:
+            if refusal.code in ALREADY_DONE_CODES:
+                return "already"
+            if refusal.code not in REJECTION_CODES:
+                log.warning("incoming payment %s left initiated: completion refused with %s", payment_id,
+                            refusal.code)
+                return "skipped"
+            try:
+                self.ledger.reject_payment(payment_id, refusal.code)
+            except ContractRejected as second:
+                if second.code in ALREADY_DONE_CODES:
+                    return "already"
+                raise
+            self.services.metrics.incoming_handled.labels("rejected").inc()
+            log.info("incoming payment %s rejected: %s", payment_id, refusal.code)
+            return "rejected"
+        status = str(result.get("status", "completed"))
+        self.services.metrics.incoming_handled.labels(status).inc()
+        log.info("incoming payment %s %s", payment_id, status)
+        return status
+
+    def refund(self, payment_id: str) -> str:
+        try:
+            self.ledger.refund_payment(payment_id)
+        except ContractRejected as refusal:
+            if refusal.code in ALREADY_DONE_CODES or refusal.code == "not_expired":
+                return refusal.code
+            raise
+        log.info("payment %s refunded to the payer", payment_id)
+        return "refunded"
+
+
+class PaymentFollower:
+    """Thread that follows chaincode events from the checkpoint and acts on them."""
+
+    def __init__(self, services: Services, retry_seconds: float = 2.0) -> None:
+        self.services = services
+        self.ledger = services.ledger
+        self.msp_id = services.msp_id
+        self.payments = IncomingPayments(services)
+        self.checkpoints = Checkpoints(services)
+        self.retry_seconds = retry_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stream: Any = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="payment-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None and hasattr(stream, "close"):
+            stream.close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            block, tx_id = self.checkpoints.load()
+            try:
+                self._stream = self.ledger.events(block, tx_id)
+                for event in self._stream:
+                    if self._stop.is_set():
+                        break
+                    self.handle_with_retries(event)
+            except LedgerError as error:
+                log.warning("event stream interrupted (%s); resuming from the checkpoint", type(error).__name__)
+            except Exception:
+                log.exception("event follower failed; resuming from the checkpoint")
+            finally:
+                stream, self._stream = self._stream, None
+                if stream is not None and hasattr(stream, "close"):
+                    stream.close()
+            self._stop.wait(self.retry_seconds)
+
+    def handle_with_retries(self, event: LedgerEvent) -> None:
+        """Handle one event and checkpoint it. Peer outages are waited out; other failures are retried
+        a few times, then the event is passed over (the sweeper picks the payment up later)."""
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            try:
+                notices = self.handle(event)
+            except LedgerUnavailable:
+                self._stop.wait(self.retry_seconds)
+                continue
+            except LedgerError as error:
+                if attempt < MAX_ATTEMPTS_PER_EVENT:
+                    self._stop.wait(self.retry_seconds * attempt)
+                    continue
+                log.error("giving up on event %s in tx %s: %s", event.name, event.transaction_id,
+                          type(error).__name__)
+                notices = []
+            self.checkpoint(event, notices)
+            return
+
+    def checkpoint(self, event: LedgerEvent, notices: list[tuple[str, str, str, JSON]]) -> None:
+        with self.services.db.session() as session:
+            for account_id, event_type, event_id, data in notices:
+                enqueue(session, account_id, event_type, event_id, data)
+            row = session.get(EventCheckpoint, self.checkpoints.name)
+            if row is None:
+                row = EventCheckpoint(name=self.checkpoints.name, block_number=0, updated_at=utcnow())
+                session.add(row)
+            row.block_number = event.block_number
+            row.transaction_id = event.transaction_id
+            row.updated_at = utcnow()
+
+    def handle(self, event: LedgerEvent) -> list[tuple[str, str, str, JSON]]:
+        """Act on one event; returns the webhook notices (account, type, event id, data) to queue."""
+        self.services.metrics.follower_events.labels(event.name).inc()
+        payment_id = event.payload.get("payment_id")
+        if not isinstance(payment_id, str) or not payment_id:
+            return []
+        payer_bank = event.payload.get("payer_bank")
+        payee_bank = event.payload.get("payee_bank")
+        if event.name == "PaymentInitiated":
+            if payee_bank == self.msp_id:
+                self.payments.settle_incoming(payment_id)
+            return []
+        if event.name == "PaymentRejected":
+            notices = self._notices(event, payment_id, "payment.rejected", payer=True)
+            if payer_bank == self.msp_id:
+                self.payments.refund(payment_id)
+            return notices
+        if event.name == "PaymentCompleted":
+            notices = self._notices(event, payment_id, "payment.completed", payer=True)
+            return notices + self._notices(event, payment_id, "payment.received", payer=False)
+        if event.name == "PaymentRefunded":
+            return self._notices(event, payment_id, "payment.refunded", payer=True)
+        return []
+
+    def _notices(
+        self, event: LedgerEvent, payment_id: str, event_type: str, *, payer: bool
+    ) -> list[tuple[str, str, str, JSON]]:
+        bank = event.payload.get("payer_bank" if payer else "payee_bank")
+        if bank != self.msp_id or not self._has_subscriptions():
+            return []
+        record = self.ledger.get_payment(payment_id, details=True)
+        details = record.get("details")
+        if not isinstance(details, dict):
+            return []
+        account_id = details.get("payer_account" if payer else "payee_account")
+        if not isinstance(account_id, str):
+            return []
+        data = representations.payment(record, self.services.currencies())
+        event_id = f"{event_type}:{payment_id}"
+        return [(account_id, event_type, event_id, data)]
+
+    def _has_subscriptions(self) -> bool:
+        with self.services.db.session(write=False) as session:
+            count = session.scalar(
+                select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.disabled_at.is_(None))
+            )
+            return bool(count)
+
+
+class PaymentSweeper:
+    """Periodic pass over this bank's unfinished payments (see the module docstring)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.ledger = services.ledger
+        self.msp_id = services.msp_id
+        self.payments = IncomingPayments(services)
+        self.interval = services.config.sweep_interval_seconds
+        self.timeout = services.config.payment_timeout_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="payment-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except LedgerError as error:
+                log.warning("payment sweep interrupted: %s", type(error).__name__)
+            except Exception:
+                log.exception("payment sweep failed")
+
+    def sweep(self, now: float | None = None) -> dict[str, int]:
+        """One pass; returns counts of what it did (for logs and tests)."""
+        moment = time.time() if now is None else now
+        counts = {"completed": 0, "rejected": 0, "refunded": 0, "pending_incoming": 0}
+        for payment in self._payments("initiated"):
+            payment_id = str(payment.get("payment_id"))
+            if payment.get("payee_bank") == self.msp_id:
+                outcome = self.payments.settle_incoming(payment_id)
+                if outcome in ("completed", "rejected"):
+                    counts[outcome] += 1
+                else:
+                    counts["pending_incoming"] += 1
+            elif payment.get("payer_bank") == self.msp_id:
+                created = _epoch(payment.get("created_at"))
+                if created is None or moment - created >= self.timeout:
+                    if self.payments.refund(payment_id) == "refunded":
+                        counts["refunded"] += 1
+        for payment in self._payments("rejected"):
+            if payment.get("payer_bank") == self.msp_id and self.payments.refund(
+                str(payment.get("payment_id"))
+            ) == "refunded":
+                counts["refunded"] += 1
+        self.services.metrics.pending_incoming.set(counts["pending_incoming"])
+        return counts
+
+    def _payments(self, status: str) -> list[JSON]:
+        found: list[JSON] = []
+        bookmark = ""
+        while True:
+            page = self.ledger.list_payments(self.msp_id, status, 100, bookmark)
+            items = [p for p in page.get("payments") or [] if isinstance(p, dict)]
+            found.extend(items)
+            bookmark = page.get("bookmark") or ""
+            if not bookmark or not items:
+                return found
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    return None
+
+
+def start_workers(services: Services, *, follow: bool, webhooks: bool) -> None:
+    if follow:
+        follower = PaymentFollower(services)
+        sweeper = PaymentSweeper(services)
+        follower.start()
+        sweeper.start()
+        services.workers += [follower, sweeper]
+    if webhooks:
+        sender = WebhookSender(
+            services.db,
+            services.config.webhook_timeout_seconds,
+            services.config.webhook_max_attempts,
+            on_attempt=lambda outcome: services.metrics.webhook_deliveries.labels(outcome).inc(),
+        )
+        sender.start()
+        services.workers.append(sender)
