@@ -54,7 +54,19 @@ def package_chaincode(net: Consortium, cc: ChaincodeSpec, org: Org) -> tuple[Pat
     """Write the org's CCaaS package; return its path and package id."""
     label = f"{cc.name}_{cc.version}"
     address = f"{HOST}:{net.ports.peers[org.msp_id].chaincode_servers[cc.name]}"
-    connection = {"address": address, "dial_timeout": "10s", "tls_required": False}
+    # Mutual TLS between the peer and its chaincode server: the server presents the org's
+    # "chaincode" TLS identity, and the peer authenticates with its own TLS certificate.
+    # Fabric wants PEM contents here, not paths.
+    peer_tls = net.layout.peer_dir(org) / "tls"
+    connection = {
+        "address": address,
+        "dial_timeout": "10s",
+        "tls_required": True,
+        "client_auth_required": True,
+        "root_cert": net.layout.tls_ca(org).read_text(),
+        "client_cert": (peer_tls / "server.crt").read_text(),
+        "client_key": (peer_tls / "server.key").read_text(),
+    }
     code = _tar_bytes({"connection.json": json.dumps(connection, indent=2).encode()})
     metadata = json.dumps({"type": "ccaas", "label": label}).encode()
     package = _tar_bytes({"metadata.json": metadata, "code.tar.gz": code})
@@ -114,6 +126,9 @@ def chaincode_server_spec(net: Consortium, cc: ChaincodeSpec, org: Org, package_
             "CHAINCODE_SERVER_ADDRESS": f"{HOST}:{port}",
             "CORE_PEER_LOCALMSPID": org.msp_id,
             "CHAINCODE_LOG_LEVEL": "INFO",
+            "CHAINCODE_TLS_CERT_FILE": str(net.layout.chaincode_tls_dir(org) / "server.crt"),
+            "CHAINCODE_TLS_KEY_FILE": str(net.layout.chaincode_tls_dir(org) / "server.key"),
+            "CHAINCODE_TLS_CLIENT_CA_FILE": str(net.layout.tls_ca(org)),
             "PYTHONUNBUFFERED": "1",
         },
         cwd=str(ROOT),

@@ -53,6 +53,9 @@ class Layout:
     def peer_dir(self, org: Org) -> Path:
         return self.org_dir(org) / "peers" / org.peer_host
 
+    def chaincode_tls_dir(self, org: Org) -> Path:
+        return self.org_dir(org) / "peers" / f"chaincode.{org.domain}" / "tls"
+
     def tls_ca(self, org: Org) -> Path:
         return self.org_dir(org) / "tlsca" / f"tlsca.{org.domain}-cert.pem"
 
@@ -89,6 +92,8 @@ def generate_crypto(layout: Layout, cryptogen: Path) -> None:
                 "Domain": org.domain,
                 "EnableNodeOUs": True,
                 "Template": {"Count": 1, "SANS": sans},
+                # the org's chaincode servers get a TLS identity of their own
+                "Specs": [{"Hostname": "chaincode", "SANS": sans}],
                 "Users": {"Count": 1},
             }
             for org in topology.peer_orgs

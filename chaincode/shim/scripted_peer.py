@@ -89,7 +89,9 @@ class Identity:
         ).SerializeToString()
 
 
-def make_identity(msp_id: str, common_name: str, organizational_units: Sequence[str] = ("client",)) -> Identity:
+def make_identity(
+    msp_id: str, common_name: str, organizational_units: Sequence[str] = ("client",)
+) -> Identity:
     """A throwaway self-signed X.509 identity for the creator field of proposals."""
     key = ec.generate_private_key(ec.SECP256R1())
     attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "US")]
@@ -501,14 +503,22 @@ class ScriptedPeer:
         }
 
     def _check_read(self, collection: str) -> None:
-        if collection and self.readable_collections is not None and collection not in self.readable_collections:
+        if (
+            collection
+            and self.readable_collections is not None
+            and collection not in self.readable_collections
+        ):
             raise _Refusal(
                 "tx creator does not have read access permission on privatedata in "
                 f"chaincodeName:{self.chaincode_name} collectionName: {collection}"
             )
 
     def _check_write(self, collection: str, sim: _Simulation) -> None:
-        if collection and self.readable_collections is not None and collection not in self.readable_collections:
+        if (
+            collection
+            and self.readable_collections is not None
+            and collection not in self.readable_collections
+        ):
             raise _Refusal(
                 "tx creator does not have write access permission on privatedata in "
                 f"chaincodeName:{self.chaincode_name} collectionName: {collection}"
@@ -523,7 +533,9 @@ class ScriptedPeer:
     @staticmethod
     def _restricted_query(sim: _Simulation, kind: str) -> None:
         if sim.write_performed:
-            raise _Refusal(f"txid [{sim.tx_id}]: unsupported transaction. {kind} only in a read-only transaction")
+            raise _Refusal(
+                f"txid [{sim.tx_id}]: unsupported transaction. {kind} only in a read-only transaction"
+            )
         sim.restricted_query_performed = kind
 
     def _get_state(self, payload: bytes, sim: _Simulation) -> bytes:
@@ -589,7 +601,11 @@ class ScriptedPeer:
             self._restricted_query(sim, "queries on private data")
         elif paginated:
             self._restricted_query(sim, "a paginated query")
-        start = metadata.bookmark if paginated and metadata is not None and metadata.bookmark else request.startKey
+        start = (
+            metadata.bookmark
+            if paginated and metadata is not None and metadata.bookmark
+            else request.startKey
+        )
         rows = self.ledger.keys_in(request.collection, start, request.endKey)
         encoded = [
             kv_query_result_pb2.KV(namespace=self.chaincode_name, key=key, value=value).SerializeToString()

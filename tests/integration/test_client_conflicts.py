@@ -85,7 +85,9 @@ class RacedContract(Contract):
         return transaction.submit().wait(commit_timeout)
 
 
-def test_retry_helper_reruns_a_conflicted_transaction_until_it_commits(gateway: Gateway, profile_path: Path) -> None:
+def test_retry_helper_reruns_a_conflicted_transaction_until_it_commits(
+    gateway: Gateway, profile_path: Path
+) -> None:
     key = unique("client-retry")
     with connect_org(profile_path, "HKBankMSP") as rival_gateway:
         contract = gateway.get_network("tokens").get_contract(CHAINCODE)

@@ -51,7 +51,9 @@ def take(events: Iterator[ChaincodeEvent], name: str, count: int) -> list[Chainc
 
 
 @pytest.mark.parametrize("store", ["file", "sqlite"])
-def test_listener_restart_resumes_without_miss_or_repeat(profile_path: Path, tmp_path: Path, store: str) -> None:
+def test_listener_restart_resumes_without_miss_or_repeat(
+    profile_path: Path, tmp_path: Path, store: str
+) -> None:
     make_checkpointer: Callable[[], Checkpointer] = {
         "file": lambda: FileCheckpointer(tmp_path / "listener.json"),
         "sqlite": lambda: SqliteCheckpointer(tmp_path / "listener.db", name="payments"),

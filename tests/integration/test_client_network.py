@@ -21,6 +21,7 @@ from fabric_protos.peer import transaction_pb2
 
 from gateway.fabric_client import (
     CommitStatusError,
+    Contract,
     ECDSASigner,
     EndorseError,
     Gateway,
@@ -46,7 +47,7 @@ def gateways(profile_path: Path) -> Iterator[dict[str, Gateway]]:
         gateway.close()
 
 
-def contract_of(gateways: dict[str, Gateway], msp_id: str = "USBankMSP"):  # type: ignore[no-untyped-def]
+def contract_of(gateways: dict[str, Gateway], msp_id: str = "USBankMSP") -> Contract:
     return gateways[msp_id].get_network("tokens").get_contract(CHAINCODE)
 
 
@@ -170,7 +171,10 @@ def test_bilateral_private_data_reaches_the_counterparty(gateways: dict[str, Gat
         "PutPrivate", collection, key, transient={"value": details}, endorsing_organizations=["USBankMSP"]
     )
 
-    assert contract_of(gateways, "HKBankMSP").evaluate_transaction("GetPrivate", collection, key) == details.encode()
+    assert (
+        contract_of(gateways, "HKBankMSP").evaluate_transaction("GetPrivate", collection, key)
+        == details.encode()
+    )
     with pytest.raises(GatewayError):
         contract_of(gateways, "SGBankMSP").evaluate_transaction("GetPrivate", collection, key)
 
@@ -206,13 +210,18 @@ def test_offline_signing_round_trip(profile_path: Path) -> None:
 
         assert status.successful and status.transaction_id == unsigned.transaction_id
         query = contract.new_proposal("GetState", key)
-        assert gateway.new_signed_proposal(query.bytes(), offline(query.digest())).evaluate() == b"signed elsewhere"
+        assert (
+            gateway.new_signed_proposal(query.bytes(), offline(query.digest())).evaluate()
+            == b"signed elsewhere"
+        )
 
 
 # -- rejected signatures and identities ---------------------------------------------------------
 
 
-def test_tampered_signatures_are_rejected_at_every_step(gateways: dict[str, Gateway], profile_path: Path) -> None:
+def test_tampered_signatures_are_rejected_at_every_step(
+    gateways: dict[str, Gateway], profile_path: Path
+) -> None:
     signer = ECDSASigner.from_key_file(load(profile_path)["orgs"]["USBankMSP"]["client"]["key"])
     contract = contract_of(gateways)
     key = unique("client-tampered")
@@ -288,15 +297,17 @@ def _unused_port() -> int:
 def test_nothing_listening_fails_fast_and_names_the_peer(profile_path: Path) -> None:
     org = load(profile_path)["orgs"]["USBankMSP"]
     endpoint = f"127.0.0.1:{_unused_port()}"
-    with Gateway.connect(
-        identity=Identity.from_cert_file("USBankMSP", org["client"]["cert"]),
-        signer=ECDSASigner.from_key_file(org["client"]["key"]),
-        endpoint=endpoint,
-        tls_root_cert=Path(org["peer"]["tls_ca"]).read_bytes(),
-        evaluate_timeout=10,
-    ) as gateway:
-        with pytest.raises(GatewayError) as caught:
-            gateway.get_network("tokens").get_contract(CHAINCODE).evaluate_transaction("Add", 1, 1)
+    with (
+        Gateway.connect(
+            identity=Identity.from_cert_file("USBankMSP", org["client"]["cert"]),
+            signer=ECDSASigner.from_key_file(org["client"]["key"]),
+            endpoint=endpoint,
+            tls_root_cert=Path(org["peer"]["tls_ca"]).read_bytes(),
+            evaluate_timeout=10,
+        ) as gateway,
+        pytest.raises(GatewayError) as caught,
+    ):
+        gateway.get_network("tokens").get_contract(CHAINCODE).evaluate_transaction("Add", 1, 1)
     assert caught.value.grpc_code == grpc.StatusCode.UNAVAILABLE
     assert endpoint in str(caught.value)
 
@@ -308,14 +319,16 @@ def test_silent_peer_gives_deadline_error(profile_path: Path) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         endpoint = f"127.0.0.1:{silent.getsockname()[1]}"
-        with Gateway.connect(
-            identity=Identity.from_cert_file("USBankMSP", org["client"]["cert"]),
-            signer=ECDSASigner.from_key_file(org["client"]["key"]),
-            endpoint=endpoint,
-            tls_root_cert=Path(org["peer"]["tls_ca"]).read_bytes(),
-            endorse_timeout=1.5,
-        ) as gateway:
-            with pytest.raises(EndorseError) as caught:
-                gateway.get_network("tokens").get_contract(CHAINCODE).submit_transaction("PutState", "k", "v")
+        with (
+            Gateway.connect(
+                identity=Identity.from_cert_file("USBankMSP", org["client"]["cert"]),
+                signer=ECDSASigner.from_key_file(org["client"]["key"]),
+                endpoint=endpoint,
+                tls_root_cert=Path(org["peer"]["tls_ca"]).read_bytes(),
+                endorse_timeout=1.5,
+            ) as gateway,
+            pytest.raises(EndorseError) as caught,
+        ):
+            gateway.get_network("tokens").get_contract(CHAINCODE).submit_transaction("PutState", "k", "v")
     assert caught.value.grpc_code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
     assert endpoint in str(caught.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chaincode.shim.contract import Context, Contract, transaction
+from chaincode.shim.contract import Context, Contract, ContractError, transaction
 from chaincode.shim.server import ChaincodeServer
 
 from .conftest import PeerFactory, ServerFactory
@@ -66,8 +66,6 @@ class Rewrites(Contract):
 
     @transaction
     def fail_after_writing(self, ctx: Context) -> None:
-        from chaincode.shim.contract import ContractError
-
         ctx.stub.put_state("never", b"x")
         raise ContractError("changed my mind", 409)
 
@@ -79,7 +77,9 @@ def test_batch_keeps_the_last_write_per_key(start_server: ServerFactory, connect
     assert peer.ledger.state == {("", "a"): b"second", ("", "b"): b"kept"}
 
 
-def test_failed_transaction_does_not_send_its_batch(start_server: ServerFactory, connect: PeerFactory) -> None:
+def test_failed_transaction_does_not_send_its_batch(
+    start_server: ServerFactory, connect: PeerFactory
+) -> None:
     peer = connect(start_server([Rewrites()]), use_write_batch=True)
     result = peer.invoke("FailAfterWriting")
     assert (result.status, result.message) == (409, "changed my mind")

@@ -8,7 +8,12 @@ import threading
 from collections.abc import Iterator
 
 import grpc
-from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, chaincode_shim_pb2_grpc, proposal_response_pb2
+from fabric_protos.peer import (
+    chaincode_pb2,
+    chaincode_shim_pb2,
+    chaincode_shim_pb2_grpc,
+    proposal_response_pb2,
+)
 
 from chaincode.shim.scripted_peer import Ledger, ScriptedPeer
 from chaincode.shim.server import ChaincodeServer
@@ -120,7 +125,9 @@ def test_unexpected_message_during_handshake_gets_an_error(server: ChaincodeServ
     channel.close()
 
 
-def test_interleaved_raw_transactions_are_routed_by_txid(server: ChaincodeServer, connect: PeerFactory) -> None:
+def test_interleaved_raw_transactions_are_routed_by_txid(
+    server: ChaincodeServer, connect: PeerFactory
+) -> None:
     """Two transactions on one stream, their requests answered out of order."""
     peer = connect(server)
     for txid in ("tx-one", "tx-two"):
@@ -143,7 +150,9 @@ def test_interleaved_raw_transactions_are_routed_by_txid(server: ChaincodeServer
     assert completed == {"tx-one": b"value-of-tx-one", "tx-two": b"value-of-tx-two"}
 
 
-def test_same_txid_on_two_channels_are_separate_transactions(server: ChaincodeServer, connect: PeerFactory) -> None:
+def test_same_txid_on_two_channels_are_separate_transactions(
+    server: ChaincodeServer, connect: PeerFactory
+) -> None:
     peer = connect(server)
     payload = chaincode_pb2.ChaincodeInput(args=[b"GetState", b"k"]).SerializeToString()
     for channel in ("tokens", "other"):
@@ -153,7 +162,9 @@ def test_same_txid_on_two_channels_are_separate_transactions(server: ChaincodeSe
         msg = peer.unrouted.get(timeout=10)
         assert msg.type == Msg.GET_STATE
         seen.add(msg.channel_id)
-        peer.send(Msg(type=Msg.RESPONSE, txid="same", channel_id=msg.channel_id, payload=msg.channel_id.encode()))
+        peer.send(
+            Msg(type=Msg.RESPONSE, txid="same", channel_id=msg.channel_id, payload=msg.channel_id.encode())
+        )
     assert seen == {"tokens", "other"}
     results = {}
     for _ in range(2):

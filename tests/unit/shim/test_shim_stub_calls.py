@@ -127,7 +127,11 @@ def test_partial_composite_key_pagination(peer: ScriptedPeer) -> None:
     for name in ("a", "b", "c"):
         peer.invoke("PutComposite", "owner", f"USD,{name}", "x")
     page = _json(peer, "GetByPartialKeyPage", "owner", "USD", "2")
-    assert page == {"attributes": [["USD", "a"], ["USD", "b"]], "count": 2, "bookmark": "\x00owner\x00USD\x00c\x00"}
+    assert page == {
+        "attributes": [["USD", "a"], ["USD", "b"]],
+        "count": 2,
+        "bookmark": "\x00owner\x00USD\x00c\x00",
+    }
 
 
 def test_composite_round_trip(peer: ScriptedPeer) -> None:

@@ -1,0 +1,540 @@
+"""An in-memory deposit-token network for the gateway's unit tests.
+
+``FakeNetwork`` holds the state every bank shares; ``FakeNetwork.ledger(msp)`` is one bank's
+view of it, implementing the ``Ledger`` port with the contract's rules and error codes
+(docs/contract-api.md), so the HTTP layer and the follower are tested without Fabric.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.bank_api.ledger import JSON, ContractRejected, LedgerEvent, LedgerUnavailable
+
+CURRENCIES = {"USD": 2, "EUR": 2, "JPY": 0, "CNH": 2, "HKD": 2, "SGD": 2}
+BANKS = [
+    {"msp_id": "USBankMSP", "name": "USBank", "jurisdiction": "US", "currencies": ["USD"]},
+    {"msp_id": "HKBankMSP", "name": "HKBank", "jurisdiction": "HK", "currencies": ["HKD", "CNH", "USD"]},
+    {"msp_id": "SGBankMSP", "name": "SGBank", "jurisdiction": "SG", "currencies": ["SGD", "EUR", "USD"]},
+]
+
+
+def rejected(code: str, message: str, status: int = 409) -> ContractRejected:
+    return ContractRejected(code, message, status)
+
+
+@dataclass
+class FakeNetwork:
+    clock: Callable[[], float] = time.time
+    payment_timeout: float = 300.0
+    down: bool = False
+    accounts: dict[str, dict[str, JSON]] = field(default_factory=dict)
+    supply: dict[tuple[str, str], int] = field(default_factory=dict)
+    references: dict[tuple[str, str], JSON] = field(default_factory=dict)
+    payments: dict[str, JSON] = field(default_factory=dict)
+    history: dict[tuple[str, str], list[JSON]] = field(default_factory=dict)
+    cycles: dict[str, JSON] = field(default_factory=dict)
+    events: list[LedgerEvent] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    tx_counter: int = 0
+
+    def ledger(self, msp_id: str) -> FakeLedger:
+        return FakeLedger(self, msp_id)
+
+    def next_tx(self) -> str:
+        self.tx_counter += 1
+        return f"tx{self.tx_counter:06d}"
+
+    def emit(self, tx_id: str, name: str, payload: JSON) -> None:
+        # One transaction per block keeps the checkpoint arithmetic easy to follow.
+        self.events.append(LedgerEvent(len(self.events) + 1, tx_id, name, payload))
+        self.lock.notify_all()
+
+    def balance(self, msp_id: str, account_id: str, currency: str) -> int:
+        return int(self.accounts[msp_id][account_id]["balances"].get(currency, 0))
+
+    def total_balances(self, currency: str) -> int:
+        return sum(
+            int(acc["balances"].get(currency, 0)) for accounts in self.accounts.values() for acc in accounts.values()
+        )
+
+    def total_supply(self, currency: str) -> int:
+        return sum(amount for (_, ccy), amount in self.supply.items() if ccy == currency)
+
+
+class FakeEventStream:
+    def __init__(self, network: FakeNetwork, start_block: int, after_tx: str | None) -> None:
+        self.network = network
+        self.position = start_block
+        self.after_tx = after_tx
+        self.closed = False
+
+    def __iter__(self) -> Iterator[LedgerEvent]:
+        return self
+
+    def __next__(self) -> LedgerEvent:
+        with self.network.lock:
+            while True:
+                if self.closed:
+                    raise StopIteration
+                if self.network.down:
+                    raise LedgerUnavailable("peer down")
+                for event in self.network.events:
+                    if event.block_number < self.position:
+                        continue
+                    if self.after_tx is not None and event.block_number == self.position:
+                        if event.transaction_id == self.after_tx:
+                            self.after_tx = None
+                        continue
+                    self.position = event.block_number + 1
+                    self.after_tx = None
+                    return event
+                self.network.lock.wait(0.05)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeLedger:
+    def __init__(self, network: FakeNetwork, msp_id: str) -> None:
+        self.network = network
+        self._msp_id = msp_id
+
+    @property
+    def msp_id(self) -> str:
+        return self._msp_id
+
+    # plumbing -------------------------------------------------------------------------------
+
+    def _call(self, name: str) -> None:
+        if self.network.down:
+            raise LedgerUnavailable("peer down")
+        self.network.calls.append((self._msp_id, name))
+
+    def _books(self) -> dict[str, JSON]:
+        return self.network.accounts.setdefault(self._msp_id, {})
+
+    def _account(self, account_id: str) -> JSON:
+        account = self._books().get(account_id)
+        if account is None:
+            raise rejected("unknown_account", "no such account", 404)
+        return account
+
+    def _bank(self, msp_id: str) -> JSON:
+        for bank in BANKS:
+            if bank["msp_id"] == msp_id:
+                return bank
+        raise rejected("unknown_bank", f"bank {msp_id} is not on the network", 400)
+
+    def _entry(self, account_id: str, kind: str, currency: str, amount: int, ref: str, payment_id: str | None) -> None:
+        self.network.history.setdefault((self._msp_id, account_id), []).append(
+            {
+                "tx_id": self.network.next_tx(),
+                "timestamp": self.network.clock(),
+                "kind": kind,
+                "currency": currency,
+                "amount": amount,
+                "reference": ref,
+                "payment_id": payment_id,
+            }
+        )
+
+    def _debit(self, account: JSON, currency: str, amount: int) -> None:
+        if account["status"] == "frozen":
+            raise rejected("account_frozen", "the account is frozen")
+        if account["status"] == "closed":
+            raise rejected("account_closed", "the account is closed")
+        limit = (account["limits"].get(currency) or {}).get("per_transaction")
+        if limit is not None and amount > limit:
+            raise rejected("limit_exceeded", f"amount {amount} is above the per-transaction limit {limit}")
+        balance = int(account["balances"].get(currency, 0))
+        if balance < amount:
+            raise rejected("insufficient_funds", f"account balance {balance} is below the debit {amount}")
+        account["balances"][currency] = balance - amount
+
+    @staticmethod
+    def _credit(account: JSON, currency: str, amount: int) -> None:
+        account["balances"][currency] = int(account["balances"].get(currency, 0)) + amount
+
+    def _issues(self, currency: str) -> None:
+        if currency not in CURRENCIES:
+            raise rejected("unknown_currency", f"currency {currency} is unknown", 400)
+        if currency not in self._bank(self._msp_id)["currencies"]:
+            raise rejected("currency_not_issued", f"{self._msp_id} does not issue {currency}", 400)
+
+    # reference data ---------------------------------------------------------------------------
+
+    def get_reference_data(self) -> JSON:
+        self._call("GetReferenceData")
+        return {
+            "regulator": "RegulatorMSP",
+            "currencies": dict(CURRENCIES),
+            "banks": copy.deepcopy(BANKS),
+            "corridor_policy": {"rules": [{"currency": "CNH", "cross_border_only": True}]},
+        }
+
+    def get_supply(self) -> JSON:
+        self._call("GetSupply")
+        with self.network.lock:
+            return {
+                "token_classes": [
+                    {"issuer": issuer, "currency": ccy, "supply": amount}
+                    for (issuer, ccy), amount in sorted(self.network.supply.items())
+                ]
+            }
+
+    # accounts ----------------------------------------------------------------------------------
+
+    def open_account(self, account_id: str, holder: str, jurisdiction: str, kyc_ref: str) -> JSON:
+        self._call("OpenAccount")
+        with self.network.lock:
+            if account_id in self._books():
+                raise rejected("account_exists", "an account with this id exists")
+            self._books()[account_id] = {
+                "account_id": account_id,
+                "holder": holder,
+                "jurisdiction": jurisdiction,
+                "kyc_ref": kyc_ref,
+                "status": "active",
+                "limits": {},
+                "balances": {},
+            }
+            return {"status": "active"}
+
+    def freeze_account(self, account_id: str, reason: str) -> JSON:
+        self._call("FreezeAccount")
+        with self.network.lock:
+            account = self._account(account_id)
+            if account["status"] == "closed":
+                raise rejected("account_closed", "the account is closed")
+            account["status"] = "frozen"
+            return {"status": "frozen"}
+
+    def unfreeze_account(self, account_id: str) -> JSON:
+        self._call("UnfreezeAccount")
+        with self.network.lock:
+            account = self._account(account_id)
+            if account["status"] == "closed":
+                raise rejected("account_closed", "the account is closed")
+            account["status"] = "active"
+            return {"status": "active"}
+
+    def close_account(self, account_id: str) -> JSON:
+        self._call("CloseAccount")
+        with self.network.lock:
+            account = self._account(account_id)
+            if any(account["balances"].values()):
+                raise rejected("account_not_empty", "the account still holds money")
+            account["status"] = "closed"
+            return {"status": "closed"}
+
+    def set_limits(self, account_id: str, currency: str, per_transaction: int | None, daily: int | None) -> JSON:
+        self._call("SetLimits")
+        with self.network.lock:
+            account = self._account(account_id)
+            account["limits"][currency] = {"per_transaction": per_transaction, "daily": daily}
+            return {"limits": account["limits"]}
+
+    def get_account(self, account_id: str) -> JSON:
+        self._call("GetAccount")
+        with self.network.lock:
+            return copy.deepcopy(self._account(account_id))
+
+    def get_account_history(self, account_id: str, page_size: int, bookmark: str) -> JSON:
+        self._call("GetAccountHistory")
+        with self.network.lock:
+            self._account(account_id)
+            entries = list(reversed(self.network.history.get((self._msp_id, account_id), [])))
+            start = int(bookmark) if bookmark.isdigit() else 0
+            page = entries[start : start + page_size]
+            more = start + page_size < len(entries)
+            return {"entries": copy.deepcopy(page), "bookmark": str(start + page_size) if more else ""}
+
+    # money -----------------------------------------------------------------------------------------
+
+    def issue(self, account_id: str, currency: str, amount: int, deposit_ref: str) -> JSON:
+        self._call("Issue")
+        with self.network.lock:
+            self._issues(currency)
+            content = {"account_id": account_id, "currency": currency, "amount": amount}
+            previous = self.network.references.get((self._msp_id, "deposit:" + deposit_ref))
+            if previous is not None:
+                if previous != content:
+                    raise rejected("duplicate_reference", "deposit_ref was used for another issue")
+                return {"issued": False}
+            account = self._account(account_id)
+            if account["status"] != "active":
+                raise rejected(f"account_{account['status']}", f"the account is {account['status']}")
+            self._credit(account, currency, amount)
+            key = (self._msp_id, currency)
+            self.network.supply[key] = self.network.supply.get(key, 0) + amount
+            self.network.references[(self._msp_id, "deposit:" + deposit_ref)] = content
+            self._entry(account_id, "issue", currency, amount, deposit_ref, None)
+            return {"issued": True}
+
+    def redeem(self, account_id: str, currency: str, amount: int, withdrawal_ref: str) -> JSON:
+        self._call("Redeem")
+        with self.network.lock:
+            self._issues(currency)
+            content = {"account_id": account_id, "currency": currency, "amount": amount}
+            previous = self.network.references.get((self._msp_id, "withdrawal:" + withdrawal_ref))
+            if previous is not None:
+                if previous != content:
+                    raise rejected("duplicate_reference", "withdrawal_ref was used for another redemption")
+                return {"redeemed": False}
+            account = self._account(account_id)
+            self._debit(account, currency, amount)
+            self.network.supply[(self._msp_id, currency)] -= amount
+            self.network.references[(self._msp_id, "withdrawal:" + withdrawal_ref)] = content
+            self._entry(account_id, "redeem", currency, -amount, withdrawal_ref, None)
+            return {"redeemed": True}
+
+    def transfer(self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str) -> JSON:
+        self._call("Transfer")
+        with self.network.lock:
+            if (self._msp_id, "transfer:" + transfer_id) in self.network.references:
+                return {"transferred": False}
+            payer = self._account(from_account)
+            payee = self._account(to_account)
+            if payee["status"] != "active":
+                raise rejected(f"account_{payee['status']}", f"the payee account is {payee['status']}")
+            self._debit(payer, currency, amount)
+            self._credit(payee, currency, amount)
+            self.network.references[(self._msp_id, "transfer:" + transfer_id)] = {}
+            self._entry(from_account, "transfer_out", currency, -amount, transfer_id, None)
+            self._entry(to_account, "transfer_in", currency, amount, transfer_id, None)
+            return {"transferred": True}
+
+    # payments -------------------------------------------------------------------------------------
+
+    def initiate_payment(self, request: JSON) -> JSON:
+        self._call("InitiatePayment")
+        with self.network.lock:
+            payment_id = "pay_" + hashlib.sha256(
+                f"{self._msp_id}\n{request['idempotency_key']}".encode()
+            ).hexdigest()[:32]
+            if payment_id in self.network.payments:
+                return {"payment_id": payment_id, "status": "initiated", "created": False}
+            payee_bank = self._bank(request["payee_bank"])
+            currency = request["currency"]
+            payee_currency = request.get("payee_currency") or currency
+            if payee_currency not in payee_bank["currencies"]:
+                raise rejected("currency_not_issued", f"{payee_bank['msp_id']} does not issue {payee_currency}", 400)
+            self._issues(currency)
+            account = self._account(request["payer_account"])
+            self._debit(account, currency, request["amount"])
+            self.network.supply[(self._msp_id, currency)] -= request["amount"]
+            tx_id = self.network.next_tx()
+            now = self.network.clock()
+            self.network.payments[payment_id] = {
+                "payment_id": payment_id,
+                "payer_bank": self._msp_id,
+                "payee_bank": payee_bank["msp_id"],
+                "currency": currency,
+                "amount": request["amount"],
+                "payee_currency": payee_currency,
+                "payee_amount": request.get("payee_amount", request["amount"]),
+                "rate": request.get("rate", ""),
+                "status": "initiated",
+                "reason": "",
+                "created_at": now,
+                "timeline": [{"status": "initiated", "at": now, "tx_id": tx_id}],
+                "details_hash": "x" * 64,
+                "cycle_id": "",
+                "_details": {
+                    "payer_account": request["payer_account"],
+                    "payee_account": request["payee_account"],
+                    "remittance": request.get("remittance", ""),
+                },
+            }
+            self._entry(request["payer_account"], "payment_out", currency, -request["amount"], payment_id, payment_id)
+            self.network.emit(
+                tx_id, "PaymentInitiated",
+                {"payment_id": payment_id, "payer_bank": self._msp_id, "payee_bank": payee_bank["msp_id"]},
+            )
+            return {"payment_id": payment_id, "status": "initiated", "created": True}
+
+    def _payment(self, payment_id: str) -> JSON:
+        payment = self.network.payments.get(payment_id)
+        if payment is None:
+            raise rejected("payment_not_found", "no such payment", 404)
+        return payment
+
+    def _move(self, payment: JSON, status: str, event: str, reason: str = "") -> None:
+        tx_id = self.network.next_tx()
+        payment["status"] = status
+        if reason:
+            payment["reason"] = reason
+        payment["timeline"].append({"status": status, "at": self.network.clock(), "tx_id": tx_id})
+        self.network.emit(
+            tx_id, event,
+            {"payment_id": payment["payment_id"], "payer_bank": payment["payer_bank"],
+             "payee_bank": payment["payee_bank"]},
+        )
+
+    def complete_payment(self, payment_id: str) -> JSON:
+        self._call("CompletePayment")
+        with self.network.lock:
+            payment = self._payment(payment_id)
+            if payment["payee_bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the payee bank completes a payment", 403)
+            if payment["status"] != "initiated":
+                raise rejected("invalid_state", f"payment is {payment['status']}")
+            account = self._account(payment["_details"]["payee_account"])
+            if account["status"] != "active":
+                raise rejected(f"account_{account['status']}", f"the payee account is {account['status']}")
+            self._credit(account, payment["payee_currency"], payment["payee_amount"])
+            key = (self._msp_id, payment["payee_currency"])
+            self.network.supply[key] = self.network.supply.get(key, 0) + payment["payee_amount"]
+            self._entry(account["account_id"], "payment_in", payment["payee_currency"], payment["payee_amount"],
+                        payment_id, payment_id)
+            self._move(payment, "completed", "PaymentCompleted")
+            return {"status": "completed"}
+
+    def reject_payment(self, payment_id: str, reason: str) -> JSON:
+        self._call("RejectPayment")
+        with self.network.lock:
+            payment = self._payment(payment_id)
+            if payment["payee_bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the payee bank rejects a payment", 403)
+            if payment["status"] != "initiated":
+                raise rejected("invalid_state", f"payment is {payment['status']}")
+            self._move(payment, "rejected", "PaymentRejected", reason)
+            return {"status": "rejected"}
+
+    def refund_payment(self, payment_id: str) -> JSON:
+        self._call("RefundPayment")
+        with self.network.lock:
+            payment = self._payment(payment_id)
+            if payment["payer_bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the payer bank refunds a payment", 403)
+            if payment["status"] == "initiated":
+                if self.network.clock() - payment["created_at"] < self.network.payment_timeout:
+                    raise rejected("not_expired", "the payment has not timed out yet")
+            elif payment["status"] != "rejected":
+                raise rejected("invalid_state", f"payment is {payment['status']}")
+            account = self._books()[payment["_details"]["payer_account"]]
+            self._credit(account, payment["currency"], payment["amount"])
+            self.network.supply[(self._msp_id, payment["currency"])] += payment["amount"]
+            self._entry(account["account_id"], "refund", payment["currency"], payment["amount"], payment_id,
+                        payment_id)
+            self._move(payment, "refunded", "PaymentRefunded")
+            return {"status": "refunded"}
+
+    def _public(self, payment: JSON, details: bool) -> JSON:
+        record = {k: copy.deepcopy(v) for k, v in payment.items() if not k.startswith("_")}
+        if details and self._msp_id in (payment["payer_bank"], payment["payee_bank"]):
+            record["details"] = dict(payment["_details"])
+        return record
+
+    def get_payment(self, payment_id: str, details: bool = False) -> JSON:
+        self._call("GetPayment")
+        with self.network.lock:
+            return self._public(self._payment(payment_id), details)
+
+    def list_payments(self, bank: str | None, status: str | None, page_size: int, bookmark: str) -> JSON:
+        self._call("ListPayments")
+        with self.network.lock:
+            items = [
+                self._public(p, False)
+                for p in self.network.payments.values()
+                if (bank is None or bank in (p["payer_bank"], p["payee_bank"]))
+                and (status is None or p["status"] == status)
+            ]
+            start = int(bookmark) if bookmark.isdigit() else 0
+            more = start + page_size < len(items)
+            return {"payments": items[start : start + page_size], "bookmark": str(start + page_size) if more else ""}
+
+    # settlement ------------------------------------------------------------------------------------
+
+    def open_settlement_cycle(self, cycle_id: str) -> JSON:
+        self._call("OpenSettlementCycle")
+        with self.network.lock:
+            if cycle_id in self.network.cycles:
+                raise rejected("invalid_state", "a cycle with this id exists")
+            included = [p for p in self.network.payments.values() if p["status"] == "completed" and not p["cycle_id"]]
+            if not included:
+                raise rejected("nothing_to_settle", "no completed payment waits for settlement")
+            positions: dict[str, dict[str, int]] = {}
+            for p in included:
+                ccy = p["payee_currency"]
+                positions.setdefault(p["payer_bank"], {}).setdefault(ccy, 0)
+                positions.setdefault(p["payee_bank"], {}).setdefault(ccy, 0)
+                positions[p["payer_bank"]][ccy] -= p["payee_amount"]
+                positions[p["payee_bank"]][ccy] += p["payee_amount"]
+                p["cycle_id"] = cycle_id
+            self.network.cycles[cycle_id] = {
+                "cycle_id": cycle_id,
+                "status": "open",
+                "opened_by": self._msp_id,
+                "opened_at": self.network.clock(),
+                "banks": sorted(positions),
+                "positions": positions,
+                "payments": [p["payment_id"] for p in included],
+                "confirmations": {},
+            }
+            return {"cycle_id": cycle_id, "positions": positions, "payments": len(included)}
+
+    def confirm_settlement(self, cycle_id: str, external_ref: str) -> JSON:
+        self._call("ConfirmSettlement")
+        with self.network.lock:
+            cycle = self.network.cycles.get(cycle_id)
+            if cycle is None:
+                raise rejected("cycle_not_found", "no such cycle", 404)
+            if self._msp_id not in cycle["banks"]:
+                raise rejected("not_authorized", "this bank is not in the cycle", 403)
+            if self._msp_id in cycle["confirmations"]:
+                raise rejected("already_confirmed", "this bank already confirmed")
+            cycle["confirmations"][self._msp_id] = external_ref
+            if set(cycle["confirmations"]) == set(cycle["banks"]):
+                cycle["status"] = "settled"
+                cycle["settled_at"] = self.network.clock()
+            return {"status": cycle["status"]}
+
+    def get_settlement_cycle(self, cycle_id: str) -> JSON:
+        self._call("GetSettlementCycle")
+        with self.network.lock:
+            cycle = self.network.cycles.get(cycle_id)
+            if cycle is None:
+                raise rejected("cycle_not_found", "no such cycle", 404)
+            return copy.deepcopy(cycle)
+
+    def list_settlement_cycles(self) -> JSON:
+        self._call("ListSettlementCycles")
+        with self.network.lock:
+            return {"cycles": copy.deepcopy(list(self.network.cycles.values()))}
+
+    # operations ------------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        self._call("ping")
+
+    def events(self, start_block: int, after_transaction_id: str | None) -> Iterator[LedgerEvent]:
+        if self.network.down:
+            raise LedgerUnavailable("peer down")
+        return FakeEventStream(self.network, start_block, after_transaction_id)
+
+    def close(self) -> None:
+        return None
+
+    def count(self, name: str) -> int:
+        return sum(1 for msp, call in self.network.calls if msp == self._msp_id and call == name)
+
+
+def stop_when(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until true or ``timeout``; for waiting on background threads in tests."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
