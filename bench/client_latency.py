@@ -124,8 +124,9 @@ def main() -> int:
     print(
         f"client CPU per submitted transaction on the network (incl. gRPC/TLS):     {cpu_per_tx * 1e3:.2f} ms"
     )
+    median = statistics.median(latencies)
     print(
-        f"submit-to-commit latency, 1 in flight, n={args.count}: median {statistics.median(latencies) * 1e3:.0f} ms,"
+        f"submit-to-commit latency, 1 in flight, n={args.count}: median {median * 1e3:.0f} ms,"
         f" p90 {p90 * 1e3:.0f} ms, min {latencies[0] * 1e3:.0f} ms, max {latencies[-1] * 1e3:.0f} ms"
     )
     print(f"orderer batch timeout (network/network.yaml): {batch_timeout()}")

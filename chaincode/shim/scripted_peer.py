@@ -222,7 +222,9 @@ class InvokeResult:
 
 @dataclass
 class _Flight:
-    replies: queue.SimpleQueue[Msg | None] = field(default_factory=queue.SimpleQueue)
+    replies: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = field(
+        default_factory=queue.SimpleQueue
+    )
     outstanding: bool = False
 
 
@@ -262,8 +264,8 @@ class ScriptedPeer:
         self.chaincode_name = chaincode_name
         self.timeout = timeout
         self.violations: list[str] = []
-        self.unrouted: queue.SimpleQueue[Msg] = queue.SimpleQueue()
-        self.keepalives: queue.SimpleQueue[Msg] = queue.SimpleQueue()
+        self.unrouted: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage] = queue.SimpleQueue()
+        self.keepalives: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage] = queue.SimpleQueue()
         self.fail_requests: dict[int, str] = {}
         self.default_identity = make_identity("USBankMSP", "User1@usbank.example.com")
         options = [*CLIENT_OPTIONS, *channel_options]
@@ -271,16 +273,16 @@ class ScriptedPeer:
             self._channel = grpc.insecure_channel(address, options=options)
         else:
             self._channel = grpc.secure_channel(address, credentials, options=options)
-        self._outbound: queue.SimpleQueue[Msg | None] = queue.SimpleQueue()
-        self._handshake: queue.SimpleQueue[Msg | None] = queue.SimpleQueue()
+        self._outbound: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = queue.SimpleQueue()
+        self._handshake: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = queue.SimpleQueue()
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._lock = threading.Lock()
         self._ended = threading.Event()
         self._reader: threading.Thread | None = None
-        self._responses: Iterator[Msg] | None = None
+        self._responses: Iterator[chaincode_shim_pb2.ChaincodeMessage] | None = None
 
     # -- connection ----------------------------------------------------------
-    def connect(self) -> Msg:
+    def connect(self) -> chaincode_shim_pb2.ChaincodeMessage:
         """Open ``Connect`` and complete the handshake; returns the chaincode's REGISTER."""
         stub = chaincode_shim_pb2_grpc.ChaincodeStub(self._channel)
         self._responses = stub.Connect(self._outbound_messages())
@@ -317,17 +319,17 @@ class ScriptedPeer:
     def wait_ended(self, timeout: float | None = None) -> bool:
         return self._ended.wait(self.timeout if timeout is None else timeout)
 
-    def send(self, msg: Msg) -> None:
+    def send(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
         self._outbound.put(msg)
 
-    def _outbound_messages(self) -> Iterator[Msg]:
+    def _outbound_messages(self) -> Iterator[chaincode_shim_pb2.ChaincodeMessage]:
         while True:
             msg = self._outbound.get()
             if msg is None:
                 return
             yield msg
 
-    def _next_handshake(self) -> Msg:
+    def _next_handshake(self) -> chaincode_shim_pb2.ChaincodeMessage:
         try:
             msg = self._handshake.get(timeout=self.timeout)
         except queue.Empty:
@@ -351,7 +353,7 @@ class ScriptedPeer:
             for flight in flights:
                 flight.replies.put(None)
 
-    def _route(self, msg: Msg) -> None:
+    def _route(self, msg: chaincode_shim_pb2.ChaincodeMessage) -> None:
         if msg.type == Msg.REGISTER:
             self._handshake.put(msg)
             return
@@ -456,7 +458,7 @@ class ScriptedPeer:
             with self._lock:
                 self._flights.pop(key, None)
 
-    def send_keepalive(self) -> Msg:
+    def send_keepalive(self) -> chaincode_shim_pb2.ChaincodeMessage:
         """Send KEEPALIVE and return the chaincode's echo."""
         self.send(Msg(type=Msg.KEEPALIVE))
         try:
@@ -465,11 +467,13 @@ class ScriptedPeer:
             raise PeerError("no KEEPALIVE echo from the chaincode") from None
 
     # -- the peer's answers ----------------------------------------------------
-    def _answer(self, msg: Msg, sim: _Simulation) -> Msg:
-        def reply(payload: bytes = b"") -> Msg:
+    def _answer(
+        self, msg: chaincode_shim_pb2.ChaincodeMessage, sim: _Simulation
+    ) -> chaincode_shim_pb2.ChaincodeMessage:
+        def reply(payload: bytes = b"") -> chaincode_shim_pb2.ChaincodeMessage:
             return Msg(type=Msg.RESPONSE, payload=payload, txid=msg.txid, channel_id=msg.channel_id)
 
-        def error(text: str) -> Msg:
+        def error(text: str) -> chaincode_shim_pb2.ChaincodeMessage:
             failure = f"{Msg.Type.Name(msg.type)} failed: transaction ID: {msg.txid}: {text}"
             return Msg(type=Msg.ERROR, payload=failure.encode(), txid=msg.txid, channel_id=msg.channel_id)
 

@@ -12,7 +12,6 @@ from fabric_protos.orderer import ab_pb2
 from google.protobuf import timestamp_pb2
 
 from .chaincode_events import seek_position
-from .client import iterate_stream
 from .errors import GatewayError
 from .proposal import TransactionContext
 
@@ -64,7 +63,7 @@ class BlockEventStream:
 
     @staticmethod
     def _generate(gateway: Gateway, call: Any, filtered: bool) -> Iterator[Any]:
-        responses = iterate_stream(call, lambda error: gateway.client.stream_error(error, "block events"))
+        responses = gateway.client.iterate(call, "block events")
         for response in responses:
             kind = response.WhichOneof("Type")
             if kind == "status":

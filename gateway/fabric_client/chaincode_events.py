@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 from fabric_protos.gateway import gateway_pb2
 from fabric_protos.orderer import ab_pb2
 
-from .client import iterate_stream
-
 if TYPE_CHECKING:
     from .gateway import Gateway
 
@@ -80,7 +78,7 @@ class ChaincodeEventStream:
 
     @staticmethod
     def _generate(gateway: Gateway, call: Any) -> Iterator[ChaincodeEvent]:
-        responses = iterate_stream(call, lambda error: gateway.client.stream_error(error, "chaincode events"))
+        responses = gateway.client.iterate(call, "chaincode events")
         for response in responses:
             for event in response.events:
                 yield ChaincodeEvent(

@@ -54,6 +54,7 @@ class GatewayClient:
         self.deadlines = deadlines or Deadlines()
         self._gateway = gateway_pb2_grpc.GatewayStub(channel)
         self._deliver = events_pb2_grpc.DeliverStub(channel)
+        self.closed = False
 
     def evaluate(self, request: Any, timeout: float | None = None) -> Any:
         return self._unary(
@@ -105,8 +106,19 @@ class GatewayClient:
         method = self._deliver.DeliverFiltered if filtered else self._deliver.Deliver
         return method(iter([envelope]), timeout=timeout, wait_for_ready=False)
 
-    def stream_error(self, error: grpc.RpcError, operation: str) -> GatewayError:
-        return GatewayError.from_rpc_error(error, endpoint=self.endpoint, operation=operation)
+    def iterate(self, call: Any, operation: str) -> Iterator[Any]:
+        """Yield the responses of a server stream. A cancel by the stream's own ``close()`` or by closing
+        the gateway ends it quietly; any other failure raises ``GatewayError``."""
+        try:
+            yield from call
+        except grpc.RpcError as error:
+            if _call_code(error) == grpc.StatusCode.CANCELLED and (self.closed or _cancelled_locally(call)):
+                return
+            raise GatewayError.from_rpc_error(error, endpoint=self.endpoint, operation=operation) from None
+
+    def close(self) -> None:
+        self.closed = True
+        self.channel.close()
 
     @staticmethod
     def _unary(
@@ -121,16 +133,6 @@ class GatewayClient:
             raise to_error(error) from None
 
 
-def iterate_stream(call: Any, on_error: Callable[[grpc.RpcError], GatewayError]) -> Iterator[Any]:
-    """Yield the responses of a server stream; a cancel by our own ``close()`` ends it quietly."""
-    try:
-        yield from call
-    except grpc.RpcError as error:
-        if _call_code(error) == grpc.StatusCode.CANCELLED and _cancelled_locally(call):
-            return
-        raise on_error(error) from None
-
-
 def _call_code(error: grpc.RpcError) -> Any:
     code = getattr(error, "code", None)
     return code() if callable(code) else None
@@ -138,4 +140,4 @@ def _call_code(error: grpc.RpcError) -> Any:
 
 def _cancelled_locally(call: Any) -> bool:
     cancelled = getattr(call, "cancelled", None)
-    return bool(cancelled()) if callable(cancelled) else True
+    return bool(cancelled()) if callable(cancelled) else False

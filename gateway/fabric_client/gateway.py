@@ -201,7 +201,7 @@ class Gateway:
     def close(self) -> None:
         """Close the gRPC channel if this gateway created it; open streams end."""
         if self._owns_channel and not self._closed:
-            self.client.channel.close()
+            self.client.close()
         self._closed = True
 
     def __enter__(self) -> Gateway:

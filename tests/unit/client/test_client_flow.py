@@ -258,3 +258,39 @@ def test_unreachable_peer_fails_with_clear_error(credentials: Credentials) -> No
     for error in (evaluated.value, endorsed.value):
         assert error.grpc_code == grpc.StatusCode.UNAVAILABLE
         assert endpoint in str(error)
+
+
+def test_closing_the_gateway_ends_its_event_streams_quietly(
+    fake: FakeGateway, credentials: Credentials
+) -> None:
+    with FakeGatewayServer(fake) as server:
+        gw = Gateway.connect(
+            identity=Identity("USBankMSP", credentials.cert_pem),
+            signer=ECDSASigner.from_pem(credentials.key_pem),
+            endpoint=server.endpoint,
+            insecure=True,
+        )
+        fake.events = [(3, [("tx-1", "Issued", b"")])]
+        events = gw.get_network("tokens").get_chaincode_events("deposit_token", start_block=3)
+        assert next(events).transaction_id == "tx-1"
+        gw.close()
+        assert list(events) == []
+
+
+def test_broken_event_stream_raises_gateway_error(fake: FakeGateway, credentials: Credentials) -> None:
+    with (
+        FakeGatewayServer(fake) as server,
+        Gateway.connect(
+            identity=Identity("USBankMSP", credentials.cert_pem),
+            signer=ECDSASigner.from_pem(credentials.key_pem),
+            endpoint=server.endpoint,
+            insecure=True,
+        ) as gw,
+    ):
+        fake.events = [(3, [("tx-1", "Issued", b"")])]
+        events = gw.get_network("tokens").get_chaincode_events("deposit_token", start_block=3, timeout=0.5)
+        assert next(events).transaction_id == "tx-1"
+        with pytest.raises(GatewayError) as caught:
+            next(events)
+    assert caught.value.grpc_code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert caught.value.operation == "chaincode events"

@@ -108,9 +108,9 @@ def test_unexpected_message_type_gets_an_error(server: ChaincodeServer, connect:
 
 def test_unexpected_message_during_handshake_gets_an_error(server: ChaincodeServer) -> None:
     """A TRANSACTION before REGISTERED/READY is answered with ERROR, not run."""
-    outbound: queue.SimpleQueue[Msg | None] = queue.SimpleQueue()
+    outbound: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = queue.SimpleQueue()
 
-    def requests() -> Iterator[Msg]:
+    def requests() -> Iterator[chaincode_shim_pb2.ChaincodeMessage]:
         while (msg := outbound.get()) is not None:
             yield msg
 

@@ -1,0 +1,407 @@
+"""Interbank payments: a short state machine driven by the two banks' gateways.
+
+One Fabric transaction cannot touch two banks' books (no peer holds both), so a payment
+between banks takes two transactions:
+
+``initiated`` (payer bank)
+    debit the payer (the payer bank's token is burned: its supply goes down), write the
+    public record and the private details, emit ``PaymentInitiated``.
+``completed`` (payee bank, reacting to that event)
+    credit the payee with the payee bank's own token (its supply goes up). From now on
+    the payer bank owes the payee bank the amount the payee bank delivered.
+``rejected`` (payee bank) then ``refunded`` (payer bank)
+    the payee cannot be paid (unknown, frozen, corridor), so the payer is credited back.
+    An ``initiated`` payment older than the timeout may be refunded by the payer bank too,
+    so no payment stays in flight forever.
+
+Where things live: the public record (banks, currencies, amounts, status, timeline,
+salted hash of the details) in public state; the details (payer and payee account,
+their jurisdictions, remittance text) in the two banks' bilateral collection; each
+bank's own view of the payment in its books, which is what it reconciles settlement
+against.
+
+Who may move the record on is enforced by Fabric, not just by this code: every state
+carries a state-based endorsement policy.
+
+==========  ====================  =======================================
+status      record endorsed by    why
+==========  ====================  =======================================
+initiated   payer OR payee        payee completes/rejects; payer refunds
+                                  after the timeout
+rejected    payer                 only the payer refunds
+completed   payer AND payee       final
+refunded    payer AND payee       final
+==========  ====================  =======================================
+
+A third bank cannot touch the record at all. If a payee bank ran altered chaincode and
+marked an initiated payment ``refunded`` without the payer's refund, the payer bank's
+books still show the payment unrefunded and ``RefundPayment`` credits the payer anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from chaincode.deposit_token import keys
+from chaincode.deposit_token.accounts import Books, resume_from
+from chaincode.deposit_token.collections import bilateral_collection
+from chaincode.deposit_token.corridor import check_corridor
+from chaincode.deposit_token.errors import refusal
+from chaincode.deposit_token.ledger import Ledger, Record, decode, encode, newest_first, parse_iso
+from chaincode.deposit_token.money import convert, parse_rate
+from chaincode.deposit_token.reference import Bank, Config, require_bank
+from chaincode.deposit_token.requests import Request
+from chaincode.deposit_token.supply import change_supply
+
+INITIATED = "initiated"
+COMPLETED = "completed"
+REJECTED = "rejected"
+REFUNDED = "refunded"
+STATUSES = (INITIATED, COMPLETED, REJECTED, REFUNDED)
+
+PAYMENT_ID = re.compile(r"^[0-9a-f]{64}$")
+REASON = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+SALT = re.compile(r"^[0-9a-f]{32,128}$")
+
+INITIATE_FIELDS = (
+    "idempotency_key", "payer_account", "payee_bank", "payee_account", "currency", "amount",
+    "payee_currency", "payee_amount", "rate", "remittance", "salt", "pending_credits",
+)  # fmt: skip
+
+
+def payment_id_for(payer_bank: str, idempotency_key: str) -> str:
+    """Deterministic from the payer bank and the client's idempotency key."""
+    return hashlib.sha256(f"deposit-token/payment\x00{payer_bank}\x00{idempotency_key}".encode()).hexdigest()
+
+
+def details_hash(salt: str, details: Record) -> str:
+    return hashlib.sha256(bytes.fromhex(salt) + encode(details)).hexdigest()
+
+
+def endorsers_for(status: str, payer: str, payee: str) -> tuple[list[str], int | None]:
+    if status == INITIATED:
+        return [payer, payee], 1
+    if status == REJECTED:
+        return [payer], None
+    return [payer, payee], None
+
+
+def parse_payment_id(value: object, field: str = "payment_id") -> str:
+    if not isinstance(value, str) or not PAYMENT_ID.fullmatch(value):
+        raise refusal("invalid_request", f"'{field}' must be a payment id (64 lowercase hex digits)")
+    return value
+
+
+def _save_record(ledger: Ledger, record: Record, status: str) -> None:
+    """Write the record in its new status with that status's endorsement policy.
+
+    Fabric checks a policy change against the policy in force before it, so only the
+    bank responsible for the current status can hand the record on.
+    """
+    record["status"] = status
+    record["timeline"] = [*record.get("timeline", []), {"status": status, "at": ledger.now_iso, "tx_id": ledger.tx_id}]
+    key = keys.payment(record["payment_id"])
+    ledger.put(key, record)
+    signers, n = endorsers_for(status, record["payer_bank"], record["payee_bank"])
+    ledger.require_endorsers(key, signers, n)
+
+
+def _require_record(ledger: Ledger, payment_id: str) -> Record:
+    record = ledger.get(keys.payment(payment_id))
+    if record is None:
+        raise refusal("payment_not_found", f"no payment {payment_id}")
+    return record
+
+
+def _event(record: Record) -> Record:
+    return {"payment_id": record["payment_id"], "payer_bank": record["payer_bank"], "payee_bank": record["payee_bank"]}
+
+
+# -- initiate (payer bank) -----------------------------------------------------
+
+
+def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request) -> Record:
+    idempotency_key = request.text("idempotency_key", max_length=128)
+    payer_account = request.account_id("payer_account")
+    payee_bank = require_bank(ledger, request.raw("payee_bank"), "payee_bank")
+    if payee_bank.msp_id == payer_bank.msp_id:
+        raise refusal("invalid_request", "'payee_bank' is the payer's own bank: use Transfer")
+    payee_account = request.account_id("payee_account")
+    currency = request.currency(config.currencies)
+    amount = request.amount()
+    remittance = request.optional_text("remittance", max_length=500) or ""
+    salt = request.optional_text("salt", max_length=128, pattern=SALT)
+    pending_credits = request.pending_credits()
+    if not payer_bank.issues(currency):
+        raise refusal("currency_not_issued", f"{payer_bank.msp_id} does not issue {currency} tokens")
+
+    payee_currency, payee_amount, rate = _payee_side(request, config, currency, amount)
+    if not payee_bank.issues(payee_currency):
+        raise refusal("currency_not_issued", f"{payee_bank.msp_id} does not issue {payee_currency} tokens")
+
+    payment_id = payment_id_for(payer_bank.msp_id, idempotency_key)
+    fingerprint = hashlib.sha256(
+        encode(
+            {
+                "payer_account": payer_account, "payee_bank": payee_bank.msp_id, "payee_account": payee_account,
+                "currency": currency, "amount": amount, "payee_currency": payee_currency,
+                "payee_amount": payee_amount, "rate": rate, "remittance": remittance,
+            }
+        )  # fmt: skip
+    ).hexdigest()
+    books = Books(ledger, payer_bank)
+    booked = ledger.get_private(books.collection, keys.booked_payment(payment_id))
+    if booked is not None:
+        if booked.get("fingerprint") != fingerprint:
+            raise refusal("duplicate_reference", "'idempotency_key' was already used for a different payment")
+        current = ledger.get(keys.payment(payment_id))
+        return {"payment_id": payment_id, "status": current["status"] if current else INITIATED, "created": False}
+    if ledger.get(keys.payment(payment_id)) is not None:
+        raise refusal("invalid_state", f"a payment record {payment_id} exists that this bank's books do not hold")
+
+    payer = books.require_account(payer_account, "payer_account")
+    books.debit(
+        payer_account, payer, currency, amount,
+        kind="payment_out", reference=payment_id, pending_credits=pending_credits, apply_limits=True,
+        payment_id=payment_id,
+    )  # fmt: skip
+    change_supply(ledger, payer_bank.msp_id, currency, -amount)
+    ledger.put_private(
+        books.collection,
+        keys.booked_payment(payment_id),
+        {
+            "direction": "out", "account_id": payer_account, "counterparty": payee_bank.msp_id,
+            "currency": currency, "amount": amount, "payee_currency": payee_currency, "payee_amount": payee_amount,
+            "status": INITIATED, "fingerprint": fingerprint, "settled_in": None,
+        },
+    )  # fmt: skip
+
+    details: Record = {
+        "payer_account": payer_account,
+        "payer_jurisdiction": payer.jurisdiction,
+        "payee_account": payee_account,
+        "remittance": remittance,
+    }
+    # The salt keeps the public hash from confirming guesses of account ids. The chaincode
+    # runs on the payer bank's peer alone, so a fresh random salt is safe here; a caller
+    # may pass its own.
+    salt = salt or secrets.token_hex(16)
+    ledger.put_private(
+        bilateral_collection(payer_bank.msp_id, payee_bank.msp_id),
+        keys.details(payment_id),
+        {"details": details, "salt": salt},
+    )
+    record: Record = {
+        "payment_id": payment_id,
+        "payer_bank": payer_bank.msp_id,
+        "payee_bank": payee_bank.msp_id,
+        "currency": currency,
+        "amount": amount,
+        "payee_currency": payee_currency,
+        "payee_amount": payee_amount,
+        "rate": rate,
+        "status": INITIATED,
+        "reason": None,
+        "created_at": ledger.now_iso,
+        "timeline": [],
+        "details_hash": details_hash(salt, details),
+    }
+    _save_record(ledger, record, INITIATED)
+    order = newest_first(ledger.now)
+    ledger.put_marker(keys.payment_by_bank(payer_bank.msp_id, order, payment_id))
+    ledger.put_marker(keys.payment_by_bank(payee_bank.msp_id, order, payment_id))
+    ledger.emit("PaymentInitiated", _event(record))
+    return {"payment_id": payment_id, "status": INITIATED, "created": True}
+
+
+def _payee_side(request: Request, config: Config, currency: str, amount: int) -> tuple[str, int, str | None]:
+    """The payee's currency and amount, and the locked rate for a cross-currency payment."""
+    if not request.has("payee_currency") or request.raw("payee_currency") == currency:
+        if request.has("payee_amount") and request.raw("payee_amount") != amount:
+            raise refusal("invalid_request", "'payee_amount' must equal 'amount' in a single-currency payment")
+        if request.has("rate") and parse_rate(request.raw("rate"), "rate") != Decimal(1):
+            raise refusal("invalid_request", "'rate' must be 1 (or absent) in a single-currency payment")
+        return currency, amount, None
+    payee_currency = request.currency(config.currencies, "payee_currency")
+    payee_amount = request.amount("payee_amount")
+    if not request.has("rate"):
+        raise refusal("invalid_request", "'rate' is required for a cross-currency payment")
+    rate_text = request.raw("rate")
+    rate = parse_rate(rate_text, "rate")
+    expected = convert(amount, rate, config.currencies[currency], config.currencies[payee_currency])
+    if payee_amount != expected:
+        raise refusal(
+            "invalid_request",
+            f"'payee_amount' {payee_amount} does not match amount x rate = {expected} {payee_currency} (half-even)",
+        )
+    return payee_currency, payee_amount, str(rate_text)
+
+
+# -- complete / reject (payee bank) ----------------------------------------------
+
+
+def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
+    record = _require_record(ledger, payment_id)
+    if record["payee_bank"] != payee_bank.msp_id:
+        raise refusal("not_authorized", "only the payee bank completes a payment")
+    if record["status"] == COMPLETED:
+        return {"payment_id": payment_id, "status": COMPLETED, "completed": False}
+    if record["status"] != INITIATED:
+        raise refusal("invalid_state", f"payment {payment_id} is {record['status']}, not initiated")
+    collection = bilateral_collection(record["payer_bank"], record["payee_bank"])
+    stored = ledger.get_private(collection, keys.details(payment_id))
+    if stored is None:
+        raise refusal("invalid_state", f"the details of payment {payment_id} have not reached this peer yet; retry")
+    details = stored["details"]
+    if details_hash(stored["salt"], details) != record["details_hash"]:
+        raise refusal("invalid_state", f"the details of payment {payment_id} do not match its public hash")
+    books = Books(ledger, payee_bank)
+    if ledger.get_private(books.collection, keys.booked_payment(payment_id)) is not None:
+        raise refusal("invalid_state", f"payment {payment_id} is already in this bank's books")
+    payee_account = details["payee_account"]
+    payee = books.require_account(payee_account, "payee_account")
+    payee.require_can_be_paid()
+    if not payee_bank.issues(record["payee_currency"]):
+        raise refusal("currency_not_issued", f"{payee_bank.msp_id} does not issue {record['payee_currency']} tokens")
+    for currency in dict.fromkeys((record["currency"], record["payee_currency"])):
+        check_corridor(ledger, currency, details["payer_jurisdiction"], payee.jurisdiction)
+
+    books.credit(
+        payee_account, record["payee_currency"], record["payee_amount"], "payment_in", payment_id, payment_id
+    )
+    change_supply(ledger, payee_bank.msp_id, record["payee_currency"], record["payee_amount"])
+    ledger.put_private(
+        books.collection,
+        keys.booked_payment(payment_id),
+        {
+            "direction": "in", "account_id": payee_account, "counterparty": record["payer_bank"],
+            "currency": record["payee_currency"], "amount": record["payee_amount"], "status": COMPLETED,
+            "settled_in": None,
+        },
+    )  # fmt: skip
+    _save_record(ledger, record, COMPLETED)
+    ledger.put_marker(keys.unsettled(payment_id))
+    ledger.emit("PaymentCompleted", _event(record))
+    return {"payment_id": payment_id, "status": COMPLETED, "completed": True}
+
+
+def reject(ledger: Ledger, payee_bank: Bank, payment_id: str, reason: str) -> Record:
+    if not REASON.fullmatch(reason):
+        raise refusal(
+            "invalid_request",
+            "'reason' must be a code of lowercase letters, digits and _ (it is public: never customer data)",
+        )
+    record = _require_record(ledger, payment_id)
+    if record["payee_bank"] != payee_bank.msp_id:
+        raise refusal("not_authorized", "only the payee bank rejects a payment")
+    if record["status"] == REJECTED:
+        return {"payment_id": payment_id, "status": REJECTED, "rejected": False}
+    if record["status"] != INITIATED:
+        raise refusal("invalid_state", f"payment {payment_id} is {record['status']}, not initiated")
+    record["reason"] = reason
+    _save_record(ledger, record, REJECTED)
+    ledger.emit("PaymentRejected", {**_event(record), "reason": reason})
+    return {"payment_id": payment_id, "status": REJECTED, "rejected": True}
+
+
+# -- refund (payer bank) -----------------------------------------------------------
+
+
+def refund(ledger: Ledger, config: Config, payer_bank: Bank, payment_id: str) -> Record:
+    record = _require_record(ledger, payment_id)
+    if record["payer_bank"] != payer_bank.msp_id:
+        raise refusal("not_authorized", "only the payer bank refunds a payment")
+    books = Books(ledger, payer_bank)
+    booked = ledger.get_private(books.collection, keys.booked_payment(payment_id))
+    if booked is None or booked.get("direction") != "out":
+        raise refusal("invalid_state", f"payment {payment_id} is not in this bank's books")
+    if booked["status"] == REFUNDED:
+        return {"payment_id": payment_id, "status": REFUNDED, "refunded": False}
+    status = record["status"]
+    if status == COMPLETED:
+        raise refusal("invalid_state", f"payment {payment_id} is completed and cannot be refunded")
+    if status == INITIATED:
+        age = (ledger.now - parse_iso(record["created_at"])).total_seconds()
+        if age < config.payment_timeout_seconds:
+            raise refusal(
+                "not_expired",
+                f"payment {payment_id} is still initiated; the payer bank may refund it "
+                f"{config.payment_timeout_seconds} s after creation ({int(age)} s so far)",
+            )
+    booked["status"] = REFUNDED
+    ledger.put_private(books.collection, keys.booked_payment(payment_id), booked)
+    books.credit(booked["account_id"], booked["currency"], booked["amount"], "payment_refund", payment_id, payment_id)
+    change_supply(ledger, payer_bank.msp_id, booked["currency"], booked["amount"])
+    if status != REFUNDED:
+        # A record already marked refunded (by the payee bank's altered chaincode) is final:
+        # the payer's books decided the refund above.
+        if status == INITIATED:
+            record["reason"] = "expired"
+        _save_record(ledger, record, REFUNDED)
+    ledger.emit("PaymentRefunded", _event(record))
+    return {"payment_id": payment_id, "status": REFUNDED, "refunded": True}
+
+
+# -- queries ---------------------------------------------------------------------
+
+
+def public_view(ledger: Ledger, record: Record) -> Record:
+    marker = ledger.get(keys.settled(record["payment_id"]))
+    return {**record, "cycle_id": marker["cycle_id"] if marker else None}
+
+
+def get_payment(ledger: Ledger, payment_id: str, caller: str | None, with_details: bool) -> Record:
+    record = public_view(ledger, _require_record(ledger, payment_id))
+    if with_details:
+        if caller not in (record["payer_bank"], record["payee_bank"]):
+            raise refusal("not_authorized", "only the payer and payee banks may read a payment's details")
+        stored = ledger.get_private(
+            bilateral_collection(record["payer_bank"], record["payee_bank"]), keys.details(payment_id)
+        )
+        record["details"] = stored["details"] if stored else None
+    return record
+
+
+def list_payments(ledger: Ledger, bank: str | None, status: str | None, page_size: int, bookmark: str) -> Record:
+    if bank is not None:
+        start, end = keys.prefix_range(keys.PAYMENT_BY_BANK, bank)
+    else:
+        start, end = keys.prefix_range(keys.PAYMENT)
+    payments: list[Record] = []
+    for key, raw in ledger.scan_from(resume_from(start, end, bookmark), end):
+        record = _record_behind(ledger, key, raw, bank is not None)
+        if record is None or (status is not None and record["status"] != status):
+            continue
+        if len(payments) == page_size:
+            return {"payments": payments, "bookmark": key.encode("utf-8").hex()}
+        payments.append(public_view(ledger, record))
+    return {"payments": payments, "bookmark": ""}
+
+
+def _record_behind(ledger: Ledger, key: str, raw: bytes, via_index: bool) -> Record | None:
+    if not via_index:
+        return decode(raw)
+    payment_id = ledger.stub.split_composite_key(key)[1][-1]
+    return ledger.get(keys.payment(payment_id))
+
+
+def unsettled_payments(ledger: Ledger) -> Iterator[tuple[str, Record | None]]:
+    """Completed payments not yet in a settlement cycle (index key, record)."""
+    for key, _ in ledger.scan(keys.UNSETTLED):
+        payment_id = ledger.stub.split_composite_key(key)[1][0]
+        yield key, ledger.get(keys.payment(payment_id))
+
+
+def parse_list_filter(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    bank = data.get("bank")
+    status = data.get("status")
+    if bank is not None and not isinstance(bank, str):
+        raise refusal("invalid_request", "'bank' must be an MSP id")
+    if status is not None and status not in STATUSES:
+        raise refusal("invalid_request", f"'status' must be one of {', '.join(STATUSES)}")
+    return bank, status
