@@ -173,8 +173,9 @@ class Books:
         still describes exactly what was folded.
         """
         credit_keys = [keys.credit(account_id, credit_id) for credit_id in credit_ids]
-        for credit_key, record in zip(credit_keys, self.ledger.get_private_many(self.collection, credit_keys),
-                                      strict=True):
+        for credit_key, record in zip(
+            credit_keys, self.ledger.get_private_many(self.collection, credit_keys), strict=True
+        ):
             if record is None:
                 continue
             currency = record["currency"]
@@ -223,7 +224,8 @@ class Books:
             if limits is not None and limits.per_transaction is not None and amount > limits.per_transaction:
                 raise refusal(
                     "limit_exceeded",
-                    f"the debit {amount} is above the per-transaction limit {limits.per_transaction} for {currency}",
+                    f"the debit {amount} is above the per-transaction limit "
+                    f"{limits.per_transaction} for {currency}",
                 )
             spent = head.spent.get(currency, 0)
             if limits is not None and limits.daily is not None and spent + amount > limits.daily:
@@ -235,9 +237,14 @@ class Books:
             head.spent[currency] = spent + amount
         available = head.balances.get(currency, 0)
         if available < amount:
-            hint = "" if pending_credits else " (credits received since the last debit count once listed in 'pending_credits')"
+            hint = (
+                ""
+                if pending_credits
+                else " (credits received since the last debit count once listed in 'pending_credits')"
+            )
             raise refusal(
-                "insufficient_funds", f"account balance {available} {currency} is below the debit {amount}{hint}"
+                "insufficient_funds",
+                f"account balance {available} {currency} is below the debit {amount}{hint}",
             )
         head.balances[currency] = available - amount
         self.save_head(account_id, head)
@@ -278,9 +285,11 @@ class Books:
         return {ccy: amount for ccy, amount in sorted(balances.items())}, pending
 
     def history(self, account_id: str, page_size: int, bookmark: str) -> tuple[list[Any], str]:
-        start, end = keys.prefix_range(keys.ENTRY, account_id)
+        start, end = keys.simple_prefix_range(keys.ENTRY, account_id)
         entries: list[Any] = []
-        for entry_key, raw in self.ledger.scan_private_from(self.collection, _resume(start, end, bookmark), end):
+        for entry_key, raw in self.ledger.scan_private_range(
+            self.collection, _resume(start, end, bookmark), end
+        ):
             if len(entries) == page_size:
                 return entries, entry_key.encode("utf-8").hex()
             entries.append(decode(raw))

@@ -28,13 +28,21 @@ from chaincode.deposit_token.requests import JURISDICTION
 
 def parse_policy(data: dict[str, Any], config: Config) -> Record:
     if set(data) != {"rules"} or not isinstance(data["rules"], list):
-        raise refusal("invalid_request", "a corridor policy is an object with one key, 'rules', holding a list")
+        raise refusal(
+            "invalid_request", "a corridor policy is an object with one key, 'rules', holding a list"
+        )
     rules: list[Record] = []
     seen: set[str] = set()
     for index, item in enumerate(data["rules"]):
         where = f"rules[{index}]"
-        if not isinstance(item, dict) or "currency" not in item or set(item) - {"currency", "cross_border_only", "allowed"}:
-            raise refusal("invalid_request", f"'{where}' must hold 'currency' and 'cross_border_only' and/or 'allowed'")
+        if (
+            not isinstance(item, dict)
+            or "currency" not in item
+            or set(item) - {"currency", "cross_border_only", "allowed"}
+        ):
+            raise refusal(
+                "invalid_request", f"'{where}' must hold 'currency' and 'cross_border_only' and/or 'allowed'"
+            )
         currency = item["currency"]
         if not isinstance(currency, str) or currency not in config.currencies:
             raise refusal("unknown_currency", f"'{where}.currency' is not in the reference data")
@@ -54,7 +62,10 @@ def parse_policy(data: dict[str, Any], config: Config) -> Record:
                 and all(isinstance(j, str) and JURISDICTION.fullmatch(j) for j in pair)
                 for pair in pairs
             ):
-                raise refusal("invalid_request", f"'{where}.allowed' must be a list of [jurisdiction, jurisdiction] pairs")
+                raise refusal(
+                    "invalid_request",
+                    f"'{where}.allowed' must be a list of [jurisdiction, jurisdiction] pairs",
+                )
             rule["allowed"] = sorted({tuple(sorted(pair)) for pair in pairs})
             rule["allowed"] = [list(pair) for pair in rule["allowed"]]
         if len(rule) == 1:
@@ -74,12 +85,13 @@ def check_corridor(ledger: Ledger, currency: str, payer_jurisdiction: str, payee
         if rule.get("cross_border_only") and payer_jurisdiction == payee_jurisdiction:
             raise refusal(
                 "corridor_forbidden",
-                f"{currency} is cross-border only: it may not move between two accounts of the same jurisdiction",
+                f"{currency} is cross-border only: it may not move between two accounts of one jurisdiction",
             )
         allowed = rule.get("allowed")
         if allowed is not None and sorted((payer_jurisdiction, payee_jurisdiction)) not in allowed:
             raise refusal(
-                "corridor_forbidden", f"{currency} may move only between the jurisdiction pairs the corridor policy lists"
+                "corridor_forbidden",
+                f"{currency} may move only between the jurisdiction pairs the corridor policy lists",
             )
 
 

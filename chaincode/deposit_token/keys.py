@@ -4,6 +4,11 @@ Public state holds only what every org may read; a bank's books collection holds
 customers; the bilateral collection holds a payment's private details; a supply
 collection holds one issuer's supply changes. Composite keys keep each kind in its own
 range so a partial-key scan never mixes kinds.
+
+The few kinds a query pages through (account history, the payment index) use simple
+keys ``kind/part/part`` instead: Fabric's shims refuse composite keys as the bounds of a
+plain range scan, and only a plain range scan can resume from a bookmark key on private
+data. No part contains ``/`` (ids are validated), so a prefix never matches another kind.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ CONFIG = "dt.config"
 BANK = "dt.bank"
 CORRIDOR = "dt.corridor"
 PAYMENT = "dt.payment"
-PAYMENT_BY_BANK = "dt.payment-by-bank"
+PAYMENT_INDEX = "payment-index"
+ALL_BANKS = "*"
 UNSETTLED = "dt.unsettled"
 SETTLED = "dt.settled"
 CYCLE = "dt.cycle"
@@ -40,10 +46,16 @@ def key(object_type: str, *attributes: str) -> str:
     return create_composite_key(object_type, list(attributes))
 
 
-def prefix_range(object_type: str, *attributes: str) -> tuple[str, str]:
-    """Start and end key of every key that extends this partial key."""
-    start = create_composite_key(object_type, list(attributes))
-    return start, start + MAX_UNICODE_RUNE
+def simple_key(*parts: str) -> str:
+    if any(not part or "/" in part for part in parts):
+        raise ValueError("a simple key part must be non-empty and hold no '/'")
+    return "/".join(parts)
+
+
+def simple_prefix_range(*parts: str) -> tuple[str, str]:
+    """Start and end of every simple key under this prefix."""
+    prefix = simple_key(*parts) + "/"
+    return prefix, prefix + MAX_UNICODE_RUNE
 
 
 def config() -> str:
@@ -62,8 +74,9 @@ def payment(payment_id: str) -> str:
     return key(PAYMENT, payment_id)
 
 
-def payment_by_bank(msp_id: str, order: str, payment_id: str) -> str:
-    return key(PAYMENT_BY_BANK, msp_id, order, payment_id)
+def payment_index(msp_id: str, order: str, payment_id: str) -> str:
+    """``msp_id`` is a bank, or ``ALL_BANKS`` for the index of every payment."""
+    return simple_key(PAYMENT_INDEX, msp_id, order, payment_id)
 
 
 def unsettled(payment_id: str) -> str:
@@ -95,7 +108,7 @@ def credit(account_id: str, credit_id: str) -> str:
 
 
 def entry(account_id: str, order: str, entry_id: str) -> str:
-    return key(ENTRY, account_id, order, entry_id)
+    return simple_key(ENTRY, account_id, order, entry_id)
 
 
 def deposit(deposit_ref: str) -> str:

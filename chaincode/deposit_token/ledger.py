@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from chaincode.deposit_token import keys
 from chaincode.shim.api import KV, Stub
 from chaincode.shim.endorsement import orgs_must_endorse
 
@@ -86,11 +85,16 @@ class Ledger:
     def delete(self, key: str) -> None:
         self.stub.del_state(key)
 
-    def scan(self, object_type: str, *attributes: str) -> Iterator[tuple[str, Record | None]]:
-        start, end = keys.prefix_range(object_type, *attributes)
-        yield from _decoded(self.stub.get_state_by_range(start, end))
+    def scan(self, object_type: str, *attributes: str) -> Iterator[tuple[str, bytes]]:
+        """Every key under a partial composite key, with its raw value."""
+        yield from _raw(self.stub.get_state_by_partial_composite_key(object_type, list(attributes)))
 
-    def scan_from(self, start: str, end: str) -> Iterator[tuple[str, bytes]]:
+    def scan_records(self, object_type: str, *attributes: str) -> Iterator[tuple[str, Record | None]]:
+        for key, raw in self.scan(object_type, *attributes):
+            yield key, decode(raw)
+
+    def scan_range(self, start: str, end: str) -> Iterator[tuple[str, bytes]]:
+        """A range of simple keys."""
         yield from _raw(self.stub.get_state_by_range(start, end))
 
     def require_endorsers(self, key: str, msp_ids: Iterable[str], n: int | None = None) -> None:
@@ -112,12 +116,17 @@ class Ledger:
     def delete_private(self, collection: str, key: str) -> None:
         self.stub.del_private_data(collection, key)
 
-    def scan_private(self, collection: str, object_type: str, *attributes: str) -> Iterator[tuple[str, Record | None]]:
+    def scan_private(
+        self, collection: str, object_type: str, *attributes: str
+    ) -> Iterator[tuple[str, Record | None]]:
         """Only in queries: Fabric refuses private-data range scans in a transaction that writes."""
-        start, end = keys.prefix_range(object_type, *attributes)
-        yield from _decoded(self.stub.get_private_data_by_range(collection, start, end))
+        iterator = self.stub.get_private_data_by_partial_composite_key(
+            collection, object_type, list(attributes)
+        )
+        yield from _decoded(iterator)
 
-    def scan_private_from(self, collection: str, start: str, end: str) -> Iterator[tuple[str, bytes]]:
+    def scan_private_range(self, collection: str, start: str, end: str) -> Iterator[tuple[str, bytes]]:
+        """A range of simple keys; only in queries."""
         yield from _raw(self.stub.get_private_data_by_range(collection, start, end))
 
     # -- events --------------------------------------------------------------

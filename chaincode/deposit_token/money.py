@@ -44,7 +44,7 @@ def parse_amount(value: object, field: str) -> int:
     if isinstance(value, float):
         raise refusal(
             "invalid_amount",
-            f"'{field}' must be an integer number of minor units; fractions of the smallest unit do not exist",
+            f"'{field}' must be an integer number of minor units; there is no fraction of the smallest unit",
         )
     if isinstance(value, str):
         raise refusal("invalid_amount", f"'{field}' must be a JSON integer of minor units, not a string")
@@ -70,7 +70,8 @@ def parse_rate(value: object, field: str) -> Decimal:
     """A locked exchange rate given as a decimal string such as ``"7.8125"``."""
     if not isinstance(value, str) or not _RATE.fullmatch(value):
         raise refusal(
-            "invalid_request", f"'{field}' must be a decimal string like \"7.8125\" (up to 12 digits each side)"
+            "invalid_request",
+            f"'{field}' must be a decimal string like \"7.8125\" (up to 12 digits each side)",
         )
     try:
         rate = Decimal(value)

@@ -52,7 +52,7 @@ from chaincode.deposit_token.accounts import Books, resume_from
 from chaincode.deposit_token.collections import bilateral_collection
 from chaincode.deposit_token.corridor import check_corridor
 from chaincode.deposit_token.errors import refusal
-from chaincode.deposit_token.ledger import Ledger, Record, decode, encode, newest_first, parse_iso
+from chaincode.deposit_token.ledger import Ledger, Record, encode, newest_first, parse_iso
 from chaincode.deposit_token.money import convert, parse_rate
 from chaincode.deposit_token.reference import Bank, Config, require_bank
 from chaincode.deposit_token.requests import Request
@@ -104,7 +104,10 @@ def _save_record(ledger: Ledger, record: Record, status: str) -> None:
     bank responsible for the current status can hand the record on.
     """
     record["status"] = status
-    record["timeline"] = [*record.get("timeline", []), {"status": status, "at": ledger.now_iso, "tx_id": ledger.tx_id}]
+    record["timeline"] = [
+        *record.get("timeline", []),
+        {"status": status, "at": ledger.now_iso, "tx_id": ledger.tx_id},
+    ]
     key = keys.payment(record["payment_id"])
     ledger.put(key, record)
     signers, n = endorsers_for(status, record["payer_bank"], record["payee_bank"])
@@ -119,7 +122,11 @@ def _require_record(ledger: Ledger, payment_id: str) -> Record:
 
 
 def _event(record: Record) -> Record:
-    return {"payment_id": record["payment_id"], "payer_bank": record["payer_bank"], "payee_bank": record["payee_bank"]}
+    return {
+        "payment_id": record["payment_id"],
+        "payer_bank": record["payer_bank"],
+        "payee_bank": record["payee_bank"],
+    }
 
 
 # -- initiate (payer bank) -----------------------------------------------------
@@ -148,11 +155,17 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
     fingerprint = hashlib.sha256(
         encode(
             {
-                "payer_account": payer_account, "payee_bank": payee_bank.msp_id, "payee_account": payee_account,
-                "currency": currency, "amount": amount, "payee_currency": payee_currency,
-                "payee_amount": payee_amount, "rate": rate, "remittance": remittance,
+                "payer_account": payer_account,
+                "payee_bank": payee_bank.msp_id,
+                "payee_account": payee_account,
+                "currency": currency,
+                "amount": amount,
+                "payee_currency": payee_currency,
+                "payee_amount": payee_amount,
+                "rate": rate,
+                "remittance": remittance,
             }
-        )  # fmt: skip
+        )
     ).hexdigest()
     books = Books(ledger, payer_bank)
     booked = ledger.get_private(books.collection, keys.booked_payment(payment_id))
@@ -160,9 +173,15 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
         if booked.get("fingerprint") != fingerprint:
             raise refusal("duplicate_reference", "'idempotency_key' was already used for a different payment")
         current = ledger.get(keys.payment(payment_id))
-        return {"payment_id": payment_id, "status": current["status"] if current else INITIATED, "created": False}
+        return {
+            "payment_id": payment_id,
+            "status": current["status"] if current else INITIATED,
+            "created": False,
+        }
     if ledger.get(keys.payment(payment_id)) is not None:
-        raise refusal("invalid_state", f"a payment record {payment_id} exists that this bank's books do not hold")
+        raise refusal(
+            "invalid_state", f"a payment record {payment_id} exists that this bank's books do not hold"
+        )
 
     payer = books.require_account(payer_account, "payer_account")
     books.debit(
@@ -176,7 +195,8 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
         keys.booked_payment(payment_id),
         {
             "direction": "out", "account_id": payer_account, "counterparty": payee_bank.msp_id,
-            "currency": currency, "amount": amount, "payee_currency": payee_currency, "payee_amount": payee_amount,
+            "currency": currency, "amount": amount,
+            "payee_currency": payee_currency, "payee_amount": payee_amount,
             "status": INITIATED, "fingerprint": fingerprint, "settled_in": None,
         },
     )  # fmt: skip
@@ -213,8 +233,8 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
     }
     _save_record(ledger, record, INITIATED)
     order = newest_first(ledger.now)
-    ledger.put_marker(keys.payment_by_bank(payer_bank.msp_id, order, payment_id))
-    ledger.put_marker(keys.payment_by_bank(payee_bank.msp_id, order, payment_id))
+    for indexed_under in (payer_bank.msp_id, payee_bank.msp_id, keys.ALL_BANKS):
+        ledger.put_marker(keys.payment_index(indexed_under, order, payment_id))
     ledger.emit("PaymentInitiated", _event(record))
     return {"payment_id": payment_id, "status": INITIATED, "created": True}
 
@@ -223,7 +243,9 @@ def _payee_side(request: Request, config: Config, currency: str, amount: int) ->
     """The payee's currency and amount, and the locked rate for a cross-currency payment."""
     if not request.has("payee_currency") or request.raw("payee_currency") == currency:
         if request.has("payee_amount") and request.raw("payee_amount") != amount:
-            raise refusal("invalid_request", "'payee_amount' must equal 'amount' in a single-currency payment")
+            raise refusal(
+                "invalid_request", "'payee_amount' must equal 'amount' in a single-currency payment"
+            )
         if request.has("rate") and parse_rate(request.raw("rate"), "rate") != Decimal(1):
             raise refusal("invalid_request", "'rate' must be 1 (or absent) in a single-currency payment")
         return currency, amount, None
@@ -237,7 +259,7 @@ def _payee_side(request: Request, config: Config, currency: str, amount: int) ->
     if payee_amount != expected:
         raise refusal(
             "invalid_request",
-            f"'payee_amount' {payee_amount} does not match amount x rate = {expected} {payee_currency} (half-even)",
+            f"'payee_amount' {payee_amount} is not amount x rate = {expected} {payee_currency} (half-even)",
         )
     return payee_currency, payee_amount, str(rate_text)
 
@@ -256,7 +278,9 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
     collection = bilateral_collection(record["payer_bank"], record["payee_bank"])
     stored = ledger.get_private(collection, keys.details(payment_id))
     if stored is None:
-        raise refusal("invalid_state", f"the details of payment {payment_id} have not reached this peer yet; retry")
+        raise refusal(
+            "invalid_state", f"the details of payment {payment_id} have not reached this peer yet; retry"
+        )
     details = stored["details"]
     if details_hash(stored["salt"], details) != record["details_hash"]:
         raise refusal("invalid_state", f"the details of payment {payment_id} do not match its public hash")
@@ -267,7 +291,9 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
     payee = books.require_account(payee_account, "payee_account")
     payee.require_can_be_paid()
     if not payee_bank.issues(record["payee_currency"]):
-        raise refusal("currency_not_issued", f"{payee_bank.msp_id} does not issue {record['payee_currency']} tokens")
+        raise refusal(
+            "currency_not_issued", f"{payee_bank.msp_id} does not issue {record['payee_currency']} tokens"
+        )
     for currency in dict.fromkeys((record["currency"], record["payee_currency"])):
         check_corridor(ledger, currency, details["payer_jurisdiction"], payee.jurisdiction)
 
@@ -335,7 +361,9 @@ def refund(ledger: Ledger, config: Config, payer_bank: Bank, payment_id: str) ->
             )
     booked["status"] = REFUNDED
     ledger.put_private(books.collection, keys.booked_payment(payment_id), booked)
-    books.credit(booked["account_id"], booked["currency"], booked["amount"], "payment_refund", payment_id, payment_id)
+    books.credit(
+        booked["account_id"], booked["currency"], booked["amount"], "payment_refund", payment_id, payment_id
+    )
     change_supply(ledger, payer_bank.msp_id, booked["currency"], booked["amount"])
     if status != REFUNDED:
         # A record already marked refunded (by the payee bank's altered chaincode) is final:
@@ -367,27 +395,19 @@ def get_payment(ledger: Ledger, payment_id: str, caller: str | None, with_detail
     return record
 
 
-def list_payments(ledger: Ledger, bank: str | None, status: str | None, page_size: int, bookmark: str) -> Record:
-    if bank is not None:
-        start, end = keys.prefix_range(keys.PAYMENT_BY_BANK, bank)
-    else:
-        start, end = keys.prefix_range(keys.PAYMENT)
+def list_payments(
+    ledger: Ledger, bank: str | None, status: str | None, page_size: int, bookmark: str
+) -> Record:
+    start, end = keys.simple_prefix_range(keys.PAYMENT_INDEX, bank or keys.ALL_BANKS)
     payments: list[Record] = []
-    for key, raw in ledger.scan_from(resume_from(start, end, bookmark), end):
-        record = _record_behind(ledger, key, raw, bank is not None)
+    for key, _ in ledger.scan_range(resume_from(start, end, bookmark), end):
+        record = ledger.get(keys.payment(key.rsplit("/", 1)[1]))
         if record is None or (status is not None and record["status"] != status):
             continue
         if len(payments) == page_size:
             return {"payments": payments, "bookmark": key.encode("utf-8").hex()}
         payments.append(public_view(ledger, record))
     return {"payments": payments, "bookmark": ""}
-
-
-def _record_behind(ledger: Ledger, key: str, raw: bytes, via_index: bool) -> Record | None:
-    if not via_index:
-        return decode(raw)
-    payment_id = ledger.stub.split_composite_key(key)[1][-1]
-    return ledger.get(keys.payment(payment_id))
 
 
 def unsettled_payments(ledger: Ledger) -> Iterator[tuple[str, Record | None]]:

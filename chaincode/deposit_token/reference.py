@@ -98,7 +98,7 @@ def require_bank(ledger: Ledger, msp_id: object, field: str) -> Bank:
 
 
 def all_banks(ledger: Ledger) -> list[Bank]:
-    return [_bank_from(record) for _, record in ledger.scan(keys.BANK) if record is not None]
+    return [_bank_from(record) for _, record in ledger.scan_records(keys.BANK) if record is not None]
 
 
 # -- who is calling ------------------------------------------------------------
@@ -157,7 +157,9 @@ def _parse_banks(value: Any, currencies: dict[str, int], regulator: str) -> list
     for index, item in enumerate(value):
         where = f"banks[{index}]"
         if not isinstance(item, dict) or set(item) - {"msp_id", "name", "jurisdiction", "currencies"}:
-            raise refusal("invalid_request", f"'{where}' must be an object of msp_id, name, jurisdiction, currencies")
+            raise refusal(
+                "invalid_request", f"'{where}' must be an object of msp_id, name, jurisdiction, currencies"
+            )
         msp = item.get("msp_id")
         if not isinstance(msp, str) or not MSP_ID.fullmatch(msp):
             raise refusal("invalid_request", f"'{where}.msp_id' must be an MSP id")
@@ -204,7 +206,9 @@ def init_reference_data(ctx: Context, ledger: Ledger, data: dict[str, Any]) -> R
     currencies = _parse_currencies(data.get("currencies"))
     for code, exponent in currencies.items():
         if code in config.currencies and config.currencies[code] != exponent:
-            raise refusal("invalid_request", f"the exponent of {code} is {config.currencies[code]} and cannot change")
+            raise refusal(
+                "invalid_request", f"the exponent of {code} is {config.currencies[code]} and cannot change"
+            )
     merged = {**config.currencies, **currencies}
     banks = _parse_banks(data.get("banks", []), merged, regulator)
     timeout = config.payment_timeout_seconds
@@ -226,14 +230,17 @@ def init_reference_data(ctx: Context, ledger: Ledger, data: dict[str, Any]) -> R
         ledger.put(keys.corridor(), DEFAULT_CORRIDOR_POLICY)
         ledger.require_endorsers(keys.corridor(), [regulator])
     if changed:
-        ledger.emit("ReferenceDataChanged", {"regulator": regulator, "banks": sorted(b.msp_id for b in banks)})
+        ledger.emit(
+            "ReferenceDataChanged", {"regulator": regulator, "banks": sorted(b.msp_id for b in banks)}
+        )
     return {"changed": changed, "banks": len(banks), "currencies": len(merged)}
 
 
 def parse_timeout(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAYMENT_TIMEOUT_SECONDS:
         raise refusal(
-            "invalid_request", f"'payment_timeout_seconds' must be an integer from 1 to {MAX_PAYMENT_TIMEOUT_SECONDS}"
+            "invalid_request",
+            f"'payment_timeout_seconds' must be an integer from 1 to {MAX_PAYMENT_TIMEOUT_SECONDS}",
         )
     return value
 

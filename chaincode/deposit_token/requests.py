@@ -27,8 +27,10 @@ MAX_PENDING_CREDITS = 1000
 
 
 def _no_controls(text: str) -> bool:
-    return all(ch >= " " and ch != "\x7f" for ch in text) and MIN_UNICODE_RUNE not in text and (
-        MAX_UNICODE_RUNE not in text
+    return (
+        all(ch >= " " and ch != "\x7f" for ch in text)
+        and MIN_UNICODE_RUNE not in text
+        and (MAX_UNICODE_RUNE not in text)
     )
 
 
@@ -51,12 +53,14 @@ class Request:
         if raw is None:
             raise refusal(
                 "invalid_request",
-                f"the transient map needs a '{TRANSIENT_KEY}' entry: private input never travels as an argument",
+                f"the transient map needs a '{TRANSIENT_KEY}' entry: private input never goes in arguments",
             )
         try:
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError):
-            raise refusal("invalid_request", f"transient '{TRANSIENT_KEY}' is not a UTF-8 JSON object") from None
+            raise refusal(
+                "invalid_request", f"transient '{TRANSIENT_KEY}' is not a UTF-8 JSON object"
+            ) from None
         if not isinstance(data, dict):
             raise refusal("invalid_request", f"transient '{TRANSIENT_KEY}' must be a JSON object")
         return cls(data, allowed)
@@ -89,7 +93,9 @@ class Request:
             raise refusal("invalid_request", f"'{name}' has characters or a length that is not allowed")
         return value
 
-    def optional_text(self, name: str, max_length: int = 200, pattern: re.Pattern[str] | None = None) -> str | None:
+    def optional_text(
+        self, name: str, max_length: int = 200, pattern: re.Pattern[str] | None = None
+    ) -> str | None:
         return self.text(name, max_length, pattern) if self.has(name) else None
 
     def account_id(self, name: str = "account_id") -> str:
@@ -106,14 +112,16 @@ class Request:
         if not isinstance(value, str) or not REFERENCE.fullmatch(value):
             raise refusal(
                 "invalid_request",
-                f"'{name}' must be 1 to 128 letters, digits or . _ : / @ # - (starting with a letter or digit)",
+                f"'{name}' must be 1 to 128 letters, digits or . _ : / @ # - (first a letter or digit)",
             )
         return value
 
     def jurisdiction(self, name: str = "jurisdiction") -> str:
         value = self._required(name)
         if not isinstance(value, str) or not JURISDICTION.fullmatch(value):
-            raise refusal("invalid_request", f"'{name}' must be a jurisdiction code of 2 to 4 capital letters")
+            raise refusal(
+                "invalid_request", f"'{name}' must be a jurisdiction code of 2 to 4 capital letters"
+            )
         return value
 
     def amount(self, name: str = "amount") -> int:
@@ -155,7 +163,9 @@ class Request:
         if not isinstance(value, list):
             raise refusal("invalid_request", "'pending_credits' must be a list of credit ids")
         if len(value) > MAX_PENDING_CREDITS:
-            raise refusal("invalid_request", f"'pending_credits' may list at most {MAX_PENDING_CREDITS} credits")
+            raise refusal(
+                "invalid_request", f"'pending_credits' may list at most {MAX_PENDING_CREDITS} credits"
+            )
         ids: list[str] = []
         for item in value:
             if not isinstance(item, str) or not CREDIT_ID.fullmatch(item):

@@ -11,6 +11,7 @@ Without --profile, settings come from BANK_API_* variables (see config.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -58,16 +59,25 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=text)
         command.add_argument("--profile", help="profile.json written by the network tool")
         command.add_argument("--msp", help="the bank's MSP id, e.g. USBankMSP")
-        command.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite next to the operator key)")
+        command.add_argument(
+            "--database-url", help="SQLAlchemy URL (default: SQLite next to the operator key)"
+        )
         if name == "serve":
             command.add_argument("--host", help="listen address (default from the profile's gateway_url)")
-            command.add_argument("--port", type=int, help="listen port (default from the profile's gateway_url)")
-            command.add_argument("--no-follow", action="store_true", help="do not follow events in this process")
+            command.add_argument(
+                "--port", type=int, help="listen port (default from the profile's gateway_url)"
+            )
+            command.add_argument(
+                "--no-follow", action="store_true", help="do not follow events in this process"
+            )
     args = parser.parse_args(argv)
 
     try:
         if args.command == "serve":
-            overrides: dict[str, Any] = {"follow_events": not args.no_follow, "deliver_webhooks": not args.no_follow}
+            overrides: dict[str, Any] = {
+                "follow_events": not args.no_follow,
+                "deliver_webhooks": not args.no_follow,
+            }
             if args.host:
                 overrides["host"] = args.host
             if args.port:
@@ -108,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             from werkzeug.serving import make_server
 
             server = make_server(config.host, config.port, app, threaded=True)
-            signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start())
-            try:
+            signal.signal(
+                signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start()
+            )
+            with contextlib.suppress(KeyboardInterrupt):
                 server.serve_forever()
-            except KeyboardInterrupt:
-                pass
     finally:
         services.stop_workers()
         services.ledger.close()

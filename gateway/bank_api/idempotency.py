@@ -51,17 +51,17 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 
 
 def validate_key(key: str | None, required: bool) -> str | None:
-    if key is None or key == "":
+    if key is None:
         if required:
             raise ApiProblem(
                 400, "idempotency_key_required", "the Idempotency-Key header is required for this request"
             )
         return None
-    if len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+    if key == "" or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
         raise ApiProblem(
             400,
             "invalid_request",
-            f"Idempotency-Key must be printable ASCII of at most {MAX_KEY_LENGTH} characters",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
         )
     return key
 

@@ -50,7 +50,7 @@ CONTRACT_CODES: dict[str, int] = {
     "invalid_request": 400,
     "invalid_amount": 400,
     "unknown_currency": 400,
-    "unknown_bank": 400,
+    "unknown_bank": 404,
     "unknown_account": 404,
     "account_exists": 409,
     "account_frozen": 409,
@@ -59,7 +59,7 @@ CONTRACT_CODES: dict[str, int] = {
     "insufficient_funds": 409,
     "limit_exceeded": 409,
     "corridor_forbidden": 403,
-    "currency_not_issued": 400,
+    "currency_not_issued": 403,
     "not_authorized": 403,
     "duplicate_reference": 409,
     "payment_not_found": 404,
@@ -144,9 +144,7 @@ class Ledger(Protocol):
     def reject_payment(self, payment_id: str, reason: str) -> JSON: ...
     def refund_payment(self, payment_id: str) -> JSON: ...
     def get_payment(self, payment_id: str, details: bool = False) -> JSON: ...
-    def list_payments(
-        self, bank: str | None, status: str | None, page_size: int, bookmark: str
-    ) -> JSON: ...
+    def list_payments(self, bank: str | None, status: str | None, page_size: int, bookmark: str) -> JSON: ...
 
     # settlement (public)
     def open_settlement_cycle(self, cycle_id: str) -> JSON: ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 # The largest integer a JSON number can carry exactly in every common runtime (2**53 - 1).
 # Amounts beyond it would round silently in a JavaScript or spreadsheet client.
@@ -61,13 +61,13 @@ class Currencies:
 
 
 def parse_amount(value: object, exponent: int, field: str = "amount") -> int:
-    if isinstance(value, bool) or isinstance(value, int | float):
+    if isinstance(value, bool | int | float):
         raise MoneyError(
             "invalid_amount",
-            f"{field} must be a decimal string such as \"12.34\", not a JSON number",
+            f'{field} must be a decimal string such as "12.34", not a JSON number',
         )
     if not isinstance(value, str):
-        raise MoneyError("invalid_amount", f"{field} must be a decimal string such as \"12.34\"")
+        raise MoneyError("invalid_amount", f'{field} must be a decimal string such as "12.34"')
     if len(value) > 40:
         raise MoneyError("invalid_amount", f"{field} is too long")
     if value.startswith("-"):
@@ -76,7 +76,7 @@ def parse_amount(value: object, exponent: int, field: str = "amount") -> int:
     if match is None:
         raise MoneyError(
             "invalid_amount",
-            f"{field} must be a plain decimal string such as \"12.34\" (digits, at most one dot, "
+            f'{field} must be a plain decimal string such as "12.34" (digits, at most one dot, '
             "no sign, exponent, spaces or leading zeros)",
         )
     fraction = match.group("fraction") or ""
@@ -105,7 +105,7 @@ def format_amount(minor_units: int, exponent: int) -> str:
 def parse_rate(value: object, field: str = "rate") -> Decimal:
     """An FX rate as a decimal string ("7.8125"): positive, at most 12 decimals."""
     if not isinstance(value, str) or not _RATE.match(value):
-        raise MoneyError("invalid_request", f"{field} must be a positive decimal string such as \"7.8125\"")
+        raise MoneyError("invalid_request", f'{field} must be a positive decimal string such as "7.8125"')
     try:
         rate = Decimal(value)
     except InvalidOperation as exc:  # pragma: no cover - the pattern already guarantees a decimal
@@ -116,9 +116,10 @@ def parse_rate(value: object, field: str = "rate") -> Decimal:
 
 
 def convert(minor_units: int, from_exponent: int, to_exponent: int, rate: Decimal) -> int:
-    """Minor units in one currency → minor units in another at ``rate``, rounded down.
+    """Minor units in one currency → minor units in another at ``rate``, rounded half-even.
 
-    Rounding down means the bank never delivers more than the payer paid for.
+    The contract recomputes ``amount x rate`` the same way and refuses a payee amount that
+    differs, so both sides must round identically.
     """
-    major = Decimal(minor_units).scaleb(-from_exponent) * rate
-    return int(major.scaleb(to_exponent).to_integral_value(rounding=ROUND_DOWN))
+    exact = Decimal(minor_units) * rate * (Decimal(10) ** (to_exponent - from_exponent))
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

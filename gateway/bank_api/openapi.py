@@ -46,7 +46,7 @@ def _object(properties: dict[str, Schema], required: list[str] | None = None, **
 AMOUNT: Schema = _string(
     AMOUNT_PATTERN,
     40,
-    description="Decimal string in the currency's exponent, greater than zero, e.g. \"12.34\" for USD",
+    description='Decimal string in the currency\'s exponent, greater than zero, e.g. "12.34" for USD',
     example="12.34",
 )
 MONEY_OUT: Schema = _string(SIGNED_AMOUNT_PATTERN, description="Decimal string in the currency's exponent")
@@ -95,7 +95,9 @@ SCHEMAS: dict[str, Schema] = {
             "holder": _string(max_length=200, minLength=1),
             "jurisdiction": _string(v.JURISDICTION, 4),
             "kyc_ref": _string(max_length=128, minLength=1),
-            "account_id": _string(v.ACCOUNT_ID, 64, description="Optional; generated when left out"),
+            "account_id": _nullable(
+                _string(v.ACCOUNT_ID, 64, description="Optional; generated when left out")
+            ),
         },
         ["holder", "jurisdiction", "kyc_ref"],
         additionalProperties=False,
@@ -135,7 +137,7 @@ SCHEMAS: dict[str, Schema] = {
         {"entries": {"type": "array", "items": _ref("HistoryEntry")}, "next_cursor": _nullable(_string())},
         ["entries", "next_cursor"],
     ),
-    "ApiKeyCreateRequest": _object({"label": _string(max_length=128)}, additionalProperties=False),
+    "ApiKeyCreateRequest": _object({"label": _nullable(_string(max_length=128))}, additionalProperties=False),
     "ApiKeyCreated": _object(
         {"api_key": _string(), "api_key_id": _string(), "account_id": _string()},
         ["api_key", "api_key_id", "account_id"],
@@ -159,15 +161,21 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "PaymentRequest": _object(
         {
-            "payee_bank": _string(v.MSP_ID, 64, description="MSP id of the payee's bank", example="HKBankMSP"),
+            "payee_bank": _string(
+                v.MSP_ID, 64, description="MSP id of the payee's bank", example="HKBankMSP"
+            ),
             "payee_account": _string(v.ACCOUNT_ID, 64),
             "currency": CURRENCY,
             "amount": AMOUNT,
-            "payee_currency": {
-                **CURRENCY,
-                "description": "Currency the payee receives (default: currency); the rate is this bank's",
-            },
-            "remittance": _string(max_length=140, description="Free text for the payee, kept private"),
+            "payee_currency": _nullable(
+                {
+                    **CURRENCY,
+                    "description": "Currency the payee receives (default: currency); the rate is this bank's",
+                }
+            ),
+            "remittance": _nullable(
+                _string(max_length=140, description="Free text for the payee, kept private")
+            ),
         },
         ["payee_bank", "payee_account", "currency", "amount"],
         additionalProperties=False,
@@ -205,7 +213,9 @@ SCHEMAS: dict[str, Schema] = {
             "account_id": _string(v.ACCOUNT_ID, 64),
             "currency": CURRENCY,
             "amount": AMOUNT,
-            "deposit_ref": _string(v.REFERENCE, 128, description="Core-banking deposit reference; idempotent"),
+            "deposit_ref": _string(
+                v.REFERENCE, 128, description="Core-banking deposit reference; idempotent"
+            ),
         },
         ["account_id", "currency", "amount", "deposit_ref"],
         additionalProperties=False,
@@ -245,7 +255,11 @@ SCHEMAS: dict[str, Schema] = {
             "token_classes": {
                 "type": "array",
                 "items": _object(
-                    {"issuer": _nullable(_string()), "currency": _nullable(_string()), "supply": _nullable(MONEY_OUT)},
+                    {
+                        "issuer": _nullable(_string()),
+                        "currency": _nullable(_string()),
+                        "supply": _nullable(MONEY_OUT),
+                    },
                     ["issuer", "currency", "supply"],
                 ),
             }
@@ -272,9 +286,13 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["bank", "currencies", "banks", "fx_rates"],
     ),
-    "OpenCycleRequest": _object({"cycle_id": _string(v.CYCLE_ID, 64)}, additionalProperties=False),
+    "OpenCycleRequest": _object({"cycle_id": _nullable(_string(v.CYCLE_ID, 64))}, additionalProperties=False),
     "ConfirmRequest": _object(
-        {"external_ref": _string(v.REFERENCE, 128, description="Reference of the settlement outside the ledger")},
+        {
+            "external_ref": _string(
+                v.REFERENCE, 128, description="Reference of the settlement outside the ledger"
+            )
+        },
         ["external_ref"],
         additionalProperties=False,
     ),
@@ -293,13 +311,18 @@ SCHEMAS: dict[str, Schema] = {
             "banks": {"type": "array", "items": _string()},
             "positions": _ref("Positions"),
             "payments": {"type": "integer", "minimum": 0},
-            "confirmations": {"type": "object", "additionalProperties": _nullable(_string())},
+            "confirmations": {
+                "type": "object",
+                "description": "Each bank's leg of the cycle",
+                "additionalProperties": _object(
+                    {"confirmed": {"type": "boolean"}, "external_ref": _nullable(_string()), "at": TIMESTAMP},
+                    ["confirmed", "external_ref", "at"],
+                ),
+            },
         },
         ["cycle_id", "status", "banks", "positions", "payments", "confirmations"],
     ),
-    "CycleList": _object(
-        {"cycles": {"type": "array", "items": _ref("SettlementCycle")}}, ["cycles"]
-    ),
+    "CycleList": _object({"cycles": {"type": "array", "items": _ref("SettlementCycle")}}, ["cycles"]),
     "CurrentPositions": _object(
         {"bank": _string(), "payments": {"type": "integer", "minimum": 0}, "positions": _ref("Positions")},
         ["bank", "payments", "positions"],
@@ -362,7 +385,10 @@ _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"ty
 
 RESPONSES: dict[str, Schema] = {
     "BadRequest": {"description": "Malformed input; the detail names the field", "content": _PROBLEM_CONTENT},
-    "Unauthenticated": {"description": "No API key, or an unknown or revoked one", "content": _PROBLEM_CONTENT},
+    "Unauthenticated": {
+        "description": "No API key, or an unknown or revoked one",
+        "content": _PROBLEM_CONTENT,
+    },
     "Forbidden": {"description": "The key may not do this", "content": _PROBLEM_CONTENT},
     "NotFound": {"description": "No such resource", "content": _PROBLEM_CONTENT},
     "Conflict": {"description": "Refused in the current state", "content": _PROBLEM_CONTENT},
@@ -405,7 +431,7 @@ def _problems(*names: str) -> dict[str, Schema]:
 _LEDGER_READ = ("400", "401", "403", "404", "502", "503")
 _LEDGER_WRITE = ("400", "401", "403", "404", "409", "413", "415", "502", "503")
 
-_SECURED = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+_SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 
 
 def _op(
@@ -448,7 +474,12 @@ _PAGE_PARAMS: list[Schema] = [
         "name": "page_size",
         "in": "query",
         "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": v.MAX_PAGE_SIZE, "default": v.DEFAULT_PAGE_SIZE},
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": v.MAX_PAGE_SIZE,
+            "default": v.DEFAULT_PAGE_SIZE,
+        },
     },
     {
         "name": "cursor",
@@ -465,7 +496,9 @@ _IDEMPOTENCY_REQUIRED = {
     "schema": _string(r"^[\x20-\x7e]+$", 255, minLength=1),
 }
 _IDEMPOTENCY_OPTIONAL = {**_IDEMPOTENCY_REQUIRED, "required": False}
-_REPLAYED = {"Idempotent-Replayed": {"description": "true on a replayed answer", "schema": {"type": "string"}}}
+_REPLAYED = {
+    "Idempotent-Replayed": {"description": "true on a replayed answer", "schema": {"type": "string"}}
+}
 _LOCATION = {"Location": {"description": "URL of the new resource", "schema": {"type": "string"}}}
 
 ACCOUNT = _path_param("account_id", v.ACCOUNT_ID, 64)
@@ -502,14 +535,23 @@ def _paths() -> dict[str, Schema]:
             "get": _op(
                 "Prometheus metrics",
                 "operations",
-                {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": _string()}}}},
+                {
+                    "200": {
+                        "description": "Text exposition format",
+                        "content": {"text/plain": {"schema": _string()}},
+                    }
+                },
                 problems=(),
                 secured=False,
             )
         },
         "/v1/me": {
-            "get": _op("The caller's key, role and account", "accounts", {"200": _json("Me", "The caller")},
-                       problems=("401",))
+            "get": _op(
+                "The caller's key, role and account",
+                "accounts",
+                {"200": _json("Me", "The caller")},
+                problems=("401",),
+            )
         },
         "/v1/accounts": {
             "post": _op(
@@ -618,7 +660,9 @@ def _paths() -> dict[str, Schema]:
                 "payments",
                 {
                     "201": _json(
-                        "Payment", "Accepted: interbank payments start as initiated", {**_LOCATION, **_REPLAYED}
+                        "Payment",
+                        "Accepted: interbank payments start as initiated",
+                        {**_LOCATION, **_REPLAYED},
                     )
                 },
                 body="PaymentRequest",
@@ -679,7 +723,9 @@ def _paths() -> dict[str, Schema]:
             )
         },
         "/v1/supply": {
-            "get": _op("Supply of every token class (operator)", "treasury", {"200": _json("Supply", "Supply")})
+            "get": _op(
+                "Supply of every token class (operator)", "treasury", {"200": _json("Supply", "Supply")}
+            )
         },
         "/v1/reference-data": {
             "get": _op(
@@ -774,7 +820,7 @@ def openapi_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "One bank's gateway to the deposit-token ledger. Amounts are decimal strings in the "
-                "currency's exponent (\"12.34\" USD); errors are application/problem+json with a stable "
+                'currency\'s exponent ("12.34" USD); errors are application/problem+json with a stable '
                 "`code`. Send the API key as `Authorization: Bearer <key>`."
             ),
         },

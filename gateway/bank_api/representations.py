@@ -159,9 +159,17 @@ def _count(value: Any) -> int:
     return 0
 
 
-def _confirmations(value: Any) -> dict[str, str | None]:
-    if isinstance(value, dict):
-        return {str(bank): (ref if isinstance(ref, str) else None) for bank, ref in sorted(value.items())}
-    if isinstance(value, list):
-        return {str(bank): None for bank in value}
-    return {}
+def _confirmations(value: Any) -> dict[str, JSON]:
+    """Each bank's leg: confirmed or not, with its external reference and time."""
+    out: dict[str, JSON] = {}
+    if not isinstance(value, dict):
+        return out
+    for bank, item in sorted(value.items()):
+        item = item if isinstance(item, dict) else {}
+        ref = item.get("external_ref")
+        out[str(bank)] = {
+            "confirmed": bool(item.get("confirmed")),
+            "external_ref": ref if isinstance(ref, str) else None,
+            "at": timestamp(item.get("at")),
+        }
+    return out

@@ -21,7 +21,7 @@ REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
 JURISDICTION = r"^[A-Z]{2,4}$"
 CURRENCY = r"^[A-Z]{3}$"
 PAYMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-CYCLE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+CYCLE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 OPAQUE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 MAX_PAGE_SIZE = 100
@@ -97,7 +97,9 @@ class Fields:
         assert value is not None
         return value
 
-    def amount(self, name: str, currency: str, currencies: Currencies, *, required: bool = True) -> int | None:
+    def amount(
+        self, name: str, currency: str, currencies: Currencies, *, required: bool = True
+    ) -> int | None:
         if name not in self.body or self.body[name] is None:
             if required:
                 raise bad_request(f"{name} is required", "invalid_amount")

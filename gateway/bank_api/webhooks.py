@@ -106,7 +106,7 @@ class WebhookStore:
             session.add(subscription)
         return NewSubscription(subscription, secret)
 
-    def list(self, account_id: str) -> list[WebhookSubscription]:
+    def active(self, account_id: str) -> list[WebhookSubscription]:
         with self.db.session(write=False) as session:
             return list(
                 session.scalars(
@@ -140,7 +140,9 @@ class WebhookStore:
             if before:
                 anchor = session.get(WebhookDelivery, before)
                 if anchor is not None:
-                    query = query.where(WebhookDelivery.created_at <= anchor.created_at, WebhookDelivery.id != before)
+                    query = query.where(
+                        WebhookDelivery.created_at <= anchor.created_at, WebhookDelivery.id != before
+                    )
             query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit)
             return list(session.scalars(query))
 
@@ -250,7 +252,7 @@ class WebhookSender:
         self, url: str, secret: str, payload: str, delivery_id: str, event_type: str
     ) -> tuple[int | None, str | None]:
         body = payload.encode()
-        request = urllib.request.Request(  # noqa: S310 - the scheme is checked at subscription time
+        request = urllib.request.Request(
             url,
             data=body,
             method="POST",
@@ -263,7 +265,7 @@ class WebhookSender:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return int(response.status), None
         except urllib.error.HTTPError as error:
             return int(error.code), f"receiver answered {error.code}"

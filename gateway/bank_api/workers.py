@@ -35,6 +35,7 @@ from gateway.bank_api.ledger import (
     ContractRejected,
     LedgerError,
     LedgerEvent,
+    LedgerFailure,
     LedgerUnavailable,
 )
 from gateway.bank_api.storage.models import EventCheckpoint, WebhookSubscription, utcnow
@@ -98,10 +99,15 @@ class IncomingPayments:
             result = self.ledger.complete_payment(payment_id)
         except ContractRejected as refusal:
             if refusal.code in ALREADY_DONE_CODES:
+                if self.ledger.get_payment(payment_id).get("status") == "initiated":
+                    # Still initiated: typically the private details have not reached our peer by
+                    # gossip yet. Fail this attempt so that it is tried again.
+                    raise LedgerFailure(f"payment {payment_id} cannot be completed yet") from refusal
                 return "already"
             if refusal.code not in REJECTION_CODES:
-                log.warning("incoming payment %s left initiated: completion refused with %s", payment_id,
-                            refusal.code)
+                log.warning(
+                    "incoming payment %s left initiated: completion refused with %s", payment_id, refusal.code
+                )
                 return "skipped"
             try:
                 self.ledger.reject_payment(payment_id, refusal.code)
@@ -168,7 +174,9 @@ class PaymentFollower:
                         break
                     self.handle_with_retries(event)
             except LedgerError as error:
-                log.warning("event stream interrupted (%s); resuming from the checkpoint", type(error).__name__)
+                log.warning(
+                    "event stream interrupted (%s); resuming from the checkpoint", type(error).__name__
+                )
             except Exception:
                 log.exception("event follower failed; resuming from the checkpoint")
             finally:
@@ -192,8 +200,12 @@ class PaymentFollower:
                 if attempt < MAX_ATTEMPTS_PER_EVENT:
                     self._stop.wait(self.retry_seconds * attempt)
                     continue
-                log.error("giving up on event %s in tx %s: %s", event.name, event.transaction_id,
-                          type(error).__name__)
+                log.error(
+                    "giving up on event %s in tx %s: %s",
+                    event.name,
+                    event.transaction_id,
+                    type(error).__name__,
+                )
                 notices = []
             self.checkpoint(event, notices)
             return
@@ -254,7 +266,9 @@ class PaymentFollower:
     def _has_subscriptions(self) -> bool:
         with self.services.db.session(write=False) as session:
             count = session.scalar(
-                select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.disabled_at.is_(None))
+                select(func.count())
+                .select_from(WebhookSubscription)
+                .where(WebhookSubscription.disabled_at.is_(None))
             )
             return bool(count)
 
@@ -293,27 +307,51 @@ class PaymentSweeper:
     def sweep(self, now: float | None = None) -> dict[str, int]:
         """One pass; returns counts of what it did (for logs and tests)."""
         moment = time.time() if now is None else now
-        counts = {"completed": 0, "rejected": 0, "refunded": 0, "pending_incoming": 0}
+        timeout = self._timeout()
+        counts = {"completed": 0, "rejected": 0, "refunded": 0, "pending_incoming": 0, "failed": 0}
         for payment in self._payments("initiated"):
             payment_id = str(payment.get("payment_id"))
-            if payment.get("payee_bank") == self.msp_id:
-                outcome = self.payments.settle_incoming(payment_id)
-                if outcome in ("completed", "rejected"):
-                    counts[outcome] += 1
-                else:
-                    counts["pending_incoming"] += 1
-            elif payment.get("payer_bank") == self.msp_id:
-                created = _epoch(payment.get("created_at"))
-                if created is None or moment - created >= self.timeout:
-                    if self.payments.refund(payment_id) == "refunded":
+            try:
+                if payment.get("payee_bank") == self.msp_id:
+                    outcome = self.payments.settle_incoming(payment_id)
+                    if outcome in ("completed", "rejected"):
+                        counts[outcome] += 1
+                    else:
+                        counts["pending_incoming"] += 1
+                elif payment.get("payer_bank") == self.msp_id:
+                    created = _epoch(payment.get("created_at"))
+                    expired = created is None or moment - created >= timeout
+                    if expired and self.payments.refund(payment_id) == "refunded":
                         counts["refunded"] += 1
+            except LedgerUnavailable:
+                raise
+            except LedgerError:
+                # One stuck payment must not stop the pass; it is tried again next time.
+                counts["failed"] += 1
+                if payment.get("payee_bank") == self.msp_id:
+                    counts["pending_incoming"] += 1
         for payment in self._payments("rejected"):
-            if payment.get("payer_bank") == self.msp_id and self.payments.refund(
-                str(payment.get("payment_id"))
-            ) == "refunded":
-                counts["refunded"] += 1
+            if payment.get("payer_bank") != self.msp_id:
+                continue
+            try:
+                if self.payments.refund(str(payment.get("payment_id"))) == "refunded":
+                    counts["refunded"] += 1
+            except LedgerUnavailable:
+                raise
+            except LedgerError:
+                counts["failed"] += 1
         self.services.metrics.pending_incoming.set(counts["pending_incoming"])
         return counts
+
+    def _timeout(self) -> float:
+        """The contract's payment timeout when the reference data has one, else the configured one."""
+        try:
+            value = self.services.reference_data().get("payment_timeout_seconds")
+        except LedgerError:
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return float(self.timeout)
 
     def _payments(self, status: str) -> list[JSON]:
         found: list[JSON] = []

@@ -73,7 +73,8 @@ class GatewayError(Exception):
     ``grpc_code`` is the ``grpc.StatusCode`` (``None`` for ``CommitError``, which is not a gRPC failure),
     ``details`` the per-node details, ``transaction_id`` the id of the transaction concerned ("" when
     none). For a chaincode refusal, ``chaincode_status`` and ``chaincode_message`` hold the status and
-    message the contract returned, and ``reason`` the ``[CODE]`` prefix of that message if it has one.
+    message the contract returned, ``reason`` the ``[code]`` prefix of that message if it has one, and
+    ``reason_message`` the message without that prefix.
     """
 
     operation = "gateway call"
@@ -98,10 +99,11 @@ class GatewayError(Exception):
         self.cause = cause
         self.chaincode_status, self.chaincode_message = _chaincode_response(message, details)
         self.reason: str | None = None
+        self.reason_message: str | None = self.chaincode_message
         if self.chaincode_message is not None:
             reason = _REASON.match(self.chaincode_message)
             if reason:
-                self.reason = reason.group(1)
+                self.reason, self.reason_message = reason.group(1), reason.group(2)
 
     @property
     def is_retryable(self) -> bool:

@@ -82,10 +82,10 @@ class Gateway:
     ) -> Gateway:
         """Connect to the peer at ``endpoint`` ("host:port") or use a ready gRPC ``channel``.
 
-        TLS trusts ``tls_root_cert`` (PEM of the peer's TLS CA); ``host_override`` is the name to expect
-        in the peer's certificate when it differs from the dialled host. ``client_cert``/``client_key``
-        (PEM) enable mutual TLS. ``insecure=True`` dials without TLS, for test peers only.
-        A channel passed in is not closed by ``close()``; one created here is.
+        TLS trusts ``tls_root_cert`` (PEM of the peer's TLS CA; the system roots if ``None``);
+        ``host_override`` is the name to expect in the peer's certificate when it differs from the dialled
+        host. ``client_cert``/``client_key`` (PEM) enable mutual TLS. ``insecure=True`` dials without TLS,
+        for test peers only. A channel passed in is not closed by ``close()``; one created here is.
 
         Deadlines (seconds): ``deadlines`` or the individual ``*_timeout`` values override the defaults
         of ``Deadlines``. No connection is made here; the first call fails with a clear error if the peer

@@ -21,13 +21,13 @@ pytestmark = pytest.mark.network
 
 
 @pytest.fixture(scope="module")
-def profile_path(request: pytest.FixtureRequest) -> Path:
+def client_profile(request: pytest.FixtureRequest) -> Path:
     return profile_path_for(request)
 
 
 @pytest.fixture(scope="module")
-def gateway(profile_path: Path) -> Iterator[Gateway]:
-    with connect_org(profile_path, "USBankMSP") as connected:
+def gateway(client_profile: Path) -> Iterator[Gateway]:
+    with connect_org(client_profile, "USBankMSP") as connected:
         yield connected
 
 
@@ -86,10 +86,10 @@ class RacedContract(Contract):
 
 
 def test_retry_helper_reruns_a_conflicted_transaction_until_it_commits(
-    gateway: Gateway, profile_path: Path
+    gateway: Gateway, client_profile: Path
 ) -> None:
     key = unique("client-retry")
-    with connect_org(profile_path, "HKBankMSP") as rival_gateway:
+    with connect_org(client_profile, "HKBankMSP") as rival_gateway:
         contract = gateway.get_network("tokens").get_contract(CHAINCODE)
         rival = rival_gateway.get_network("tokens").get_contract(CHAINCODE)
         raced = RacedContract(contract, rival, races=2)
@@ -124,10 +124,10 @@ def evaluate_when_back(contract: Contract) -> bytes:
     os.environ.get("DT_CLIENT_PROFILE") is not None and os.environ.get("DT_TEST_STATE_DIR") is None,
     reason="stopping a peer needs the network tool's state dir (DT_TEST_STATE_DIR) of that network",
 )
-def test_stopped_peer_gives_clear_error_and_gateway_recovers(profile_path: Path) -> None:
+def test_stopped_peer_gives_clear_error_and_gateway_recovers(client_profile: Path) -> None:
     from tests.integration.conftest import network_cli
 
-    with connect_org(profile_path, "SGBankMSP", deadlines=None) as gateway:
+    with connect_org(client_profile, "SGBankMSP", deadlines=None) as gateway:
         contract = gateway.get_network("tokens").get_contract(CHAINCODE)
         assert contract.evaluate_transaction("Add", 1, 2) == b"3"
         network_cli("kill-node", "peer.SGBankMSP")

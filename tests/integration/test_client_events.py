@@ -25,7 +25,7 @@ STREAM_LIMIT = 120.0
 
 
 @pytest.fixture(scope="module")
-def profile_path(request: pytest.FixtureRequest) -> Path:
+def client_profile(request: pytest.FixtureRequest) -> Path:
     return profile_path_for(request)
 
 
@@ -52,21 +52,21 @@ def take(events: Iterator[ChaincodeEvent], name: str, count: int) -> list[Chainc
 
 @pytest.mark.parametrize("store", ["file", "sqlite"])
 def test_listener_restart_resumes_without_miss_or_repeat(
-    profile_path: Path, tmp_path: Path, store: str
+    client_profile: Path, tmp_path: Path, store: str
 ) -> None:
     make_checkpointer: Callable[[], Checkpointer] = {
         "file": lambda: FileCheckpointer(tmp_path / "listener.json"),
         "sqlite": lambda: SqliteCheckpointer(tmp_path / "listener.db", name="payments"),
     }[store]
     name = unique("client-evt")
-    producer = connect_org(profile_path, "USBankMSP")
+    producer = connect_org(client_profile, "USBankMSP")
     try:
         first = emit(producer, name, ["p0", "p1", "p2", "p3"])
         start_block = first[0][1]
 
         # First life of the listener: handles two events, checkpointing each, then "crashes".
         handled: list[ChaincodeEvent] = []
-        listener = connect_org(profile_path, "HKBankMSP")
+        listener = connect_org(client_profile, "HKBankMSP")
         checkpointer = make_checkpointer()
         with listener.get_network("tokens").get_chaincode_events(
             CHAINCODE, start_block=start_block, checkpointer=checkpointer, timeout=STREAM_LIMIT
@@ -87,7 +87,7 @@ def test_listener_restart_resumes_without_miss_or_repeat(
             handled[-1].block_number,
             handled[-1].transaction_id,
         )
-        listener = connect_org(profile_path, "HKBankMSP")
+        listener = connect_org(client_profile, "HKBankMSP")
         with listener.get_network("tokens").get_chaincode_events(
             CHAINCODE, start_block=0, checkpointer=restarted, timeout=STREAM_LIMIT
         ) as events:
@@ -108,9 +108,9 @@ def test_listener_restart_resumes_without_miss_or_repeat(
     assert blocks == sorted(blocks)
 
 
-def test_after_transaction_id_skips_up_to_that_transaction(profile_path: Path) -> None:
+def test_after_transaction_id_skips_up_to_that_transaction(client_profile: Path) -> None:
     name = unique("client-after")
-    with connect_org(profile_path, "SGBankMSP") as gateway:
+    with connect_org(client_profile, "SGBankMSP") as gateway:
         [(first_tx, _)] = emit(gateway, name, ["a"])  # committed before the others are sent
         later = emit(gateway, name, ["b", "c"])
         with gateway.get_network("tokens").get_chaincode_events(
@@ -121,9 +121,9 @@ def test_after_transaction_id_skips_up_to_that_transaction(profile_path: Path) -
     assert sorted(event.payload for event in rest) == [b"b", b"c"]
 
 
-def test_stream_from_next_commit_sees_new_events(profile_path: Path) -> None:
+def test_stream_from_next_commit_sees_new_events(client_profile: Path) -> None:
     name = unique("client-live")
-    with connect_org(profile_path, "USBankMSP") as gateway:
+    with connect_org(client_profile, "USBankMSP") as gateway:
         network = gateway.get_network("tokens")
         contract = network.get_contract(CHAINCODE)
         height_block = contract.submit_async("EmitEvent", unique("client-marker"), "").status().block_number

@@ -35,13 +35,13 @@ pytestmark = pytest.mark.network
 
 
 @pytest.fixture(scope="module")
-def profile_path(request: pytest.FixtureRequest) -> Path:
+def client_profile(request: pytest.FixtureRequest) -> Path:
     return profile_path_for(request)
 
 
 @pytest.fixture(scope="module")
-def gateways(profile_path: Path) -> Iterator[dict[str, Gateway]]:
-    connected = connect_all(profile_path)
+def gateways(client_profile: Path) -> Iterator[dict[str, Gateway]]:
+    connected = connect_all(client_profile)
     yield connected
     for gateway in connected.values():
         gateway.close()
@@ -187,9 +187,9 @@ def test_transient_data_reaches_the_chaincode(gateways: dict[str, Gateway]) -> N
 # -- off-line signing ---------------------------------------------------------------------------
 
 
-def test_offline_signing_round_trip(profile_path: Path) -> None:
+def test_offline_signing_round_trip(client_profile: Path) -> None:
     """The gateway holds only the certificate; every signature is made by a separate signer."""
-    org = load(profile_path)["orgs"]["SGBankMSP"]
+    org = load(client_profile)["orgs"]["SGBankMSP"]
     offline = ECDSASigner.from_key_file(org["client"]["key"])
     key = unique("client-offline")
     with Gateway.connect(
@@ -220,9 +220,9 @@ def test_offline_signing_round_trip(profile_path: Path) -> None:
 
 
 def test_tampered_signatures_are_rejected_at_every_step(
-    gateways: dict[str, Gateway], profile_path: Path
+    gateways: dict[str, Gateway], client_profile: Path
 ) -> None:
-    signer = ECDSASigner.from_key_file(load(profile_path)["orgs"]["USBankMSP"]["client"]["key"])
+    signer = ECDSASigner.from_key_file(load(client_profile)["orgs"]["USBankMSP"]["client"]["key"])
     contract = contract_of(gateways)
     key = unique("client-tampered")
 
@@ -267,8 +267,8 @@ def _stranger(msp_id: str) -> tuple[Identity, ECDSASigner]:
     return Identity(msp_id, cert.public_bytes(serialization.Encoding.PEM)), ECDSASigner(user_key)
 
 
-def test_certificate_from_unknown_ca_is_rejected(profile_path: Path) -> None:
-    org = load(profile_path)["orgs"]["USBankMSP"]
+def test_certificate_from_unknown_ca_is_rejected(client_profile: Path) -> None:
+    org = load(client_profile)["orgs"]["USBankMSP"]
     identity, signer = _stranger("USBankMSP")
     with Gateway.connect(
         identity=identity,
@@ -294,8 +294,8 @@ def _unused_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_nothing_listening_fails_fast_and_names_the_peer(profile_path: Path) -> None:
-    org = load(profile_path)["orgs"]["USBankMSP"]
+def test_nothing_listening_fails_fast_and_names_the_peer(client_profile: Path) -> None:
+    org = load(client_profile)["orgs"]["USBankMSP"]
     endpoint = f"127.0.0.1:{_unused_port()}"
     with (
         Gateway.connect(
@@ -312,9 +312,9 @@ def test_nothing_listening_fails_fast_and_names_the_peer(profile_path: Path) -> 
     assert endpoint in str(caught.value)
 
 
-def test_silent_peer_gives_deadline_error(profile_path: Path) -> None:
+def test_silent_peer_gives_deadline_error(client_profile: Path) -> None:
     """A host that accepts TCP but never answers (hung process, black-holed link): the deadline ends it."""
-    org = load(profile_path)["orgs"]["USBankMSP"]
+    org = load(client_profile)["orgs"]["USBankMSP"]
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()

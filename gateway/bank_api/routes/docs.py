@@ -33,7 +33,7 @@ _FALLBACK_STYLE = "body{font-family:sans-serif;max-width:60em;margin:2em auto}co
 
 def _swagger_dir() -> Path | None:
     try:
-        import swagger_ui_bundle  # type: ignore[import-untyped]
+        import swagger_ui_bundle
     except ImportError:
         return None
     return Path(swagger_ui_bundle.swagger_ui_path)

@@ -26,21 +26,27 @@ def readyz() -> Response:
         with svc.db.session(write=False) as session:
             session.connection().exec_driver_sql("SELECT 1")
     except Exception:
-        return problem_response(503, "database_unavailable", "the gateway database does not answer",
-                                {"Retry-After": "5"})
+        return problem_response(
+            503, "database_unavailable", "the gateway database does not answer", {"Retry-After": "5"}
+        )
     try:
         svc.ledger.ping()
     except LedgerUnavailable as error:
         return problem_response(
-            503, "ledger_unavailable", "the bank's peer cannot be reached",
+            503,
+            "ledger_unavailable",
+            "the bank's peer cannot be reached",
             {"Retry-After": str(error.retry_after)},
         )
     except LedgerError:
-        return problem_response(503, "ledger_unavailable", "the chaincode does not answer",
-                                {"Retry-After": "5"})
+        return problem_response(
+            503, "ledger_unavailable", "the chaincode does not answer", {"Retry-After": "5"}
+        )
     return json_response({"status": "ready", "bank": svc.msp_id})
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(services().metrics.render(), mimetype="text/plain", content_type="text/plain; version=0.0.4")
+    return Response(
+        services().metrics.render(), mimetype="text/plain", content_type="text/plain; version=0.0.4"
+    )

@@ -73,7 +73,7 @@ def subscribe() -> Response:
 @bp.get("/webhooks")
 @requires(MERCHANT)
 def list_subscriptions() -> Response:
-    return json_response({"webhooks": [_subscription_body(row) for row in _store().list(_account())]})
+    return json_response({"webhooks": [_subscription_body(row) for row in _store().active(_account())]})
 
 
 @bp.delete("/webhooks/<subscription_id>")

@@ -24,12 +24,15 @@ class Gateway:
 
     @property
     def services(self) -> Services:
-        return self.app.extensions["bank_api"]  # type: ignore[no-any-return]
+        services: Services = self.app.extensions["bank_api"]
+        return services
 
     def op(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.operator_key}"}
 
-    def open_account(self, holder: str = "Acme Ltd", jurisdiction: str = "US", **extra: Any) -> tuple[str, str]:
+    def open_account(
+        self, holder: str = "Acme Ltd", jurisdiction: str = "US", **extra: Any
+    ) -> tuple[str, str]:
         response = self.client.post(
             "/v1/accounts",
             json={"holder": holder, "jurisdiction": jurisdiction, "kyc_ref": "KYC-1", **extra},
@@ -42,8 +45,12 @@ class Gateway:
     def issue(self, account_id: str, amount: str, currency: str = "USD", ref: str | None = None) -> None:
         response = self.client.post(
             "/v1/issuances",
-            json={"account_id": account_id, "currency": currency, "amount": amount,
-                  "deposit_ref": ref or f"dep-{account_id}-{amount}"},
+            json={
+                "account_id": account_id,
+                "currency": currency,
+                "amount": amount,
+                "deposit_ref": ref or f"dep-{account_id}-{amount}",
+            },
             headers=self.op(),
         )
         assert response.status_code in (200, 201), response.get_json()

@@ -13,9 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from decimal import Decimal
 
-from gateway.bank_api.ledger import JSON, ContractRejected, LedgerEvent, LedgerUnavailable
+from gateway.bank_api.ledger import CONTRACT_CODES, JSON, ContractRejected, LedgerEvent, LedgerUnavailable
+from gateway.bank_api.money import convert
 
 CURRENCIES = {"USD": 2, "EUR": 2, "JPY": 0, "CNH": 2, "HKD": 2, "SGD": 2}
 BANKS = [
@@ -25,8 +27,13 @@ BANKS = [
 ]
 
 
-def rejected(code: str, message: str, status: int = 409) -> ContractRejected:
-    return ContractRejected(code, message, status)
+def rejected(code: str, message: str) -> ContractRejected:
+    return ContractRejected(code, message, CONTRACT_CODES[code])
+
+
+def iso(epoch: float) -> str:
+    """The contract's timestamps: ISO 8601 in UTC."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -62,7 +69,9 @@ class FakeNetwork:
 
     def total_balances(self, currency: str) -> int:
         return sum(
-            int(acc["balances"].get(currency, 0)) for accounts in self.accounts.values() for acc in accounts.values()
+            int(acc["balances"].get(currency, 0))
+            for accounts in self.accounts.values()
+            for acc in accounts.values()
         )
 
     def total_supply(self, currency: str) -> int:
@@ -124,20 +133,22 @@ class FakeLedger:
     def _account(self, account_id: str) -> JSON:
         account = self._books().get(account_id)
         if account is None:
-            raise rejected("unknown_account", "no such account", 404)
+            raise rejected("unknown_account", "no such account")
         return account
 
     def _bank(self, msp_id: str) -> JSON:
         for bank in BANKS:
             if bank["msp_id"] == msp_id:
                 return bank
-        raise rejected("unknown_bank", f"bank {msp_id} is not on the network", 400)
+        raise rejected("unknown_bank", f"bank {msp_id} is not on the network")
 
-    def _entry(self, account_id: str, kind: str, currency: str, amount: int, ref: str, payment_id: str | None) -> None:
+    def _entry(
+        self, account_id: str, kind: str, currency: str, amount: int, ref: str, payment_id: str | None
+    ) -> None:
         self.network.history.setdefault((self._msp_id, account_id), []).append(
             {
                 "tx_id": self.network.next_tx(),
-                "timestamp": self.network.clock(),
+                "timestamp": iso(self.network.clock()),
                 "kind": kind,
                 "currency": currency,
                 "amount": amount,
@@ -165,9 +176,9 @@ class FakeLedger:
 
     def _issues(self, currency: str) -> None:
         if currency not in CURRENCIES:
-            raise rejected("unknown_currency", f"currency {currency} is unknown", 400)
+            raise rejected("unknown_currency", f"currency {currency} is unknown")
         if currency not in self._bank(self._msp_id)["currencies"]:
-            raise rejected("currency_not_issued", f"{self._msp_id} does not issue {currency}", 400)
+            raise rejected("currency_not_issued", f"{self._msp_id} does not issue {currency}")
 
     # reference data ---------------------------------------------------------------------------
 
@@ -235,7 +246,9 @@ class FakeLedger:
             account["status"] = "closed"
             return {"status": "closed"}
 
-    def set_limits(self, account_id: str, currency: str, per_transaction: int | None, daily: int | None) -> JSON:
+    def set_limits(
+        self, account_id: str, currency: str, per_transaction: int | None, daily: int | None
+    ) -> JSON:
         self._call("SetLimits")
         with self.network.lock:
             account = self._account(account_id)
@@ -296,7 +309,9 @@ class FakeLedger:
             self._entry(account_id, "redeem", currency, -amount, withdrawal_ref, None)
             return {"redeemed": True}
 
-    def transfer(self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str) -> JSON:
+    def transfer(
+        self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str
+    ) -> JSON:
         self._call("Transfer")
         with self.network.lock:
             if (self._msp_id, "transfer:" + transfer_id) in self.network.references:
@@ -317,16 +332,27 @@ class FakeLedger:
     def initiate_payment(self, request: JSON) -> JSON:
         self._call("InitiatePayment")
         with self.network.lock:
-            payment_id = "pay_" + hashlib.sha256(
-                f"{self._msp_id}\n{request['idempotency_key']}".encode()
-            ).hexdigest()[:32]
+            payment_id = hashlib.sha256(f"{self._msp_id}\n{request['idempotency_key']}".encode()).hexdigest()
             if payment_id in self.network.payments:
                 return {"payment_id": payment_id, "status": "initiated", "created": False}
             payee_bank = self._bank(request["payee_bank"])
+            if payee_bank["msp_id"] == self._msp_id:
+                raise rejected("invalid_request", "'payee_bank' is the payer's own bank: use Transfer")
             currency = request["currency"]
+            if "rate" in request:
+                expected = convert(
+                    request["amount"],
+                    CURRENCIES[currency],
+                    CURRENCIES[request["payee_currency"]],
+                    Decimal(request["rate"]),
+                )
+                if expected != request["payee_amount"]:
+                    raise rejected("invalid_request", "'payee_amount' does not match amount x rate")
             payee_currency = request.get("payee_currency") or currency
             if payee_currency not in payee_bank["currencies"]:
-                raise rejected("currency_not_issued", f"{payee_bank['msp_id']} does not issue {payee_currency}", 400)
+                raise rejected(
+                    "currency_not_issued", f"{payee_bank['msp_id']} does not issue {payee_currency}"
+                )
             self._issues(currency)
             account = self._account(request["payer_account"])
             self._debit(account, currency, request["amount"])
@@ -341,22 +367,26 @@ class FakeLedger:
                 "amount": request["amount"],
                 "payee_currency": payee_currency,
                 "payee_amount": request.get("payee_amount", request["amount"]),
-                "rate": request.get("rate", ""),
+                "rate": request.get("rate"),
                 "status": "initiated",
-                "reason": "",
-                "created_at": now,
-                "timeline": [{"status": "initiated", "at": now, "tx_id": tx_id}],
+                "reason": None,
+                "created_at": iso(now),
+                "created_epoch": now,
+                "timeline": [{"status": "initiated", "at": iso(now), "tx_id": tx_id}],
                 "details_hash": "x" * 64,
-                "cycle_id": "",
+                "cycle_id": None,
                 "_details": {
                     "payer_account": request["payer_account"],
                     "payee_account": request["payee_account"],
                     "remittance": request.get("remittance", ""),
                 },
             }
-            self._entry(request["payer_account"], "payment_out", currency, -request["amount"], payment_id, payment_id)
+            self._entry(
+                request["payer_account"], "payment_out", currency, -request["amount"], payment_id, payment_id
+            )
             self.network.emit(
-                tx_id, "PaymentInitiated",
+                tx_id,
+                "PaymentInitiated",
                 {"payment_id": payment_id, "payer_bank": self._msp_id, "payee_bank": payee_bank["msp_id"]},
             )
             return {"payment_id": payment_id, "status": "initiated", "created": True}
@@ -364,27 +394,31 @@ class FakeLedger:
     def _payment(self, payment_id: str) -> JSON:
         payment = self.network.payments.get(payment_id)
         if payment is None:
-            raise rejected("payment_not_found", "no such payment", 404)
+            raise rejected("payment_not_found", "no such payment")
         return payment
 
     def _move(self, payment: JSON, status: str, event: str, reason: str = "") -> None:
         tx_id = self.network.next_tx()
         payment["status"] = status
+        payload = {
+            "payment_id": payment["payment_id"],
+            "payer_bank": payment["payer_bank"],
+            "payee_bank": payment["payee_bank"],
+        }
         if reason:
             payment["reason"] = reason
-        payment["timeline"].append({"status": status, "at": self.network.clock(), "tx_id": tx_id})
-        self.network.emit(
-            tx_id, event,
-            {"payment_id": payment["payment_id"], "payer_bank": payment["payer_bank"],
-             "payee_bank": payment["payee_bank"]},
-        )
+            payload["reason"] = reason
+        payment["timeline"].append({"status": status, "at": iso(self.network.clock()), "tx_id": tx_id})
+        self.network.emit(tx_id, event, payload)
 
     def complete_payment(self, payment_id: str) -> JSON:
         self._call("CompletePayment")
         with self.network.lock:
             payment = self._payment(payment_id)
             if payment["payee_bank"] != self._msp_id:
-                raise rejected("not_authorized", "only the payee bank completes a payment", 403)
+                raise rejected("not_authorized", "only the payee bank completes a payment")
+            if payment["status"] == "completed":
+                return {"payment_id": payment_id, "status": "completed", "completed": False}
             if payment["status"] != "initiated":
                 raise rejected("invalid_state", f"payment is {payment['status']}")
             account = self._account(payment["_details"]["payee_account"])
@@ -393,8 +427,14 @@ class FakeLedger:
             self._credit(account, payment["payee_currency"], payment["payee_amount"])
             key = (self._msp_id, payment["payee_currency"])
             self.network.supply[key] = self.network.supply.get(key, 0) + payment["payee_amount"]
-            self._entry(account["account_id"], "payment_in", payment["payee_currency"], payment["payee_amount"],
-                        payment_id, payment_id)
+            self._entry(
+                account["account_id"],
+                "payment_in",
+                payment["payee_currency"],
+                payment["payee_amount"],
+                payment_id,
+                payment_id,
+            )
             self._move(payment, "completed", "PaymentCompleted")
             return {"status": "completed"}
 
@@ -403,7 +443,9 @@ class FakeLedger:
         with self.network.lock:
             payment = self._payment(payment_id)
             if payment["payee_bank"] != self._msp_id:
-                raise rejected("not_authorized", "only the payee bank rejects a payment", 403)
+                raise rejected("not_authorized", "only the payee bank rejects a payment")
+            if payment["status"] == "rejected":
+                return {"payment_id": payment_id, "status": "rejected", "rejected": False}
             if payment["status"] != "initiated":
                 raise rejected("invalid_state", f"payment is {payment['status']}")
             self._move(payment, "rejected", "PaymentRejected", reason)
@@ -414,22 +456,33 @@ class FakeLedger:
         with self.network.lock:
             payment = self._payment(payment_id)
             if payment["payer_bank"] != self._msp_id:
-                raise rejected("not_authorized", "only the payer bank refunds a payment", 403)
+                raise rejected("not_authorized", "only the payer bank refunds a payment")
+            if payment["status"] == "refunded":
+                return {"payment_id": payment_id, "status": "refunded", "refunded": False}
             if payment["status"] == "initiated":
-                if self.network.clock() - payment["created_at"] < self.network.payment_timeout:
+                if self.network.clock() - payment["created_epoch"] < self.network.payment_timeout:
                     raise rejected("not_expired", "the payment has not timed out yet")
+                payment["reason"] = "expired"
             elif payment["status"] != "rejected":
                 raise rejected("invalid_state", f"payment is {payment['status']}")
             account = self._books()[payment["_details"]["payer_account"]]
             self._credit(account, payment["currency"], payment["amount"])
             self.network.supply[(self._msp_id, payment["currency"])] += payment["amount"]
-            self._entry(account["account_id"], "refund", payment["currency"], payment["amount"], payment_id,
-                        payment_id)
+            self._entry(
+                account["account_id"],
+                "refund",
+                payment["currency"],
+                payment["amount"],
+                payment_id,
+                payment_id,
+            )
             self._move(payment, "refunded", "PaymentRefunded")
             return {"status": "refunded"}
 
     def _public(self, payment: JSON, details: bool) -> JSON:
-        record = {k: copy.deepcopy(v) for k, v in payment.items() if not k.startswith("_")}
+        record = {
+            k: copy.deepcopy(v) for k, v in payment.items() if not k.startswith("_") and k != "created_epoch"
+        }
         if details and self._msp_id in (payment["payer_bank"], payment["payee_bank"]):
             record["details"] = dict(payment["_details"])
         return record
@@ -450,7 +503,10 @@ class FakeLedger:
             ]
             start = int(bookmark) if bookmark.isdigit() else 0
             more = start + page_size < len(items)
-            return {"payments": items[start : start + page_size], "bookmark": str(start + page_size) if more else ""}
+            return {
+                "payments": items[start : start + page_size],
+                "bookmark": str(start + page_size) if more else "",
+            }
 
     # settlement ------------------------------------------------------------------------------------
 
@@ -458,8 +514,10 @@ class FakeLedger:
         self._call("OpenSettlementCycle")
         with self.network.lock:
             if cycle_id in self.network.cycles:
-                raise rejected("invalid_state", "a cycle with this id exists")
-            included = [p for p in self.network.payments.values() if p["status"] == "completed" and not p["cycle_id"]]
+                raise rejected("duplicate_reference", "a cycle with this id exists")
+            included = [
+                p for p in self.network.payments.values() if p["status"] == "completed" and not p["cycle_id"]
+            ]
             if not included:
                 raise rejected("nothing_to_settle", "no completed payment waits for settlement")
             positions: dict[str, dict[str, int]] = {}
@@ -474,11 +532,15 @@ class FakeLedger:
                 "cycle_id": cycle_id,
                 "status": "open",
                 "opened_by": self._msp_id,
-                "opened_at": self.network.clock(),
+                "opened_at": iso(self.network.clock()),
+                "settled_at": None,
                 "banks": sorted(positions),
                 "positions": positions,
                 "payments": [p["payment_id"] for p in included],
-                "confirmations": {},
+                "confirmations": {
+                    bank: {"bank": bank, "confirmed": False, "external_ref": None, "at": None}
+                    for bank in positions
+                },
             }
             return {"cycle_id": cycle_id, "positions": positions, "payments": len(included)}
 
@@ -487,23 +549,26 @@ class FakeLedger:
         with self.network.lock:
             cycle = self.network.cycles.get(cycle_id)
             if cycle is None:
-                raise rejected("cycle_not_found", "no such cycle", 404)
+                raise rejected("cycle_not_found", "no such cycle")
             if self._msp_id not in cycle["banks"]:
-                raise rejected("not_authorized", "this bank is not in the cycle", 403)
-            if self._msp_id in cycle["confirmations"]:
-                raise rejected("already_confirmed", "this bank already confirmed")
-            cycle["confirmations"][self._msp_id] = external_ref
-            if set(cycle["confirmations"]) == set(cycle["banks"]):
+                raise rejected("not_authorized", "this bank is not in the cycle")
+            leg = cycle["confirmations"][self._msp_id]
+            if leg["confirmed"]:
+                if leg["external_ref"] == external_ref:
+                    return {"cycle_id": cycle_id, "status": cycle["status"], "confirmed": False}
+                raise rejected("already_confirmed", "this bank confirmed with another reference")
+            leg.update(confirmed=True, external_ref=external_ref, at=iso(self.network.clock()))
+            if all(item["confirmed"] for item in cycle["confirmations"].values()):
                 cycle["status"] = "settled"
-                cycle["settled_at"] = self.network.clock()
-            return {"status": cycle["status"]}
+                cycle["settled_at"] = iso(self.network.clock())
+            return {"cycle_id": cycle_id, "status": cycle["status"], "confirmed": True}
 
     def get_settlement_cycle(self, cycle_id: str) -> JSON:
         self._call("GetSettlementCycle")
         with self.network.lock:
             cycle = self.network.cycles.get(cycle_id)
             if cycle is None:
-                raise rejected("cycle_not_found", "no such cycle", 404)
+                raise rejected("cycle_not_found", "no such cycle")
             return copy.deepcopy(cycle)
 
     def list_settlement_cycles(self) -> JSON:
@@ -536,5 +601,3 @@ def stop_when(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
-
-

@@ -6,13 +6,21 @@ import pytest
 
 from tests.unit.bank_api.conftest import Gateway
 
-OPERATOR_ROUTES = [
+OPERATOR_ROUTES: list[tuple[str, str, object]] = [
     ("post", "/v1/accounts", {"holder": "X", "jurisdiction": "US", "kyc_ref": "K"}),
     ("post", "/v1/accounts/{other}/freeze", {"reason": "aml review"}),
     ("post", "/v1/accounts/{other}/unfreeze", {}),
     ("put", "/v1/accounts/{other}/limits/USD", {"per_transaction": "10.00", "daily": None}),
-    ("post", "/v1/issuances", {"account_id": "{own}", "currency": "USD", "amount": "1.00", "deposit_ref": "d1"}),
-    ("post", "/v1/redemptions", {"account_id": "{own}", "currency": "USD", "amount": "1.00", "withdrawal_ref": "w"}),
+    (
+        "post",
+        "/v1/issuances",
+        {"account_id": "{own}", "currency": "USD", "amount": "1.00", "deposit_ref": "d1"},
+    ),
+    (
+        "post",
+        "/v1/redemptions",
+        {"account_id": "{own}", "currency": "USD", "amount": "1.00", "withdrawal_ref": "w"},
+    ),
     ("get", "/v1/payments", None),
     ("get", "/v1/supply", None),
     ("get", "/v1/positions", None),
@@ -22,15 +30,21 @@ OPERATOR_ROUTES = [
     ("post", "/v1/accounts/{own}/api-keys", {}),
 ]
 
-MERCHANT_ROUTES = [
+MERCHANT_ROUTES: list[tuple[str, str, object]] = [
     ("get", "/v1/accounts/{own}", None),
     ("get", "/v1/accounts/{own}/history", None),
-    ("post", "/v1/payments", {"payee_bank": "HKBankMSP", "payee_account": "b", "currency": "USD", "amount": "1"}),
+    (
+        "post",
+        "/v1/payments",
+        {"payee_bank": "HKBankMSP", "payee_account": "b", "currency": "USD", "amount": "1"},
+    ),
     ("get", "/v1/webhooks", None),
 ]
 
 
-def _call(gateway: Gateway, method: str, path: str, body: object, headers: dict[str, str], own: str, other: str):
+def _call(
+    gateway: Gateway, method: str, path: str, body: object, headers: dict[str, str], own: str, other: str
+):
     path = path.format(own=own, other=other)
     if isinstance(body, dict):
         body = {k: (v.format(own=own, other=other) if isinstance(v, str) else v) for k, v in body.items()}
@@ -48,8 +62,12 @@ def accounts(us: Gateway) -> tuple[str, str, str, str]:
 @pytest.mark.parametrize(("method", "path", "body"), OPERATOR_ROUTES + MERCHANT_ROUTES)
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer dtk_0000000000000000_nope"}, {"Authorization": "Basic abc"},
-     {"X-API-Key": "not-a-key"}],
+    [
+        {},
+        {"Authorization": "Bearer dtk_0000000000000000_nope"},
+        {"Authorization": "Basic abc"},
+        {"X-API-Key": "not-a-key"},
+    ],
     ids=["no-key", "wrong-key", "other-scheme", "garbage-header"],
 )
 def test_missing_or_wrong_key_is_401(us: Gateway, accounts, method, path, body, headers) -> None:
@@ -71,11 +89,9 @@ def test_merchant_on_operator_routes_is_403(us: Gateway, accounts, method, path,
     assert len(us.ledger.network.calls) == calls_before  # refused before reaching the ledger
 
 
-@pytest.mark.parametrize(
-    "path", ["/v1/accounts/{other}", "/v1/accounts/{other}/history"]
-)
+@pytest.mark.parametrize("path", ["/v1/accounts/{other}", "/v1/accounts/{other}/history"])
 def test_merchant_cannot_reach_another_account(us: Gateway, accounts, path) -> None:
-    own, own_key, other, _ = accounts
+    _, own_key, other, _ = accounts
     response = us.client.get(path.format(other=other), headers={"Authorization": f"Bearer {own_key}"})
     assert response.status_code == 403
     assert response.get_json()["code"] == "forbidden"
@@ -104,7 +120,7 @@ def test_merchant_reads_own_account_and_operator_reads_any(us: Gateway, accounts
 
 
 def test_merchant_cannot_see_a_payment_of_another_merchant(us: Gateway, hk: Gateway, accounts) -> None:
-    own, own_key, other, other_key = accounts
+    own, own_key, _, other_key = accounts
     payee, _ = hk.open_account("Supplier", "HK")
     us.issue(own, "50.00")
     paid = us.client.post(
@@ -114,7 +130,12 @@ def test_merchant_cannot_see_a_payment_of_another_merchant(us: Gateway, hk: Gate
     )
     assert paid.status_code == 201
     payment_id = paid.get_json()["payment_id"]
-    assert us.client.get(f"/v1/payments/{payment_id}", headers={"Authorization": f"Bearer {own_key}"}).status_code == 200
+    assert (
+        us.client.get(
+            f"/v1/payments/{payment_id}", headers={"Authorization": f"Bearer {own_key}"}
+        ).status_code
+        == 200
+    )
     peek = us.client.get(f"/v1/payments/{payment_id}", headers={"Authorization": f"Bearer {other_key}"})
     assert peek.status_code == 404
     assert peek.get_json()["code"] == "payment_not_found"

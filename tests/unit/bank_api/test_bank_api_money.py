@@ -89,7 +89,10 @@ def test_json_floats_are_always_refused(value: float) -> None:
         parse_amount(value, 2)
 
 
-@given(st.integers(min_value=1, max_value=10**9), st.integers(min_value=1, max_value=9).map(lambda n: "1" + "0" * n))
+@given(
+    st.integers(min_value=1, max_value=10**9),
+    st.integers(min_value=1, max_value=9).map(lambda n: "1" + "0" * n),
+)
 def test_more_decimals_than_the_exponent_are_refused(whole: int, digits: str) -> None:
     with pytest.raises(MoneyError):
         parse_amount(f"{whole}.{digits[:3]}1", 2)
@@ -103,9 +106,10 @@ def test_formatting_keeps_sign_and_exponent(minor: int) -> None:
     assert Decimal(text) * 100 == minor
 
 
-def test_conversion_rounds_down_across_exponents() -> None:
+def test_conversion_rounds_half_even_across_exponents() -> None:
     assert convert(1000, 2, 2, Decimal("7.8")) == 7800  # 10.00 USD -> 78.00 HKD
-    assert convert(1, 2, 0, Decimal("150")) == 1  # 0.01 USD -> 1.5 JPY, rounded down
+    assert convert(1, 2, 0, Decimal("150")) == 2  # 0.01 USD -> 1.5 JPY -> 2 (half-even)
+    assert convert(3, 2, 0, Decimal("150")) == 4  # 4.5 JPY -> 4 (half-even)
     assert convert(150, 0, 2, Decimal("0.0066")) == 99  # 150 JPY -> 0.99 USD
 
 

@@ -81,7 +81,23 @@ def test_chaincode_status_parsed_from_message_without_reason() -> None:
     )
     error = GatewayError.from_rpc_error(rpc)
     assert (error.chaincode_status, error.chaincode_message, error.reason) == (500, "boom", None)
+    assert error.reason_message == "boom"
     assert error.details == ()
+
+
+def test_lowercase_reason_of_deposit_token_refusals() -> None:
+    rpc = FakeRpcError(
+        grpc.StatusCode.ABORTED,
+        "failed to endorse transaction, see attached details for more info",
+        [
+            gateway_pb2.ErrorDetail(
+                message="chaincode response 409, [insufficient_funds] balance is 120, need 500"
+            )
+        ],
+    )
+    error = EndorseError.from_rpc_error(rpc)
+    assert (error.chaincode_status, error.reason) == (409, "insufficient_funds")
+    assert error.reason_message == "balance is 120, need 500"
 
 
 def test_non_chaincode_failure_has_no_chaincode_status() -> None:

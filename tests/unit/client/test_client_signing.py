@@ -114,3 +114,12 @@ def test_identity_rejects_garbage_certificate() -> None:
         Identity("USBankMSP", b"-----BEGIN NOTHING-----")
     with pytest.raises(ValueError, match="MSP id"):
         Identity("", b"")
+
+
+def test_client_package_does_not_import_flask() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, gateway.fabric_client, gateway.fabric_client.profile; print('flask' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

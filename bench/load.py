@@ -1,0 +1,281 @@
+"""Open-loop load: operations start on a fixed schedule whatever the network's answers.
+
+A rate step runs for a fixed time at ``rate`` operations per second. Operation *i* is due at
+``t0 + i / rate``; its latency runs from that due time (not from when a worker got to it), so a
+client or network that falls behind shows up as latency instead of quietly lowering the offered load.
+
+An operation is one business action: a blind write, a transfer, or an interbank payment (two Fabric
+transactions). Workers only endorse and submit; commits arrive from the watchers (``watch.py``), so a
+worker is free again as soon as the orderer has a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from fabric_protos.peer import transaction_pb2
+
+from bench.watch import CommitWatcher
+from gateway.fabric_client import EndorseError, Gateway, GatewayError, SubmitError
+
+log = logging.getLogger(__name__)
+
+VALID = transaction_pb2.VALID
+CONFLICTS = frozenset({transaction_pb2.MVCC_READ_CONFLICT, transaction_pb2.PHANTOM_READ_CONFLICT})
+
+# Outcomes of an operation.
+OK = "ok"
+ENDORSE_ERROR = "endorse_error"
+SUBMIT_ERROR = "submit_error"
+MVCC = "mvcc_conflict"
+INVALID = "invalid"
+TIMEOUT = "timeout"
+CLIENT_ERROR = "client_error"
+
+
+class Tracker:
+    """Outcomes of the operations of one step, and of the Fabric transactions behind them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self.started = 0
+        self.finished = 0
+        self.outcomes: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.last_finish = 0.0
+        self.transactions_valid = 0
+        self.transactions_conflicted = 0
+        self.transactions_invalid = 0
+        self.errors: Counter[str] = Counter()
+        self.extra: Counter[str] = Counter()
+        # Once the step is summed up, late callbacks (a commit after the drain deadline) change nothing.
+        self.frozen = False
+
+    def begin(self) -> None:
+        with self._lock:
+            self.started += 1
+
+    def transaction(self, code: int) -> None:
+        with self._lock:
+            if self.frozen:
+                return
+            if code == VALID:
+                self.transactions_valid += 1
+            elif code in CONFLICTS:
+                self.transactions_conflicted += 1
+            else:
+                self.transactions_invalid += 1
+
+    def note(self, what: str) -> None:
+        with self._lock:
+            if not self.frozen:
+                self.extra[what] += 1
+
+    def finish(self, outcome: str, due: float, at: float, error: str | None = None) -> None:
+        with self._lock:
+            if self.frozen:
+                return
+            self.finished += 1
+            self.outcomes[outcome] += 1
+            if outcome == OK:
+                self.latencies.append(at - due)
+                self.last_finish = max(self.last_finish, at)
+            if error:
+                self.errors[error[:160]] += 1
+            self._done.notify_all()
+
+    def wait_all(self, deadline: float) -> bool:
+        with self._lock:
+            while self.finished < self.started:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return False
+                self._done.wait(min(remaining, 0.5))
+            return True
+
+    def freeze(self) -> None:
+        with self._lock:
+            self.frozen = True
+
+    def open_operations(self) -> int:
+        with self._lock:
+            return self.started - self.finished
+
+
+@dataclass
+class Account:
+    bank: str
+    account_id: str
+
+
+class AccountPool:
+    """Accounts a bank may debit now: one debit in flight per account, so debits never collide.
+
+    A debit reads and writes the account's balance head; a second debit endorsed before the first
+    commits would read a stale head and lose an MVCC conflict. An account goes back to the pool only
+    once its bank's peer has committed the debit."""
+
+    def __init__(self, accounts: Iterable[Account]) -> None:
+        self._queue: queue.Queue[Account] = queue.Queue()
+        self.size = 0
+        for account in accounts:
+            self._queue.put(account)
+            self.size += 1
+
+    def take(self, timeout: float) -> Account | None:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def give_back(self, account: Account) -> None:
+        self._queue.put(account)
+
+
+@dataclass
+class Client:
+    """One bank's connection: its gateway to its own peer and that peer's commit watcher."""
+
+    org: str
+    gateway: Gateway
+    watcher: CommitWatcher
+    channel: str
+    contracts: dict[str, Any] = field(default_factory=dict)
+
+    def contract(self, chaincode: str) -> Any:
+        if chaincode not in self.contracts:
+            self.contracts[chaincode] = self.gateway.get_network(self.channel).get_contract(chaincode)
+        return self.contracts[chaincode]
+
+
+class Driver:
+    """Endorses and submits on a worker pool; commits are reported by the peers' watchers."""
+
+    def __init__(self, clients: Mapping[str, Client], workers: int = 48) -> None:
+        self.clients = dict(clients)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench-worker")
+
+    def run_later(self, job: Callable[[], None]) -> None:
+        self.pool.submit(_guarded, job)
+
+    def submit(
+        self,
+        org: str,
+        chaincode: str,
+        function: str,
+        *args: str,
+        request: Mapping[str, Any] | None = None,
+        watch: Mapping[str, Callable[[int, float], None]],
+    ) -> tuple[str, bytes]:
+        """Endorse on ``org``'s own peer and submit; ``watch`` maps orgs to the callback for the commit as
+        that org's peer sees it. Returns (transaction id, chaincode result). Raises ``EndorseError`` or
+        ``SubmitError`` (then no callback will fire)."""
+        client = self.clients[org]
+        transient = {"request": json.dumps(request, separators=(",", ":"))} if request is not None else None
+        proposal = client.contract(chaincode).new_proposal(
+            function, *args, transient=transient, endorsing_organizations=[org]
+        )
+        transaction_id = proposal.transaction_id
+        for watch_org, callback in watch.items():
+            self.clients[watch_org].watcher.expect(transaction_id, callback)
+        try:
+            transaction = proposal.endorse()
+            transaction.submit()
+        except GatewayError:
+            for watch_org in watch:
+                self.clients[watch_org].watcher.forget(transaction_id)
+            raise
+        return transaction_id, transaction.result
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _guarded(job: Callable[[], None]) -> None:
+    try:
+        job()
+    except Exception:
+        log.exception("bench job failed")
+
+
+def error_outcome(error: Exception) -> tuple[str, str]:
+    """The outcome and a short description of a failed endorse or submit."""
+    if isinstance(error, EndorseError):
+        return ENDORSE_ERROR, f"endorse: {error.reason or error.chaincode_message or error.message}"
+    if isinstance(error, SubmitError):
+        return SUBMIT_ERROR, f"submit: {error.message}"
+    if isinstance(error, GatewayError):
+        return CLIENT_ERROR, f"{error.operation}: {error.message}"
+    return CLIENT_ERROR, f"{type(error).__name__}: {error}"
+
+
+def commit_outcome(code: int) -> str:
+    if code == VALID:
+        return OK
+    return MVCC if code in CONFLICTS else INVALID
+
+
+Operation = Callable[[Tracker, float], None]
+"""Starts one operation due at the given ``time.time()``; reports to the tracker when it ends."""
+
+
+@dataclass
+class StepRun:
+    rate: float
+    duration: float
+    tracker: Tracker
+    t0: float
+    sent: int
+    send_end: float
+    end: float
+    drained: bool
+
+
+def run_step(
+    driver: Driver,
+    operation: Operation,
+    rate: float,
+    duration: float,
+    drain_timeout: float,
+) -> StepRun:
+    """Offer ``rate`` operations per second for ``duration`` seconds, then wait for the stragglers."""
+    tracker = Tracker()
+    total = max(1, int(round(rate * duration)))
+    t0 = time.time() + 0.05
+    for i in range(total):
+        due = t0 + i / rate
+        delay = due - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        tracker.begin()
+        driver.run_later(_bind(operation, tracker, due))
+    send_end = time.time()
+    drained = tracker.wait_all(max(send_end, t0 + duration) + drain_timeout)
+    end = time.time()
+    if not drained:
+        # What never finished counts as timed out; late callbacks only touch this step's tracker.
+        for _ in range(tracker.open_operations()):
+            tracker.finish(TIMEOUT, 0.0, end)
+    tracker.freeze()
+    return StepRun(rate, duration, tracker, t0, total, send_end, end, drained)
+
+
+def _bind(operation: Operation, tracker: Tracker, due: float) -> Callable[[], None]:
+    def job() -> None:
+        try:
+            operation(tracker, due)
+        except Exception as error:  # an operation bug must still count, not hang the step
+            log.exception("operation failed")
+            tracker.finish(CLIENT_ERROR, due, time.time(), f"{type(error).__name__}: {error}")
+
+    return job

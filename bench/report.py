@@ -1,0 +1,174 @@
+"""Figures of a run: per-step summaries, the JSON file, the terminal table and the PNG plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.cpu import KINDS
+from bench.load import MVCC, OK, StepRun
+
+Step = dict[str, Any]
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of already sorted values (``q`` in 0..100)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+def summarize_step(
+    run: StepRun,
+    transactions_per_operation: int,
+    cpu_seconds: Mapping[str, float],
+    blocks: tuple[int, int],
+) -> Step:
+    """One rate step in numbers. Throughput counts operations that ended well, over the time from the
+    first due operation to the last commit (at least the step's duration), so a backlog that drains
+    late lowers it."""
+    tracker = run.tracker
+    ok = tracker.outcomes[OK]
+    last = tracker.last_finish if tracker.last_finish else run.t0 + run.duration
+    window = max(run.duration, last - run.t0)
+    wall = max(1e-9, run.end - run.t0)
+    latencies = sorted(tracker.latencies)
+    validated = tracker.transactions_valid + tracker.transactions_conflicted + tracker.transactions_invalid
+    committed = tracker.transactions_valid
+    block_count, block_transactions = blocks
+    return {
+        "offered_rate": run.rate,
+        "duration_s": run.duration,
+        "operations_offered": run.sent,
+        "operations_ok": ok,
+        "outcomes": dict(tracker.outcomes),
+        "throughput_ops": round(ok / window, 2),
+        "committed_tx": committed,
+        "committed_tx_per_s": round(committed / window, 2),
+        "transactions_per_operation": transactions_per_operation,
+        "latency_ms": {
+            "p50": _ms(percentile(latencies, 50)),
+            "p95": _ms(percentile(latencies, 95)),
+            "p99": _ms(percentile(latencies, 99)),
+            "max": _ms(latencies[-1] if latencies else None),
+        },
+        "failure_rate": round((run.sent - ok) / run.sent, 4) if run.sent else 0.0,
+        "mvcc_conflict_rate": round(tracker.transactions_conflicted / validated, 4) if validated else 0.0,
+        "mvcc_conflicts": tracker.transactions_conflicted,
+        "operations_mvcc": tracker.outcomes[MVCC],
+        "cpu_ms_per_tx": {
+            kind: (round(cpu_seconds.get(kind, 0.0) * 1000 / committed, 2) if committed else None)
+            for kind in KINDS
+        },
+        "cpu_cores_busy": {kind: round(cpu_seconds.get(kind, 0.0) / wall, 2) for kind in KINDS},
+        "blocks": block_count,
+        "transactions_per_block": round(block_transactions / block_count, 1) if block_count else None,
+        "drained": run.drained,
+        "window_s": round(window, 2),
+        "errors": dict(tracker.errors.most_common(5)),
+        "notes": dict(tracker.extra),
+    }
+
+
+def peak_step(steps: Sequence[Step]) -> Step | None:
+    ladder = [s for s in steps if s.get("kind", "ladder") == "ladder"]
+    if not ladder:
+        return None
+    return max(ladder, key=lambda s: s["committed_tx_per_s"])
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(workloads: Mapping[str, Mapping[str, Any]]) -> str:
+    """The short terminal summary: each workload at its peak, and its latency at half the peak."""
+    header = (
+        f"{'workload':<10} {'peak tx/s':>9} {'ops/s':>7} {'x ceil':>6} {'p50':>6} {'p95':>6} {'p99':>6}"
+        f" {'fail%':>6} {'mvcc%':>6} {'½pk p50':>7}  CPU ms/tx peer/ord/cc/gw/client"
+    )
+    lines = [header, "-" * len(header)]
+    for name, result in workloads.items():
+        peak = result.get("peak")
+        if not peak:
+            lines.append(f"{name:<10} (no result: {result.get('skipped') or 'no step finished'})")
+            continue
+        half = result.get("half_peak") or {}
+        cpu = peak["cpu_ms_per_tx"]
+        cpu_text = "/".join(_fmt(cpu.get(kind), 1) for kind in KINDS)
+        latency = peak["latency_ms"]
+        lines.append(
+            f"{name:<10} {peak['committed_tx_per_s']:>9.1f} {peak['throughput_ops']:>7.1f}"
+            f" {_fmt(result.get('ratio_to_ceiling'), 2):>6} {_fmt(latency['p50']):>6} {_fmt(latency['p95']):>6}"
+            f" {_fmt(latency['p99']):>6} {peak['failure_rate'] * 100:>6.1f} {peak['mvcc_conflict_rate'] * 100:>6.2f}"
+            f" {_fmt((half.get('latency_ms') or {}).get('p50')):>7}  {cpu_text}"
+        )
+    lines.append(
+        "peak = the rate step with the most committed tx/s; latency in ms from due time to commit; "
+        "x ceil = committed tx/s / ceiling tx/s"
+    )
+    return "\n".join(lines)
+
+
+def plot(path: Path, workloads: Mapping[str, Mapping[str, Any]], title: str) -> None:
+    """Throughput and latency against offered load, one line per workload."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 9), sharex=True)
+    colours = {"ceiling": "black", "transfer": "tab:blue", "hot": "tab:orange",
+               "interbank": "tab:green", "rest": "tab:red"}  # fmt: skip
+    highest = 1.0
+    for name, result in workloads.items():
+        steps = sorted(
+            (s for s in result.get("steps", []) if s.get("kind", "ladder") == "ladder"),
+            key=lambda s: s["offered_rate"],
+        )
+        if not steps:
+            continue
+        colour = colours.get(name, None)
+        offered = [s["offered_rate"] for s in steps]
+        highest = max(highest, *offered)
+        top.plot(offered, [s["throughput_ops"] for s in steps], marker="o", color=colour,
+                 label=f"{name} ({result.get('unit', 'ops')}/s)")  # fmt: skip
+        p50 = [s["latency_ms"]["p50"] for s in steps]
+        p99 = [s["latency_ms"]["p99"] for s in steps]
+        bottom.plot(offered, p50, marker="o", color=colour, label=f"{name} p50")
+        bottom.plot(offered, p99, marker="x", linestyle="--", color=colour, label=f"{name} p99")
+    top.plot([0, highest], [0, highest], color="grey", linewidth=0.8, linestyle=":", label="offered = done")
+    top.set_ylabel("completed operations per second")
+    top.set_title(title, fontsize=10)
+    top.grid(True, alpha=0.3)
+    top.legend(fontsize=8, loc="upper left")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("latency, ms (log scale)")
+    bottom.set_xlabel("offered load, operations per second (log scale)")
+    bottom.set_xscale("log")
+    top.set_xscale("log")
+    bottom.grid(True, which="both", alpha=0.3)
+    bottom.legend(fontsize=7, ncol=2, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

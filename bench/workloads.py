@@ -1,0 +1,248 @@
+"""The client-driven workloads: what one operation of each does.
+
+- ``ceiling``: ``conformance.PutState`` of a unique key (one blind write), spread over the banks' peers.
+  The most this network commits on this machine: the yardstick for the others.
+- ``transfer``: ``deposit_token.Transfer`` between two accounts of one bank, spread over the banks.
+- ``hot``: ``Transfer`` from many payers to one merchant account (credits are blind writes, so none
+  may conflict).
+- ``interbank``: ``InitiatePayment`` at the payer's bank, then ``CompletePayment`` at the payee's
+  bank, timed from the initiation's due time until the completion is committed on the payee's peer.
+  The completion is submitted by the bench as soon as the payee's peer has committed the initiation
+  (``completer="bench"``), or left to the payee bank's REST gateway, whose event follower completes it
+  (``completer="gateway"``); then the bench only watches for ``PaymentCompleted``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bench.books import CURRENCY, Books
+from bench.load import (
+    CLIENT_ERROR,
+    OK,
+    VALID,
+    Account,
+    AccountPool,
+    Driver,
+    Operation,
+    Tracker,
+    commit_outcome,
+    error_outcome,
+)
+from bench.watch import PaymentWatcher
+from gateway.fabric_client import EndorseError, GatewayError
+
+AMOUNT = 100  # 1.00 USD per transfer or payment
+PAYER_WAIT = 10.0  # seconds an operation may wait for an idle payer account before it gives up
+COMPLETE_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    transactions_per_operation: int
+    operation: Operation
+    notes: str = ""
+
+
+def ceiling(driver: Driver, banks: list[str], run_id: str) -> Workload:
+    counter = itertools.count()
+
+    def operation(tracker: Tracker, due: float) -> None:
+        i = next(counter)
+        org = banks[i % len(banks)]
+
+        def committed(code: int, at: float) -> None:
+            tracker.transaction(code)
+            tracker.finish(commit_outcome(code), due, at)
+
+        try:
+            driver.submit(org, "conformance", "PutState", f"bench-{run_id}-{i}", "v", watch={org: committed})
+        except GatewayError as error:
+            tracker.finish(*_failed(error, due))
+
+    return Workload("ceiling", "conformance PutState (blind write of a unique key)", 1, operation)
+
+
+def _failed(error: Exception, due: float) -> tuple[str, float, float, str]:
+    outcome, text = error_outcome(error)
+    return outcome, due, time.time(), text
+
+
+def _take(pool: AccountPool, tracker: Tracker, due: float) -> Account | None:
+    payer = pool.take(PAYER_WAIT)
+    if payer is None:
+        tracker.finish(CLIENT_ERROR, due, time.time(), "no idle payer account (pool too small)")
+    return payer
+
+
+def transfers(
+    driver: Driver,
+    books: Books,
+    pools: Mapping[str, AccountPool],
+    banks: list[str],
+    run_id: str,
+    *,
+    hot: bool = False,
+) -> Workload:
+    counter = itertools.count()
+    merchant = books.merchant
+    if hot and merchant is None:
+        raise ValueError("the hot-merchant workload needs a merchant account")
+    step_banks = [merchant.bank] if hot and merchant is not None else banks
+    prefix = "hot" if hot else "tr"
+
+    def operation(tracker: Tracker, due: float) -> None:
+        i = next(counter)
+        bank = step_banks[i % len(step_banks)]
+        pool = pools[bank]
+        payer = _take(pool, tracker, due)
+        if payer is None:
+            return
+        if hot and merchant is not None:
+            payee = merchant
+        else:
+            payees = books.payees[bank]
+            payee = payees[(i // len(step_banks)) % len(payees)]
+        request = {
+            "from_account": payer.account_id,
+            "to_account": payee.account_id,
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+            "transfer_id": f"bench-{run_id}-{prefix}{i}",
+        }
+
+        def committed(code: int, at: float) -> None:
+            pool.give_back(payer)
+            tracker.transaction(code)
+            tracker.finish(commit_outcome(code), due, at)
+
+        try:
+            _, result = driver.submit(bank, "deposit_token", "Transfer", request=request, watch={bank: committed})
+        except GatewayError as error:
+            pool.give_back(payer)
+            tracker.finish(*_failed(error, due))
+            return
+        if not json.loads(result or b"{}").get("transferred"):
+            tracker.note("transfer answered transferred=false")
+
+    if hot:
+        return Workload(
+            "hot",
+            "hot merchant: Transfer from many payers to one account",
+            1,
+            operation,
+            notes=f"all payers and the merchant at {step_banks[0]}",
+        )
+    return Workload("transfer", "intra-bank Transfer", 1, operation)
+
+
+def interbank(
+    driver: Driver,
+    books: Books,
+    pools: Mapping[str, AccountPool],
+    banks: list[str],
+    run_id: str,
+    *,
+    completer: str,
+    payment_watchers: Mapping[str, PaymentWatcher] | None = None,
+) -> Workload:
+    if len(banks) < 2:
+        raise ValueError("interbank payments need two banks")
+    if completer == "gateway" and not payment_watchers:
+        raise ValueError("completion by the gateways needs payment watchers")
+    counter = itertools.count()
+    n = len(banks)
+
+    def operation(tracker: Tracker, due: float) -> None:
+        i = next(counter)
+        payer_bank = banks[i % n]
+        # Every ordered pair of banks in turn.
+        payee_bank = banks[(i + 1 + (i // n) % (n - 1)) % n]
+        pool = pools[payer_bank]
+        payer = _take(pool, tracker, due)
+        if payer is None:
+            return
+        payees = books.payees[payee_bank]
+        payee = payees[(i // n) % len(payees)]
+        request = {
+            "idempotency_key": f"bench-{run_id}-ib{i}",
+            "payer_account": payer.account_id,
+            "payee_bank": payee_bank,
+            "payee_account": payee.account_id,
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+        }
+        payment: dict[str, str] = {}
+        ready = threading.Event()  # the payment id is known (set once submit returned)
+
+        def initiation_committed(code: int, at: float) -> None:
+            pool.give_back(payer)
+            tracker.transaction(code)
+            if code != VALID:
+                tracker.finish(commit_outcome(code), due, at)
+
+        def completion_committed(code: int, at: float) -> None:
+            tracker.transaction(code)
+            tracker.finish(commit_outcome(code), due, at)
+
+        def complete(attempt: int) -> None:
+            ready.wait(30)
+            try:
+                driver.submit(
+                    payee_bank,
+                    "deposit_token",
+                    "CompletePayment",
+                    request={"payment_id": payment["id"]},
+                    watch={payee_bank: completion_committed},
+                )
+            except EndorseError as error:
+                # The payee's peer may not hold the bilateral details yet (private data arrives by
+                # gossip): the contract says so with invalid_state; try again shortly.
+                if error.reason == "invalid_state" and attempt < COMPLETE_ATTEMPTS:
+                    tracker.note("completion retried")
+                    timer = threading.Timer(0.1 * attempt, driver.run_later, args=(lambda: complete(attempt + 1),))
+                    timer.daemon = True
+                    timer.start()
+                    return
+                tracker.finish(*_failed(error, due))
+            except GatewayError as error:
+                tracker.finish(*_failed(error, due))
+
+        def initiation_seen_by_payee(code: int, at: float) -> None:
+            if code == VALID:
+                driver.run_later(lambda: complete(1))
+
+        watch = {payer_bank: initiation_committed}
+        if completer == "bench":
+            watch[payee_bank] = initiation_seen_by_payee
+        try:
+            _, result = driver.submit(payer_bank, "deposit_token", "InitiatePayment", request=request, watch=watch)
+        except GatewayError as error:
+            pool.give_back(payer)
+            tracker.finish(*_failed(error, due))
+            return
+        payment["id"] = str(json.loads(result)["payment_id"])
+        ready.set()
+        if completer == "gateway" and payment_watchers is not None:
+
+            def completed(at: float) -> None:
+                tracker.transaction(VALID)
+                tracker.finish(OK, due, at)
+
+            payment_watchers[payee_bank].expect(payment["id"], completed)
+
+    who = "the bench (client)" if completer == "bench" else "the payee bank's REST gateway follower"
+    return Workload(
+        "interbank",
+        "interbank payment, InitiatePayment + CompletePayment",
+        2,
+        operation,
+        notes=f"completed by {who}",
+    )

@@ -1,0 +1,343 @@
+"""The deposit-token contract: bank-issued tokens, private books, interbank payments, settlement.
+
+Each function reads top to bottom: who is calling, the private input (transient
+``request``) or public arguments, then the money rules in the module named after the
+domain (``accounts``, ``tokens``, ``payments``, ``settlement``, ``corridor``,
+``reference``, ``supply``). ``docs/contract-api.md`` describes every function for callers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaincode.deposit_token import accounts, payments, reference, settlement, supply, tokens
+from chaincode.deposit_token.accounts import Books
+from chaincode.deposit_token.corridor import set_policy
+from chaincode.deposit_token.errors import refusal
+from chaincode.deposit_token.ledger import Ledger
+from chaincode.deposit_token.requests import Request, parse_json_argument
+from chaincode.shim.contract import Context, Contract, query, transaction
+
+Result = dict[str, Any]
+
+
+def _request(ctx: Context, *fields: str) -> Request:
+    return Request.from_transient(ctx.stub.get_transient(), fields)
+
+
+class DepositTokenContract(Contract):
+    name = "deposit_token"
+    version = "1.0.0"
+    title = "Bank-issued deposit tokens"
+
+    # -- reference data (regulator) -------------------------------------------
+    @transaction
+    def init_reference_data(self, ctx: Context, reference_data: str) -> Result:
+        """Create or extend the reference data (regulator only; idempotent)."""
+        ledger = Ledger(ctx.stub)
+        return reference.init_reference_data(
+            ctx, ledger, parse_json_argument(reference_data, "reference_data")
+        )
+
+    @transaction
+    def set_corridor_policy(self, ctx: Context, policy_json: str) -> Result:
+        """Replace the corridor policy (regulator only)."""
+        ledger = Ledger(ctx.stub)
+        config = reference.caller_regulator(ctx, ledger)
+        return set_policy(ledger, config, parse_json_argument(policy_json, "policy_json"))
+
+    @transaction
+    def set_payment_timeout(self, ctx: Context, seconds: int) -> Result:
+        """Set after how many seconds a payer bank may refund an initiated payment (regulator only)."""
+        return reference.set_payment_timeout(ctx, Ledger(ctx.stub), seconds)
+
+    @query
+    def get_reference_data(self, ctx: Context) -> Result:
+        """Regulator, currencies, banks, corridor policy and payment timeout."""
+        return reference.reference_data(Ledger(ctx.stub))
+
+    @query
+    def get_supply(self, ctx: Context) -> Result:
+        """Supply of every token class (issuer bank, currency)."""
+        ledger = Ledger(ctx.stub)
+        return {"token_classes": supply.token_classes(ledger, reference.all_banks(ledger))}
+
+    # -- accounts (bank, on its own peer) -------------------------------------
+    @transaction
+    def open_account(self, ctx: Context) -> Result:
+        """Open an active account: {account_id, holder, jurisdiction, kyc_ref}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        request = _request(ctx, "account_id", "holder", "jurisdiction", "kyc_ref")
+        account_id = request.account_id()
+        holder = request.text("holder", max_length=200)
+        jurisdiction = request.jurisdiction()
+        kyc_ref = request.text("kyc_ref", max_length=128)
+        opened = Books(ledger, bank).open_account(account_id, holder, jurisdiction, kyc_ref)
+        if opened:
+            ledger.emit("AccountOpened", {"bank": bank.msp_id})
+        return {"status": accounts.ACTIVE, "opened": opened}
+
+    @transaction
+    def freeze_account(self, ctx: Context) -> Result:
+        """Freeze an account: it can neither pay nor be paid. {account_id, reason}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        request = _request(ctx, "account_id", "reason")
+        account_id = request.account_id()
+        reason = request.text("reason", max_length=200)
+        books = Books(ledger, bank)
+        account = books.require_account(account_id)
+        if account.status == accounts.CLOSED:
+            raise refusal("account_closed", "a closed account cannot be frozen")
+        account.status = accounts.FROZEN
+        account.freeze_reason = reason
+        books.save_account(account_id, account)
+        ledger.emit("AccountFrozen", {"bank": bank.msp_id})
+        return {"status": accounts.FROZEN}
+
+    @transaction
+    def unfreeze_account(self, ctx: Context) -> Result:
+        """Make a frozen account active again. {account_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        account_id = _request(ctx, "account_id").account_id()
+        books = Books(ledger, bank)
+        account = books.require_account(account_id)
+        if account.status != accounts.FROZEN:
+            raise refusal("invalid_state", f"the account is {account.status}, not frozen")
+        account.status = accounts.ACTIVE
+        account.freeze_reason = None
+        books.save_account(account_id, account)
+        ledger.emit("AccountUnfrozen", {"bank": bank.msp_id})
+        return {"status": accounts.ACTIVE}
+
+    @transaction
+    def close_account(self, ctx: Context) -> Result:
+        """Close a frozen account whose balance is zero. {account_id, revision, pending_credits}.
+
+        Freezing first stops new credits; ``revision`` and ``pending_credits`` must come
+        from a ``GetAccount`` made after the freeze, so the close provably sees every credit.
+        """
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        request = _request(ctx, "account_id", "revision", "pending_credits")
+        account_id = request.account_id()
+        revision = request.text("revision", max_length=80)
+        pending = request.pending_credits()
+        books = Books(ledger, bank)
+        account = books.require_account(account_id)
+        if account.status == accounts.CLOSED:
+            return {"status": accounts.CLOSED, "closed": False}
+        if account.status != accounts.FROZEN:
+            raise refusal(
+                "invalid_state", "freeze the account first, so no credit can arrive while it closes"
+            )
+        if revision != account.revision:
+            raise refusal("invalid_state", "'revision' is stale: read the account again after the freeze")
+        head = books.head(account_id)
+        books.fold(account_id, head, pending)
+        left = {ccy: amount for ccy, amount in head.balances.items() if amount != 0}
+        if left:
+            raise refusal(
+                "account_not_empty",
+                "the account still holds "
+                + ", ".join(f"{amount} {ccy}" for ccy, amount in sorted(left.items())),
+            )
+        books.save_head(account_id, head)
+        account.status = accounts.CLOSED
+        books.save_account(account_id, account)
+        ledger.emit("AccountClosed", {"bank": bank.msp_id})
+        return {"status": accounts.CLOSED, "closed": True}
+
+    @transaction
+    def set_limits(self, ctx: Context) -> Result:
+        """Debit limits per currency. {account_id, currency, per_transaction, daily} (null: none)."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        config = reference.load_config(ledger)
+        request = _request(ctx, "account_id", "currency", "per_transaction", "daily")
+        account_id = request.account_id()
+        currency = request.currency(config.currencies)
+        per_transaction = request.optional_limit("per_transaction")
+        daily = request.optional_limit("daily")
+        if not bank.issues(currency):
+            raise refusal("currency_not_issued", f"{bank.msp_id} does not issue {currency} tokens")
+        books = Books(ledger, bank)
+        account = books.require_account(account_id)
+        if per_transaction is None and daily is None:
+            account.limits.pop(currency, None)
+        else:
+            account.limits[currency] = accounts.Limits(per_transaction, daily)
+        books.save_account(account_id, account)
+        ledger.emit("LimitsSet", {"bank": bank.msp_id, "currency": currency})
+        return {"currency": currency, "per_transaction": per_transaction, "daily": daily}
+
+    @transaction
+    def consolidate_account(self, ctx: Context) -> Result:
+        """Fold pending credits into the balance head (housekeeping). {account_id, pending_credits}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        request = _request(ctx, "account_id", "pending_credits")
+        account_id = request.account_id()
+        pending = request.pending_credits()
+        books = Books(ledger, bank)
+        books.require_account(account_id)
+        books.consolidate(account_id, pending)
+        ledger.emit("AccountConsolidated", {"bank": bank.msp_id})
+        return {"consolidated": True}
+
+    @query
+    def get_account(self, ctx: Context) -> Result:
+        """The account, its exact balances and its pending credits. {account_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        account_id = _request(ctx, "account_id").account_id()
+        books = Books(ledger, bank)
+        account = books.require_account(account_id)
+        balances, pending = books.balances(account_id)
+        return {
+            "account_id": account_id,
+            **account.as_record(),
+            "balances": balances,
+            "pending_credits": pending,
+        }
+
+    @query
+    def get_account_history(self, ctx: Context) -> Result:
+        """Movements of an account, newest first. {account_id, page_size, bookmark}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        request = _request(ctx, "account_id", "page_size", "bookmark")
+        account_id = request.account_id()
+        page_size = request.page_size()
+        bookmark = request.bookmark()
+        books = Books(ledger, bank)
+        books.require_account(account_id)
+        entries, next_bookmark = books.history(account_id, page_size, bookmark)
+        return {"entries": entries, "bookmark": next_bookmark}
+
+    # -- tokens -----------------------------------------------------------------
+    @transaction
+    def issue(self, ctx: Context) -> Result:
+        """Issue the bank's token against a deposit. {account_id, currency, amount, deposit_ref}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        config = reference.load_config(ledger)
+        request = _request(ctx, "account_id", "currency", "amount", "deposit_ref")
+        return tokens.issue(
+            ledger, bank, request.account_id(), request.currency(config.currencies), request.amount(),
+            request.reference("deposit_ref"),
+        )  # fmt: skip
+
+    @transaction
+    def redeem(self, ctx: Context) -> Result:
+        """Redeem tokens. {account_id, currency, amount, withdrawal_ref, pending_credits?}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        config = reference.load_config(ledger)
+        request = _request(ctx, "account_id", "currency", "amount", "withdrawal_ref", "pending_credits")
+        return tokens.redeem(
+            ledger, bank, request.account_id(), request.currency(config.currencies), request.amount(),
+            request.reference("withdrawal_ref"), request.pending_credits(),
+        )  # fmt: skip
+
+    @transaction
+    def transfer(self, ctx: Context) -> Result:
+        """Move tokens between two accounts of the bank, atomically.
+
+        {from_account, to_account, currency, amount, transfer_id, pending_credits?}.
+        """
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        config = reference.load_config(ledger)
+        request = _request(
+            ctx, "from_account", "to_account", "currency", "amount", "transfer_id", "pending_credits"
+        )
+        return tokens.transfer(
+            ledger, bank, request.account_id("from_account"), request.account_id("to_account"),
+            request.currency(config.currencies), request.amount(), request.reference("transfer_id"),
+            request.pending_credits(),
+        )  # fmt: skip
+
+    # -- interbank payments ---------------------------------------------------
+    @transaction
+    def initiate_payment(self, ctx: Context) -> Result:
+        """Start a payment to another bank's customer (payer bank). See docs/contract-api.md."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        config = reference.load_config(ledger)
+        request = _request(ctx, *payments.INITIATE_FIELDS)
+        return payments.initiate(ledger, config, bank, request)
+
+    @transaction
+    def complete_payment(self, ctx: Context) -> Result:
+        """Credit the payee of an initiated payment (payee bank). {payment_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        payment_id = payments.parse_payment_id(_request(ctx, "payment_id").raw("payment_id"))
+        return payments.complete(ledger, bank, payment_id)
+
+    @transaction
+    def reject_payment(self, ctx: Context) -> Result:
+        """Refuse an initiated payment (payee bank). {payment_id, reason} with reason a public code."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        request = _request(ctx, "payment_id", "reason")
+        payment_id = payments.parse_payment_id(request.raw("payment_id"))
+        return payments.reject(ledger, bank, payment_id, request.text("reason", max_length=40))
+
+    @transaction
+    def refund_payment(self, ctx: Context) -> Result:
+        """Credit the payer back (payer bank): a rejected payment, or an initiated one past the timeout."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        config = reference.load_config(ledger)
+        payment_id = payments.parse_payment_id(_request(ctx, "payment_id").raw("payment_id"))
+        return payments.refund(ledger, config, bank, payment_id)
+
+    @query
+    def get_payment(self, ctx: Context, payment_id: str) -> Result:
+        """The public record; the two banks may ask for the private details with {"details": true}."""
+        ledger = Ledger(ctx.stub)
+        payment_id = payments.parse_payment_id(payment_id)
+        request = Request.from_transient_or_empty(ctx.stub.get_transient(), ["details"])
+        with_details = request.flag("details")
+        caller = reference.caller_org(ctx) if with_details else None
+        return payments.get_payment(ledger, payment_id, caller, with_details)
+
+    @query
+    def list_payments(self, ctx: Context, filter_json: str = "{}") -> Result:
+        """Payment records, newest first per bank: {bank?, status?, page_size?, bookmark?}."""
+        ledger = Ledger(ctx.stub)
+        data = parse_json_argument(filter_json, "filter_json")
+        request = Request(data, ["bank", "status", "page_size", "bookmark"])
+        bank, status = payments.parse_list_filter(data)
+        return payments.list_payments(ledger, bank, status, request.page_size(), request.bookmark())
+
+    # -- settlement -------------------------------------------------------------
+    @transaction
+    def open_settlement_cycle(self, ctx: Context, cycle_id: str) -> Result:
+        """Net every completed, unsettled payment into a new cycle (any bank or the regulator)."""
+        ledger = Ledger(ctx.stub)
+        org = reference.caller_org(ctx)
+        if reference.load_bank(ledger, org) is None and org != reference.load_config(ledger).regulator:
+            raise refusal("not_authorized", f"{org} is neither a registered bank nor the regulator")
+        return settlement.open_cycle(ledger, org, cycle_id)
+
+    @transaction
+    def confirm_settlement(self, ctx: Context, cycle_id: str, external_ref: str) -> Result:
+        """Confirm the caller bank's leg of a cycle, after reconciling it with the bank's books."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        return settlement.confirm(ledger, bank, cycle_id, external_ref)
+
+    @query
+    def get_settlement_cycle(self, ctx: Context, cycle_id: str) -> Result:
+        """A cycle with its payments, net positions and confirmations."""
+        return settlement.get_cycle(Ledger(ctx.stub), cycle_id)
+
+    @query
+    def list_settlement_cycles(self, ctx: Context) -> Result:
+        """Every settlement cycle, oldest first."""
+        return settlement.list_cycles(Ledger(ctx.stub))

@@ -1,0 +1,62 @@
+"""Altered deposit-token chaincode, as a misbehaving bank could run on its own peer.
+
+It answers every honest function and adds functions that skip the contract's checks and
+write other banks' keys directly. Tests run it on one bank's chaincode server to show
+that Fabric's validation (collection-level endorsement policies and state-based
+endorsement), not only the honest code, protects the other banks.
+"""
+
+from __future__ import annotations
+
+import json
+
+from chaincode.deposit_token import keys
+from chaincode.deposit_token.collections import books_collection, supply_collection
+from chaincode.deposit_token.contract import DepositTokenContract
+from chaincode.deposit_token.ledger import Ledger
+from chaincode.shim.contract import Context, transaction
+
+
+class RogueDepositTokenContract(DepositTokenContract):
+    name = "deposit_token"
+
+    @transaction
+    def rogue_mint(self, ctx: Context, issuer: str, currency: str, amount: int) -> dict[str, object]:
+        """Raise another bank's supply (issue its token) without its endorsement."""
+        ledger = Ledger(ctx.stub)
+        key = keys.supply_change(currency, ledger.unique_id())
+        ledger.put_private(supply_collection(issuer), key, {"delta": amount})
+        return {"minted": amount}
+
+    @transaction
+    def rogue_credit(
+        self, ctx: Context, bank: str, account_id: str, currency: str, amount: int
+    ) -> dict[str, object]:
+        """Credit a customer in another bank's books."""
+        ledger = Ledger(ctx.stub)
+        key = keys.credit(account_id, ledger.unique_id())
+        ledger.put_private(books_collection(bank), key, {"currency": currency, "amount": amount})
+        return {"credited": amount}
+
+    @transaction
+    def rogue_debit(self, ctx: Context, bank: str, account_id: str, currency: str) -> dict[str, object]:
+        """Empty a customer's balance head in another bank's books."""
+        ledger = Ledger(ctx.stub)
+        ledger.put_private(books_collection(bank), keys.head(account_id), {"balances": {currency: 0}})
+        return {"debited": True}
+
+    @transaction
+    def rogue_move_payment(self, ctx: Context, payment_id: str, status: str) -> dict[str, object]:
+        """Move a payment record on, whoever is responsible for it."""
+        ledger = Ledger(ctx.stub)
+        record = ledger.get(keys.payment(payment_id)) or {}
+        record["status"] = status
+        ledger.put(keys.payment(payment_id), record)
+        return {"status": status}
+
+    @transaction
+    def rogue_corridor(self, ctx: Context, policy_json: str) -> dict[str, object]:
+        """Rewrite the regulator's corridor policy."""
+        ledger = Ledger(ctx.stub)
+        ledger.put(keys.corridor(), json.loads(policy_json))
+        return {"corridor": "rewritten"}
