@@ -17,6 +17,7 @@ servers: the package (an address) does not change.
 from __future__ import annotations
 
 import concurrent.futures
+import gzip
 import hashlib
 import io
 import json
@@ -40,7 +41,11 @@ if TYPE_CHECKING:
 def _tar_bytes(files: dict[str, bytes]) -> bytes:
     """A gzipped tar of regular files only, with fixed metadata so the bytes (and so the package id) are stable."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
+    # the gzip header carries a timestamp too: pin it, or every run makes a new package id
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
         for name, content in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)

@@ -104,33 +104,35 @@ _TOKEN = re.compile(r"\s*(OR|AND|OutOf|\(|\)|,|'[^']*'|[0-9]+)")
 
 
 def parse_policy(text: str) -> Policy:
-    tokens = _TOKEN.findall(text)
+    tokens = [token.strip() for token in _TOKEN.findall(text)]
     if "".join(tokens).replace(" ", "") != text.replace(" ", ""):
         raise ValueError(f"cannot parse policy {text!r}")
     position = 0
 
-    def expression() -> Policy | tuple[str, str]:
+    def next_token() -> str:
         nonlocal position
-        token = tokens[position]
+        if position >= len(tokens):
+            raise ValueError(f"policy {text!r} ends too early")
         position += 1
+        return tokens[position - 1]
+
+    def expression() -> Policy | tuple[str, str]:
+        token = next_token()
         if token.startswith("'"):
             msp, _, role = token.strip("'").rpartition(".")
             return msp, role.lower()
         if token not in ("OR", "AND", "OutOf"):
             raise ValueError(f"unexpected {token!r} in policy {text!r}")
-        if tokens[position] != "(":
+        if next_token() != "(":
             raise ValueError(f"expected '(' in policy {text!r}")
-        position += 1
         n: int | None = None
         if token == "OutOf":
-            n = int(tokens[position])
-            position += 2  # the number and its comma
+            n = int(next_token())
+            next_token()  # the comma after the number
         rules: list[Policy | tuple[str, str]] = []
         while True:
             rules.append(expression())
-            separator = tokens[position]
-            position += 1
-            if separator == ")":
+            if next_token() == ")":
                 break
         if token == "OR":
             n = 1
@@ -140,6 +142,8 @@ def parse_policy(text: str) -> Policy:
         return Policy(n, tuple(rules))
 
     result = expression()
+    if position != len(tokens):
+        raise ValueError(f"unexpected text after the policy in {text!r}")
     if isinstance(result, tuple):
         return Policy(1, (result,))
     return result

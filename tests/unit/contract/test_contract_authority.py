@@ -39,7 +39,9 @@ def test_honest_contract_refuses_a_bank_acting_on_another_banks_peer(ledger: Led
         ("FreezeAccount", {"account_id": "alice", "reason": "x"}),
     ]:
         message = ledger.refused(US, function, request, creator=HK)
-        assert message.startswith("[not_authorized] a client of HKBankMSP may not act through the peer of USBankMSP")
+        assert message.startswith(
+            "[not_authorized] a client of HKBankMSP may not act through the peer of USBankMSP"
+        )
     # The regulator is not a bank: it cannot issue.
     assert ledger.refused(REG, "OpenAccount", {"account_id": "r", "holder": "R", "jurisdiction": "US",
                                                "kyc_ref": "K"}).startswith("[not_authorized]")  # fmt: skip

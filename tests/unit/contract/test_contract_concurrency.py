@@ -47,9 +47,18 @@ def test_hot_payee_takes_200_concurrent_credits_without_a_conflict(ledger: Ledge
         ledger.open(US, f"payer-{index}")
         ledger.issue(US, f"payer-{index}", 1000 + index)
     simulations = [
-        ledger.simulate(US, "Transfer", {
-            "from_account": f"payer-{index}", "to_account": "merchant", "currency": "USD", "amount": 1 + index,
-            "transfer_id": f"pay-{index}", "pending_credits": ledger.pending(US, f"payer-{index}")})  # fmt: skip
+        ledger.simulate(
+            US,
+            "Transfer",
+            {
+                "from_account": f"payer-{index}",
+                "to_account": "merchant",
+                "currency": "USD",
+                "amount": 1 + index,
+                "transfer_id": f"pay-{index}",
+                "pending_credits": ledger.pending(US, f"payer-{index}"),
+            },
+        )  # fmt: skip
         for index in range(200)
     ]
     assert all(simulation.ok for simulation in simulations)

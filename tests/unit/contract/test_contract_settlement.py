@@ -34,7 +34,18 @@ def test_positions_net_to_zero_and_the_cycle_settles(three_banks: Ledger) -> Non
     p1 = _pay(ledger, US, f"{US}-c", HK, f"{HK}-c", 1000, "a")
     p2 = _pay(ledger, HK, f"{HK}-c", SG, f"{SG}-c", 300, "b")
     p3 = _pay(ledger, SG, f"{SG}-c", US, f"{US}-c", 200, "c")
-    p4 = _pay(ledger, US, f"{US}-c", HK, f"{HK}-c", 1280, "d", payee_currency="HKD", payee_amount=10_000, rate="7.8125")
+    p4 = _pay(
+        ledger,
+        US,
+        f"{US}-c",
+        HK,
+        f"{HK}-c",
+        1280,
+        "d",
+        payee_currency="HKD",
+        payee_amount=10_000,
+        rate="7.8125",
+    )
     # A refunded payment is never settled.
     refunded = ledger.submit(US, "InitiatePayment", {
         "idempotency_key": "e", "payer_account": f"{US}-c", "payee_bank": SG, "payee_account": f"{SG}-c",
@@ -122,7 +133,9 @@ def test_a_bank_confirms_only_what_its_books_hold(three_banks: Ledger) -> None:
     record["payee_amount"] = 999_999
     ledger.channel.state[""][key].value = json.dumps(record).encode()
     for bank in (US, HK):
-        with pytest.raises(Refused, match=r"^\[invalid_state\] payment .* does not match .*'s books; not confirming"):
+        with pytest.raises(
+            Refused, match=r"^\[invalid_state\] payment .* does not match .*'s books; not confirming"
+        ):
             ledger.submit(bank, "ConfirmSettlement", args=["c1", "REF-1"])
     assert ledger.query(REG, "GetSettlementCycle", args=["c1"])["status"] == "open"
 

@@ -1,0 +1,96 @@
+"""``python -m bench``: see docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bench.rest import RestError
+from bench.run import WORKLOADS, Bench
+from bench.testbed import DEFAULT_TOPOLOGY, ROOT, TestbedError
+from gateway.fabric_client import GatewayError
+
+
+def _workloads(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in WORKLOADS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown workload {', '.join(unknown) or '(none)'}; choose from {', '.join(WORKLOADS)}"
+        )
+    return names
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rates must be numbers separated by commas, got {text!r}") from None
+    if not rates or any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError("rates must be positive")
+    return rates
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Throughput and latency of each workload at increasing open-loop load, against the "
+        "ceiling (a blind write) measured in the same run. Writes bench/results/<time>.json and .png.",
+    )
+    p.add_argument("--base-port", type=int, default=19000, help="ports of the bench's own network (%(default)s)")
+    p.add_argument("--state-dir", type=Path, default=ROOT / ".state" / "bench", help="its state (%(default)s)")
+    p.add_argument("--profile", type=Path, help="use the running network of this profile.json instead")
+    p.add_argument("--topology", type=Path, default=DEFAULT_TOPOLOGY, help="topology of the own network")
+    p.add_argument("--batch-timeout", help="own network only: BatchTimeout to measure instead, e.g. 100ms")
+    p.add_argument("--max-message-count", type=int, help="own network only: MaxMessageCount to measure instead")
+    p.add_argument("--no-gateways", action="store_true", help="own network without REST gateways (no 'rest')")
+    p.add_argument("--keep-network", action="store_true", help="leave the own network running afterwards")
+    p.add_argument("--workloads", type=_workloads, default=list(WORKLOADS), help=",".join(WORKLOADS))
+    p.add_argument("--duration", type=_positive, help="seconds per rate step (default 15; 3 with --smoke)")
+    p.add_argument("--drain-timeout", type=_positive, default=30.0, help="seconds to wait for stragglers")
+    p.add_argument("--rates", type=_rates, help="explicit rate steps (ops/s), e.g. 10,20,40")
+    p.add_argument("--start-rate", type=_positive, help="first rate step (default per workload)")
+    p.add_argument("--max-rate", type=_positive, default=1280.0, help="highest rate step (%(default)s)")
+    p.add_argument("--smoke", action="store_true", help="one short step per workload: proves the bench works")
+    p.add_argument("--smoke-rate", type=_positive, default=5.0, help="rate of the smoke step (%(default)s)")
+    p.add_argument("--payers-per-bank", type=int, help="payer accounts per bank (default 200; 6 with --smoke)")
+    p.add_argument("--workers", type=int, default=48, help="endorse/submit threads (%(default)s)")
+    p.add_argument(
+        "--completer", choices=("auto", "bench", "gateway"), default="auto",
+        help="who completes interbank payments: the gateways' followers, or the bench (auto: gateways if up)",
+    )  # fmt: skip
+    p.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--verbose", action="store_true", help="show the network tool's output and debug logs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return Bench(args).run()
+    except (TestbedError, RestError, GatewayError, RuntimeError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

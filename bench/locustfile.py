@@ -1,0 +1,68 @@
+"""Locust users for the REST workload (run by ``bench/rest.py``; not meant to be run by hand).
+
+``BENCH_LOCUST_CONFIG`` names a JSON file: the merchants (one per user: gateway URL, API key, payee),
+the pace per user, and the file to log every request to as
+``sent,answered,http_status,payment_id,payee_bank`` (``time.time()`` seconds).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+from locust import HttpUser, constant_throughput, events, task
+
+_CONFIG: dict[str, Any] = json.loads(open(os.environ["BENCH_LOCUST_CONFIG"], encoding="utf-8").read())
+_MERCHANTS = itertools.cycle(_CONFIG["merchants"])
+_LOG = open(_CONFIG["log"], "a", encoding="utf-8", buffering=1)
+
+
+@events.quitting.add_listener
+def _close_log(**_: Any) -> None:
+    _LOG.flush()
+    _LOG.close()
+
+
+class Merchant(HttpUser):
+    wait_time = constant_throughput(float(_CONFIG["per_user_rate"]))
+
+    def on_start(self) -> None:
+        self.merchant = next(_MERCHANTS)
+        self.sequence = itertools.count()
+
+    @task
+    def pay(self) -> None:
+        merchant = self.merchant
+        body = {
+            "payee_bank": merchant["payee_bank"],
+            "payee_account": merchant["payee_account"],
+            "currency": _CONFIG["currency"],
+            "amount": _CONFIG["amount"],
+        }
+        headers = {
+            "Authorization": f"Bearer {merchant['api_key']}",
+            "Idempotency-Key": f"{_CONFIG['run']}-{next(self.sequence)}-{uuid.uuid4().hex[:12]}",
+        }
+        sent = time.time()
+        payment_id = ""
+        with self.client.post(
+            f"{merchant['gateway_url']}/v1/payments",
+            json=body,
+            headers=headers,
+            name="POST /v1/payments",
+            catch_response=True,
+            timeout=120,
+        ) as response:
+            if response.status_code == 201:
+                try:
+                    payment_id = str(response.json()["payment_id"])
+                except (ValueError, KeyError):
+                    response.failure("201 without a payment_id")
+            else:
+                response.failure(f"HTTP {response.status_code}")
+        answered = time.time()
+        _LOG.write(f"{sent:.6f},{answered:.6f},{response.status_code},{payment_id},{merchant['payee_bank']}\n")

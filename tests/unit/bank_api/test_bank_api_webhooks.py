@@ -1,0 +1,140 @@
+"""Webhooks: registration, signed deliveries, retries with backoff, delivery listing."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from gateway.bank_api.storage.models import WebhookDelivery, utcnow
+from gateway.bank_api.webhooks import SIGNATURE_HEADER, WebhookSender, backoff_seconds, sign, verify
+from gateway.bank_api.workers import PaymentFollower
+from tests.unit.bank_api.conftest import Gateway
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.fail_next = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.fail_next > 0:
+                    receiver.fail_next -= 1
+                    self.send_response(500)
+                else:
+                    receiver.requests.append((dict(self.headers), body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _merchant(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_signature_round_trip_and_tampering() -> None:
+    body = b'{"id":"x"}'
+    header = sign("whsec_secret", 1_700_000_000, body)
+    assert verify("whsec_secret", header, body, now=1_700_000_010)
+    assert not verify("whsec_secret", header, body + b" ", now=1_700_000_010)
+    assert not verify("whsec_other", header, body, now=1_700_000_010)
+    assert not verify("whsec_secret", header, body, now=1_700_000_000 + 3600)  # replayed later
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    delays = [backoff_seconds(n) for n in range(1, 15)]
+    assert delays == sorted(delays)
+    assert delays[0] == 2 and delays[-1] == 3600
+
+
+def test_payment_received_is_delivered_signed(us: Gateway, hk: Gateway, receiver: Receiver) -> None:
+    buyer, buyer_key = us.open_account("Buyer")
+    supplier, supplier_key = hk.open_account("Supplier", "HK")
+    created = hk.client.post("/v1/webhooks", json={"url": receiver.url}, headers=_merchant(supplier_key))
+    assert created.status_code == 201
+    subscription = created.get_json()
+    assert subscription["secret"].startswith("whsec_")
+    assert "secret" not in hk.client.get("/v1/webhooks", headers=_merchant(supplier_key)).get_json()["webhooks"][0]
+    us.issue(buyer, "10.00")
+    payment = us.client.post(
+        "/v1/payments",
+        json={"payee_bank": "HKBankMSP", "payee_account": supplier, "currency": "USD", "amount": "2.50"},
+        headers={**_merchant(buyer_key), "Idempotency-Key": "w1"},
+    ).get_json()
+    follower = PaymentFollower(hk.services)
+    for _ in range(2):  # every event, then all of them again (a replay after a crash)
+        for event in list(us.ledger.network.events):
+            follower.handle_with_retries(event)
+    sender = WebhookSender(hk.services.db, timeout_seconds=5, max_attempts=3)
+    assert sender.send_due() == 1
+    assert sender.send_due() == 0  # delivered once, even though the events were replayed
+    headers, body = receiver.requests[0]
+    assert verify(subscription["secret"], headers[SIGNATURE_HEADER], body, now=int(time.time()))
+    event = json.loads(body)
+    assert event["type"] == "payment.received"
+    assert event["data"]["payment_id"] == payment["payment_id"]
+    assert event["data"]["payee_amount"] == "2.50"
+    deliveries = hk.client.get(
+        f"/v1/webhooks/{subscription['id']}/deliveries", headers=_merchant(supplier_key)
+    ).get_json()["deliveries"]
+    assert [(d["state"], d["attempts"], d["last_status_code"]) for d in deliveries] == [("delivered", 1, 204)]
+
+
+def test_failed_delivery_is_retried_with_backoff_then_given_up(us: Gateway, receiver: Receiver) -> None:
+    account, key = us.open_account("Merchant")
+    subscription = us.client.post("/v1/webhooks", json={"url": receiver.url}, headers=_merchant(key)).get_json()
+    from gateway.bank_api.webhooks import enqueue
+
+    with us.services.db.session() as session:
+        assert enqueue(session, account, "payment.completed", "evt-1", {"payment_id": "p"}) == 1
+    receiver.fail_next = 10
+    sender = WebhookSender(us.services.db, timeout_seconds=5, max_attempts=3)
+    assert sender.send_due() == 1
+    assert sender.send_due() == 0  # not due again before its backoff
+    with us.services.db.session(write=False) as session:
+        row = session.query(WebhookDelivery).one()
+        assert (row.state, row.attempts, row.last_status_code) == ("pending", 1, 500)
+        assert row.next_attempt_at > utcnow()
+    later = utcnow() + timedelta(hours=2)
+    sender.send_due(now=later)
+    sender.send_due(now=later + timedelta(hours=2))
+    listed = us.client.get(f"/v1/webhooks/{subscription['id']}/deliveries", headers=_merchant(key)).get_json()
+    assert [(d["state"], d["attempts"]) for d in listed["deliveries"]] == [("failed", 3)]
+    assert receiver.requests == []
+
+
+def test_webhooks_are_per_account(us: Gateway) -> None:
+    _, key_a = us.open_account("A")
+    _, key_b = us.open_account("B")
+    hook = us.client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x"}, headers=_merchant(key_a)).get_json()
+    assert us.client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=_merchant(key_b)).status_code == 404
+    assert us.client.delete(f"/v1/webhooks/{hook['id']}", headers=_merchant(key_b)).status_code == 404
+    assert us.client.delete(f"/v1/webhooks/{hook['id']}", headers=_merchant(key_a)).status_code == 204
+    assert us.client.get("/v1/webhooks", headers=_merchant(key_a)).get_json() == {"webhooks": []}
