@@ -250,7 +250,7 @@ def run_step(
 ) -> StepRun:
     """Offer ``rate`` operations per second for ``duration`` seconds, then wait for the stragglers."""
     tracker = Tracker()
-    total = max(1, int(round(rate * duration)))
+    total = max(1, round(rate * duration))
     t0 = time.time() + 0.05
     for i in range(total):
         due = t0 + i / rate

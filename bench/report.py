@@ -116,11 +116,13 @@ def table(workloads: Mapping[str, Mapping[str, Any]]) -> str:
         cpu = peak["cpu_ms_per_tx"]
         cpu_text = "/".join(_fmt(cpu.get(kind), 1) for kind in KINDS)
         latency = peak["latency_ms"]
+        ratio = _fmt(result.get("ratio_to_ceiling"), 2)
+        half_p50 = _fmt((half.get("latency_ms") or {}).get("p50"))
         lines.append(
-            f"{name:<10} {peak['committed_tx_per_s']:>9.1f} {peak['throughput_ops']:>7.1f}"
-            f" {_fmt(result.get('ratio_to_ceiling'), 2):>6} {_fmt(latency['p50']):>6} {_fmt(latency['p95']):>6}"
-            f" {_fmt(latency['p99']):>6} {peak['failure_rate'] * 100:>6.1f} {peak['mvcc_conflict_rate'] * 100:>6.2f}"
-            f" {_fmt((half.get('latency_ms') or {}).get('p50')):>7}  {cpu_text}"
+            f"{name:<10} {peak['committed_tx_per_s']:>9.1f} {peak['throughput_ops']:>7.1f} {ratio:>6}"
+            f" {_fmt(latency['p50']):>6} {_fmt(latency['p95']):>6} {_fmt(latency['p99']):>6}"
+            f" {peak['failure_rate'] * 100:>6.1f} {peak['mvcc_conflict_rate'] * 100:>6.2f}"
+            f" {half_p50:>7}  {cpu_text}"
         )
     lines.append(
         "peak = the rate step with the most committed tx/s; latency in ms from due time to commit; "
@@ -147,7 +149,7 @@ def plot(path: Path, workloads: Mapping[str, Mapping[str, Any]], title: str) -> 
         )
         if not steps:
             continue
-        colour = colours.get(name, None)
+        colour = colours.get(name)
         offered = [s["offered_rate"] for s in steps]
         highest = max(highest, *offered)
         top.plot(offered, [s["throughput_ops"] for s in steps], marker="o", color=colour,

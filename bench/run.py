@@ -98,7 +98,9 @@ class Bench:
             for name in selected:
                 if name == "ceiling":
                     if "conformance" not in have:
-                        self._skip(name, "the conformance chaincode is not deployed (up --with-test-chaincodes)")
+                        self._skip(
+                            name, "the conformance chaincode is not deployed (up --with-test-chaincodes)"
+                        )
                         continue
                     self._ladder(ceiling(self.driver, banks, self.tag), meter)
                 elif name == "transfer":
@@ -164,12 +166,16 @@ class Bench:
         chaincode = "conformance" if "conformance" in self.testbed.chaincodes() else "deposit_token"
         for attempt in range(3):
             seen = threading.Semaphore(0)
+
+            def saw(code: int, at: float, seen: threading.Semaphore = seen) -> None:
+                seen.release()
+
             expected = 0
             for bank in self.clients:
-                watch = {org: (lambda code, at: seen.release()) for org in self.clients}
+                watch = dict.fromkeys(self.clients, saw)
                 if chaincode == "conformance":
-                    self.driver.submit(bank, chaincode, "PutState", f"bench-{self.tag}-warm-{bank}-{attempt}", "v",
-                                       watch=watch)  # fmt: skip
+                    key = f"bench-{self.tag}-warm-{bank}-{attempt}"
+                    self.driver.submit(bank, chaincode, "PutState", key, "v", watch=watch)
                 else:
                     self.driver.submit(bank, chaincode, "GetReferenceData", watch=watch)
                 expected += len(watch)
@@ -296,8 +302,9 @@ class Bench:
         summary = summarize_step(run, per_operation, cpu, blocks)
         summary["kind"] = kind
         latency = summary["latency_ms"]
+        label = "½ peak" if kind == "half_peak" else "offered"
         say(
-            f"    {'½ peak' if kind == 'half_peak' else 'offered'} {rate:>6.1f}/s: {summary['throughput_ops']:>7.1f} ops/s"
+            f"    {label} {rate:>6.1f}/s: {summary['throughput_ops']:>7.1f} ops/s"
             f" {summary['committed_tx_per_s']:>7.1f} tx/s  p50 {latency['p50']} p95 {latency['p95']}"
             f" p99 {latency['p99']} ms  fail {summary['failure_rate'] * 100:.1f}%"
             f"  mvcc {summary['mvcc_conflicts']}  tx/block {summary['transactions_per_block']}"
@@ -413,12 +420,12 @@ class Bench:
         workloads = self.document["workloads"]
         try:
             cutting = self.document["network"]["block_cutting"]
-            plot(
-                self.png_path,
-                workloads,
-                f"{'smoke: ' if self.smoke else ''}run {self.run_id}, BatchTimeout {cutting['batch_timeout']}, "
-                f"MaxMessageCount {cutting['max_message_count']}, {os.cpu_count()} CPUs",
+            title = (
+                f"{'smoke: ' if self.smoke else ''}run {self.run_id}, "
+                f"BatchTimeout {cutting['batch_timeout']}, MaxMessageCount {cutting['max_message_count']}, "
+                f"{os.cpu_count()} CPUs"
             )
+            plot(self.png_path, workloads, title)
         except ImportError as error:
             say(f"    no plot: {error}")
         say("")

@@ -284,6 +284,19 @@ class Books:
             pending.append(self.ledger.stub.split_composite_key(credit_key)[1][1])
         return {ccy: amount for ccy, amount in sorted(balances.items())}, pending
 
+    def totals(self) -> tuple[dict[str, int], int]:
+        """What the bank owes its customers per currency (heads and pending credits); its account count."""
+        totals: dict[str, int] = {}
+        heads = 0
+        for _, record in self.ledger.scan_private(self.collection, keys.HEAD):
+            heads += 1
+            for currency, amount in Head.from_record(record).balances.items():
+                totals[currency] = totals.get(currency, 0) + amount
+        for _, record in self.ledger.scan_private(self.collection, keys.CREDIT):
+            if record is not None:
+                totals[record["currency"]] = totals.get(record["currency"], 0) + int(record["amount"])
+        return dict(sorted(totals.items())), heads
+
     def history(self, account_id: str, page_size: int, bookmark: str) -> tuple[list[Any], str]:
         start, end = keys.simple_prefix_range(keys.ENTRY, account_id)
         entries: list[Any] = []

@@ -217,6 +217,14 @@ class DepositTokenContract(Contract):
         entries, next_bookmark = books.history(account_id, page_size, bookmark)
         return {"entries": entries, "bookmark": next_bookmark}
 
+    @query
+    def get_book_totals(self, ctx: Context) -> Result:
+        """The bank's liabilities per currency over all its accounts (reconciles against its supply)."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        balances, accounts_count = Books(ledger, bank).totals()
+        return {"bank": bank.msp_id, "balances": balances, "accounts": accounts_count}
+
     # -- tokens -----------------------------------------------------------------
     @transaction
     def issue(self, ctx: Context) -> Result:

@@ -141,6 +141,9 @@ def create_app(
         metrics=metrics,
     )
     services_.keys.ensure_operator_key_file(config.operator_key_file)
+    abandoned = services_.idempotency.expire_claims()
+    if abandoned:
+        log.info("%d idempotent request(s) left in flight by an earlier run can be retried now", abandoned)
 
     app = Flask("gateway.bank_api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.bank_api.problems import ApiProblem
@@ -150,6 +150,22 @@ class IdempotencyStore:
             record.response_body = response.body
             record.response_content_type = response.content_type
             record.updated_at = utcnow()
+
+    def expire_claims(self) -> int:
+        """End the leases of requests left in flight, so retries take them over at once.
+
+        Called when a gateway starts: a claim from before the start belongs to a process
+        that died. Were it still alive (another worker on the same database), a takeover
+        would only repeat an idempotent ledger call, so this is safe either way.
+        """
+        now = utcnow()
+        with self.db.session() as session:
+            result = session.execute(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.state != "done", IdempotencyRecord.lease_until > now)
+                .values(lease_until=now, updated_at=now)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def release(self, claim: Claim) -> None:
         """Forget the claim so that a retry runs the request again."""

@@ -8,8 +8,10 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -162,13 +164,31 @@ def test_private_data_travels_in_transient_map_only(gateways: dict[str, Gateway]
     assert secret.encode() not in block.SerializeToString()
 
 
+def submit_when_gossip_ready(contract: Contract, name: str, *args: str, **options: Any) -> bytes:
+    """Submit; while a freshly started network's peers have not yet met over gossip, the endorsing peer
+    knows no peer to hand the private data to (requiredPeerCount 1) and refuses: try again shortly."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return contract.submit_transaction(name, *args, **options)
+        except EndorseError as error:
+            if "eligible peers" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def test_bilateral_private_data_reaches_the_counterparty(gateways: dict[str, Gateway]) -> None:
     key = unique("client-bilateral")
     details = unique("remittance")
     collection = "bilateral-HKBankMSP-USBankMSP"
 
-    contract_of(gateways, "USBankMSP").submit_transaction(
-        "PutPrivate", collection, key, transient={"value": details}, endorsing_organizations=["USBankMSP"]
+    submit_when_gossip_ready(
+        contract_of(gateways, "USBankMSP"),
+        "PutPrivate",
+        collection,
+        key,
+        transient={"value": details},
+        endorsing_organizations=["USBankMSP"],
     )
 
     assert (

@@ -180,3 +180,23 @@ def test_open_account_replay_does_not_reveal_the_key_again(us: Gateway) -> None:
     assert again.get_json()["api_key"] is None
     assert again.get_json()["account"] == first.get_json()["account"]
     assert len(us.ledger.network.accounts["USBankMSP"]) == 1
+
+
+def test_claims_left_by_a_dead_gateway_are_released_at_start(
+    network: FakeNetwork, make_gateway: GatewayFactory
+) -> None:
+    us = make_gateway("USBankMSP")
+    hk = make_gateway("HKBankMSP")
+    buyer, key, supplier = _setup(us, hk)
+    from gateway.bank_api.auth import Principal
+    from gateway.bank_api.idempotency import Claim, fingerprint
+
+    body = {"payee_bank": "HKBankMSP", "payee_account": supplier, "currency": "USD", "amount": "10.00"}
+    scope = Principal("merchant", "k", buyer).idempotency_scope
+    claim = us.services.idempotency.claim_or_replay(scope, "k-dead", fingerprint("POST", "/v1/payments", body))
+    assert isinstance(claim, Claim)  # the process holding this claim now dies
+    us.services.db.dispose()
+    restarted = make_gateway("USBankMSP", idempotency_wait_seconds=0.2)
+    response = _pay(restarted, key, "k-dead", supplier)
+    assert response.status_code == 201
+    assert len(network.payments) == 1

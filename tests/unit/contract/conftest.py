@@ -37,12 +37,17 @@ class Ledger:
     channel: MemoryChannel
 
     def submit(
-        self, org: str, function: str, request: Mapping[str, Any] | None = None, args: Sequence[str] = (),
+        self,
+        org: str,
+        function: str,
+        request: Mapping[str, Any] | None = None,
+        args: Sequence[str] = (),
         creator: str | None = None,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """Endorse and commit; returns the JSON result or raises Refused with the chaincode message."""
-        simulation = self.channel.invoke(org, function, args, {"request": request} if request is not None else None,
-                                         creator)  # fmt: skip
+        simulation = self.channel.invoke(
+            org, function, args, {"request": request} if request is not None else None, creator
+        )
         if not simulation.ok:
             raise Refused(simulation.message)
         assert self.channel.validation_codes[simulation.tx_id] == "VALID", self.channel.validation_codes[
@@ -51,13 +56,18 @@ class Ledger:
         return simulation.json()
 
     def refused(
-        self, org: str, function: str, request: Mapping[str, Any] | None = None, args: Sequence[str] = (),
+        self,
+        org: str,
+        function: str,
+        request: Mapping[str, Any] | None = None,
+        args: Sequence[str] = (),
         creator: str | None = None,
-    ) -> str:  # fmt: skip
+    ) -> str:
         """Endorse a transaction that must be refused; returns the message, asserts nothing changed."""
         before = self.snapshot()
-        simulation = self.channel.invoke(org, function, args, {"request": request} if request is not None else None,
-                                         creator)  # fmt: skip
+        simulation = self.channel.invoke(
+            org, function, args, {"request": request} if request is not None else None, creator
+        )
         assert not simulation.ok, f"{function} was accepted: {simulation.payload!r}"
         assert self.snapshot() == before
         return simulation.message
@@ -66,11 +76,16 @@ class Ledger:
         return self.channel.simulate(org, function, (), {"request": request} if request is not None else None)
 
     def query(
-        self, org: str, function: str, request: Mapping[str, Any] | None = None, args: Sequence[str] = (),
+        self,
+        org: str,
+        function: str,
+        request: Mapping[str, Any] | None = None,
+        args: Sequence[str] = (),
         creator: str | None = None,
-    ) -> Any:  # fmt: skip
-        simulation = self.channel.query(org, function, args, {"request": request} if request is not None else None,
-                                        creator)  # fmt: skip
+    ) -> Any:
+        simulation = self.channel.query(
+            org, function, args, {"request": request} if request is not None else None, creator
+        )
         if not simulation.ok:
             raise Refused(simulation.message)
         return simulation.json()
@@ -82,14 +97,30 @@ class Ledger:
     def open(
         self, bank: str, account_id: str, jurisdiction: str = "US", holder: str = "Acme Trading Ltd"
     ) -> None:
-        self.submit(bank, "OpenAccount", {"account_id": account_id, "holder": holder,
-                                          "jurisdiction": jurisdiction, "kyc_ref": f"KYC-{account_id}"})  # fmt: skip
+        self.submit(
+            bank,
+            "OpenAccount",
+            {
+                "account_id": account_id,
+                "holder": holder,
+                "jurisdiction": jurisdiction,
+                "kyc_ref": f"KYC-{account_id}",
+            },
+        )
 
     def issue(
         self, bank: str, account_id: str, amount: int, currency: str = "USD", ref: str | None = None
     ) -> Any:
-        return self.submit(bank, "Issue", {"account_id": account_id, "currency": currency, "amount": amount,
-                                           "deposit_ref": ref or f"dep-{self.channel._tx_counter}"})  # fmt: skip
+        return self.submit(
+            bank,
+            "Issue",
+            {
+                "account_id": account_id,
+                "currency": currency,
+                "amount": amount,
+                "deposit_ref": ref or f"dep-{self.channel._tx_counter}",
+            },
+        )
 
     def account(self, bank: str, account_id: str) -> Any:
         return self.query(bank, "GetAccount", {"account_id": account_id})
@@ -100,12 +131,21 @@ class Ledger:
     def pending(self, bank: str, account_id: str) -> list[str]:
         return list(self.account(bank, account_id)["pending_credits"])
 
-    def transfer(self, bank: str, source: str, target: str, amount: int, transfer_id: str,
-                 currency: str = "USD") -> Any:  # fmt: skip
-        return self.submit(bank, "Transfer", {
-            "from_account": source, "to_account": target, "currency": currency, "amount": amount,
-            "transfer_id": transfer_id, "pending_credits": self.pending(bank, source),
-        })  # fmt: skip
+    def transfer(
+        self, bank: str, source: str, target: str, amount: int, transfer_id: str, currency: str = "USD"
+    ) -> Any:
+        return self.submit(
+            bank,
+            "Transfer",
+            {
+                "from_account": source,
+                "to_account": target,
+                "currency": currency,
+                "amount": amount,
+                "transfer_id": transfer_id,
+                "pending_credits": self.pending(bank, source),
+            },
+        )
 
     def supply(self, org: str = REG) -> dict[tuple[str, str], int]:
         classes = self.query(org, "GetSupply")["token_classes"]
@@ -129,6 +169,13 @@ class Ledger:
         balances = self.total_balances()
         for currency in set(supplies) | set(balances):
             assert supplies.get(currency, 0) == balances.get(currency, 0), (currency, supplies, balances)
+        # Per token class too: a bank's books hold only its own tokens.
+        supply = self.supply()
+        for bank in BANKS:
+            totals = self.query(bank, "GetBookTotals")["balances"]
+            for (issuer, currency), amount in supply.items():
+                if issuer == bank:
+                    assert totals.get(currency, 0) == amount, (bank, currency, totals, amount)
 
 
 def new_ledger() -> Ledger:

@@ -17,8 +17,11 @@ def test_open_account_is_idempotent_and_refuses_a_taken_id(ledger: Ledger) -> No
     assert ledger.submit(HK, "OpenAccount", {**request, "jurisdiction": "HK"})["opened"] is True
     account = ledger.account(US, "acme")
     assert (account["holder"], account["jurisdiction"], account["kyc_ref"], account["status"]) == (
-        "Acme Ltd", "US", "KYC-1", "active",
-    )  # fmt: skip
+        "Acme Ltd",
+        "US",
+        "KYC-1",
+        "active",
+    )
     assert account["balances"] == {}
 
 
@@ -26,19 +29,29 @@ def test_open_account_is_idempotent_and_refuses_a_taken_id(ledger: Ledger) -> No
     ("request_", "expected"),
     [
         ({"holder": "A", "jurisdiction": "US", "kyc_ref": "K"}, "[invalid_request] 'account_id' is required"),
-        ({"account_id": "a b", "holder": "A", "jurisdiction": "US", "kyc_ref": "K"},
-         "[invalid_request] 'account_id' must be 1 to 64"),
-        ({"account_id": "a", "holder": "", "jurisdiction": "US", "kyc_ref": "K"},
-         "[invalid_request] 'holder' must not be empty"),
-        ({"account_id": "a", "holder": "A", "jurisdiction": "usa", "kyc_ref": "K"},
-         "[invalid_request] 'jurisdiction' must be a jurisdiction code"),
+        (
+            {"account_id": "a b", "holder": "A", "jurisdiction": "US", "kyc_ref": "K"},
+            "[invalid_request] 'account_id' must be 1 to 64",
+        ),
+        (
+            {"account_id": "a", "holder": "", "jurisdiction": "US", "kyc_ref": "K"},
+            "[invalid_request] 'holder' must not be empty",
+        ),
+        (
+            {"account_id": "a", "holder": "A", "jurisdiction": "usa", "kyc_ref": "K"},
+            "[invalid_request] 'jurisdiction' must be a jurisdiction code",
+        ),
         ({"account_id": "a", "holder": "A", "jurisdiction": "US"}, "[invalid_request] 'kyc_ref' is required"),
-        ({"account_id": "a", "holder": "A", "jurisdiction": "US", "kyc_ref": "K", "extra": 1},
-         "[invalid_request] unknown field 'extra'"),
-        ({"account_id": "a", "holder": "A\x00B", "jurisdiction": "US", "kyc_ref": "K"},
-         "[invalid_request] 'holder' must not contain control characters"),
+        (
+            {"account_id": "a", "holder": "A", "jurisdiction": "US", "kyc_ref": "K", "extra": 1},
+            "[invalid_request] unknown field 'extra'",
+        ),
+        (
+            {"account_id": "a", "holder": "A\x00B", "jurisdiction": "US", "kyc_ref": "K"},
+            "[invalid_request] 'holder' must not contain control characters",
+        ),
     ],
-)  # fmt: skip
+)
 def test_open_account_validates_each_field(
     ledger: Ledger, request_: dict[str, object], expected: str
 ) -> None:
@@ -76,23 +89,35 @@ def test_close_needs_a_frozen_account_a_fresh_revision_and_zero_balance(ledger: 
     ledger.open(US, "bob")
     ledger.issue(US, "alice", 300)
     stale = ledger.account(US, "alice")
-    message = ledger.refused(US, "CloseAccount", {"account_id": "alice", "revision": stale["revision"],
-                                                  "pending_credits": stale["pending_credits"]})  # fmt: skip
+    message = ledger.refused(
+        US,
+        "CloseAccount",
+        {"account_id": "alice", "revision": stale["revision"], "pending_credits": stale["pending_credits"]},
+    )
     assert message.startswith("[invalid_state] freeze the account first")
     ledger.submit(US, "FreezeAccount", {"account_id": "alice", "reason": "closing"})
-    message = ledger.refused(US, "CloseAccount", {"account_id": "alice", "revision": stale["revision"],
-                                                  "pending_credits": stale["pending_credits"]})  # fmt: skip
+    message = ledger.refused(
+        US,
+        "CloseAccount",
+        {"account_id": "alice", "revision": stale["revision"], "pending_credits": stale["pending_credits"]},
+    )
     assert message.startswith("[invalid_state] 'revision' is stale")
     fresh = ledger.account(US, "alice")
-    message = ledger.refused(US, "CloseAccount", {"account_id": "alice", "revision": fresh["revision"],
-                                                  "pending_credits": fresh["pending_credits"]})  # fmt: skip
+    message = ledger.refused(
+        US,
+        "CloseAccount",
+        {"account_id": "alice", "revision": fresh["revision"], "pending_credits": fresh["pending_credits"]},
+    )
     assert message == "[account_not_empty] the account still holds 300 USD"
     ledger.submit(US, "UnfreezeAccount", {"account_id": "alice"})
     ledger.transfer(US, "alice", "bob", 300, "empty-it")
     ledger.submit(US, "FreezeAccount", {"account_id": "alice", "reason": "closing"})
     fresh = ledger.account(US, "alice")
-    result = ledger.submit(US, "CloseAccount", {"account_id": "alice", "revision": fresh["revision"],
-                                                "pending_credits": fresh["pending_credits"]})  # fmt: skip
+    result = ledger.submit(
+        US,
+        "CloseAccount",
+        {"account_id": "alice", "revision": fresh["revision"], "pending_credits": fresh["pending_credits"]},
+    )
     assert result == {"status": "closed", "closed": True}
     assert ledger.account(US, "alice")["status"] == "closed"
     with pytest.raises(Refused, match=r"^\[account_closed\] the account to credit is closed"):
@@ -104,8 +129,9 @@ def test_per_transaction_and_daily_limits(ledger: Ledger) -> None:
     ledger.open(US, "alice")
     ledger.open(US, "bob")
     ledger.issue(US, "alice", 10_000)
-    ledger.submit(US, "SetLimits", {"account_id": "alice", "currency": "USD", "per_transaction": 500,
-                                    "daily": 800})  # fmt: skip
+    ledger.submit(
+        US, "SetLimits", {"account_id": "alice", "currency": "USD", "per_transaction": 500, "daily": 800}
+    )
     with pytest.raises(
         Refused, match=r"^\[limit_exceeded\] the debit 501 is above the per-transaction limit 500"
     ):
@@ -122,13 +148,15 @@ def test_per_transaction_and_daily_limits(ledger: Ledger) -> None:
     ledger.submit(
         US, "Redeem", {"account_id": "alice", "currency": "USD", "amount": 900, "withdrawal_ref": "w1"}
     )
-    ledger.submit(US, "SetLimits", {"account_id": "alice", "currency": "USD", "per_transaction": None,
-                                    "daily": None})  # fmt: skip
+    ledger.submit(
+        US, "SetLimits", {"account_id": "alice", "currency": "USD", "per_transaction": None, "daily": None}
+    )
     assert ledger.account(US, "alice")["limits"] == {}
     ledger.transfer(US, "alice", "bob", 5000, "t6")
     assert ledger.balance(US, "alice") == 10_000 - 500 - 300 - 500 - 900 - 5000
-    assert ledger.refused(US, "SetLimits", {"account_id": "alice", "currency": "USD", "per_transaction": -1,
-                                            "daily": None}).startswith("[invalid_amount]")  # fmt: skip
+    assert ledger.refused(
+        US, "SetLimits", {"account_id": "alice", "currency": "USD", "per_transaction": -1, "daily": None}
+    ).startswith("[invalid_amount]")
     assert ledger.refused(
         US, "SetLimits", {"account_id": "alice", "currency": "USD", "daily": None}
     ).startswith("[invalid_request] 'per_transaction'")

@@ -33,18 +33,20 @@ def _rogue(ledger: Ledger, bank: str, function: str, *args: str) -> Simulation:
 
 def test_honest_contract_refuses_a_bank_acting_on_another_banks_peer(ledger: Ledger) -> None:
     ledger.open(US, "alice")
-    for function, request in [
+    requests: list[tuple[str, dict[str, object]]] = [
         ("Issue", {"account_id": "alice", "currency": "USD", "amount": 100, "deposit_ref": "d"}),
         ("Redeem", {"account_id": "alice", "currency": "USD", "amount": 1, "withdrawal_ref": "w"}),
         ("FreezeAccount", {"account_id": "alice", "reason": "x"}),
-    ]:
+    ]
+    for function, request in requests:
         message = ledger.refused(US, function, request, creator=HK)
         assert message.startswith(
             "[not_authorized] a client of HKBankMSP may not act through the peer of USBankMSP"
         )
     # The regulator is not a bank: it cannot issue.
-    assert ledger.refused(REG, "OpenAccount", {"account_id": "r", "holder": "R", "jurisdiction": "US",
-                                               "kyc_ref": "K"}).startswith("[not_authorized]")  # fmt: skip
+    assert ledger.refused(
+        REG, "OpenAccount", {"account_id": "r", "holder": "R", "jurisdiction": "US", "kyc_ref": "K"}
+    ).startswith("[not_authorized]")
 
 
 def test_altered_chaincode_cannot_issue_another_banks_token(ledger: Ledger) -> None:
@@ -76,9 +78,19 @@ def test_altered_chaincode_cannot_move_a_payment_it_is_not_party_to(ledger: Ledg
     ledger.open(US, "alice")
     ledger.open(HK, "shop", "HK")
     ledger.issue(US, "alice", 1000)
-    payment_id = ledger.submit(US, "InitiatePayment", {
-        "idempotency_key": "p", "payer_account": "alice", "payee_bank": HK, "payee_account": "shop",
-        "currency": "USD", "amount": 100, "pending_credits": ledger.pending(US, "alice")})["payment_id"]  # fmt: skip
+    payment_id = ledger.submit(
+        US,
+        "InitiatePayment",
+        {
+            "idempotency_key": "p",
+            "payer_account": "alice",
+            "payee_bank": HK,
+            "payee_account": "shop",
+            "currency": "USD",
+            "amount": 100,
+            "pending_credits": ledger.pending(US, "alice"),
+        },
+    )["payment_id"]
     # The honest contract refuses a third bank.
     assert ledger.refused(SG, "CompletePayment", {"payment_id": payment_id}).startswith(
         "[not_authorized] only the payee bank completes"
@@ -101,9 +113,19 @@ def test_a_payee_faking_a_refund_does_not_cost_the_payer(ledger: Ledger) -> None
     ledger.open(US, "alice")
     ledger.open(HK, "shop", "HK")
     ledger.issue(US, "alice", 1000)
-    payment_id = ledger.submit(US, "InitiatePayment", {
-        "idempotency_key": "p", "payer_account": "alice", "payee_bank": HK, "payee_account": "shop",
-        "currency": "USD", "amount": 100, "pending_credits": ledger.pending(US, "alice")})["payment_id"]  # fmt: skip
+    payment_id = ledger.submit(
+        US,
+        "InitiatePayment",
+        {
+            "idempotency_key": "p",
+            "payer_account": "alice",
+            "payee_bank": HK,
+            "payee_account": "shop",
+            "currency": "USD",
+            "amount": 100,
+            "pending_credits": ledger.pending(US, "alice"),
+        },
+    )["payment_id"]
     # The payee's altered chaincode marks the initiated payment refunded (its policy allows the payee).
     assert ledger.channel.commit([_rogue(ledger, HK, "RogueMovePayment", payment_id, "refunded")]) == [VALID]
     # The payer bank's books still say the money is owed back, so the refund happens.
@@ -122,9 +144,19 @@ def test_a_third_bank_cannot_confirm_anothers_settlement_leg(ledger: Ledger) -> 
     ledger.open(US, "alice")
     ledger.open(HK, "shop", "HK")
     ledger.issue(US, "alice", 1000)
-    payment_id = ledger.submit(US, "InitiatePayment", {
-        "idempotency_key": "p", "payer_account": "alice", "payee_bank": HK, "payee_account": "shop",
-        "currency": "USD", "amount": 100, "pending_credits": ledger.pending(US, "alice")})["payment_id"]  # fmt: skip
+    payment_id = ledger.submit(
+        US,
+        "InitiatePayment",
+        {
+            "idempotency_key": "p",
+            "payer_account": "alice",
+            "payee_bank": HK,
+            "payee_account": "shop",
+            "currency": "USD",
+            "amount": 100,
+            "pending_credits": ledger.pending(US, "alice"),
+        },
+    )["payment_id"]
     ledger.submit(HK, "CompletePayment", {"payment_id": payment_id})
     ledger.submit(SG, "OpenSettlementCycle", args=["c1"])
     with pytest.raises(Refused, match=r"^\[not_authorized\] SGBankMSP has no leg in settlement cycle c1"):

@@ -18,9 +18,18 @@ def test_overdraft_race_only_the_debits_that_fit_commit(ledger: Ledger) -> None:
     while waiting:
         simulations = {}
         for transfer_id in list(waiting):
-            simulation = ledger.simulate(US, "Transfer", {
-                "from_account": "alice", "to_account": "bob", "currency": "USD", "amount": 100,
-                "transfer_id": transfer_id, "pending_credits": pending})  # fmt: skip
+            simulation = ledger.simulate(
+                US,
+                "Transfer",
+                {
+                    "from_account": "alice",
+                    "to_account": "bob",
+                    "currency": "USD",
+                    "amount": 100,
+                    "transfer_id": transfer_id,
+                    "pending_credits": pending,
+                },
+            )
             if simulation.ok:
                 simulations[transfer_id] = simulation
             else:
@@ -58,7 +67,7 @@ def test_hot_payee_takes_200_concurrent_credits_without_a_conflict(ledger: Ledge
                 "transfer_id": f"pay-{index}",
                 "pending_credits": ledger.pending(US, f"payer-{index}"),
             },
-        )  # fmt: skip
+        )
         for index in range(200)
     ]
     assert all(simulation.ok for simulation in simulations)
@@ -75,10 +84,19 @@ def test_hot_payee_across_banks(ledger: Ledger) -> None:
         ledger.issue(US, f"payer-{index}", 1000)
 
     def initiate(index: int) -> Any:
-        return ledger.simulate(US, "InitiatePayment", {
-            "idempotency_key": f"k{index}", "payer_account": f"payer-{index}", "payee_bank": HK,
-            "payee_account": "merchant", "currency": "USD", "amount": 10 + index,
-            "pending_credits": ledger.pending(US, f"payer-{index}")})  # fmt: skip
+        return ledger.simulate(
+            US,
+            "InitiatePayment",
+            {
+                "idempotency_key": f"k{index}",
+                "payer_account": f"payer-{index}",
+                "payee_bank": HK,
+                "payee_account": "merchant",
+                "currency": "USD",
+                "amount": 10 + index,
+                "pending_credits": ledger.pending(US, f"payer-{index}"),
+            },
+        )
 
     initiations = [initiate(index) for index in range(50)]
     assert ledger.channel.commit(initiations) == [VALID] * 50
@@ -104,9 +122,19 @@ def test_completion_racing_a_timeout_refund_settles_on_one_outcome(ledger: Ledge
     ledger.open(US, "alice")
     ledger.open(HK, "shop", "HK")
     ledger.issue(US, "alice", 1000)
-    payment_id = ledger.submit(US, "InitiatePayment", {
-        "idempotency_key": "p", "payer_account": "alice", "payee_bank": HK, "payee_account": "shop",
-        "currency": "USD", "amount": 400, "pending_credits": ledger.pending(US, "alice")})["payment_id"]  # fmt: skip
+    payment_id = ledger.submit(
+        US,
+        "InitiatePayment",
+        {
+            "idempotency_key": "p",
+            "payer_account": "alice",
+            "payee_bank": HK,
+            "payee_account": "shop",
+            "currency": "USD",
+            "amount": 400,
+            "pending_credits": ledger.pending(US, "alice"),
+        },
+    )["payment_id"]
     ledger.channel.advance(301)
     refund = ledger.simulate(US, "RefundPayment", {"payment_id": payment_id})
     complete = ledger.simulate(HK, "CompletePayment", {"payment_id": payment_id})
@@ -120,9 +148,18 @@ def test_a_frozen_account_stops_credits_in_flight(ledger: Ledger) -> None:
     ledger.open(US, "alice")
     ledger.open(US, "bob")
     ledger.issue(US, "alice", 1000)
-    credit = ledger.simulate(US, "Transfer", {
-        "from_account": "alice", "to_account": "bob", "currency": "USD", "amount": 10, "transfer_id": "t",
-        "pending_credits": ledger.pending(US, "alice")})  # fmt: skip
+    credit = ledger.simulate(
+        US,
+        "Transfer",
+        {
+            "from_account": "alice",
+            "to_account": "bob",
+            "currency": "USD",
+            "amount": 10,
+            "transfer_id": "t",
+            "pending_credits": ledger.pending(US, "alice"),
+        },
+    )
     freeze = ledger.simulate(US, "FreezeAccount", {"account_id": "bob", "reason": "investigation"})
     assert ledger.channel.commit([freeze, credit]) == [VALID, MVCC_READ_CONFLICT]
     assert ledger.balance(US, "bob") == 0

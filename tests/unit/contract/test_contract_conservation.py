@@ -16,8 +16,17 @@ from hypothesis import strategies as st
 from tests.unit.contract.conftest import BANKS, HK, SG, US, Ledger, new_ledger
 
 ACCOUNTS = {US: ["u0", "u1", "u2"], HK: ["h0", "h1", "h2"], SG: ["s0", "s1", "s2"]}
-JURISDICTION = {"u0": "US", "u1": "US", "u2": "CN", "h0": "HK", "h1": "CN", "h2": "CN", "s0": "SG", "s1": "SG",
-                "s2": "US"}  # fmt: skip
+JURISDICTION = {
+    "u0": "US",
+    "u1": "US",
+    "u2": "CN",
+    "h0": "HK",
+    "h1": "CN",
+    "h2": "CN",
+    "s0": "SG",
+    "s1": "SG",
+    "s2": "US",
+}
 CURRENCIES = {US: ["USD"], HK: ["USD", "HKD", "CNH"], SG: ["USD", "SGD"]}
 
 bank = st.sampled_from(BANKS)
@@ -67,29 +76,58 @@ class Run:
             _, owner, i, value, c = op
             account = ACCOUNTS[owner][i]
             currency = CURRENCIES[owner][c % len(CURRENCIES[owner])]
-            return ledger.simulate(owner, "Issue", {"account_id": account, "currency": currency, "amount": value,
-                                                    "deposit_ref": self._ref()})  # fmt: skip
+            return ledger.simulate(
+                owner,
+                "Issue",
+                {"account_id": account, "currency": currency, "amount": value, "deposit_ref": self._ref()},
+            )
         if kind == "redeem":
             _, owner, i, value, c = op
             account = ACCOUNTS[owner][i]
             currency = CURRENCIES[owner][c % len(CURRENCIES[owner])]
-            return ledger.simulate(owner, "Redeem", {"account_id": account, "currency": currency, "amount": value,
-                                                     "withdrawal_ref": self._ref(),
-                                                     "pending_credits": ledger.pending(owner, account)})  # fmt: skip
+            return ledger.simulate(
+                owner,
+                "Redeem",
+                {
+                    "account_id": account,
+                    "currency": currency,
+                    "amount": value,
+                    "withdrawal_ref": self._ref(),
+                    "pending_credits": ledger.pending(owner, account),
+                },
+            )
         if kind == "transfer":
             _, owner, i, j, value, c = op
             source, target = ACCOUNTS[owner][i], ACCOUNTS[owner][j]
             currency = CURRENCIES[owner][c % len(CURRENCIES[owner])]
-            return ledger.simulate(owner, "Transfer", {
-                "from_account": source, "to_account": target, "currency": currency, "amount": value,
-                "transfer_id": self._ref(), "pending_credits": ledger.pending(owner, source)})  # fmt: skip
+            return ledger.simulate(
+                owner,
+                "Transfer",
+                {
+                    "from_account": source,
+                    "to_account": target,
+                    "currency": currency,
+                    "amount": value,
+                    "transfer_id": self._ref(),
+                    "pending_credits": ledger.pending(owner, source),
+                },
+            )
         if kind == "pay":
             _, payer_bank, i, payee_bank, j, value = op
             payer = ACCOUNTS[payer_bank][i]
-            simulation = ledger.simulate(payer_bank, "InitiatePayment", {
-                "idempotency_key": self._ref(), "payer_account": payer, "payee_bank": payee_bank,
-                "payee_account": ACCOUNTS[payee_bank][j], "currency": "USD", "amount": value,
-                "pending_credits": ledger.pending(payer_bank, payer)})  # fmt: skip
+            simulation = ledger.simulate(
+                payer_bank,
+                "InitiatePayment",
+                {
+                    "idempotency_key": self._ref(),
+                    "payer_account": payer,
+                    "payee_bank": payee_bank,
+                    "payee_account": ACCOUNTS[payee_bank][j],
+                    "currency": "USD",
+                    "amount": value,
+                    "pending_credits": ledger.pending(payer_bank, payer),
+                },
+            )
             if simulation.ok:
                 self.payments.append((simulation.json()["payment_id"], payer_bank, payee_bank))
             return simulation
@@ -133,7 +171,7 @@ def test_supply_equals_balances_after_every_block(plan: list[list[tuple[Any, ...
 def test_the_property_sees_real_traffic() -> None:
     """A fixed plan through the same machinery, so the property above cannot pass vacuously."""
     run = Run(_build())
-    plan = [
+    plan: list[list[tuple[Any, ...]]] = [
         [("issue", US, 0, 5000, 0)],
         [("pay", US, 0, HK, 0, 1000), ("issue", US, 1, 300, 0)],
         [("transfer", US, 0, 1, 500, 0)],

@@ -29,8 +29,9 @@ from tests.unit.contract.conftest import HK, US, Ledger
 )
 def test_bad_amounts_are_refused_and_change_nothing(ledger: Ledger, amount: object, expected: str) -> None:
     ledger.open(US, "alice")
-    message = ledger.refused(US, "Issue", {"account_id": "alice", "currency": "USD", "amount": amount,
-                                           "deposit_ref": "d1"})  # fmt: skip
+    message = ledger.refused(
+        US, "Issue", {"account_id": "alice", "currency": "USD", "amount": amount, "deposit_ref": "d1"}
+    )
     assert message.startswith(expected), message
 
 
@@ -51,8 +52,9 @@ def test_the_largest_allowed_amount_is_issued(ledger: Ledger) -> None:
 )
 def test_unknown_or_foreign_currencies_are_refused(ledger: Ledger, currency: object, expected: str) -> None:
     ledger.open(US, "alice")
-    message = ledger.refused(US, "Issue", {"account_id": "alice", "currency": currency, "amount": 100,
-                                           "deposit_ref": "d1"})  # fmt: skip
+    message = ledger.refused(
+        US, "Issue", {"account_id": "alice", "currency": currency, "amount": 100, "deposit_ref": "d1"}
+    )
     assert message == expected
 
 
@@ -103,9 +105,18 @@ def test_cross_currency_payment_needs_a_consistent_payee_amount(ledger: Ledger) 
     ledger.open(US, "alice")
     ledger.open(HK, "shop", "HK")
     ledger.issue(US, "alice", 10000)
-    request = {"idempotency_key": "fx-1", "payer_account": "alice", "payee_bank": HK, "payee_account": "shop",
-               "currency": "USD", "amount": 10000, "payee_currency": "HKD", "payee_amount": 78000,
-               "rate": "7.8125", "pending_credits": ledger.pending(US, "alice")}  # fmt: skip
+    request = {
+        "idempotency_key": "fx-1",
+        "payer_account": "alice",
+        "payee_bank": HK,
+        "payee_account": "shop",
+        "currency": "USD",
+        "amount": 10000,
+        "payee_currency": "HKD",
+        "payee_amount": 78000,
+        "rate": "7.8125",
+        "pending_credits": ledger.pending(US, "alice"),
+    }
     message = ledger.refused(US, "InitiatePayment", request)
     assert message.startswith("[invalid_request] 'payee_amount' 78000 is not amount x rate = 78125 HKD")
     assert ledger.refused(US, "InitiatePayment", {**request, "rate": "7,8"}).startswith(

@@ -18,9 +18,17 @@ def _setup(ledger: Ledger, amount: int = 10_000) -> None:
 
 
 def _initiate(ledger: Ledger, key: str = "order-1", amount: int = 2500, **extra: Any) -> dict[str, Any]:
-    request = {"idempotency_key": key, "payer_account": "alice", "payee_bank": HK, "payee_account": "shop",
-               "currency": "USD", "amount": amount, "remittance": "Invoice INV-9 for Alice",
-               "pending_credits": ledger.pending(US, "alice"), **extra}  # fmt: skip
+    request = {
+        "idempotency_key": key,
+        "payer_account": "alice",
+        "payee_bank": HK,
+        "payee_account": "shop",
+        "currency": "USD",
+        "amount": amount,
+        "remittance": "Invoice INV-9 for Alice",
+        "pending_credits": ledger.pending(US, "alice"),
+        **extra,
+    }
     result: dict[str, Any] = ledger.submit(US, "InitiatePayment", request)
     return result
 
@@ -34,13 +42,16 @@ def test_initiate_then_complete(ledger: Ledger) -> None:
     assert ledger.supply()[(US, "USD")] == 7500  # the payer bank's token is burned
     event = ledger.channel.events[-1]
     assert (event.name, json.loads(event.payload)) == (
-        "PaymentInitiated", {"payment_id": payment_id, "payer_bank": US, "payee_bank": HK},
-    )  # fmt: skip
+        "PaymentInitiated",
+        {"payment_id": payment_id, "payer_bank": US, "payee_bank": HK},
+    )
     ledger.assert_conserved()
 
     assert ledger.submit(HK, "CompletePayment", {"payment_id": payment_id}) == {
-        "payment_id": payment_id, "status": "completed", "completed": True,
-    }  # fmt: skip
+        "payment_id": payment_id,
+        "status": "completed",
+        "completed": True,
+    }
     assert ledger.submit(HK, "CompletePayment", {"payment_id": payment_id})["completed"] is False
     assert ledger.balance(HK, "shop") == 2500
     assert ledger.supply()[(HK, "USD")] == 2500
@@ -48,8 +59,11 @@ def test_initiate_then_complete(ledger: Ledger) -> None:
     assert record["status"] == "completed"
     assert [step["status"] for step in record["timeline"]] == ["initiated", "completed"]
     assert (record["payer_bank"], record["payee_bank"], record["amount"], record["payee_amount"]) == (
-        US, HK, 2500, 2500,
-    )  # fmt: skip
+        US,
+        HK,
+        2500,
+        2500,
+    )
     ledger.assert_conserved()
 
 
@@ -136,20 +150,51 @@ def test_cnh_between_two_mainland_accounts_is_refused_at_completion(ledger: Ledg
     ledger.open(HK, "cn-payer", "CN")
     ledger.open(SG, "cn-payee", "CN")
     ledger.open(SG, "sg-payee", "SG")
-    ledger.submit(REG, "InitReferenceData", args=[json.dumps({
-        "regulator": REG, "currencies": {"CNH": 2},
-        "banks": [{"msp_id": SG, "name": "SGBank", "jurisdiction": "SG", "currencies": ["SGD", "EUR", "USD", "CNH"]}],
-    })])  # fmt: skip
+    ledger.submit(
+        REG,
+        "InitReferenceData",
+        args=[
+            json.dumps(
+                {
+                    "regulator": REG,
+                    "currencies": {"CNH": 2},
+                    "banks": [
+                        {
+                            "msp_id": SG,
+                            "name": "SGBank",
+                            "jurisdiction": "SG",
+                            "currencies": ["SGD", "EUR", "USD", "CNH"],
+                        }
+                    ],
+                }
+            )
+        ],
+    )
     ledger.issue(HK, "cn-payer", 1000, currency="CNH")
-    request = {"idempotency_key": "cnh-1", "payer_account": "cn-payer", "payee_bank": SG, "payee_account": "cn-payee",
-               "currency": "CNH", "amount": 100, "pending_credits": ledger.pending(HK, "cn-payer")}  # fmt: skip
+    request = {
+        "idempotency_key": "cnh-1",
+        "payer_account": "cn-payer",
+        "payee_bank": SG,
+        "payee_account": "cn-payee",
+        "currency": "CNH",
+        "amount": 100,
+        "pending_credits": ledger.pending(HK, "cn-payer"),
+    }
     payment_id = ledger.submit(HK, "InitiatePayment", request)["payment_id"]
     with pytest.raises(Refused, match=r"^\[corridor_forbidden\] CNH is cross-border only"):
         ledger.submit(SG, "CompletePayment", {"payment_id": payment_id})
     ledger.submit(SG, "RejectPayment", {"payment_id": payment_id, "reason": "corridor_forbidden"})
     ledger.submit(HK, "RefundPayment", {"payment_id": payment_id})
-    other = ledger.submit(HK, "InitiatePayment", {**request, "idempotency_key": "cnh-2", "payee_account": "sg-payee",
-                                                  "pending_credits": ledger.pending(HK, "cn-payer")})  # fmt: skip
+    other = ledger.submit(
+        HK,
+        "InitiatePayment",
+        {
+            **request,
+            "idempotency_key": "cnh-2",
+            "payee_account": "sg-payee",
+            "pending_credits": ledger.pending(HK, "cn-payer"),
+        },
+    )
     ledger.submit(SG, "CompletePayment", {"payment_id": other["payment_id"]})
     assert ledger.balance(SG, "sg-payee", "CNH") == 100
     ledger.assert_conserved()
@@ -160,9 +205,19 @@ def test_cross_currency_payment_locks_the_rate_and_both_amounts(ledger: Ledger) 
     started = _initiate(ledger, amount=10_000, payee_currency="HKD", payee_amount=78_125, rate="7.8125")
     ledger.submit(HK, "CompletePayment", {"payment_id": started["payment_id"]})
     record = ledger.query(REG, "GetPayment", args=[started["payment_id"]])
-    assert (record["currency"], record["amount"], record["payee_currency"], record["payee_amount"], record["rate"]) == (
-        "USD", 10_000, "HKD", 78_125, "7.8125",
-    )  # fmt: skip
+    assert (
+        record["currency"],
+        record["amount"],
+        record["payee_currency"],
+        record["payee_amount"],
+        record["rate"],
+    ) == (
+        "USD",
+        10_000,
+        "HKD",
+        78_125,
+        "7.8125",
+    )
     assert ledger.balance(US, "alice") == 0
     assert ledger.balance(HK, "shop", "HKD") == 78_125
     supply = ledger.supply()
@@ -188,8 +243,12 @@ def test_public_record_and_events_hold_no_customer_data(ledger: Ledger) -> None:
 def test_only_the_two_banks_read_the_details(ledger: Ledger) -> None:
     _setup(ledger)
     payment_id = _initiate(ledger)["payment_id"]
-    wanted = {"payer_account": "alice", "payer_jurisdiction": "US", "payee_account": "shop",
-              "remittance": "Invoice INV-9 for Alice"}  # fmt: skip
+    wanted = {
+        "payer_account": "alice",
+        "payer_jurisdiction": "US",
+        "payee_account": "shop",
+        "remittance": "Invoice INV-9 for Alice",
+    }
     for bank in (US, HK):
         assert ledger.query(bank, "GetPayment", {"details": True}, args=[payment_id])["details"] == wanted
     with pytest.raises(Refused, match=r"^\[not_authorized\] only the payer and payee banks"):
@@ -210,9 +269,18 @@ def test_list_payments_filters_and_pages(ledger: Ledger) -> None:
         ledger.channel.advance(1)
     ledger.submit(HK, "CompletePayment", {"payment_id": ids[1]})
     ledger.submit(HK, "CompletePayment", {"payment_id": ids[3]})
-    to_sg = ledger.submit(US, "InitiatePayment", {
-        "idempotency_key": "sg", "payer_account": "alice", "payee_bank": SG, "payee_account": "sg-shop",
-        "currency": "USD", "amount": 5})["payment_id"]  # fmt: skip
+    to_sg = ledger.submit(
+        US,
+        "InitiatePayment",
+        {
+            "idempotency_key": "sg",
+            "payer_account": "alice",
+            "payee_bank": SG,
+            "payee_account": "sg-shop",
+            "currency": "USD",
+            "amount": 5,
+        },
+    )["payment_id"]
     everything = ledger.query(REG, "ListPayments", args=[json.dumps({"page_size": 10})])
     assert [p["payment_id"] for p in everything["payments"]] == [to_sg, *reversed(ids)]
     completed = ledger.query(REG, "ListPayments", args=[json.dumps({"bank": HK, "status": "completed"})])
@@ -251,8 +319,16 @@ def test_list_payments_filters_and_pages(ledger: Ledger) -> None:
 )
 def test_bad_payment_requests_are_refused(ledger: Ledger, change: dict[str, Any], expected: str) -> None:
     _setup(ledger)
-    request = {"idempotency_key": "o", "payer_account": "alice", "payee_bank": HK, "payee_account": "shop",
-               "currency": "USD", "amount": 100, "pending_credits": ledger.pending(US, "alice"), **change}  # fmt: skip
+    request = {
+        "idempotency_key": "o",
+        "payer_account": "alice",
+        "payee_bank": HK,
+        "payee_account": "shop",
+        "currency": "USD",
+        "amount": 100,
+        "pending_credits": ledger.pending(US, "alice"),
+        **change,
+    }
     assert ledger.refused(US, "InitiatePayment", request).startswith(expected)
 
 

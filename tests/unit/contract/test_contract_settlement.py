@@ -10,12 +10,31 @@ import pytest
 from tests.unit.contract.conftest import HK, REG, SG, US, Ledger, Refused
 
 
-def _pay(ledger: Ledger, payer_bank: str, payer: str, payee_bank: str, payee: str, amount: int, key: str,
-         currency: str = "USD", **extra: Any) -> str:  # fmt: skip
-    payment_id: str = ledger.submit(payer_bank, "InitiatePayment", {
-        "idempotency_key": key, "payer_account": payer, "payee_bank": payee_bank, "payee_account": payee,
-        "currency": currency, "amount": amount, "pending_credits": ledger.pending(payer_bank, payer), **extra,
-    })["payment_id"]  # fmt: skip
+def _pay(
+    ledger: Ledger,
+    payer_bank: str,
+    payer: str,
+    payee_bank: str,
+    payee: str,
+    amount: int,
+    key: str,
+    currency: str = "USD",
+    **extra: Any,
+) -> str:
+    payment_id: str = ledger.submit(
+        payer_bank,
+        "InitiatePayment",
+        {
+            "idempotency_key": key,
+            "payer_account": payer,
+            "payee_bank": payee_bank,
+            "payee_account": payee,
+            "currency": currency,
+            "amount": amount,
+            "pending_credits": ledger.pending(payer_bank, payer),
+            **extra,
+        },
+    )["payment_id"]
     ledger.submit(payee_bank, "CompletePayment", {"payment_id": payment_id})
     return payment_id
 
@@ -47,9 +66,19 @@ def test_positions_net_to_zero_and_the_cycle_settles(three_banks: Ledger) -> Non
         rate="7.8125",
     )
     # A refunded payment is never settled.
-    refunded = ledger.submit(US, "InitiatePayment", {
-        "idempotency_key": "e", "payer_account": f"{US}-c", "payee_bank": SG, "payee_account": f"{SG}-c",
-        "currency": "USD", "amount": 5, "pending_credits": ledger.pending(US, f"{US}-c")})["payment_id"]  # fmt: skip
+    refunded = ledger.submit(
+        US,
+        "InitiatePayment",
+        {
+            "idempotency_key": "e",
+            "payer_account": f"{US}-c",
+            "payee_bank": SG,
+            "payee_account": f"{SG}-c",
+            "currency": "USD",
+            "amount": 5,
+            "pending_credits": ledger.pending(US, f"{US}-c"),
+        },
+    )["payment_id"]
     ledger.submit(SG, "RejectPayment", {"payment_id": refunded, "reason": "compliance"})
     ledger.submit(US, "RefundPayment", {"payment_id": refunded})
 
@@ -80,8 +109,10 @@ def test_positions_net_to_zero_and_the_cycle_settles(three_banks: Ledger) -> Non
     cycle = ledger.query(REG, "GetSettlementCycle", args=["2025-01-06-1"])
     assert cycle["status"] == "settled"
     assert {bank: item["external_ref"] for bank, item in cycle["confirmations"].items()} == {
-        US: "FED-123", HK: "CHATS-9", SG: "MEPS-4",
-    }  # fmt: skip
+        US: "FED-123",
+        HK: "CHATS-9",
+        SG: "MEPS-4",
+    }
     assert [c["cycle_id"] for c in ledger.query(SG, "ListSettlementCycles")["cycles"]] == ["2025-01-06-1"]
     ledger.assert_conserved()
 
@@ -113,9 +144,19 @@ def test_two_cycles_opened_at_once_cannot_take_the_same_payment(three_banks: Led
 def test_a_completion_racing_a_cycle_is_not_lost(three_banks: Ledger) -> None:
     ledger = three_banks
     _pay(ledger, US, f"{US}-c", HK, f"{HK}-c", 1000, "a")
-    late = ledger.submit(SG, "InitiatePayment", {
-        "idempotency_key": "late", "payer_account": f"{SG}-c", "payee_bank": US, "payee_account": f"{US}-c",
-        "currency": "USD", "amount": 7, "pending_credits": ledger.pending(SG, f"{SG}-c")})["payment_id"]  # fmt: skip
+    late = ledger.submit(
+        SG,
+        "InitiatePayment",
+        {
+            "idempotency_key": "late",
+            "payer_account": f"{SG}-c",
+            "payee_bank": US,
+            "payee_account": f"{US}-c",
+            "currency": "USD",
+            "amount": 7,
+            "pending_credits": ledger.pending(SG, f"{SG}-c"),
+        },
+    )["payment_id"]
     opening = ledger.channel.simulate(REG, "OpenSettlementCycle", ["c1"])
     completing = ledger.channel.simulate(US, "CompletePayment", (), {"request": {"payment_id": late}})
     # The completion commits first: the cycle's scan of unsettled payments is now a phantom read.

@@ -24,8 +24,13 @@ def test_issue_is_idempotent_by_deposit_reference(ledger: Ledger) -> None:
 def test_redeem_is_idempotent_and_lowers_supply(ledger: Ledger) -> None:
     ledger.open(US, "alice")
     ledger.issue(US, "alice", 1000)
-    request = {"account_id": "alice", "currency": "USD", "amount": 400, "withdrawal_ref": "W-1",
-               "pending_credits": ledger.pending(US, "alice")}  # fmt: skip
+    request = {
+        "account_id": "alice",
+        "currency": "USD",
+        "amount": 400,
+        "withdrawal_ref": "W-1",
+        "pending_credits": ledger.pending(US, "alice"),
+    }
     assert ledger.submit(US, "Redeem", request) == {"redeemed": True}
     assert ledger.submit(US, "Redeem", request) == {"redeemed": False}
     assert ledger.balance(US, "alice") == 600
@@ -60,8 +65,13 @@ def test_credits_are_spendable_once_listed(ledger: Ledger) -> None:
     account = ledger.account(US, "alice")
     assert account["balances"] == {"USD": 1200}
     assert len(account["pending_credits"]) == 2
-    without = {"from_account": "alice", "to_account": "bob", "currency": "USD", "amount": 100,
-               "transfer_id": "T-1"}  # fmt: skip
+    without = {
+        "from_account": "alice",
+        "to_account": "bob",
+        "currency": "USD",
+        "amount": 100,
+        "transfer_id": "T-1",
+    }
     message = ledger.refused(US, "Transfer", without)
     assert message == (
         "[insufficient_funds] account balance 0 USD is below the debit 100 "
@@ -153,9 +163,14 @@ def test_reference_data_is_the_regulators_and_idempotent(ledger: Ledger) -> None
     assert ledger.refused(US, "InitReferenceData", args=[json.dumps({**again, "regulator": US})]).startswith(
         "[not_authorized]"
     )
-    grown = {**again, "currencies": {**data["currencies"], "CHF": 2},
-             "banks": [*data["banks"], {"msp_id": "CHBankMSP", "name": "CHBank", "jurisdiction": "CH",
-                                        "currencies": ["CHF"]}]}  # fmt: skip
+    grown = {
+        **again,
+        "currencies": {**data["currencies"], "CHF": 2},
+        "banks": [
+            *data["banks"],
+            {"msp_id": "CHBankMSP", "name": "CHBank", "jurisdiction": "CH", "currencies": ["CHF"]},
+        ],
+    }
     assert ledger.submit(REG, "InitReferenceData", args=[json.dumps(grown)])["changed"] is True
     assert "CHBankMSP" in [bank["msp_id"] for bank in ledger.query(US, "GetReferenceData")["banks"]]
     changed_exponent = {**again, "currencies": {**data["currencies"], "JPY": 2}}

@@ -19,11 +19,20 @@ from chaincode.shim.endorsement import orgs_must_endorse
 
 A, B, C = "AMSP", "BMSP", "CMSP"
 COLLECTIONS = [
-    {"name": "a-only", "policy": "OR('AMSP.member')", "memberOnlyRead": True, "memberOnlyWrite": True,
-     "endorsementPolicy": {"signaturePolicy": "OR('AMSP.peer')"}},
-    {"name": "a-and-b", "policy": "OR('AMSP.member', 'BMSP.member')", "memberOnlyRead": False,
-     "memberOnlyWrite": False},
-]  # fmt: skip
+    {
+        "name": "a-only",
+        "policy": "OR('AMSP.member')",
+        "memberOnlyRead": True,
+        "memberOnlyWrite": True,
+        "endorsementPolicy": {"signaturePolicy": "OR('AMSP.peer')"},
+    },
+    {
+        "name": "a-and-b",
+        "policy": "OR('AMSP.member', 'BMSP.member')",
+        "memberOnlyRead": False,
+        "memberOnlyWrite": False,
+    },
+]
 
 
 class Probe(Contract):

@@ -1,0 +1,129 @@
+"""The whole story through the banks' REST gateways only, on the real network.
+
+1. onboard a buyer at the US bank and a supplier at the Hong Kong bank;
+2. issue USD to the buyer;
+3. the buyer pays the supplier cross-border (USD → HKD);
+4. the supplier is credited without any call to its bank's gateway;
+5. a settlement cycle nets and settles.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.integration.bank_api_support import BankGateway, gateways_of, unique, wait_for
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def banks(network: dict[str, Any]) -> dict[str, BankGateway]:
+    found = gateways_of(network)
+    assert set(found) >= {"USBankMSP", "HKBankMSP", "SGBankMSP"}
+    for bank in found.values():
+        assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
+    return found
+
+
+def test_full_story_through_http(banks: dict[str, BankGateway]) -> None:
+    us, hk = banks["USBankMSP"], banks["HKBankMSP"]
+    buyer = us.open_account("Buyer Inc", "US")
+    supplier = hk.open_account("Supplier Ltd", "HK")
+    us.issue(buyer.account_id, "USD", "1000.00")
+    assert us.balances(buyer) == {"USD": "1000.00"}
+
+    hk_calls_before = hk.api_requests_served()
+    paid = us.pay(buyer, "HKBankMSP", supplier.account_id, "USD", "100.00", unique("invoice"),
+                  payee_currency="HKD", remittance="invoice 2024-17")  # fmt: skip
+    assert paid.status_code == 201, paid.text
+    payment = paid.json()
+    assert (payment["status"], payment["amount"], payment["payee_currency"]) == ("initiated", "100.00", "HKD")
+    expected_hkd = Decimal("100.00") * Decimal(payment["rate"])
+    assert Decimal(payment["payee_amount"]) == expected_hkd.quantize(Decimal("0.01"))
+
+    done = wait_for(
+        lambda: (p := us.payment(payment["payment_id"], buyer.headers))["status"] == "completed" and p, timeout=60
+    )
+    assert done, "the payment was not completed by the payee bank"
+    assert [step["status"] for step in done["timeline"]] == ["initiated", "completed"]
+    assert hk.api_requests_served() == hk_calls_before  # no API call reached the HK gateway
+    assert us.balances(buyer) == {"USD": "900.00"}
+    assert hk.balances(supplier) == {"HKD": payment["payee_amount"]}
+    seen_by_supplier = hk.payment(payment["payment_id"], supplier.headers)
+    assert seen_by_supplier["remittance"] == "invoice 2024-17"
+    history = hk.get(f"/v1/accounts/{supplier.account_id}/history", supplier.headers).json()["entries"]
+    assert [(e["kind"], e["amount"], e["payment_id"]) for e in history] == [
+        ("payment_in", payment["payee_amount"], payment["payment_id"])
+    ]
+
+    positions = us.get("/v1/positions").json()["positions"]
+    assert Decimal(positions["HKBankMSP"]["HKD"]) >= Decimal(payment["payee_amount"])
+    opened = us.post("/v1/settlement-cycles", {"cycle_id": unique("cycle")})
+    assert opened.status_code == 201, opened.text
+    cycle = opened.json()
+    assert cycle["payments"] >= 1 and cycle["status"] == "open"
+    for currency in {ccy for by_ccy in cycle["positions"].values() for ccy in by_ccy}:
+        total = sum(Decimal(by_ccy.get(currency, "0")) for by_ccy in cycle["positions"].values())
+        assert total == 0, f"{currency} positions do not net to zero"
+    for msp_id in cycle["banks"]:
+        confirmed = banks[msp_id].post(
+            f"/v1/settlement-cycles/{cycle['cycle_id']}/confirmation", {"external_ref": unique("rtgs")}
+        )
+        assert confirmed.status_code == 200, confirmed.text
+    final = us.get(f"/v1/settlement-cycles/{cycle['cycle_id']}").json()
+    assert final["status"] == "settled"
+    assert all(leg["confirmed"] for leg in final["confirmations"].values())
+    assert us.payment(payment["payment_id"], buyer.headers)["cycle_id"] == cycle["cycle_id"]
+
+
+def test_payment_to_a_frozen_supplier_is_rejected_and_refunded(banks: dict[str, BankGateway]) -> None:
+    us, hk = banks["USBankMSP"], banks["HKBankMSP"]
+    buyer = us.open_account("Buyer Two", "US")
+    supplier = hk.open_account("Frozen Supplier", "HK")
+    us.issue(buyer.account_id, "USD", "50.00")
+    frozen = hk.post(f"/v1/accounts/{supplier.account_id}/freeze", {"reason": "sanctions screening"})
+    assert frozen.status_code == 200 and frozen.json()["status"] == "frozen"
+    paid = us.pay(buyer, "HKBankMSP", supplier.account_id, "USD", "20.00", unique("p"))
+    assert paid.status_code == 201, paid.text
+    payment_id = paid.json()["payment_id"]
+    final = wait_for(
+        lambda: (p := us.payment(payment_id, buyer.headers))["status"] == "refunded" and p, timeout=90
+    )
+    assert final, "the payment was not rejected and refunded"
+    assert final["reason"] == "account_frozen"
+    assert [s["status"] for s in final["timeline"]] == ["initiated", "rejected", "refunded"]
+    assert us.balances(buyer) == {"USD": "50.00"}
+    assert hk.balances(supplier) == {}
+
+
+def test_auth_matrix_on_the_live_gateway(banks: dict[str, BankGateway]) -> None:
+    us = banks["USBankMSP"]
+    alice = us.open_account("Alice Co", "US")
+    bob = us.open_account("Bob Co", "US")
+    assert us.get(f"/v1/accounts/{alice.account_id}", {}).status_code == 401
+    assert us.get(f"/v1/accounts/{alice.account_id}", {"Authorization": "Bearer dtk_00_wrong"}).status_code == 401
+    assert us.get(f"/v1/accounts/{bob.account_id}", alice.headers).status_code == 403
+    assert us.get("/v1/supply", alice.headers).status_code == 403
+    refused = us.post("/v1/issuances", {"account_id": alice.account_id, "currency": "USD", "amount": "1.00",
+                                        "deposit_ref": unique("d")}, alice.headers)  # fmt: skip
+    assert refused.status_code == 403
+    assert us.balances(alice) == {}
+
+
+@pytest.mark.parametrize(
+    ("amount", "status", "code"),
+    [(1.5, 400, "invalid_amount"), ("1.001", 400, "invalid_amount"), ("-1", 400, "invalid_amount"),
+     ("0", 400, "invalid_amount"), ("1" * 30, 400, "invalid_amount"), ("5000.00", 409, "insufficient_funds")],
+)  # fmt: skip
+def test_bad_amounts_on_the_live_gateway(banks: dict[str, BankGateway], amount: Any, status: int, code: str) -> None:
+    us = banks["USBankMSP"]
+    payer = us.open_account("Careful Co", "US")
+    us.issue(payer.account_id, "USD", "10.00")
+    response = us.pay(payer, "HKBankMSP", "acc-someone", "USD", amount, unique("bad"))
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == code
+    assert us.balances(payer) == {"USD": "10.00"}
