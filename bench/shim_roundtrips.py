@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,37 +40,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _drain(stream: TextIO) -> None:
-    for _ in stream:
-        pass
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def start_server(log_level: str) -> tuple[subprocess.Popen[str], int]:
+def start_server(log_level: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
     env = dict(os.environ)
     env.update(
         {
             "CHAINCODE_ID": CHAINCODE_ID,
-            "CHAINCODE_SERVER_ADDRESS": "127.0.0.1:0",
+            "CHAINCODE_SERVER_ADDRESS": f"127.0.0.1:{port}",
             "CORE_PEER_LOCALMSPID": "USBankMSP",
             "CHAINCODE_LOG_LEVEL": log_level,
-            "PYTHONUNBUFFERED": "1",
         }
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "chaincode", "--contract", CONTRACT],
         cwd=ROOT,
         env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=subprocess.DEVNULL,
     )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        entry = json.loads(line)
-        if entry.get("msg") == "chaincode server listening":
-            # Drain the rest of the log so the child never blocks on a full pipe.
-            threading.Thread(target=_drain, args=(proc.stderr,), daemon=True).start()
-            return proc, int(entry["port"])
-    raise SystemExit("the chaincode server did not start")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the chaincode server exited with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the chaincode server did not start listening")
 
 
 def shape(port: int, batching: bool) -> dict[str, object]:

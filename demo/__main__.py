@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--base-port", type=int, default=7000)
     parser.add_argument("--state-dir", type=Path, default=None)
-    parser.add_argument("--reset", action="store_true", help="take an existing network down and start from nothing")
+    parser.add_argument(
+        "--reset", action="store_true", help="take an existing network down and start from nothing"
+    )
     parser.add_argument("--summary-json", type=Path, help="also write the outcome as JSON here")
     args = parser.parse_args(argv)
 
@@ -33,11 +35,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Resetting: taking down the network in {net.state_dir}")
             net.down()
         elif fabric_running:
-            print(f"Reusing the network already running in {net.state_dir} (use --reset to start from nothing).")
+            print(
+                f"Reusing the network already running in {net.state_dir} (use --reset to start from nothing)."
+            )
         else:
             print(f"Starting a new network in {net.state_dir} on ports {args.base_port}+.")
         net.up()
-        print(f"\nThe network is ready ({time.monotonic() - began:.1f} s). Playing the scenario through the REST gateways.")
+        print(
+            f"\nThe network is ready ({time.monotonic() - began:.1f} s). "
+            "Playing the scenario through the REST gateways."
+        )
         outcome = run_scenario(net.state_dir / "profile.json")
     except (NetworkError, MaterialError, NodeError, TopologyError, FileNotFoundError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
@@ -55,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         if org["kind"] == "bank":
             print(f"   {org['name']:<8} gateway {org['gateway_url']}   docs {org['gateway_url']}/docs")
             print(f"            operator key: {org['operator_key_file']}")
-    print(f"   status: make status      stop and delete it: make down      (done in {time.monotonic() - began:.1f} s)")
+    print(
+        f"   status: make status      stop and delete it: make down      (done in {time.monotonic() - began:.1f} s)"
+    )
     return 0
 
 

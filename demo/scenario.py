@@ -58,7 +58,9 @@ class Api:
         headers = {"Authorization": f"Bearer {self.key}"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        response = self.session.request(method, self.bank.url + path, json=body, headers=headers, timeout=self.timeout)
+        response = self.session.request(
+            method, self.bank.url + path, json=body, headers=headers, timeout=self.timeout
+        )
         try:
             data: dict[str, Any] = response.json()
         except ValueError:
@@ -80,7 +82,9 @@ def load_banks(profile_path: Path) -> dict[str, Bank]:
             continue
         key_file = Path(org["operator_key_file"])
         if not key_file.exists():
-            raise ScenarioError(f"{org['name']}'s operator key is missing at {key_file}: is its gateway running?")
+            raise ScenarioError(
+                f"{org['name']}'s operator key is missing at {key_file}: is its gateway running?"
+            )
         banks[org["name"]] = Bank(msp_id, org["name"], org["gateway_url"], key_file.read_text().strip())
     return banks
 
@@ -90,7 +94,9 @@ def money(amount: str, currency: str) -> str:
     return f"{currency} {int(whole):,}" + (f".{cents}" if cents else "")
 
 
-def run_scenario(profile_path: Path, say: Callable[[str], None] = print, poll_timeout: float = 60.0) -> Outcome:
+def run_scenario(
+    profile_path: Path, say: Callable[[str], None] = print, poll_timeout: float = 60.0
+) -> Outcome:
     banks = load_banks(profile_path)
     us, hk = banks["USBank"], banks["HKBank"]
     ops = {name: Api(bank, bank.operator_key) for name, bank in banks.items()}
@@ -111,7 +117,8 @@ def run_scenario(profile_path: Path, say: Callable[[str], None] = print, poll_ti
     buyer = ops["USBank"].call("POST", "/v1/accounts", {
         "holder": "Acme Outdoor Supplies Inc.", "jurisdiction": "US", "kyc_ref": f"KYC-US-{run}-0001"})  # fmt: skip
     supplier = ops["HKBank"].call("POST", "/v1/accounts", {
-        "holder": "Kowloon Precision Textiles Ltd.", "jurisdiction": "HK", "kyc_ref": f"KYC-HK-{run}-0042"})  # fmt: skip
+        "holder": "Kowloon Precision Textiles Ltd.", "jurisdiction": "HK",
+        "kyc_ref": f"KYC-HK-{run}-0042"})  # fmt: skip
     buyer_id, supplier_id = buyer["account"]["account_id"], supplier["account"]["account_id"]
     buyer_api = Api(us, buyer["api_key"])
     supplier_api = Api(hk, supplier["api_key"])
@@ -122,7 +129,8 @@ def run_scenario(profile_path: Path, say: Callable[[str], None] = print, poll_ti
     # 2 -------------------------------------------------------------------
     t = step(2, "The buyer's USD 250,000.00 deposit becomes USBank USD deposit tokens")
     issued = ops["USBank"].call("POST", "/v1/issuances", {
-        "account_id": buyer_id, "currency": "USD", "amount": "250000.00", "deposit_ref": f"CORE-DEP-{run}-7781"})  # fmt: skip
+        "account_id": buyer_id, "currency": "USD", "amount": "250000.00",
+        "deposit_ref": f"CORE-DEP-{run}-7781"})  # fmt: skip
     if not issued.get("issued"):
         raise ScenarioError("the issuance was not applied")
     out.timings["issue"] = took(t, "USD 250,000.00 tokenised (deposit reference CORE-DEP-…-7781)")
@@ -145,7 +153,9 @@ def run_scenario(profile_path: Path, say: Callable[[str], None] = print, poll_ti
         idempotency_key=f"inv-0043-{run}")  # fmt: skip
     p2 = wait_for_status(buyer_api, p2["payment_id"], {"completed"}, poll_timeout)
     out.payments["fx"] = p2
-    say(f"   rate locked at {p2.get('rate')} HKD per USD: the supplier receives {money(p2['payee_amount'], 'HKD')}")
+    say(
+        f"   rate locked at {p2.get('rate')} HKD per USD: the supplier receives {money(p2['payee_amount'], 'HKD')}"
+    )
     out.timings["fx_payment"] = took(t, "converted and credited")
 
     # 5 -------------------------------------------------------------------
@@ -177,14 +187,17 @@ def run_scenario(profile_path: Path, say: Callable[[str], None] = print, poll_ti
                 "external_ref": f"RTGS-{run}-{banks[name].msp_id}"})  # fmt: skip
             say(f"   {name} confirmed its leg (external reference RTGS-…-{banks[name].msp_id})")
     if cycle.get("status") != "settled":
-        raise ScenarioError(f"cycle {cycle_id} is {cycle.get('status')}, not settled, after every bank confirmed")
+        raise ScenarioError(
+            f"cycle {cycle_id} is {cycle.get('status')}, not settled, after every bank confirmed"
+        )
     out.cycle = cycle
     out.timings["settlement"] = took(t, f"cycle {cycle_id} settled")
 
     # 7 -------------------------------------------------------------------
     t = step(7, "The supplier redeems USD 50,000.00 of its tokens back into its HKBank deposit")
     ops["HKBank"].call("POST", "/v1/redemptions", {
-        "account_id": supplier_id, "currency": "USD", "amount": "50000.00", "withdrawal_ref": f"CORE-WDL-{run}-0099"})  # fmt: skip
+        "account_id": supplier_id, "currency": "USD", "amount": "50000.00",
+        "withdrawal_ref": f"CORE-WDL-{run}-0099"})  # fmt: skip
     out.timings["redeem"] = took(t, "redeemed")
 
     # summary -------------------------------------------------------------

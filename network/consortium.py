@@ -94,6 +94,7 @@ class Consortium:
         elif fabric_nodes and (self.state_dir / "channel" / ".joined").exists():
             self.progress(f"Found a stopped network in {self.state_dir}: starting its nodes again.")
             self._start_fabric_nodes(fabric_nodes, fresh=False)
+            self.wait_gossip_membership()
         else:
             if self.state_dir.exists() and any(self.state_dir.iterdir()):
                 if running:
@@ -113,7 +114,9 @@ class Consortium:
 
             start_gateways(self)
         self.write_profile()
-        self.progress(f"Network up in {time.monotonic() - begin:.1f}s. Profile: {self.state_dir / 'profile.json'}")
+        self.progress(
+            f"Network up in {time.monotonic() - begin:.1f}s. Profile: {self.state_dir / 'profile.json'}"
+        )
 
     def _check_settings(self) -> None:
         if self.settings_file.exists():
@@ -136,7 +139,9 @@ class Consortium:
         self.settings_file.write_text(
             json.dumps({"base_port": self.base_port, "topology": str(self.topology.source)}, indent=2)
         )
-        t = self.step(f"Generating crypto material for {len(self.topology.peer_orgs)} peer orgs and the orderer org")
+        t = self.step(
+            f"Generating crypto material for {len(self.topology.peer_orgs)} peer orgs and the orderer org"
+        )
         generate_crypto(self.layout, fabric_bin("cryptogen"))
         copy_sampleconfig(self.layout)
         self.done(t)
@@ -154,6 +159,9 @@ class Consortium:
         self._join_peers()
         (self.state_dir / "channel" / ".joined").write_text("")
         self.done(t)
+        t = self.step("Waiting until every peer knows every other org's peer (gossip, for private data)")
+        self.wait_gossip_membership()
+        self.done(t)
 
     def _start_fabric_nodes(self, specs: list[processes.NodeSpec], fresh: bool) -> None:
         if not fresh:
@@ -166,7 +174,9 @@ class Consortium:
         t = self.step(f"Starting {len(specs)} nodes (3 Raft orderers, peers) as native processes")
         for spec in specs:
             processes.start(self.state_dir, spec)
-        processes.wait_healthy(self.state_dir, specs, timeout=90, progress=lambda m: self.progress(f"    {m}"))
+        processes.wait_healthy(
+            self.state_dir, specs, timeout=90, progress=lambda m: self.progress(f"    {m}")
+        )
         self.done(t, "all nodes answer /healthz")
 
     def _join_orderers(self) -> None:
@@ -191,13 +201,20 @@ class Consortium:
         tls = self.layout.orderer_dir(node) / "tls"
         out = run(
             [
-                str(fabric_bin("osnadmin")), "channel", "list",
-                "--channelID", self.topology.channel,
-                "-o", f"{HOST}:{self.ports.orderers[node].admin}",
-                "--ca-file", str(tls / "ca.crt"),
-                "--client-cert", str(tls / "server.crt"),
-                "--client-key", str(tls / "server.key"),
-            ],  # fmt: skip
+                str(fabric_bin("osnadmin")),
+                "channel",
+                "list",
+                "--channelID",
+                self.topology.channel,
+                "-o",
+                f"{HOST}:{self.ports.orderers[node].admin}",
+                "--ca-file",
+                str(tls / "ca.crt"),
+                "--client-cert",
+                str(tls / "server.crt"),
+                "--client-key",
+                str(tls / "server.key"),
+            ],
             f"osnadmin channel list on {node}",
             timeout=15,
         )
@@ -238,7 +255,11 @@ class Consortium:
             env = admin_env(self.layout, self.ports, org)
             for attempt in range(20):
                 try:
-                    run([peer, "channel", "join", "-b", str(self.layout.genesis_block)], f"peer channel join ({org.name})", env=env)
+                    run(
+                        [peer, "channel", "join", "-b", str(self.layout.genesis_block)],
+                        f"peer channel join ({org.name})",
+                        env=env,
+                    )
                     return
                 except MaterialError as exc:
                     if "already exists" in str(exc):
@@ -251,11 +272,46 @@ class Consortium:
             list(pool.map(join, range(len(self.topology.peer_orgs))))
         self.wait_peer_heights(minimum=1)
 
+    def peers_known(self, msp_id: str) -> int:
+        """How many other peers of the channel this peer knows through gossip (its own metric)."""
+        url = f"http://{HOST}:{self.ports.peers[msp_id].operations}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return 0
+        prefix = f'gossip_membership_total_peers_known{{channel="{self.topology.channel}"}}'
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return int(float(line.split()[-1]))
+        return 0
+
+    def wait_gossip_membership(self, timeout: float = 120) -> None:
+        """Private data reaches another org only once the peers have found each other.
+
+        Until then an endorsement that must disseminate to the counterparty fails with
+        "know of only 0 eligible peers", so ``up`` waits for it instead of the first payment.
+        """
+        others = len(self.topology.peer_orgs) - 1
+        deadline = time.monotonic() + timeout
+        known: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            known = {org.msp_id: self.peers_known(org.msp_id) for org in self.topology.peer_orgs}
+            if all(n >= others for n in known.values()):
+                return
+            time.sleep(0.5)
+        raise NetworkError(f"peers did not discover each other within {timeout:.0f}s (peers known: {known})")
+
     def peer_height(self, msp_id: str) -> int | None:
         org = self.topology.org(msp_id)
         env = admin_env(self.layout, self.ports, org)
         try:
-            out = run([str(fabric_bin("peer")), "channel", "getinfo", "-c", self.topology.channel], "peer channel getinfo", env=env, timeout=15)
+            out = run(
+                [str(fabric_bin("peer")), "channel", "getinfo", "-c", self.topology.channel],
+                "peer channel getinfo",
+                env=env,
+                timeout=15,
+            )
         except MaterialError:
             return None
         text = out[out.index("{") :] if "{" in out else "{}"

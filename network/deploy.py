@@ -120,7 +120,9 @@ def committed_definition(net: Consortium, cc_name: str) -> dict[str, Any] | None
     return definition
 
 
-def chaincode_server_spec(net: Consortium, cc: ChaincodeSpec, org: Org, package_id: str) -> processes.NodeSpec:
+def chaincode_server_spec(
+    net: Consortium, cc: ChaincodeSpec, org: Org, package_id: str
+) -> processes.NodeSpec:
     port = net.ports.peers[org.msp_id].chaincode_servers[cc.name]
     return processes.NodeSpec(
         name=f"cc.{cc.name}.{org.msp_id}",
@@ -156,7 +158,9 @@ def contract_present(cc: ChaincodeSpec) -> bool:
 def deploy_all(net: Consortium, with_test_chaincodes: bool = False) -> None:
     for cc in net.topology.chaincodes_for(with_test_chaincodes):
         if not contract_present(cc):
-            net.progress(f"==> Skipping chaincode '{cc.name}': its contract {cc.contract} is not in chaincode/ yet")
+            net.progress(
+                f"==> Skipping chaincode '{cc.name}': its contract {cc.contract} is not in chaincode/ yet"
+            )
             continue
         deploy_chaincode(net, cc)
 
@@ -181,7 +185,11 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
             return
         env = admin_env(net.layout, net.ports, org)
         try:
-            run([peer, "lifecycle", "chaincode", "install", str(packages[org.msp_id])], f"install on {org.name}", env=env)
+            run(
+                [peer, "lifecycle", "chaincode", "install", str(packages[org.msp_id])],
+                f"install on {org.name}",
+                env=env,
+            )
         except MaterialError as exc:
             if "already successfully installed" not in str(exc):
                 raise
@@ -209,7 +217,9 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
         net.progress(f"    definition of '{cc.name}' is already committed at sequence {current_sequence}")
     else:
         sequence = current_sequence + 1
-        t = net.step(f"Approving '{cc.name}' v{cc.version} sequence {sequence} for every org, then committing")
+        t = net.step(
+            f"Approving '{cc.name}' v{cc.version} sequence {sequence} for every org, then committing"
+        )
         common = ["-C", net.topology.channel, "-n", cc.name, "-v", cc.version, "--sequence", str(sequence),
                   "--signature-policy", policy]  # fmt: skip
         if collections_file:
@@ -228,13 +238,23 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
             peer_args += ["--peerAddresses", f"{HOST}:{net.ports.peers[org.msp_id].listen}",
                           "--tlsRootCertFiles", str(net.layout.tls_ca(org))]  # fmt: skip
         run(
-            [peer, "lifecycle", "chaincode", "commit", *orderer_cli_args(net.layout, net.ports), *common, *peer_args],
+            [
+                peer,
+                "lifecycle",
+                "chaincode",
+                "commit",
+                *orderer_cli_args(net.layout, net.ports),
+                *common,
+                *peer_args,
+            ],
             f"commit of {cc.name}",
             env=admin_env(net.layout, net.ports, first),
             timeout=60,
         )
         stamp_path.write_text(
-            json.dumps({"fingerprint": fingerprint, "sequence": sequence, "package_ids": package_ids}, indent=2)
+            json.dumps(
+                {"fingerprint": fingerprint, "sequence": sequence, "package_ids": package_ids}, indent=2
+            )
         )
         net.done(t)
 
@@ -243,8 +263,16 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
     net.done(t)
 
     if cc.init_function and not stamp.get("initialised"):
-        t = net.step(f"Initialising '{cc.name}' with the topology's reference data ({cc.init_function}, by the regulator)")
-        invoke(net, cc.name, net.topology.regulator, cc.init_function, [json.dumps(net.topology.reference_data())])
+        t = net.step(
+            f"Initialising '{cc.name}' with the topology's reference data ({cc.init_function}, by the regulator)"
+        )
+        invoke(
+            net,
+            cc.name,
+            net.topology.regulator,
+            cc.init_function,
+            [json.dumps(net.topology.reference_data())],
+        )
         stamp = json.loads(stamp_path.read_text())
         stamp["initialised"] = True
         stamp_path.write_text(json.dumps(stamp, indent=2))

@@ -9,6 +9,7 @@ mistaken for one of ours.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,10 +128,8 @@ def stop(state_dir: Path, name: str, timeout: float = 15.0, sig: int = signal.SI
     if pid is None:
         pid_file(state_dir, name).unlink(missing_ok=True)
         return False
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if running_pid(state_dir, name) is None:
@@ -138,10 +137,8 @@ def stop(state_dir: Path, name: str, timeout: float = 15.0, sig: int = signal.SI
         _reap(pid)
         time.sleep(0.05)
     else:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         while running_pid(state_dir, name) is not None:
             _reap(pid)
             time.sleep(0.05)
@@ -152,10 +149,8 @@ def stop(state_dir: Path, name: str, timeout: float = 15.0, sig: int = signal.SI
 
 def _reap(pid: int) -> None:
     # a node started by this very process is our child: collect it so it does not linger as a zombie
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def healthy(spec: NodeSpec, timeout: float = 1.0) -> bool:
@@ -187,7 +182,9 @@ def wait_healthy(
     while pending:
         for name, spec in list(pending.items()):
             if running_pid(state_dir, name) is None:
-                raise NodeError(f"{name} exited during start-up; last lines of its log:\n{tail(state_dir, name)}")
+                raise NodeError(
+                    f"{name} exited during start-up; last lines of its log:\n{tail(state_dir, name)}"
+                )
             if healthy(spec):
                 del pending[name]
                 if progress:
@@ -197,7 +194,9 @@ def wait_healthy(
         if time.monotonic() > deadline:
             names = ", ".join(sorted(pending))
             first = next(iter(pending))
-            raise NodeError(f"timed out after {timeout:.0f}s waiting for {names}; {first} log:\n{tail(state_dir, first)}")
+            raise NodeError(
+                f"timed out after {timeout:.0f}s waiting for {names}; {first} log:\n{tail(state_dir, first)}"
+            )
         time.sleep(0.2)
 
 

@@ -60,6 +60,8 @@ def build_profile(net: Consortium) -> dict[str, Any]:
             }
             for node in topology.orderer.nodes
         ],
-        "chaincodes": {cc.name: {"contract": cc.contract, "version": cc.version} for cc in topology.chaincodes},
+        "chaincodes": {
+            cc.name: {"contract": cc.contract, "version": cc.version} for cc in topology.chaincodes
+        },
         "orgs": orgs,
     }

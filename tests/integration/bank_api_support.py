@@ -53,10 +53,10 @@ class BankGateway:
         return {"Authorization": f"Bearer {self.operator_key_file.read_text().strip()}"}
 
     def get(self, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
-        return requests.get(self.url + path, headers=headers or self.op, timeout=TIMEOUT, **kwargs)
+        return requests.get(self.url + path, headers=self.op if headers is None else headers, timeout=TIMEOUT, **kwargs)
 
     def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
-        return requests.post(self.url + path, json=body, headers=headers or self.op, timeout=TIMEOUT)
+        return requests.post(self.url + path, json=body, headers=self.op if headers is None else headers, timeout=TIMEOUT)
 
     def open_account(self, holder: str, jurisdiction: str) -> Merchant:
         response = self.post(

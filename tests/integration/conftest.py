@@ -30,10 +30,21 @@ KEEP = os.environ.get("DT_TEST_KEEP_NETWORK") == "1"
 
 def network_cli(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the network tool against the test network."""
-    cmd = [sys.executable, "-m", "network", "--base-port", str(BASE_PORT), "--state-dir", str(STATE_DIR), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "network",
+        "--base-port",
+        str(BASE_PORT),
+        "--state-dir",
+        str(STATE_DIR),
+        *args,
+    ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,9 @@ class Outcome:
 class Org:
     msp_id: str
     gateway: Gateway
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called with the block of every valid submission: each peer commits blocks on its own,
+    # so a test that acts next on another bank's peer first waits for that peer to have it.
+    after_commit: Callable[[int], None] | None = None
 
     @property
     def contract(self) -> Any:
@@ -90,6 +91,8 @@ class Org:
         """
         outcome = self.submit_outcome(function, request, *args, retries=retries)
         assert outcome.code == "VALID", f"{function} failed validation: {outcome.code}"
+        if self.after_commit is not None:
+            self.after_commit(outcome.block)
         return outcome.result
 
     def submit_outcome(
@@ -199,7 +202,16 @@ class Consortium:
         self.profile = json.loads(profile_path.read_text())
         self.state_dir = Path(self.profile["state_dir"])
         self.orgs = {msp: Org(msp, connect_org(profile_path, msp)) for msp in (*BANKS, REG)}
+        for org in self.orgs.values():
+            org.after_commit = self.wait_everywhere
         self.run = uuid.uuid4().hex[:8]
+
+    def wait_everywhere(self, block: int) -> None:
+        """Return once every org's peer has committed ``block``."""
+        for org in self.orgs.values():
+            network = org.gateway.get_network("tokens")
+            with network.get_block_events(start_block=block, filtered=True, timeout=60) as stream:
+                next(iter(stream))
 
     def __getitem__(self, msp_id: str) -> Org:
         return self.orgs[msp_id]

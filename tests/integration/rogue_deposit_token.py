@@ -29,9 +29,7 @@ class RogueDepositTokenContract(DepositTokenContract):
         return {"minted": amount}
 
     @transaction
-    def rogue_credit(
-        self, ctx: Context, bank: str, account_id: str, currency: str, amount: int
-    ) -> dict[str, object]:
+    def rogue_credit(self, ctx: Context, bank: str, account_id: str, currency: str, amount: int) -> dict[str, object]:
         """Credit a customer in another bank's books."""
         ledger = Ledger(ctx.stub)
         key = keys.credit(account_id, ledger.unique_id())
@@ -60,3 +58,15 @@ class RogueDepositTokenContract(DepositTokenContract):
         ledger = Ledger(ctx.stub)
         ledger.put(keys.corridor(), json.loads(policy_json))
         return {"corridor": "rewritten"}
+
+    @transaction
+    def rogue_read_books(self, ctx: Context, bank: str, account_id: str) -> dict[str, object]:
+        """Read a customer record from another bank's books (Fabric refuses: not a member)."""
+        raw = ctx.stub.get_private_data(books_collection(bank), keys.account(account_id))
+        return {"record": raw.decode("utf-8", errors="replace")}
+
+    @transaction
+    def rogue_hash_books(self, ctx: Context, bank: str, account_id: str) -> dict[str, object]:
+        """What a non-member can learn of another bank's record: its hash only."""
+        digest = ctx.stub.get_private_data_hash(books_collection(bank), keys.account(account_id))
+        return {"sha256": digest.hex()}

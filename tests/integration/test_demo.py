@@ -20,12 +20,16 @@ pytestmark = pytest.mark.network
 def supply_by_class(profile: dict[str, Any]) -> dict[tuple[str, str], Decimal]:
     org = profile["orgs"]["USBankMSP"]
     key = Path(org["operator_key_file"]).read_text().strip()
-    response = requests.get(f"{org['gateway_url']}/v1/supply", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    response = requests.get(
+        f"{org['gateway_url']}/v1/supply", headers={"Authorization": f"Bearer {key}"}, timeout=30
+    )
     assert response.status_code == 200, response.text
     return {(c["issuer"], c["currency"]): Decimal(c["supply"]) for c in response.json()["token_classes"]}
 
 
-def test_demo_plays_the_trade_scenario_and_leaves_the_expected_books(network: dict[str, Any], tmp_path: Path) -> None:
+def test_demo_plays_the_trade_scenario_and_leaves_the_expected_books(
+    network: dict[str, Any], tmp_path: Path
+) -> None:
     before = supply_by_class(network)
     summary = tmp_path / "demo.json"
     result = subprocess.run(

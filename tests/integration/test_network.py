@@ -29,7 +29,9 @@ def net(network: dict[str, Any]) -> Consortium:
 def peer_cli(net: Consortium, msp_id: str, *args: str) -> str:
     env = admin_env(net.layout, net.ports, net.topology.org(msp_id))
     env["FABRIC_LOGGING_SPEC"] = "info:grpc=error"  # the invoke's "committed with status" line is INFO
-    result = subprocess.run([str(fabric_bin("peer")), *args], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [str(fabric_bin("peer")), *args], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, f"peer {' '.join(args)} failed: {result.stderr}"
     return result.stdout + result.stderr
 

@@ -68,14 +68,20 @@ def test_up_from_nothing_then_down_frees_everything() -> None:
         down = cli("down")
     assert down.returncode == 0, down.stderr
     assert our_pids() == []
-    fabric_ports = [port for port, what in plan.all_ports() if "gateway" not in what and "chaincode" not in what]
+    fabric_ports = [
+        port for port, what in plan.all_ports() if "gateway" not in what and "chaincode" not in what
+    ]
     assert [p for p in fabric_ports if port_in_use(p)] == []
     assert not STATE.exists()
 
 
 def test_malformed_topology_names_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "network.yaml"
-    text = (ROOT / "network" / "network.yaml").read_text().replace("currencies: [HKD, CNH, USD]", "currencies: [HKD, XXX]")
+    text = (
+        (ROOT / "network" / "network.yaml")
+        .read_text()
+        .replace("currencies: [HKD, CNH, USD]", "currencies: [HKD, XXX]")
+    )
     bad.write_text(text)
     result = subprocess.run(
         [sys.executable, "-m", "network", "--topology", str(bad), "status"],

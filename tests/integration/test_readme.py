@@ -43,7 +43,12 @@ def json_documents(text: str) -> list[dict[str, Any]]:
 def test_readme_curl_examples_work_as_written(network: dict[str, Any]) -> None:
     script = for_test_network(readme_api_block())
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
     documents = json_documents(result.stdout)

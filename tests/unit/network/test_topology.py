@@ -27,7 +27,9 @@ def test_default_topology_has_three_raft_orderers_three_banks_and_a_regulator() 
 
 def test_adding_a_bank_is_one_entry() -> None:
     data = raw()
-    data["banks"].append({"name": "JPBank", "msp_id": "JPBankMSP", "jurisdiction": "JP", "currencies": ["JPY"]})
+    data["banks"].append(
+        {"name": "JPBank", "msp_id": "JPBankMSP", "jurisdiction": "JP", "currencies": ["JPY"]}
+    )
     t = parse_topology(data)
     assert [b.msp_id for b in t.banks][-1] == "JPBankMSP"
     plan = plan_ports(t, 7000)
