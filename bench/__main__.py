@@ -49,18 +49,12 @@ def parser() -> argparse.ArgumentParser:
         description="Throughput and latency of each workload at increasing open-loop load, against the "
         "ceiling (a blind write) measured in the same run. Writes bench/results/<time>.json and .png.",
     )
-    p.add_argument(
-        "--base-port", type=int, default=19000, help="ports of the bench's own network (%(default)s)"
-    )
-    p.add_argument(
-        "--state-dir", type=Path, default=ROOT / ".state" / "bench", help="its state (%(default)s)"
-    )
+    p.add_argument("--base-port", type=int, default=19000, help="ports of the bench's own network (%(default)s)")
+    p.add_argument("--state-dir", type=Path, default=ROOT / ".state" / "bench", help="its state (%(default)s)")
     p.add_argument("--profile", type=Path, help="use the running network of this profile.json instead")
     p.add_argument("--topology", type=Path, default=DEFAULT_TOPOLOGY, help="topology of the own network")
     p.add_argument("--batch-timeout", help="own network only: BatchTimeout to measure instead, e.g. 100ms")
-    p.add_argument(
-        "--max-message-count", type=int, help="own network only: MaxMessageCount to measure instead"
-    )
+    p.add_argument("--max-message-count", type=int, help="own network only: MaxMessageCount to measure instead")
     p.add_argument("--no-gateways", action="store_true", help="own network without REST gateways (no 'rest')")
     p.add_argument("--keep-network", action="store_true", help="leave the own network running afterwards")
     p.add_argument("--workloads", type=_workloads, default=list(WORKLOADS), help=",".join(WORKLOADS))
@@ -71,9 +65,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rate", type=_positive, default=1280.0, help="highest rate step (%(default)s)")
     p.add_argument("--smoke", action="store_true", help="one short step per workload: proves the bench works")
     p.add_argument("--smoke-rate", type=_positive, default=5.0, help="rate of the smoke step (%(default)s)")
-    p.add_argument(
-        "--payers-per-bank", type=int, help="payer accounts per bank (default 200; 6 with --smoke)"
-    )
+    p.add_argument("--payers-per-bank", type=int, help="payer accounts per bank (default 200; 6 with --smoke)")
     p.add_argument("--workers", type=int, default=48, help="endorse/submit threads (%(default)s)")
     p.add_argument(
         "--completer", choices=("auto", "bench", "gateway"), default="auto",

@@ -112,8 +112,7 @@ class Preloader:
                 derive = True
                 books.pending_credit_source = "derived from the Issue transaction id (GetAccount failed)"
                 self.log_line(
-                    f"    GetAccount failed ({error.reason_message or error.message}); "
-                    "deriving the pending credit ids"
+                    f"    GetAccount failed ({error.reason_message or error.message}); deriving the pending credit ids"
                 )
 
         def consolidator(account: Account, issue_id: str) -> Callable[[], Any]:
@@ -134,12 +133,8 @@ class Preloader:
         books = Books(run_id)
         for bank in banks:
             short = bank.removesuffix("MSP").lower()
-            books.payers[bank] = [
-                Account(bank, f"bench-{run_id}-{short}-payer{i}") for i in range(payers_per_bank)
-            ]
-            books.payees[bank] = [
-                Account(bank, f"bench-{run_id}-{short}-payee{i}") for i in range(payees_per_bank)
-            ]
+            books.payers[bank] = [Account(bank, f"bench-{run_id}-{short}-payer{i}") for i in range(payers_per_bank)]
+            books.payees[bank] = [Account(bank, f"bench-{run_id}-{short}-payee{i}") for i in range(payees_per_bank)]
         books.merchant = Account(banks[0], f"bench-{run_id}-merchant")
         payers = [a for bank in banks for a in books.payers[bank]]
         payees = [a for bank in banks for a in books.payees[bank]]

@@ -42,9 +42,7 @@ def fake_endorsement(proposal_bytes: bytes, result: bytes) -> Any:
     header = common_pb2.Header.FromString(proposal.header)
     action = proposal_pb2.ChaincodeAction(response=proposal_response_pb2.Response(status=200, payload=result))
     response_payload = proposal_response_pb2.ProposalResponsePayload(extension=action.SerializeToString())
-    endorsed = transaction_pb2.ChaincodeEndorsedAction(
-        proposal_response_payload=response_payload.SerializeToString()
-    )
+    endorsed = transaction_pb2.ChaincodeEndorsedAction(proposal_response_payload=response_payload.SerializeToString())
     for _ in range(2):  # two endorsements, as a two-org policy would give
         endorsed.endorsements.add(endorser=b"x" * 800, signature=b"s" * 72)
     action_payload = transaction_pb2.ChaincodeActionPayload(action=endorsed)
@@ -57,9 +55,7 @@ def fake_endorsement(proposal_bytes: bytes, result: bytes) -> Any:
 
 def offline_cpu_per_transaction(gateway: Gateway, chaincode: str, rounds: int) -> float:
     contract = gateway.get_network("tokens").get_contract(chaincode)
-    envelope = fake_endorsement(
-        contract.new_proposal("PutState", "k", "v").signed_proposal.proposal_bytes, b""
-    )
+    envelope = fake_endorsement(contract.new_proposal("PutState", "k", "v").signed_proposal.proposal_bytes, b"")
     start = time.process_time()
     for i in range(rounds):
         proposal = contract.new_proposal("PutState", f"bench-{i}", "value")
@@ -92,9 +88,7 @@ def batch_timeout() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", type=Path, default=ROOT / ".state" / "client" / "profile.json")
     parser.add_argument("--org", default="USBankMSP")
     parser.add_argument("--chaincode", default="conformance", help="needs a PutState(key, value) transaction")
@@ -118,12 +112,8 @@ def main() -> int:
 
     latencies.sort()
     p90 = latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))]
-    print(
-        f"client CPU per transaction, client-side work only (3 signatures + protobuf): {offline * 1e3:.2f} ms"
-    )
-    print(
-        f"client CPU per submitted transaction on the network (incl. gRPC/TLS):     {cpu_per_tx * 1e3:.2f} ms"
-    )
+    print(f"client CPU per transaction, client-side work only (3 signatures + protobuf): {offline * 1e3:.2f} ms")
+    print(f"client CPU per submitted transaction on the network (incl. gRPC/TLS):     {cpu_per_tx * 1e3:.2f} ms")
     median = statistics.median(latencies)
     print(
         f"submit-to-commit latency, 1 in flight, n={args.count}: median {median * 1e3:.0f} ms,"

@@ -67,6 +67,4 @@ class Merchant(HttpUser):
             else:
                 response.failure(f"HTTP {response.status_code}")
         answered = time.time()
-        _LOG.write(
-            f"{sent:.6f},{answered:.6f},{response.status_code},{payment_id},{merchant['payee_bank']}\n"
-        )
+        _LOG.write(f"{sent:.6f},{answered:.6f},{response.status_code},{payment_id},{merchant['payee_bank']}\n")

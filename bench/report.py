@@ -65,8 +65,7 @@ def summarize_step(
         "mvcc_conflicts": tracker.transactions_conflicted,
         "operations_mvcc": tracker.outcomes[MVCC],
         "cpu_ms_per_tx": {
-            kind: (round(cpu_seconds.get(kind, 0.0) * 1000 / committed, 2) if committed else None)
-            for kind in KINDS
+            kind: (round(cpu_seconds.get(kind, 0.0) * 1000 / committed, 2) if committed else None) for kind in KINDS
         },
         "cpu_cores_busy": {kind: round(cpu_seconds.get(kind, 0.0) / wall, 2) for kind in KINDS},
         "blocks": block_count,

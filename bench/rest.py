@@ -141,9 +141,7 @@ def run_rest_step(
     env = {**os.environ, "BENCH_LOCUST_CONFIG": str(config)}
     tracker = Tracker()
     t0 = time.time()
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=duration + 180, check=False
-    )
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration + 180, check=False)
     send_end = time.time()
     (work_dir / f"{step_name}.locust.txt").write_text(result.stdout + result.stderr, encoding="utf-8")
     if not request_log.exists():

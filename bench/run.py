@@ -18,6 +18,7 @@ from typing import Any
 from bench.books import Books, Preloader
 from bench.cpu import CpuMeter
 from bench.load import AccountPool, Client, Driver, StepRun, run_step
+from bench.metrics import FabricMetrics, Totals, metrics_urls
 from bench.report import peak_step, plot, summarize_step, table, write_json
 from bench.rest import Merchant, open_merchants, run_rest_step, users_for
 from bench.testbed import ROOT, Testbed, topology_with_block_cutting
@@ -31,6 +32,11 @@ WORKLOADS = ("ceiling", "transfer", "hot", "interbank", "rest")
 START_RATES = {"ceiling": 10.0, "transfer": 10.0, "hot": 10.0, "interbank": 5.0, "rest": 2.0}
 GROWTH = 1.10  # a step must beat the best so far by 10 % for the ladder to go on
 MAX_P50_S = 10.0
+
+
+# What one rate step measured: the run, CPU seconds per kind, (blocks, transactions) seen, and the
+# Fabric histogram totals before and after.
+Measured = tuple[StepRun, dict[str, float], tuple[int, int], Totals, Totals]
 
 
 def say(text: str) -> None:
@@ -92,15 +98,15 @@ class Bench:
             books = self._preload()
             assert self.driver is not None
             pools = {bank: AccountPool(accounts) for bank, accounts in books.payers.items()}
+            nodes = bed.nodes()
             meter = CpuMeter(bed.pids_by_kind())
+            self.fabric_metrics = FabricMetrics(*metrics_urls(bed.profile, nodes))
             banks = bed.banks()
             have = bed.chaincodes()
             for name in selected:
                 if name == "ceiling":
                     if "conformance" not in have:
-                        self._skip(
-                            name, "the conformance chaincode is not deployed (up --with-test-chaincodes)"
-                        )
+                        self._skip(name, "the conformance chaincode is not deployed (up --with-test-chaincodes)")
                         continue
                     self._ladder(ceiling(self.driver, banks, self.tag), meter)
                 elif name == "transfer":
@@ -252,22 +258,27 @@ class Bench:
             },
         )
 
-        def step(rate: float) -> tuple[StepRun, dict[str, float], tuple[int, int]]:
-            self._settle()
-            before, blocks_before = meter.snapshot(), self._blocks()
-            run = run_step(driver, workload.operation, rate, self.duration, self.drain)
-            after, blocks_after = meter.snapshot(), self._blocks()
-            blocks = (blocks_after[0] - blocks_before[0], blocks_after[1] - blocks_before[1])
-            return run, CpuMeter.delta(before, after), blocks
+        def step(rate: float) -> Measured:
+            return self._measure(meter, lambda: run_step(driver, workload.operation, rate, self.duration, self.drain))
 
         self._climb(workload.name, info, workload.transactions_per_operation, step)
+
+    def _measure(self, meter: CpuMeter, run: Callable[[], StepRun]) -> Measured:
+        self._settle()
+        stages_before = self.fabric_metrics.snapshot()
+        before, blocks_before = meter.snapshot(), self._blocks()
+        result = run()
+        after, blocks_after = meter.snapshot(), self._blocks()
+        stages_after = self.fabric_metrics.snapshot()
+        blocks = (blocks_after[0] - blocks_before[0], blocks_after[1] - blocks_before[1])
+        return result, CpuMeter.delta(before, after), blocks, stages_before, stages_after
 
     def _climb(
         self,
         name: str,
         info: dict[str, Any],
         per_operation: int,
-        step: Callable[[float], tuple[StepRun, dict[str, float], tuple[int, int]]],
+        step: Callable[[float], Measured],
     ) -> None:
         best = 0.0
         for rate in self._rates(name):
@@ -293,14 +304,15 @@ class Bench:
 
     def _summarize(
         self,
-        step: Callable[[float], tuple[StepRun, dict[str, float], tuple[int, int]]],
+        step: Callable[[float], Measured],
         rate: float,
         per_operation: int,
         kind: str,
     ) -> dict[str, Any]:
-        run, cpu, blocks = step(rate)
+        run, cpu, blocks, stages_before, stages_after = step(rate)
         summary = summarize_step(run, per_operation, cpu, blocks)
         summary["kind"] = kind
+        summary["fabric"] = FabricMetrics.summarize(stages_before, stages_after, summary["committed_tx"])
         latency = summary["latency_ms"]
         label = "½ peak" if kind == "half_peak" else "offered"
         say(
@@ -340,9 +352,7 @@ class Bench:
         say("==> rest: interbank payments through the REST gateways (Locust, headless)")
         self._payment_watchers()
         count = users_for(max(rates))
-        merchants: list[Merchant] = open_merchants(
-            bed.profile["orgs"], bed.banks(), books, self.preloader, count, say
-        )
+        merchants: list[Merchant] = open_merchants(bed.profile["orgs"], bed.banks(), books, self.preloader, count, say)
         info = self._record(
             "rest",
             {
@@ -355,15 +365,13 @@ class Bench:
         )
         work_dir = self.results_dir / f"{self.run_id}-rest"
 
-        def step(rate: float) -> tuple[StepRun, dict[str, float], tuple[int, int]]:
-            self._settle()
-            before, blocks_before = meter.snapshot(), self._blocks()
-            run, _ = run_rest_step(
-                merchants, self.payment_watchers, rate, self.duration, self.drain, work_dir, f"rate{rate:g}"
-            )
-            after, blocks_after = meter.snapshot(), self._blocks()
-            blocks = (blocks_after[0] - blocks_before[0], blocks_after[1] - blocks_before[1])
-            return run, CpuMeter.delta(before, after), blocks
+        def step(rate: float) -> Measured:
+            def run() -> StepRun:
+                return run_rest_step(
+                    merchants, self.payment_watchers, rate, self.duration, self.drain, work_dir, f"rate{rate:g}"
+                )[0]
+
+            return self._measure(meter, run)
 
         self._climb("rest", info, 2, step)
 

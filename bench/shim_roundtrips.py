@@ -94,9 +94,7 @@ def shape(port: int, batching: bool) -> dict[str, object]:
         }
 
 
-def cpu_per_transaction(
-    pid: int, port: int, batching: bool, function: str, args: list[str], count: int
-) -> float:
+def cpu_per_transaction(pid: int, port: int, batching: bool, function: str, args: list[str], count: int) -> float:
     with ScriptedPeer(
         f"127.0.0.1:{port}",
         CHAINCODE_ID,
@@ -138,9 +136,7 @@ def main() -> None:
                 "3r3w_no_batching": cpu_per_transaction(
                     proc.pid, port, False, "BumpCounters", ["a#,b#,c#"], options.transactions
                 ),
-                "no_ledger_call": cpu_per_transaction(
-                    proc.pid, port, True, "Add", ["1", "2"], options.transactions
-                ),
+                "no_ledger_call": cpu_per_transaction(proc.pid, port, True, "Add", ["1", "2"], options.transactions),
             },
         }
     finally:
@@ -161,8 +157,7 @@ def main() -> None:
     cpu = report["cpu_us_per_tx"]
     assert isinstance(cpu, dict)
     print(
-        f"Chaincode process CPU per transaction ({options.transactions} sequential txs,"
-        f" log level {options.log_level}):"
+        f"Chaincode process CPU per transaction ({options.transactions} sequential txs, log level {options.log_level}):"
     )
     for name, value in cpu.items():
         print(f"  {name:<18} {value:8.0f} µs")

@@ -124,9 +124,7 @@ def transfers(
             tracker.finish(commit_outcome(code), due, at)
 
         try:
-            _, result = driver.submit(
-                bank, "deposit_token", "Transfer", request=request, watch={bank: committed}
-            )
+            _, result = driver.submit(bank, "deposit_token", "Transfer", request=request, watch={bank: committed})
         except GatewayError as error:
             pool.give_back(payer)
             tracker.finish(*_failed(error, due))
@@ -209,9 +207,7 @@ def interbank(
                 # gossip): the contract says so with invalid_state; try again shortly.
                 if error.reason == "invalid_state" and attempt < COMPLETE_ATTEMPTS:
                     tracker.note("completion retried")
-                    timer = threading.Timer(
-                        0.1 * attempt, driver.run_later, args=(lambda: complete(attempt + 1),)
-                    )
+                    timer = threading.Timer(0.1 * attempt, driver.run_later, args=(lambda: complete(attempt + 1),))
                     timer.daemon = True
                     timer.start()
                     return
@@ -227,9 +223,7 @@ def interbank(
         if completer == "bench":
             watch[payee_bank] = initiation_seen_by_payee
         try:
-            _, result = driver.submit(
-                payer_bank, "deposit_token", "InitiatePayment", request=request, watch=watch
-            )
+            _, result = driver.submit(payer_bank, "deposit_token", "InitiatePayment", request=request, watch=watch)
         except GatewayError as error:
             pool.give_back(payer)
             tracker.finish(*_failed(error, due))

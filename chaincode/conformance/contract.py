@@ -180,9 +180,7 @@ class ConformanceContract(Contract):
         ctx.stub.purge_private_data(collection, key)
 
     @query
-    def get_private_range(
-        self, ctx: Context, collection: str, start_key: str, end_key: str
-    ) -> list[dict[str, str]]:
+    def get_private_range(self, ctx: Context, collection: str, start_key: str, end_key: str) -> list[dict[str, str]]:
         return [_kv(kv) for kv in ctx.stub.get_private_data_by_range(collection, start_key, end_key)]
 
     @transaction
@@ -196,9 +194,7 @@ class ConformanceContract(Contract):
     ) -> list[list[str]]:
         return [
             ctx.stub.split_composite_key(kv.key)[1]
-            for kv in ctx.stub.get_private_data_by_partial_composite_key(
-                collection, object_type, _csv(attributes)
-            )
+            for kv in ctx.stub.get_private_data_by_partial_composite_key(collection, object_type, _csv(attributes))
         ]
 
     # -- state-based endorsement ---------------------------------------------
@@ -235,10 +231,7 @@ class ConformanceContract(Contract):
     @query
     def transient_echo(self, ctx: Context) -> dict[str, str]:
         """Query only: a submitted response would put the transient values into a block."""
-        return {
-            key: value.decode("utf-8", errors="replace")
-            for key, value in sorted(ctx.stub.get_transient().items())
-        }
+        return {key: value.decode("utf-8", errors="replace") for key, value in sorted(ctx.stub.get_transient().items())}
 
     @query
     def creator(self, ctx: Context) -> dict[str, Any]:

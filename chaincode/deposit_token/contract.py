@@ -47,9 +47,11 @@ class DepositTokenContract(Contract):
         return set_policy(ledger, config, parse_json_argument(policy_json, "policy_json"))
 
     @transaction
-    def set_payment_timeout(self, ctx: Context, seconds: int) -> Result:
+    def set_payment_timeout(self, ctx: Context, seconds: str) -> Result:
         """Set after how many seconds a payer bank may refund an initiated payment (regulator only)."""
-        return reference.set_payment_timeout(ctx, Ledger(ctx.stub), seconds)
+        if not seconds.isdigit() or len(seconds) > 9:
+            raise refusal("invalid_request", "'seconds' must be a whole number of seconds")
+        return reference.set_payment_timeout(ctx, Ledger(ctx.stub), int(seconds))
 
     @query
     def get_reference_data(self, ctx: Context) -> Result:

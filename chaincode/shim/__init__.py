@@ -1,0 +1,1 @@
+"""The Python chaincode-as-a-service runtime: gRPC server, stream protocol, stub and contract layer."""

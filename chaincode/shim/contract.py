@@ -179,9 +179,7 @@ class _Function:
         required = sum(1 for p in self.parameters if p.required)
         if not required <= len(raw_args) <= len(self.parameters):
             names = ", ".join(p.name for p in self.parameters) or "none"
-            expected = (
-                str(required) if required == len(self.parameters) else f"{required} to {len(self.parameters)}"
-            )
+            expected = str(required) if required == len(self.parameters) else f"{required} to {len(self.parameters)}"
             raise ContractError(f"{qualified} takes {expected} argument(s) ({names}), got {len(raw_args)}")
         return [p.convert(raw, qualified) for p, raw in zip(self.parameters, raw_args, strict=False)]
 
@@ -228,8 +226,7 @@ def _describe(contract: Contract, attribute: str, func: Callable[..., Any], mark
         kind = hints.get(param.name, str)
         if kind not in _SCHEMAS:
             raise TypeError(
-                f"{qualified}: parameter '{param.name}' has unsupported type {kind!r}"
-                " (use str, int, bool or bytes)"
+                f"{qualified}: parameter '{param.name}' has unsupported type {kind!r} (use str, int, bool or bytes)"
             )
         required = param.default is inspect.Parameter.empty
         parameters.append(_Parameter(param.name, kind, required, None if required else param.default))

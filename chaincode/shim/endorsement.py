@@ -52,9 +52,7 @@ def orgs_must_endorse(msp_ids: Iterable[str], n: int | None = None, role: str = 
     rules = [policies_pb2.SignaturePolicy(signed_by=index) for index in range(len(orgs))]
     envelope = policies_pb2.SignaturePolicyEnvelope(
         version=0,
-        rule=policies_pb2.SignaturePolicy(
-            n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=required, rules=rules)
-        ),
+        rule=policies_pb2.SignaturePolicy(n_out_of=policies_pb2.SignaturePolicy.NOutOf(n=required, rules=rules)),
         identities=identities,
     )
     return envelope.SerializeToString(deterministic=True)
@@ -92,6 +90,4 @@ def read_key_endorsers(policy: bytes) -> KeyEndorsers | None:
             raise ValueError("the policy nests rules")
     if len(roles) > 1:
         raise ValueError("the policy mixes roles")
-    return KeyEndorsers(
-        n=envelope.rule.n_out_of.n, msp_ids=tuple(msp_ids), role=roles.pop() if roles else "peer"
-    )
+    return KeyEndorsers(n=envelope.rule.n_out_of.n, msp_ids=tuple(msp_ids), role=roles.pop() if roles else "peer")

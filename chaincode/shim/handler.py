@@ -62,9 +62,7 @@ class _Transaction:
 
     channel_id: str
     tx_id: str
-    replies: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = field(
-        default_factory=queue.SimpleQueue
-    )
+    replies: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = field(default_factory=queue.SimpleQueue)
     lock: threading.Lock = field(default_factory=threading.Lock)
     requests: int = 0
     broken: str = ""
@@ -137,7 +135,7 @@ class StreamHandler:
         self._outbound.put(_CLOSE)
         if self._state != "ready":
             log.error(
-                "peer stream ended before READY; the peer did not accept the chaincode id",
+                "peer stream ended before READY (a peer refuses a stream whose CHAINCODE_ID is not its package id)",
                 extra={"peer": self._peer_address, "chaincode_id": self._chaincode_id},
             )
         else:
@@ -151,9 +149,7 @@ class StreamHandler:
             for msg in requests:
                 self._handle(msg)
         except Exception as exc:  # grpc raises on cancellation; either way the stream is over
-            log.debug(
-                "peer stream read ended", extra={"peer": self._peer_address, "error": type(exc).__name__}
-            )
+            log.debug("peer stream read ended", extra={"peer": self._peer_address, "error": type(exc).__name__})
         finally:
             self.close()
 
@@ -272,9 +268,7 @@ class StreamHandler:
                 reply = tx.replies.get(timeout=self._request_timeout)
             except queue.Empty:
                 # A late reply would answer the wrong request, so the transaction can go no further.
-                tx.broken = (
-                    f"no reply from the peer to {Msg.Type.Name(msg_type)} within {self._request_timeout:g}s"
-                )
+                tx.broken = f"no reply from the peer to {Msg.Type.Name(msg_type)} within {self._request_timeout:g}s"
                 raise LedgerError(tx.broken) from None
         if reply is None:
             raise StreamClosed("the peer's stream closed while waiting for a reply")
@@ -293,9 +287,7 @@ class StreamHandler:
             chaincode_input = chaincode_pb2.ChaincodeInput.FromString(msg.payload)
             if chaincode_input.args:
                 function = _loggable_function(chaincode_input.args[0])
-            proposal = ProposalContext.from_signed_proposal(
-                msg.proposal if msg.HasField("proposal") else None
-            )
+            proposal = ProposalContext.from_signed_proposal(msg.proposal if msg.HasField("proposal") else None)
             stub = ChaincodeStub(
                 requester=lambda msg_type, payload: self._request(tx, msg_type, payload),
                 channel_id=msg.channel_id,
@@ -358,9 +350,7 @@ class StreamHandler:
         return reply
 
     @staticmethod
-    def _error_reply(
-        msg: chaincode_shim_pb2.ChaincodeMessage, message: str
-    ) -> chaincode_shim_pb2.ChaincodeMessage:
+    def _error_reply(msg: chaincode_shim_pb2.ChaincodeMessage, message: str) -> chaincode_shim_pb2.ChaincodeMessage:
         return Msg(type=Msg.ERROR, payload=message.encode(), txid=msg.txid, channel_id=msg.channel_id)
 
     def _finish(self, tx: _Transaction, reply: chaincode_shim_pb2.ChaincodeMessage | None) -> None:

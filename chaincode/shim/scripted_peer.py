@@ -84,14 +84,10 @@ class Identity:
     certificate_pem: bytes
 
     def serialize(self) -> bytes:
-        return identities_pb2.SerializedIdentity(
-            mspid=self.msp_id, id_bytes=self.certificate_pem
-        ).SerializeToString()
+        return identities_pb2.SerializedIdentity(mspid=self.msp_id, id_bytes=self.certificate_pem).SerializeToString()
 
 
-def make_identity(
-    msp_id: str, common_name: str, organizational_units: Sequence[str] = ("client",)
-) -> Identity:
+def make_identity(msp_id: str, common_name: str, organizational_units: Sequence[str] = ("client",)) -> Identity:
     """A throwaway self-signed X.509 identity for the creator field of proposals."""
     key = ec.generate_private_key(ec.SECP256R1())
     attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "US")]
@@ -146,9 +142,7 @@ def build_signed_proposal(
             input=chaincode_pb2.ChaincodeInput(args=list(args)),
         )
     )
-    payload = proposal_pb2.ChaincodeProposalPayload(
-        input=spec.SerializeToString(), TransientMap=dict(transient or {})
-    )
+    payload = proposal_pb2.ChaincodeProposalPayload(input=spec.SerializeToString(), TransientMap=dict(transient or {}))
     proposal = proposal_pb2.Proposal(header=header.SerializeToString(), payload=payload.SerializeToString())
     return proposal_pb2.SignedProposal(proposal_bytes=proposal.SerializeToString(), signature=b"")
 
@@ -222,9 +216,7 @@ class InvokeResult:
 
 @dataclass
 class _Flight:
-    replies: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = field(
-        default_factory=queue.SimpleQueue
-    )
+    replies: queue.SimpleQueue[chaincode_shim_pb2.ChaincodeMessage | None] = field(default_factory=queue.SimpleQueue)
     outstanding: bool = False
 
 
@@ -507,22 +499,14 @@ class ScriptedPeer:
         }
 
     def _check_read(self, collection: str) -> None:
-        if (
-            collection
-            and self.readable_collections is not None
-            and collection not in self.readable_collections
-        ):
+        if collection and self.readable_collections is not None and collection not in self.readable_collections:
             raise _Refusal(
                 "tx creator does not have read access permission on privatedata in "
                 f"chaincodeName:{self.chaincode_name} collectionName: {collection}"
             )
 
     def _check_write(self, collection: str, sim: _Simulation) -> None:
-        if (
-            collection
-            and self.readable_collections is not None
-            and collection not in self.readable_collections
-        ):
+        if collection and self.readable_collections is not None and collection not in self.readable_collections:
             raise _Refusal(
                 "tx creator does not have write access permission on privatedata in "
                 f"chaincodeName:{self.chaincode_name} collectionName: {collection}"
@@ -537,9 +521,7 @@ class ScriptedPeer:
     @staticmethod
     def _restricted_query(sim: _Simulation, kind: str) -> None:
         if sim.write_performed:
-            raise _Refusal(
-                f"txid [{sim.tx_id}]: unsupported transaction. {kind} only in a read-only transaction"
-            )
+            raise _Refusal(f"txid [{sim.tx_id}]: unsupported transaction. {kind} only in a read-only transaction")
         sim.restricted_query_performed = kind
 
     def _get_state(self, payload: bytes, sim: _Simulation) -> bytes:
@@ -605,11 +587,7 @@ class ScriptedPeer:
             self._restricted_query(sim, "queries on private data")
         elif paginated:
             self._restricted_query(sim, "a paginated query")
-        start = (
-            metadata.bookmark
-            if paginated and metadata is not None and metadata.bookmark
-            else request.startKey
-        )
+        start = metadata.bookmark if paginated and metadata is not None and metadata.bookmark else request.startKey
         rows = self.ledger.keys_in(request.collection, start, request.endKey)
         encoded = [
             kv_query_result_pb2.KV(namespace=self.chaincode_name, key=key, value=value).SerializeToString()

@@ -70,9 +70,7 @@ class ServerConfig:
         chaincode_id = env.get("CHAINCODE_ID", "").strip()
         address = env.get("CHAINCODE_SERVER_ADDRESS", "").strip()
         missing = [
-            name
-            for name, value in (("CHAINCODE_ID", chaincode_id), ("CHAINCODE_SERVER_ADDRESS", address))
-            if not value
+            name for name, value in (("CHAINCODE_ID", chaincode_id), ("CHAINCODE_SERVER_ADDRESS", address)) if not value
         ]
         if missing:
             raise ConfigError(f"environment variable(s) not set: {', '.join(missing)}")

@@ -139,9 +139,7 @@ class ProposalContext:
         except Exception as exc:  # protobuf DecodeError and friends
             raise ProposalError(f"cannot parse signed proposal: {type(exc).__name__}") from exc
         creator = signature_header.creator
-        binding = hashlib.sha256(
-            signature_header.nonce + creator + struct.pack("<Q", channel_header.epoch)
-        ).digest()
+        binding = hashlib.sha256(signature_header.nonce + creator + struct.pack("<Q", channel_header.epoch)).digest()
         return cls(
             creator=creator,
             transient=dict(payload.TransientMap),
@@ -159,9 +157,7 @@ def parse_client_identity(creator: bytes) -> ClientIdentity:
     except ValueError:
         # Not an X.509 identity (idemix): only the MSP id is known.
         return ClientIdentity(msp_id=identity.mspid, certificate_pem=pem)
-    ous = tuple(
-        str(attr.value) for attr in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
-    )
+    ous = tuple(str(attr.value) for attr in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME))
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return ClientIdentity(
         msp_id=identity.mspid,
@@ -520,9 +516,7 @@ class ChaincodeStub:
             reply = self._request(Msg.GET_STATE_MULTIPLE, payload.SerializeToString())
             result = chaincode_shim_pb2.GetStateMultipleResult.FromString(reply)
             if len(result.values) != len(chunk):
-                raise LedgerError(
-                    f"GET_STATE_MULTIPLE returned {len(result.values)} values for {len(chunk)} keys"
-                )
+                raise LedgerError(f"GET_STATE_MULTIPLE returned {len(result.values)} values for {len(chunk)} keys")
             values.extend(result.values)
         return values
 
@@ -596,6 +590,4 @@ class ChaincodeStub:
         response = self._range_request("", start_key, end_key, metadata.SerializeToString())
         results = list(_QueryIterator(self._request, response, _decode_kv))
         meta = chaincode_shim_pb2.QueryResponseMetadata.FromString(response.metadata)
-        return QueryPage(
-            results=results, fetched_records_count=meta.fetched_records_count, bookmark=meta.bookmark
-        )
+        return QueryPage(results=results, fetched_records_count=meta.fetched_records_count, bookmark=meta.bookmark)

@@ -59,17 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         command = sub.add_parser(name, help=text)
         command.add_argument("--profile", help="profile.json written by the network tool")
         command.add_argument("--msp", help="the bank's MSP id, e.g. USBankMSP")
-        command.add_argument(
-            "--database-url", help="SQLAlchemy URL (default: SQLite next to the operator key)"
-        )
+        command.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite next to the operator key)")
         if name == "serve":
             command.add_argument("--host", help="listen address (default from the profile's gateway_url)")
-            command.add_argument(
-                "--port", type=int, help="listen port (default from the profile's gateway_url)"
-            )
-            command.add_argument(
-                "--no-follow", action="store_true", help="do not follow events in this process"
-            )
+            command.add_argument("--port", type=int, help="listen port (default from the profile's gateway_url)")
+            command.add_argument("--no-follow", action="store_true", help="do not follow events in this process")
     args = parser.parse_args(argv)
 
     try:
@@ -118,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             from werkzeug.serving import make_server
 
             server = make_server(config.host, config.port, app, threaded=True)
-            signal.signal(
-                signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start()
-            )
+            signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start())
             with contextlib.suppress(KeyboardInterrupt):
                 server.serve_forever()
     finally:

@@ -44,7 +44,7 @@ class MeteredLedger:
             return attribute
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            with self._metrics.fabric_call(name):
+            with self._metrics.ledger_operation(name):
                 return attribute(*args, **kwargs)
 
         return timed
@@ -100,7 +100,7 @@ def services() -> Services:
     return cast(Services, current_app.extensions["bank_api"])
 
 
-LedgerFactory = Callable[[GatewayConfig], Ledger]
+LedgerFactory = Callable[[GatewayConfig, GatewayMetrics], Ledger]
 
 
 def create_app(
@@ -120,17 +120,17 @@ def create_app(
         config = GatewayConfig.from_mapping(config)
     logging.getLogger("gateway").setLevel(config.log_level.upper())
 
+    metrics = GatewayMetrics()
     if ledger is None:
         if ledger_factory is None:
             from gateway.bank_api.fabric_ledger import FabricLedger
 
-            ledger = FabricLedger.from_config(config)
+            ledger = FabricLedger.from_config(config, metrics)
         else:
-            ledger = ledger_factory(config)
+            ledger = ledger_factory(config, metrics)
 
     db = Database(config.database_url)
     db.migrate()
-    metrics = GatewayMetrics()
     services_ = Services(
         config=config,
         db=db,

@@ -105,9 +105,7 @@ class KeyStore:
 
     def list_for_account(self, account_id: str) -> list[ApiKey]:
         with self.db.session(write=False) as session:
-            rows = session.scalars(
-                select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
-            )
+            rows = session.scalars(select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at))
             return list(rows)
 
     def ensure_operator_key_file(self, path: str | None) -> str | None:

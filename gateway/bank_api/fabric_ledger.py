@@ -31,6 +31,7 @@ from gateway.bank_api.ledger import (
     LedgerUnavailable,
     parse_contract_error,
 )
+from gateway.bank_api.metrics import GatewayMetrics
 from gateway.fabric_client import (
     CommitError,
     CommitStatusError,
@@ -138,7 +139,9 @@ class FabricLedger:
         channel: str = "tokens",
         chaincode: str = "deposit_token",
         commit_timeout: float | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or GatewayMetrics()
         self.gateway = gateway
         self._msp_id = msp_id
         self.network = gateway.get_network(channel)
@@ -147,7 +150,7 @@ class FabricLedger:
         self.commit_timeout = commit_timeout
 
     @classmethod
-    def from_config(cls, config: GatewayConfig) -> FabricLedger:
+    def from_config(cls, config: GatewayConfig, metrics: GatewayMetrics | None = None) -> FabricLedger:
         if not config.profile_path:
             raise ConfigError("the Fabric ledger needs profile_path (BANK_API_PROFILE or --profile)")
         deadlines = Deadlines(
@@ -159,10 +162,8 @@ class FabricLedger:
         try:
             gateway = connect_org(config.profile_path, config.msp_id, deadlines=deadlines)
         except (OSError, ValueError, KeyError) as error:
-            raise ConfigError(
-                f"cannot connect as {config.msp_id} from {config.profile_path}: {error}"
-            ) from error
-        return cls(gateway, config.msp_id, config.channel, config.chaincode, config.submit_timeout_seconds)
+            raise ConfigError(f"cannot connect as {config.msp_id} from {config.profile_path}: {error}") from error
+        return cls(gateway, config.msp_id, config.channel, config.chaincode, config.submit_timeout_seconds, metrics)
 
     @property
     def msp_id(self) -> str:
@@ -170,9 +171,12 @@ class FabricLedger:
 
     # -- plumbing ------------------------------------------------------------------
 
-    def _guard(self, call: Callable[[], T]) -> T:
+    def _guard(self, call: Callable[[], T], kind: str = "", transaction: str = "") -> T:
         try:
-            return call()
+            if not kind:
+                return call()
+            with self.metrics.fabric_call(kind, transaction):
+                return call()
         except GatewayError as error:
             translated = translate(error)
             if not isinstance(translated, ContractRejected):
@@ -184,9 +188,7 @@ class FabricLedger:
             return None
         return {TRANSIENT_KEY: json.dumps(request, separators=(",", ":")).encode()}
 
-    def evaluate(
-        self, name: str, *args: str, request: JSON | None = None, timeout: float | None = None
-    ) -> JSON:
+    def evaluate(self, name: str, *args: str, request: JSON | None = None, timeout: float | None = None) -> JSON:
         raw = self._guard(
             lambda: self.contract.evaluate_transaction(
                 name,
@@ -194,7 +196,9 @@ class FabricLedger:
                 transient=self._transient(request),
                 endorsing_organizations=[self._msp_id],
                 timeout=timeout,
-            )
+            ),
+            "evaluate",
+            name,
         )
         return _decode(raw, name)
 
@@ -208,7 +212,9 @@ class FabricLedger:
                 endorsing_organizations=[self._msp_id],
                 attempts=SUBMIT_ATTEMPTS,
                 commit_timeout=self.commit_timeout,
-            )
+            ),
+            "submit",
+            name,
         )
         return _decode(raw, name)
 
@@ -249,9 +255,7 @@ class FabricLedger:
         spendable = self._spendable(account_id)
         return self.submit("CloseAccount", request={"account_id": account_id, **spendable})
 
-    def set_limits(
-        self, account_id: str, currency: str, per_transaction: int | None, daily: int | None
-    ) -> JSON:
+    def set_limits(self, account_id: str, currency: str, per_transaction: int | None, daily: int | None) -> JSON:
         return self.submit(
             "SetLimits",
             request={"account_id": account_id, "currency": currency, "per_transaction": per_transaction,
@@ -288,9 +292,7 @@ class FabricLedger:
                      "withdrawal_ref": withdrawal_ref, "pending_credits": pending},
         )  # fmt: skip
 
-    def transfer(
-        self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str
-    ) -> JSON:
+    def transfer(self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str) -> JSON:
         pending = self._spendable(from_account)["pending_credits"]
         return self.submit(
             "Transfer",

@@ -53,9 +53,7 @@ def fingerprint(method: str, path: str, body: Any) -> str:
 def validate_key(key: str | None, required: bool) -> str | None:
     if key is None:
         if required:
-            raise ApiProblem(
-                400, "idempotency_key_required", "the Idempotency-Key header is required for this request"
-            )
+            raise ApiProblem(400, "idempotency_key_required", "the Idempotency-Key header is required for this request")
         return None
     if key == "" or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
         raise ApiProblem(

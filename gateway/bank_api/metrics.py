@@ -8,13 +8,10 @@ describe the whole gateway; several worker processes would each report their own
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-T = TypeVar("T")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -35,10 +32,17 @@ class GatewayMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.ledger_latency = Histogram(
+            "bank_api_ledger_operation_duration_seconds",
+            "Time of one ledger operation of the gateway (may be several Fabric calls), by outcome",
+            ["operation", "outcome"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.fabric_latency = Histogram(
             "bank_api_fabric_call_duration_seconds",
-            "Time of one ledger call (evaluate or submit up to commit), by operation and outcome",
-            ["operation", "outcome"],
+            "Time of one Fabric call: an evaluate, or a submit up to its commit, by transaction and outcome",
+            ["kind", "transaction", "outcome"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -67,18 +71,24 @@ class GatewayMetrics:
         )
 
     @contextmanager
-    def fabric_call(self, operation: str) -> Iterator[None]:
+    def ledger_operation(self, operation: str) -> Iterator[None]:
         start = time.perf_counter()
         outcome = "error"
         try:
             yield
             outcome = "ok"
         finally:
-            self.fabric_latency.labels(operation, outcome).observe(time.perf_counter() - start)
+            self.ledger_latency.labels(operation, outcome).observe(time.perf_counter() - start)
 
-    def timed(self, operation: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self.fabric_call(operation):
-            return call(*args, **kwargs)
+    @contextmanager
+    def fabric_call(self, kind: str, transaction: str) -> Iterator[None]:
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            yield
+            outcome = "ok"
+        finally:
+            self.fabric_latency.labels(kind, transaction, outcome).observe(time.perf_counter() - start)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -95,9 +95,7 @@ SCHEMAS: dict[str, Schema] = {
             "holder": _string(max_length=200, minLength=1),
             "jurisdiction": _string(v.JURISDICTION, 4),
             "kyc_ref": _string(max_length=128, minLength=1),
-            "account_id": _nullable(
-                _string(v.ACCOUNT_ID, 64, description="Optional; generated when left out")
-            ),
+            "account_id": _nullable(_string(v.ACCOUNT_ID, 64, description="Optional; generated when left out")),
         },
         ["holder", "jurisdiction", "kyc_ref"],
         additionalProperties=False,
@@ -112,9 +110,7 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["account", "api_key", "api_key_id"],
     ),
-    "FreezeRequest": _object(
-        {"reason": _string(max_length=256, minLength=1)}, ["reason"], additionalProperties=False
-    ),
+    "FreezeRequest": _object({"reason": _string(max_length=256, minLength=1)}, ["reason"], additionalProperties=False),
     "EmptyRequest": _object({}, additionalProperties=False),
     "LimitsRequest": _object(
         {"per_transaction": _nullable(AMOUNT), "daily": _nullable(AMOUNT)},
@@ -161,9 +157,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "PaymentRequest": _object(
         {
-            "payee_bank": _string(
-                v.MSP_ID, 64, description="MSP id of the payee's bank", example="HKBankMSP"
-            ),
+            "payee_bank": _string(v.MSP_ID, 64, description="MSP id of the payee's bank", example="HKBankMSP"),
             "payee_account": _string(v.ACCOUNT_ID, 64),
             "currency": CURRENCY,
             "amount": AMOUNT,
@@ -173,9 +167,7 @@ SCHEMAS: dict[str, Schema] = {
                     "description": "Currency the payee receives (default: currency); the rate is this bank's",
                 }
             ),
-            "remittance": _nullable(
-                _string(max_length=140, description="Free text for the payee, kept private")
-            ),
+            "remittance": _nullable(_string(max_length=140, description="Free text for the payee, kept private")),
         },
         ["payee_bank", "payee_account", "currency", "amount"],
         additionalProperties=False,
@@ -213,9 +205,7 @@ SCHEMAS: dict[str, Schema] = {
             "account_id": _string(v.ACCOUNT_ID, 64),
             "currency": CURRENCY,
             "amount": AMOUNT,
-            "deposit_ref": _string(
-                v.REFERENCE, 128, description="Core-banking deposit reference; idempotent"
-            ),
+            "deposit_ref": _string(v.REFERENCE, 128, description="Core-banking deposit reference; idempotent"),
         },
         ["account_id", "currency", "amount", "deposit_ref"],
         additionalProperties=False,
@@ -288,11 +278,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "OpenCycleRequest": _object({"cycle_id": _nullable(_string(v.CYCLE_ID, 64))}, additionalProperties=False),
     "ConfirmRequest": _object(
-        {
-            "external_ref": _string(
-                v.REFERENCE, 128, description="Reference of the settlement outside the ledger"
-            )
-        },
+        {"external_ref": _string(v.REFERENCE, 128, description="Reference of the settlement outside the ledger")},
         ["external_ref"],
         additionalProperties=False,
     ),
@@ -496,9 +482,7 @@ _IDEMPOTENCY_REQUIRED = {
     "schema": _string(r"^[\x20-\x7e]+$", 255, minLength=1),
 }
 _IDEMPOTENCY_OPTIONAL = {**_IDEMPOTENCY_REQUIRED, "required": False}
-_REPLAYED = {
-    "Idempotent-Replayed": {"description": "true on a replayed answer", "schema": {"type": "string"}}
-}
+_REPLAYED = {"Idempotent-Replayed": {"description": "true on a replayed answer", "schema": {"type": "string"}}}
 _LOCATION = {"Location": {"description": "URL of the new resource", "schema": {"type": "string"}}}
 
 ACCOUNT = _path_param("account_id", v.ACCOUNT_ID, 64)
@@ -723,9 +707,7 @@ def _paths() -> dict[str, Schema]:
             )
         },
         "/v1/supply": {
-            "get": _op(
-                "Supply of every token class (operator)", "treasury", {"200": _json("Supply", "Supply")}
-            )
+            "get": _op("Supply of every token class (operator)", "treasury", {"200": _json("Supply", "Supply")})
         },
         "/v1/reference-data": {
             "get": _op(
@@ -826,8 +808,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "tags": [
-            {"name": name}
-            for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "operations")
+            {"name": name} for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "operations")
         ],
         "paths": _paths(),
         "components": {

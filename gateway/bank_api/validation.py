@@ -97,9 +97,7 @@ class Fields:
         assert value is not None
         return value
 
-    def amount(
-        self, name: str, currency: str, currencies: Currencies, *, required: bool = True
-    ) -> int | None:
+    def amount(self, name: str, currency: str, currencies: Currencies, *, required: bool = True) -> int | None:
         if name not in self.body or self.body[name] is None:
             if required:
                 raise bad_request(f"{name} is required", "invalid_amount")

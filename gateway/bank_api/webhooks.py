@@ -140,9 +140,7 @@ class WebhookStore:
             if before:
                 anchor = session.get(WebhookDelivery, before)
                 if anchor is not None:
-                    query = query.where(
-                        WebhookDelivery.created_at <= anchor.created_at, WebhookDelivery.id != before
-                    )
+                    query = query.where(WebhookDelivery.created_at <= anchor.created_at, WebhookDelivery.id != before)
             query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(limit)
             return list(session.scalars(query))
 

@@ -105,9 +105,7 @@ class IncomingPayments:
                     raise LedgerFailure(f"payment {payment_id} cannot be completed yet") from refusal
                 return "already"
             if refusal.code not in REJECTION_CODES:
-                log.warning(
-                    "incoming payment %s left initiated: completion refused with %s", payment_id, refusal.code
-                )
+                log.warning("incoming payment %s left initiated: completion refused with %s", payment_id, refusal.code)
                 return "skipped"
             try:
                 self.ledger.reject_payment(payment_id, refusal.code)
@@ -174,9 +172,7 @@ class PaymentFollower:
                         break
                     self.handle_with_retries(event)
             except LedgerError as error:
-                log.warning(
-                    "event stream interrupted (%s); resuming from the checkpoint", type(error).__name__
-                )
+                log.warning("event stream interrupted (%s); resuming from the checkpoint", type(error).__name__)
             except Exception:
                 log.exception("event follower failed; resuming from the checkpoint")
             finally:
@@ -266,9 +262,7 @@ class PaymentFollower:
     def _has_subscriptions(self) -> bool:
         with self.services.db.session(write=False) as session:
             count = session.scalar(
-                select(func.count())
-                .select_from(WebhookSubscription)
-                .where(WebhookSubscription.disabled_at.is_(None))
+                select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.disabled_at.is_(None))
             )
             return bool(count)
 

@@ -56,7 +56,9 @@ class BankGateway:
         return requests.get(self.url + path, headers=self.op if headers is None else headers, timeout=TIMEOUT, **kwargs)
 
     def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
-        return requests.post(self.url + path, json=body, headers=self.op if headers is None else headers, timeout=TIMEOUT)
+        return requests.post(
+            self.url + path, json=body, headers=self.op if headers is None else headers, timeout=TIMEOUT
+        )
 
     def open_account(self, holder: str, jurisdiction: str) -> Merchant:
         response = self.post(

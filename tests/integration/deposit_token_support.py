@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -210,8 +211,17 @@ class Consortium:
         """Return once every org's peer has committed ``block``."""
         for org in self.orgs.values():
             network = org.gateway.get_network("tokens")
-            with network.get_block_events(start_block=block, filtered=True, timeout=60) as stream:
-                next(iter(stream))
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with network.get_block_events(start_block=block, filtered=True, timeout=60) as stream:
+                        next(iter(stream))
+                    break
+                except GatewayError as error:
+                    # A peer answers NOT_FOUND for a block beyond its next one: it is further behind.
+                    if "NOT_FOUND" not in str(error) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
 
     def __getitem__(self, msp_id: str) -> Org:
         return self.orgs[msp_id]

@@ -89,9 +89,7 @@ def test_payment_to_a_frozen_supplier_is_rejected_and_refunded(banks: dict[str, 
     paid = us.pay(buyer, "HKBankMSP", supplier.account_id, "USD", "20.00", unique("p"))
     assert paid.status_code == 201, paid.text
     payment_id = paid.json()["payment_id"]
-    final = wait_for(
-        lambda: (p := us.payment(payment_id, buyer.headers))["status"] == "refunded" and p, timeout=90
-    )
+    final = wait_for(lambda: (p := us.payment(payment_id, buyer.headers))["status"] == "refunded" and p, timeout=90)
     assert final, "the payment was not rejected and refunded"
     assert final["reason"] == "account_frozen"
     assert [s["status"] for s in final["timeline"]] == ["initiated", "rejected", "refunded"]

@@ -166,9 +166,7 @@ def create_api_key(account_id: str) -> Response:
     label = fields.text("label", max_length=128, required=False)
     services().ledger.get_account(account_id)  # 404 unknown_account before a key exists for it
     issued = services().keys.create(MERCHANT, account_id, label=label)
-    return json_response(
-        {"api_key": issued.api_key, "api_key_id": issued.key_id, "account_id": account_id}, 201
-    )
+    return json_response({"api_key": issued.api_key, "api_key_id": issued.key_id, "account_id": account_id}, 201)
 
 
 @bp.get("/accounts/<account_id>/api-keys")

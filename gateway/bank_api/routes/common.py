@@ -74,9 +74,7 @@ def _run_claimed(store: Any, claim: Claim, view: Callable[..., Any], args: Any, 
     if 200 <= response.status_code < 300:
         stored_body = g.pop("idempotent_stored_body", None)
         text = (
-            response.get_data(as_text=True)
-            if stored_body is None
-            else json.dumps(stored_body, separators=(",", ":"))
+            response.get_data(as_text=True) if stored_body is None else json.dumps(stored_body, separators=(",", ":"))
         )
         store.store(claim, StoredResponse(response.status_code, text, response.mimetype or ""))
     else:

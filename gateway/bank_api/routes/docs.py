@@ -68,8 +68,7 @@ def _listing() -> str:
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             rows.append(
-                f"<li><code>{escape(method.upper())} {escape(path)}</code> "
-                f"{escape(operation.get('summary', ''))}</li>"
+                f"<li><code>{escape(method.upper())} {escape(path)}</code> {escape(operation.get('summary', ''))}</li>"
             )
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Bank API</title>"

@@ -39,14 +39,10 @@ def readyz() -> Response:
             {"Retry-After": str(error.retry_after)},
         )
     except LedgerError:
-        return problem_response(
-            503, "ledger_unavailable", "the chaincode does not answer", {"Retry-After": "5"}
-        )
+        return problem_response(503, "ledger_unavailable", "the chaincode does not answer", {"Retry-After": "5"})
     return json_response({"status": "ready", "bank": svc.msp_id})
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(
-        services().metrics.render(), mimetype="text/plain", content_type="text/plain; version=0.0.4"
-    )
+    return Response(services().metrics.render(), mimetype="text/plain", content_type="text/plain; version=0.0.4")

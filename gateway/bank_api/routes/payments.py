@@ -86,9 +86,7 @@ def create_payment() -> Response:
     }
     if payee_currency != currency:
         rate = svc.rates.rate(currency, payee_currency)
-        payee_amount = convert(
-            amount, currencies.exponent(currency), currencies.exponent(payee_currency), rate
-        )
+        payee_amount = convert(amount, currencies.exponent(currency), currencies.exponent(payee_currency), rate)
         if payee_amount <= 0:
             raise bad_request(f"amount is too small to convert into {payee_currency}", "invalid_amount")
         payment_request.update(
@@ -99,14 +97,10 @@ def create_payment() -> Response:
     initiated = svc.ledger.initiate_payment(payment_request)
     payment_id = str(initiated["payment_id"])
     record = svc.ledger.get_payment(payment_id, details=True)
-    return json_response(
-        representations.payment(record, currencies), 201, {"Location": f"/v1/payments/{payment_id}"}
-    )
+    return json_response(representations.payment(record, currencies), 201, {"Location": f"/v1/payments/{payment_id}"})
 
 
-def _transfer(
-    payer: str, payee: str, currency: str, amount: int, remittance: str | None, request_key: str
-) -> JSON:
+def _transfer(payer: str, payee: str, currency: str, amount: int, remittance: str | None, request_key: str) -> JSON:
     svc = services()
     transfer_id = TRANSFER_PREFIX + request_key[:32]
     svc.ledger.transfer(payer, payee, currency, amount, transfer_id)
@@ -207,9 +201,7 @@ def list_payments() -> Response:
     data = svc.ledger.list_payments(svc.msp_id, status, size, bookmark)
     currencies = svc.currencies()
     payments = [
-        representations.payment(item, currencies)
-        for item in data.get("payments") or []
-        if isinstance(item, dict)
+        representations.payment(item, currencies) for item in data.get("payments") or [] if isinstance(item, dict)
     ]
     next_cursor = (data.get("bookmark") or None) if payments else None
     return json_response({"payments": payments, "next_cursor": next_cursor})

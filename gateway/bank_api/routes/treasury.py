@@ -135,9 +135,7 @@ def list_cycles() -> Response:
     data = services().ledger.list_settlement_cycles()
     currencies = services().currencies()
     items = data.get("cycles") if isinstance(data, dict) else data
-    cycles = [
-        representations.settlement_cycle(item, currencies) for item in items or [] if isinstance(item, dict)
-    ]
+    cycles = [representations.settlement_cycle(item, currencies) for item in items or [] if isinstance(item, dict)]
     return json_response({"cycles": cycles})
 
 

@@ -56,11 +56,7 @@ def subscribe() -> Response:
     fields = Fields(json_object(), ("url", "events"))
     url = fields.required_text("url", max_length=2048)
     events = fields.body.get("events", list(EVENT_TYPES))
-    if (
-        not isinstance(events, list)
-        or not events
-        or not all(isinstance(e, str) and e in EVENT_TYPES for e in events)
-    ):
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) and e in EVENT_TYPES for e in events):
         raise bad_request(f"events must be a non-empty list drawn from {', '.join(EVENT_TYPES)}")
     try:
         created = _store().subscribe(_account(), url, sorted(set(events)))

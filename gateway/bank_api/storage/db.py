@@ -64,9 +64,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._readers = sessionmaker(self.engine, expire_on_commit=False)
-        self._writers = sessionmaker(
-            self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
-        )
+        self._writers = sessionmaker(self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False)
 
     @contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:

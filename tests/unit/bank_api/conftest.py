@@ -30,9 +30,7 @@ class Gateway:
     def op(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.operator_key}"}
 
-    def open_account(
-        self, holder: str = "Acme Ltd", jurisdiction: str = "US", **extra: Any
-    ) -> tuple[str, str]:
+    def open_account(self, holder: str = "Acme Ltd", jurisdiction: str = "US", **extra: Any) -> tuple[str, str]:
         response = self.client.post(
             "/v1/accounts",
             json={"holder": holder, "jurisdiction": jurisdiction, "kyc_ref": "KYC-1", **extra},

@@ -69,9 +69,7 @@ class FakeNetwork:
 
     def total_balances(self, currency: str) -> int:
         return sum(
-            int(acc["balances"].get(currency, 0))
-            for accounts in self.accounts.values()
-            for acc in accounts.values()
+            int(acc["balances"].get(currency, 0)) for accounts in self.accounts.values() for acc in accounts.values()
         )
 
     def total_supply(self, currency: str) -> int:
@@ -142,9 +140,7 @@ class FakeLedger:
                 return bank
         raise rejected("unknown_bank", f"bank {msp_id} is not on the network")
 
-    def _entry(
-        self, account_id: str, kind: str, currency: str, amount: int, ref: str, payment_id: str | None
-    ) -> None:
+    def _entry(self, account_id: str, kind: str, currency: str, amount: int, ref: str, payment_id: str | None) -> None:
         self.network.history.setdefault((self._msp_id, account_id), []).append(
             {
                 "tx_id": self.network.next_tx(),
@@ -246,9 +242,7 @@ class FakeLedger:
             account["status"] = "closed"
             return {"status": "closed"}
 
-    def set_limits(
-        self, account_id: str, currency: str, per_transaction: int | None, daily: int | None
-    ) -> JSON:
+    def set_limits(self, account_id: str, currency: str, per_transaction: int | None, daily: int | None) -> JSON:
         self._call("SetLimits")
         with self.network.lock:
             account = self._account(account_id)
@@ -309,9 +303,7 @@ class FakeLedger:
             self._entry(account_id, "redeem", currency, -amount, withdrawal_ref, None)
             return {"redeemed": True}
 
-    def transfer(
-        self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str
-    ) -> JSON:
+    def transfer(self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str) -> JSON:
         self._call("Transfer")
         with self.network.lock:
             if (self._msp_id, "transfer:" + transfer_id) in self.network.references:
@@ -350,9 +342,7 @@ class FakeLedger:
                     raise rejected("invalid_request", "'payee_amount' does not match amount x rate")
             payee_currency = request.get("payee_currency") or currency
             if payee_currency not in payee_bank["currencies"]:
-                raise rejected(
-                    "currency_not_issued", f"{payee_bank['msp_id']} does not issue {payee_currency}"
-                )
+                raise rejected("currency_not_issued", f"{payee_bank['msp_id']} does not issue {payee_currency}")
             self._issues(currency)
             account = self._account(request["payer_account"])
             self._debit(account, currency, request["amount"])
@@ -381,9 +371,7 @@ class FakeLedger:
                     "remittance": request.get("remittance", ""),
                 },
             }
-            self._entry(
-                request["payer_account"], "payment_out", currency, -request["amount"], payment_id, payment_id
-            )
+            self._entry(request["payer_account"], "payment_out", currency, -request["amount"], payment_id, payment_id)
             self.network.emit(
                 tx_id,
                 "PaymentInitiated",
@@ -480,9 +468,7 @@ class FakeLedger:
             return {"status": "refunded"}
 
     def _public(self, payment: JSON, details: bool) -> JSON:
-        record = {
-            k: copy.deepcopy(v) for k, v in payment.items() if not k.startswith("_") and k != "created_epoch"
-        }
+        record = {k: copy.deepcopy(v) for k, v in payment.items() if not k.startswith("_") and k != "created_epoch"}
         if details and self._msp_id in (payment["payer_bank"], payment["payee_bank"]):
             record["details"] = dict(payment["_details"])
         return record
@@ -515,9 +501,7 @@ class FakeLedger:
         with self.network.lock:
             if cycle_id in self.network.cycles:
                 raise rejected("duplicate_reference", "a cycle with this id exists")
-            included = [
-                p for p in self.network.payments.values() if p["status"] == "completed" and not p["cycle_id"]
-            ]
+            included = [p for p in self.network.payments.values() if p["status"] == "completed" and not p["cycle_id"]]
             if not included:
                 raise rejected("nothing_to_settle", "no completed payment waits for settlement")
             positions: dict[str, dict[str, int]] = {}
@@ -538,8 +522,7 @@ class FakeLedger:
                 "positions": positions,
                 "payments": [p["payment_id"] for p in included],
                 "confirmations": {
-                    bank: {"bank": bank, "confirmed": False, "external_ref": None, "at": None}
-                    for bank in positions
+                    bank: {"bank": bank, "confirmed": False, "external_ref": None, "at": None} for bank in positions
                 },
             }
             return {"cycle_id": cycle_id, "positions": positions, "payments": len(included)}

@@ -42,9 +42,7 @@ MERCHANT_ROUTES: list[tuple[str, str, object]] = [
 ]
 
 
-def _call(
-    gateway: Gateway, method: str, path: str, body: object, headers: dict[str, str], own: str, other: str
-):
+def _call(gateway: Gateway, method: str, path: str, body: object, headers: dict[str, str], own: str, other: str):
     path = path.format(own=own, other=other)
     if isinstance(body, dict):
         body = {k: (v.format(own=own, other=other) if isinstance(v, str) else v) for k, v in body.items()}
@@ -131,10 +129,7 @@ def test_merchant_cannot_see_a_payment_of_another_merchant(us: Gateway, hk: Gate
     assert paid.status_code == 201
     payment_id = paid.get_json()["payment_id"]
     assert (
-        us.client.get(
-            f"/v1/payments/{payment_id}", headers={"Authorization": f"Bearer {own_key}"}
-        ).status_code
-        == 200
+        us.client.get(f"/v1/payments/{payment_id}", headers={"Authorization": f"Bearer {own_key}"}).status_code == 200
     )
     peek = us.client.get(f"/v1/payments/{payment_id}", headers={"Authorization": f"Bearer {other_key}"})
     assert peek.status_code == 404

@@ -201,9 +201,7 @@ def seeded(us: Gateway, hk: Gateway) -> tuple[str, str]:
 
 def _snapshot(gateway: Gateway) -> Any:
     network = gateway.ledger.network
-    return copy.deepcopy(
-        (network.accounts, network.supply, network.payments, network.cycles, network.references)
-    )
+    return copy.deepcopy((network.accounts, network.supply, network.payments, network.cycles, network.references))
 
 
 @pytest.mark.parametrize(("who", "method", "path", "body", "status", "code"), CASES)

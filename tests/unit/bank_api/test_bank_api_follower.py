@@ -93,8 +93,9 @@ def test_follower_waits_out_a_peer_outage(network: FakeNetwork, us: Gateway, mak
 
 
 def test_events_for_other_banks_are_checkpointed_and_ignored(us: Gateway, hk: Gateway) -> None:
-    event = LedgerEvent(7, "tx-other", "PaymentInitiated", {"payment_id": "p", "payer_bank": "SGBankMSP",
-                                                              "payee_bank": "USBankMSP"})
+    event = LedgerEvent(
+        7, "tx-other", "PaymentInitiated", {"payment_id": "p", "payer_bank": "SGBankMSP", "payee_bank": "USBankMSP"}
+    )
     follower = PaymentFollower(hk.services)
     calls_before = len(hk.ledger.network.calls)
     follower.handle_with_retries(event)

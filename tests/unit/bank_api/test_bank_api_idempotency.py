@@ -143,9 +143,7 @@ def test_request_abandoned_mid_flight_is_taken_over_after_the_lease(
 
     body = {"payee_bank": "HKBankMSP", "payee_account": supplier, "currency": "USD", "amount": "10.00"}
     principal = Principal("merchant", "k", buyer)
-    claim = store.claim_or_replay(
-        principal.idempotency_scope, "crash-1", fingerprint("POST", "/v1/payments", body)
-    )
+    claim = store.claim_or_replay(principal.idempotency_scope, "crash-1", fingerprint("POST", "/v1/payments", body))
     assert isinstance(claim, Claim)
     # The first attempt reached the ledger (same derived key as the route uses) and then the process died.
     from gateway.bank_api.routes.payments import _request_key

@@ -121,9 +121,7 @@ def test_payment_to_a_frozen_account_is_rejected_with_reason_and_refunded(us: Ga
     buyer, buyer_key = us.open_account("Buyer")
     supplier, _ = hk.open_account("Supplier", "HK")
     us.issue(buyer, "30.00")
-    frozen = hk.client.post(
-        f"/v1/accounts/{supplier}/freeze", json={"reason": "sanctions review"}, headers=hk.op()
-    )
+    frozen = hk.client.post(f"/v1/accounts/{supplier}/freeze", json={"reason": "sanctions review"}, headers=hk.op())
     assert frozen.get_json()["status"] == "frozen"
     payment = us.client.post(
         "/v1/payments",
@@ -206,21 +204,13 @@ def test_settlement_cycle_nets_and_settles(us: Gateway, hk: Gateway) -> None:
     assert opened.status_code == 201
     assert opened.get_json()["positions"] == positions["positions"]
     assert opened.get_json()["payments"] == 2
-    first = us.client.post(
-        "/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "fed-1"}, headers=us.op()
-    )
+    first = us.client.post("/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "fed-1"}, headers=us.op())
     assert first.get_json()["status"] == "open"
-    again = us.client.post(
-        "/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "fed-1"}, headers=us.op()
-    )
+    again = us.client.post("/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "fed-1"}, headers=us.op())
     assert again.status_code == 200  # the same confirmation again changes nothing
-    other = us.client.post(
-        "/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "fed-2"}, headers=us.op()
-    )
+    other = us.client.post("/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "fed-2"}, headers=us.op())
     assert (other.status_code, other.get_json()["code"]) == (409, "already_confirmed")
-    done = hk.client.post(
-        "/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "hk-1"}, headers=hk.op()
-    )
+    done = hk.client.post("/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "hk-1"}, headers=hk.op())
     assert done.get_json()["status"] == "settled"
     assert done.get_json()["confirmations"]["USBankMSP"]["external_ref"] == "fed-1"
     assert all(leg["confirmed"] for leg in done.get_json()["confirmations"].values())

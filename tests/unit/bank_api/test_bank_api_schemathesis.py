@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
@@ -29,6 +28,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
+
 
 def _build_app() -> tuple[Any, dict[str, str]]:
     """One app for the whole module: Schemathesis needs the schema when tests are collected."""

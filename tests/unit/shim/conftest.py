@@ -29,9 +29,7 @@ def start_server() -> Iterator[ServerFactory]:
             "peer_msp_id": "USBankMSP",
         }
         settings.update(config)
-        server = ChaincodeServer(
-            ServerConfig(**settings), ContractRouter(contracts or [ConformanceContract()])
-        )
+        server = ChaincodeServer(ServerConfig(**settings), ContractRouter(contracts or [ConformanceContract()]))
         server.start()
         servers.append(server)
         return server

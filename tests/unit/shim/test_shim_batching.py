@@ -77,9 +77,7 @@ def test_batch_keeps_the_last_write_per_key(start_server: ServerFactory, connect
     assert peer.ledger.state == {("", "a"): b"second", ("", "b"): b"kept"}
 
 
-def test_failed_transaction_does_not_send_its_batch(
-    start_server: ServerFactory, connect: PeerFactory
-) -> None:
+def test_failed_transaction_does_not_send_its_batch(start_server: ServerFactory, connect: PeerFactory) -> None:
     peer = connect(start_server([Rewrites()]), use_write_batch=True)
     result = peer.invoke("FailAfterWriting")
     assert (result.status, result.message) == (409, "changed my mind")

@@ -52,9 +52,7 @@ def test_interleaved_transactions_on_one_stream(start_server: ServerFactory, con
     assert peer.violations == []
 
 
-def test_many_concurrent_transactions_over_three_streams(
-    start_server: ServerFactory, connect: PeerFactory
-) -> None:
+def test_many_concurrent_transactions_over_three_streams(start_server: ServerFactory, connect: PeerFactory) -> None:
     server = start_server()
     peers = [connect(server, ledger=Ledger()) for _ in range(3)]
 

@@ -40,9 +40,7 @@ class Payments(Contract):
     version = "2.1.0"
 
     @transaction
-    def initiate_payment(
-        self, ctx: Context, amount: int, urgent: bool, reference: bytes
-    ) -> dict[str, object]:
+    def initiate_payment(self, ctx: Context, amount: int, urgent: bool, reference: bytes) -> dict[str, object]:
         """Start a payment.
 
         More detail that the metadata leaves out.
@@ -111,9 +109,9 @@ def test_metadata_describes_every_function() -> None:
     assert by_name["PaymentCount"]["tag"] == ["EVALUATE"]
     assert "returns" not in by_name["Settle"]
     # Every endorser must return identical bytes.
-    assert ContractRouter([Payments(), Reports()]).dispatch(
-        _stub("org.hyperledger.fabric:GetMetadata")
-    ).payload == (response.payload)
+    assert ContractRouter([Payments(), Reports()]).dispatch(_stub("org.hyperledger.fabric:GetMetadata")).payload == (
+        response.payload
+    )
 
 
 def test_conformance_metadata_marks_queries() -> None:

@@ -103,9 +103,7 @@ def test_contract_error_keeps_status_and_message(peer: ScriptedPeer) -> None:
         assert (result.status, result.message) == (status, f"refused with {status}")
 
 
-def test_exception_is_a_generic_500_and_logs_no_message(
-    peer: ScriptedPeer, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_exception_is_a_generic_500_and_logs_no_message(peer: ScriptedPeer, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
         result = peer.invoke("Crash")
         follow_up = peer.invoke("Add", "1", "1")

@@ -95,9 +95,7 @@ def test_serves_logs_json_and_exits_zero_on_sigterm(running: ChaincodeProcess) -
     entries = [json.loads(line) for line in lines]  # every line is one JSON object
     transactions = [e for e in entries if e["msg"] == "transaction"]
     assert {e["fn"] for e in transactions} == {"TxInfo", "Crash", "PutPrivate"}
-    assert all(
-        set(e) >= {"txid", "fn", "status", "duration_ms"} and len(e["txid"]) == 8 for e in transactions
-    )
+    assert all(set(e) >= {"txid", "fn", "status", "duration_ms"} and len(e["txid"]) == 8 for e in transactions)
     text = "".join(lines)
     # Neither exception messages nor arguments nor transient values reach the log.
     assert "secret-customer-data" not in text

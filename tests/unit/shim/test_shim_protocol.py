@@ -125,9 +125,7 @@ def test_unexpected_message_during_handshake_gets_an_error(server: ChaincodeServ
     channel.close()
 
 
-def test_interleaved_raw_transactions_are_routed_by_txid(
-    server: ChaincodeServer, connect: PeerFactory
-) -> None:
+def test_interleaved_raw_transactions_are_routed_by_txid(server: ChaincodeServer, connect: PeerFactory) -> None:
     """Two transactions on one stream, their requests answered out of order."""
     peer = connect(server)
     for txid in ("tx-one", "tx-two"):
@@ -150,9 +148,7 @@ def test_interleaved_raw_transactions_are_routed_by_txid(
     assert completed == {"tx-one": b"value-of-tx-one", "tx-two": b"value-of-tx-two"}
 
 
-def test_same_txid_on_two_channels_are_separate_transactions(
-    server: ChaincodeServer, connect: PeerFactory
-) -> None:
+def test_same_txid_on_two_channels_are_separate_transactions(server: ChaincodeServer, connect: PeerFactory) -> None:
     peer = connect(server)
     payload = chaincode_pb2.ChaincodeInput(args=[b"GetState", b"k"]).SerializeToString()
     for channel in ("tokens", "other"):
@@ -162,9 +158,7 @@ def test_same_txid_on_two_channels_are_separate_transactions(
         msg = peer.unrouted.get(timeout=10)
         assert msg.type == Msg.GET_STATE
         seen.add(msg.channel_id)
-        peer.send(
-            Msg(type=Msg.RESPONSE, txid="same", channel_id=msg.channel_id, payload=msg.channel_id.encode())
-        )
+        peer.send(Msg(type=Msg.RESPONSE, txid="same", channel_id=msg.channel_id, payload=msg.channel_id.encode()))
     assert seen == {"tokens", "other"}
     results = {}
     for _ in range(2):
@@ -187,9 +181,7 @@ def test_duplicate_running_txid_is_refused(server: ChaincodeServer, connect: Pee
     assert done.type == Msg.COMPLETED
 
 
-def test_peer_closing_mid_transaction_does_not_break_the_server(
-    server: ChaincodeServer, connect: PeerFactory
-) -> None:
+def test_peer_closing_mid_transaction_does_not_break_the_server(server: ChaincodeServer, connect: PeerFactory) -> None:
     peer = connect(server)
     payload = chaincode_pb2.ChaincodeInput(args=[b"GetState", b"k"]).SerializeToString()
     peer.send(Msg(type=Msg.TRANSACTION, txid="orphan", channel_id="tokens", payload=payload))
