@@ -71,6 +71,10 @@ def parser() -> argparse.ArgumentParser:
         "--completer", choices=("auto", "bench", "gateway"), default="auto",
         help="who completes interbank payments: the gateways' followers, or the bench (auto: gateways if up)",
     )  # fmt: skip
+    p.add_argument(
+        "--commit-wait", choices=("events", "status"), default="events",
+        help="how the bench learns a commit: peers' block streams, or a CommitStatus call per transaction",
+    )  # fmt: skip
     p.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--verbose", action="store_true", help="show the network tool's output and debug logs")
     return p

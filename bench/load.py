@@ -30,6 +30,7 @@ from gateway.fabric_client import EndorseError, Gateway, GatewayError, SubmitErr
 log = logging.getLogger(__name__)
 
 VALID = transaction_pb2.VALID
+UNKNOWN_STATUS = -1  # the commit status could not be read; counts as an invalid transaction
 CONFLICTS = frozenset({transaction_pb2.MVCC_READ_CONFLICT, transaction_pb2.PHANTOM_READ_CONFLICT})
 
 # Outcomes of an operation.
@@ -161,8 +162,14 @@ class Client:
 class Driver:
     """Endorses and submits on a worker pool; commits are reported by the peers' watchers."""
 
-    def __init__(self, clients: Mapping[str, Client], workers: int = 48) -> None:
+    def __init__(self, clients: Mapping[str, Client], workers: int = 48, commit_wait: str = "events") -> None:
+        """``commit_wait="events"``: the submitting org's commit comes from its peer's block stream, so a
+        worker is free once the orderer took the transaction. ``"status"``: the worker asks the gateway
+        for the commit status and waits (what ``submit_transaction`` does); kept to compare the two."""
+        if commit_wait not in ("events", "status"):
+            raise ValueError(f"commit_wait must be 'events' or 'status', not {commit_wait!r}")
         self.clients = dict(clients)
+        self.commit_wait = commit_wait
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench-worker")
 
     def run_later(self, job: Callable[[], None]) -> None:
@@ -186,15 +193,23 @@ class Driver:
             function, *args, transient=transient, endorsing_organizations=[org]
         )
         transaction_id = proposal.transaction_id
-        for watch_org, callback in watch.items():
+        own = watch.get(org) if self.commit_wait == "status" else None
+        streamed = {watch_org: callback for watch_org, callback in watch.items() if own is None or watch_org != org}
+        for watch_org, callback in streamed.items():
             self.clients[watch_org].watcher.expect(transaction_id, callback)
         try:
             transaction = proposal.endorse()
-            transaction.submit()
+            submitted = transaction.submit()
         except GatewayError:
-            for watch_org in watch:
+            for watch_org in streamed:
                 self.clients[watch_org].watcher.forget(transaction_id)
             raise
+        if own is not None:
+            try:
+                code = submitted.status().code
+            except GatewayError:
+                code = UNKNOWN_STATUS
+            own(code, time.time())
         return transaction_id, transaction.result
 
     def close(self) -> None:

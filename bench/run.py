@@ -92,6 +92,7 @@ class Bench:
                     "workers": self.args.workers,
                     "payers_per_bank": self._payers_per_bank(),
                     "interbank_completer": completer,
+                    "commit_wait": self.args.commit_wait,
                 },
                 "workloads": {},
             }
@@ -163,7 +164,7 @@ class Bench:
         for client in self.clients.values():
             if not client.watcher.ready.wait(10):
                 raise RuntimeError(f"the block stream of {client.org} did not start")
-        self.driver = Driver(self.clients, workers=self.args.workers)
+        self.driver = Driver(self.clients, workers=self.args.workers, commit_wait=self.args.commit_wait)
         self._warm_up()
 
     def _warm_up(self) -> None:

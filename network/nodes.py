@@ -109,6 +109,10 @@ def peer_spec(layout: Layout, ports: PortPlan, org: Org) -> NodeSpec:
         "CORE_PEER_GOSSIP_BOOTSTRAP": f"{HOST}:{p.listen}",
         "CORE_PEER_GOSSIP_EXTERNALENDPOINT": f"{HOST}:{p.listen}",
         "CORE_PEER_GOSSIP_ENDPOINT": f"{HOST}:{p.listen}",
+        # A peer's first dial of another org's anchor fails until both have joined the channel
+        # (it cannot yet verify the other org's TLS CA); the default 25 s before the next try
+        # made a fresh network wait half a minute for cross-org gossip.
+        "CORE_PEER_GOSSIP_RECONNECTINTERVAL": "3s",
         "CORE_PEER_TLS_ENABLED": "true",
         "CORE_PEER_TLS_CERT_FILE": str(tls / "server.crt"),
         "CORE_PEER_TLS_KEY_FILE": str(tls / "server.key"),

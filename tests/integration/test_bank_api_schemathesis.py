@@ -34,7 +34,7 @@ def test_schemathesis_against_the_live_gateway(network: dict[str, Any], tmp_path
         sys.executable, "-m", "schemathesis.cli", "run", f"{us.url}/openapi.json",
         "--checks", CHECKS,
         "--max-examples", "6",
-        "--workers", "2",
+        "--workers", "1",  # the fuzzing library is not thread-safe in its coverage phase
         "--seed", "20240601",
         "--request-timeout", "60",
         "-H", f"Authorization: {headers['Authorization']}",

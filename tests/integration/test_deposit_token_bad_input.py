@@ -28,6 +28,13 @@ def banks(profile_path: Path, state_dir: Path) -> Iterator[Consortium]:
         consortium.close()
 
 
+@pytest.fixture(autouse=True)
+def conserved(banks: Consortium) -> Iterator[None]:
+    banks.assert_conserved()
+    yield
+    banks.assert_conserved()
+
+
 @pytest.fixture(scope="module")
 def accounts(banks: Consortium) -> dict[str, str]:
     us, hk = banks[US], banks[HK]

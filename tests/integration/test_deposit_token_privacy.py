@@ -35,6 +35,13 @@ def banks(profile_path: Path, state_dir: Path) -> Iterator[Consortium]:
         consortium.close()
 
 
+@pytest.fixture(autouse=True)
+def conserved(banks: Consortium) -> Iterator[None]:
+    banks.assert_conserved()
+    yield
+    banks.assert_conserved()
+
+
 class Customer:
     """Customer data made of random markers, so finding one anywhere is proof of a leak."""
 

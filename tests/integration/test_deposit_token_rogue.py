@@ -37,6 +37,13 @@ def banks(profile_path: Path, state_dir: Path) -> Iterator[Consortium]:
         consortium.close()
 
 
+@pytest.fixture(autouse=True)
+def conserved(banks: Consortium) -> Iterator[None]:
+    banks.assert_conserved()
+    yield
+    banks.assert_conserved()
+
+
 @pytest.fixture(scope="module")
 def victims(banks: Consortium) -> dict[str, str]:
     """USBank's customer with money, and a USBank → SGBank payment in flight."""
