@@ -12,7 +12,7 @@ STATE_DIR ?= .state/demo
 NET := $(PY) -m network --base-port $(BASE_PORT) --state-dir $(STATE_DIR)
 PYTEST_ARGS ?=
 
-.PHONY: help venv fabric up deploy down status test unit-test integration-test demo bench lint clean
+.PHONY: help venv fabric up deploy down status test unit-test integration-test demo bench caliper lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ demo: venv fabric ## set everything up and play the cross-border trade scenario
 
 bench: venv fabric ## benchmarks on their own network (ports 19000+)
 	@$(PY) -m bench $(BENCH_ARGS)
+
+caliper: venv fabric ## Hyperledger Caliper (official Node client) on the bench network; needs npm (caliper/README.md)
+	@bash caliper/run.sh
 
 lint: venv ## ruff and mypy
 	@$(VENV)/bin/ruff check network chaincode gateway tests bench demo

@@ -103,24 +103,28 @@ def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, 
     return result
 
 
-def open_accounts(profile: dict[str, Any], count: int, payments_each: int) -> tuple[list[dict[str, str]], str]:
-    """``count`` funded payers at the US bank (via its gateway) and one payee at the HK bank."""
-    us, hk = profile["orgs"][PAYER_BANK], profile["orgs"][PAYEE_BANK]
+def open_payee(profile: dict[str, Any]) -> str:
+    hk = profile["orgs"][PAYEE_BANK]
     payee = _post(hk["gateway_url"] + "/v1/accounts",
                   {"holder": "Bench Supplier", "jurisdiction": "HK", "kyc_ref": "bench"}, _op(hk))  # fmt: skip
+    return str(payee["account"]["account_id"])
+
+
+def open_payers(url: str, operator: dict[str, str], count: int, payments_each: int) -> list[dict[str, str]]:
+    """``count`` funded payers at the US bank, opened through the gateway at ``url`` (keys live there)."""
     payers = []
     for _ in range(count):
-        opened = _post(us["gateway_url"] + "/v1/accounts",
-                       {"holder": "Bench Buyer", "jurisdiction": "US", "kyc_ref": "bench"}, _op(us))  # fmt: skip
+        opened = _post(url + "/v1/accounts",
+                       {"holder": "Bench Buyer", "jurisdiction": "US", "kyc_ref": "bench"}, operator)  # fmt: skip
         account_id = opened["account"]["account_id"]
         _post(
-            us["gateway_url"] + "/v1/issuances",
+            url + "/v1/issuances",
             {"account_id": account_id, "currency": "USD", "amount": f"{payments_each * 2}.00",
              "deposit_ref": f"bench-{uuid.uuid4().hex[:12]}"},
-            _op(us),
+            operator,
         )  # fmt: skip
         payers.append({"account_id": account_id, "api_key": opened["api_key"]})
-    return payers, str(payee["account"]["account_id"])
+    return payers
 
 
 def free_port() -> int:
@@ -140,11 +144,11 @@ def start_gunicorn(profile_path: Path, workdir: Path) -> tuple[subprocess.Popen[
         "BANK_API_OPERATOR_KEY_FILE": str(workdir / "operator.key"),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(
-        [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "gthread",
-         "--threads", "16", "--log-level", "warning", "gateway.bank_api.wsgi:app"],  # fmt: skip
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    command = [
+        str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "gthread",
+        "--threads", "16", "--log-level", "warning", "gateway.bank_api.wsgi:app",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -243,7 +247,7 @@ def run_client(profile_path: Path, payers: list[dict[str, str]], payee: str, dur
     ordered = sorted(latencies)
 
     def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000 if ordered else 0.0
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000 if ordered else 0.0
 
     return {
         "requests": len(ordered),
@@ -265,18 +269,21 @@ def main() -> int:
     args = parser.parse_args()
     profile = json.loads(args.profile.read_text())
     expected = max(50, args.duration * 20)
-    print(f"opening {args.connections} payers (twice: HTTP and client) and one payee ...", flush=True)
-    http_payers, payee = open_accounts(profile, args.connections, expected)
-    client_payers, _ = open_accounts(profile, args.connections, expected)
+    us = profile["orgs"][PAYER_BANK]
+    print(f"opening {args.connections} payers for each side and one payee ...", flush=True)
+    payee = open_payee(profile)
+    client_payers = open_payers(us["gateway_url"], _op(us), args.connections, expected)
 
     results: dict[str, Any] = {"connections": args.connections, "duration_s": args.duration}
     with tempfile.TemporaryDirectory(prefix="gateway-load-") as tmp:
         workdir = Path(tmp)
         process = None
-        url = profile["orgs"][PAYER_BANK]["gateway_url"]
+        url, operator = us["gateway_url"], _op(us)
         if args.gunicorn:
             process, url = start_gunicorn(args.profile, workdir)
+            operator = {"Authorization": "Bearer " + (workdir / "operator.key").read_text().strip()}
         try:
+            http_payers = open_payers(url, operator, args.connections, expected)
             print(f"HTTP through {url} with wrk for {args.duration}s ...", flush=True)
             results["http"] = run_wrk(url, http_payers, payee, args.duration, workdir)
             results["http"]["server"] = "gunicorn gthread (1 worker, 16 threads)" if args.gunicorn else "serve"

@@ -130,8 +130,10 @@ def table(workloads: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot(path: Path, workloads: Mapping[str, Mapping[str, Any]], title: str) -> None:
-    """Throughput and latency against offered load, one line per workload."""
+def plot(
+    path: Path, workloads: Mapping[str, Mapping[str, Any]], title: str, latency_goal_ms: float | None = None
+) -> None:
+    """Throughput and latency against offered load, one line per workload (log-log)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,7 +142,7 @@ def plot(path: Path, workloads: Mapping[str, Mapping[str, Any]], title: str) -> 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 9), sharex=True)
     colours = {"ceiling": "black", "transfer": "tab:blue", "hot": "tab:orange",
                "interbank": "tab:green", "rest": "tab:red"}  # fmt: skip
-    highest = 1.0
+    lowest, highest = math.inf, 1.0
     for name, result in workloads.items():
         steps = sorted(
             (s for s in result.get("steps", []) if s.get("kind", "ladder") == "ladder"),
@@ -151,14 +153,21 @@ def plot(path: Path, workloads: Mapping[str, Mapping[str, Any]], title: str) -> 
         colour = colours.get(name)
         offered = [s["offered_rate"] for s in steps]
         highest = max(highest, *offered)
+        lowest = min(lowest, *offered)
         top.plot(offered, [s["throughput_ops"] for s in steps], marker="o", color=colour,
                  label=f"{name} ({result.get('unit', 'ops')}/s)")  # fmt: skip
         p50 = [s["latency_ms"]["p50"] for s in steps]
         p99 = [s["latency_ms"]["p99"] for s in steps]
         bottom.plot(offered, p50, marker="o", color=colour, label=f"{name} p50")
         bottom.plot(offered, p99, marker="x", linestyle="--", color=colour, label=f"{name} p99")
-    top.plot([0, highest], [0, highest], color="grey", linewidth=0.8, linestyle=":", label="offered = done")
-    top.set_ylabel("completed operations per second")
+    if lowest < highest:
+        top.plot([lowest, highest], [lowest, highest], color="grey", linewidth=0.8, linestyle=":",
+                 label="done = offered")  # fmt: skip
+    if latency_goal_ms:
+        bottom.axhline(latency_goal_ms, color="grey", linewidth=0.8, linestyle=":",
+                       label=f"{latency_goal_ms:g} ms = batch timeout + 150 ms")  # fmt: skip
+    top.set_ylabel("completed operations per second (log scale)")
+    top.set_yscale("log")
     top.set_title(title, fontsize=10)
     top.grid(True, alpha=0.3)
     top.legend(fontsize=8, loc="upper left")

@@ -31,6 +31,9 @@ log = logging.getLogger("bench")
 WORKLOADS = ("ceiling", "transfer", "hot", "interbank", "rest")
 START_RATES = {"ceiling": 10.0, "transfer": 10.0, "hot": 10.0, "interbank": 5.0, "rest": 2.0}
 GROWTH = 1.10  # a step must beat the best so far by 10 % for the ladder to go on
+SATURATED = 0.80  # a step that completes less than this share of the offered rate is past the knee
+# The REST ladder needs one merchant account (opened through a gateway) per 0.5 request/s.
+REST_MAX_RATE = 64.0
 MAX_P50_S = 10.0
 
 
@@ -228,8 +231,9 @@ class Bench:
         if self.smoke:
             return [self.args.smoke_rate if name != "rest" else min(self.args.smoke_rate, 2.0)]
         rate = self.args.start_rate or START_RATES[name]
+        highest = min(self.args.max_rate, REST_MAX_RATE) if name == "rest" else self.args.max_rate
         rates = []
-        while rate <= self.args.max_rate:
+        while rate <= highest:
             rates.append(rate)
             rate *= 2
         return rates
@@ -294,7 +298,7 @@ class Bench:
             best = max(best, throughput)
             if not grew or summary["failure_rate"] > 0.5 or (p50 is not None and p50 > MAX_P50_S * 1000):
                 break
-            if not summary["drained"]:
+            if not summary["drained"] or summary["throughput_ops"] < SATURATED * rate:
                 break
         peak = peak_step(info["steps"])
         info["peak"] = peak
@@ -424,6 +428,7 @@ class Bench:
         self.document["targets"] = self._targets()
         self.document["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
         self.document["elapsed_s"] = round(time.time() - started, 1)
+        self.document["machine"]["loadavg_at_end"] = list(os.getloadavg())
         self.document["plot"] = str(self.png_path)
         write_json(self.json_path, self.document)
         workloads = self.document["workloads"]
@@ -434,7 +439,8 @@ class Bench:
                 f"BatchTimeout {cutting['batch_timeout']}, MaxMessageCount {cutting['max_message_count']}, "
                 f"{os.cpu_count()} CPUs"
             )
-            plot(self.png_path, workloads, title)
+            goal = self.testbed.block_cutting().batch_timeout_ms + 150 if self.testbed else None
+            plot(self.png_path, workloads, title, goal)
         except ImportError as error:
             say(f"    no plot: {error}")
         say("")

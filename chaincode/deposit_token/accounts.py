@@ -224,8 +224,7 @@ class Books:
             if limits is not None and limits.per_transaction is not None and amount > limits.per_transaction:
                 raise refusal(
                     "limit_exceeded",
-                    f"the debit {amount} is above the per-transaction limit "
-                    f"{limits.per_transaction} for {currency}",
+                    f"the debit {amount} is above the per-transaction limit {limits.per_transaction} for {currency}",
                 )
             spent = head.spent.get(currency, 0)
             if limits is not None and limits.daily is not None and spent + amount > limits.daily:
@@ -300,16 +299,14 @@ class Books:
     def history(self, account_id: str, page_size: int, bookmark: str) -> tuple[list[Any], str]:
         start, end = keys.simple_prefix_range(keys.ENTRY, account_id)
         entries: list[Any] = []
-        for entry_key, raw in self.ledger.scan_private_range(
-            self.collection, _resume(start, end, bookmark), end
-        ):
+        for entry_key, raw in self.ledger.scan_private_range(self.collection, resume_from(start, end, bookmark), end):
             if len(entries) == page_size:
                 return entries, entry_key.encode("utf-8").hex()
             entries.append(decode(raw))
         return entries, ""
 
 
-def _resume(start: str, end: str, bookmark: str) -> str:
+def resume_from(start: str, end: str, bookmark: str) -> str:
     """Where a page starts: the bookmark (hex of the first key of the page) or the range start."""
     if not bookmark:
         return start
@@ -320,6 +317,3 @@ def _resume(start: str, end: str, bookmark: str) -> str:
     if not start <= key < end:
         raise refusal("invalid_request", "'bookmark' was not returned by this query")
     return key
-
-
-resume_from = _resume

@@ -45,9 +45,7 @@ def member_policy(msp_ids: Iterable[str]) -> str:
     return "OR(" + ", ".join(f"'{msp}.member'" for msp in sorted(msp_ids)) + ")"
 
 
-def collections_config(
-    bank_msp_ids: list[str], observer_msp_ids: Iterable[str] = ()
-) -> list[dict[str, object]]:
+def collections_config(bank_msp_ids: list[str], observer_msp_ids: Iterable[str] = ()) -> list[dict[str, object]]:
     """The collections config (as passed to ``peer lifecycle ... --collections-config``).
 
     One private collection per bank, endorsed by that bank alone, and one bilateral

@@ -35,9 +35,7 @@ class DepositTokenContract(Contract):
     def init_reference_data(self, ctx: Context, reference_data: str) -> Result:
         """Create or extend the reference data (regulator only; idempotent)."""
         ledger = Ledger(ctx.stub)
-        return reference.init_reference_data(
-            ctx, ledger, parse_json_argument(reference_data, "reference_data")
-        )
+        return reference.init_reference_data(ctx, ledger, parse_json_argument(reference_data, "reference_data"))
 
     @transaction
     def set_corridor_policy(self, ctx: Context, policy_json: str) -> Result:
@@ -132,9 +130,7 @@ class DepositTokenContract(Contract):
         if account.status == accounts.CLOSED:
             return {"status": accounts.CLOSED, "closed": False}
         if account.status != accounts.FROZEN:
-            raise refusal(
-                "invalid_state", "freeze the account first, so no credit can arrive while it closes"
-            )
+            raise refusal("invalid_state", "freeze the account first, so no credit can arrive while it closes")
         if revision != account.revision:
             raise refusal("invalid_state", "'revision' is stale: read the account again after the freeze")
         head = books.head(account_id)
@@ -143,8 +139,7 @@ class DepositTokenContract(Contract):
         if left:
             raise refusal(
                 "account_not_empty",
-                "the account still holds "
-                + ", ".join(f"{amount} {ccy}" for ccy, amount in sorted(left.items())),
+                "the account still holds " + ", ".join(f"{amount} {ccy}" for ccy, amount in sorted(left.items())),
             )
         books.save_head(account_id, head)
         account.status = accounts.CLOSED
@@ -261,9 +256,7 @@ class DepositTokenContract(Contract):
         ledger = Ledger(ctx.stub)
         bank = reference.caller_bank(ctx, ledger)
         config = reference.load_config(ledger)
-        request = _request(
-            ctx, "from_account", "to_account", "currency", "amount", "transfer_id", "pending_credits"
-        )
+        request = _request(ctx, "from_account", "to_account", "currency", "amount", "transfer_id", "pending_credits")
         return tokens.transfer(
             ledger, bank, request.account_id("from_account"), request.account_id("to_account"),
             request.currency(config.currencies), request.amount(), request.reference("transfer_id"),

@@ -28,9 +28,7 @@ from chaincode.deposit_token.requests import JURISDICTION
 
 def parse_policy(data: dict[str, Any], config: Config) -> Record:
     if set(data) != {"rules"} or not isinstance(data["rules"], list):
-        raise refusal(
-            "invalid_request", "a corridor policy is an object with one key, 'rules', holding a list"
-        )
+        raise refusal("invalid_request", "a corridor policy is an object with one key, 'rules', holding a list")
     rules: list[Record] = []
     seen: set[str] = set()
     for index, item in enumerate(data["rules"]):
@@ -40,9 +38,7 @@ def parse_policy(data: dict[str, Any], config: Config) -> Record:
             or "currency" not in item
             or set(item) - {"currency", "cross_border_only", "allowed"}
         ):
-            raise refusal(
-                "invalid_request", f"'{where}' must hold 'currency' and 'cross_border_only' and/or 'allowed'"
-            )
+            raise refusal("invalid_request", f"'{where}' must hold 'currency' and 'cross_border_only' and/or 'allowed'")
         currency = item["currency"]
         if not isinstance(currency, str) or currency not in config.currencies:
             raise refusal("unknown_currency", f"'{where}.currency' is not in the reference data")

@@ -116,13 +116,9 @@ class Ledger:
     def delete_private(self, collection: str, key: str) -> None:
         self.stub.del_private_data(collection, key)
 
-    def scan_private(
-        self, collection: str, object_type: str, *attributes: str
-    ) -> Iterator[tuple[str, Record | None]]:
+    def scan_private(self, collection: str, object_type: str, *attributes: str) -> Iterator[tuple[str, Record | None]]:
         """Only in queries: Fabric refuses private-data range scans in a transaction that writes."""
-        iterator = self.stub.get_private_data_by_partial_composite_key(
-            collection, object_type, list(attributes)
-        )
+        iterator = self.stub.get_private_data_by_partial_composite_key(collection, object_type, list(attributes))
         yield from _decoded(iterator)
 
     def scan_private_range(self, collection: str, start: str, end: str) -> Iterator[tuple[str, bytes]]:

@@ -179,9 +179,7 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
             "created": False,
         }
     if ledger.get(keys.payment(payment_id)) is not None:
-        raise refusal(
-            "invalid_state", f"a payment record {payment_id} exists that this bank's books do not hold"
-        )
+        raise refusal("invalid_state", f"a payment record {payment_id} exists that this bank's books do not hold")
 
     payer = books.require_account(payer_account, "payer_account")
     books.debit(
@@ -243,9 +241,7 @@ def _payee_side(request: Request, config: Config, currency: str, amount: int) ->
     """The payee's currency and amount, and the locked rate for a cross-currency payment."""
     if not request.has("payee_currency") or request.raw("payee_currency") == currency:
         if request.has("payee_amount") and request.raw("payee_amount") != amount:
-            raise refusal(
-                "invalid_request", "'payee_amount' must equal 'amount' in a single-currency payment"
-            )
+            raise refusal("invalid_request", "'payee_amount' must equal 'amount' in a single-currency payment")
         if request.has("rate") and parse_rate(request.raw("rate"), "rate") != Decimal(1):
             raise refusal("invalid_request", "'rate' must be 1 (or absent) in a single-currency payment")
         return currency, amount, None
@@ -278,9 +274,7 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
     collection = bilateral_collection(record["payer_bank"], record["payee_bank"])
     stored = ledger.get_private(collection, keys.details(payment_id))
     if stored is None:
-        raise refusal(
-            "invalid_state", f"the details of payment {payment_id} have not reached this peer yet; retry"
-        )
+        raise refusal("invalid_state", f"the details of payment {payment_id} have not reached this peer yet; retry")
     details = stored["details"]
     if details_hash(stored["salt"], details) != record["details_hash"]:
         raise refusal("invalid_state", f"the details of payment {payment_id} do not match its public hash")
@@ -291,15 +285,11 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
     payee = books.require_account(payee_account, "payee_account")
     payee.require_can_be_paid()
     if not payee_bank.issues(record["payee_currency"]):
-        raise refusal(
-            "currency_not_issued", f"{payee_bank.msp_id} does not issue {record['payee_currency']} tokens"
-        )
+        raise refusal("currency_not_issued", f"{payee_bank.msp_id} does not issue {record['payee_currency']} tokens")
     for currency in dict.fromkeys((record["currency"], record["payee_currency"])):
         check_corridor(ledger, currency, details["payer_jurisdiction"], payee.jurisdiction)
 
-    books.credit(
-        payee_account, record["payee_currency"], record["payee_amount"], "payment_in", payment_id, payment_id
-    )
+    books.credit(payee_account, record["payee_currency"], record["payee_amount"], "payment_in", payment_id, payment_id)
     change_supply(ledger, payee_bank.msp_id, record["payee_currency"], record["payee_amount"])
     ledger.put_private(
         books.collection,
@@ -361,9 +351,7 @@ def refund(ledger: Ledger, config: Config, payer_bank: Bank, payment_id: str) ->
             )
     booked["status"] = REFUNDED
     ledger.put_private(books.collection, keys.booked_payment(payment_id), booked)
-    books.credit(
-        booked["account_id"], booked["currency"], booked["amount"], "payment_refund", payment_id, payment_id
-    )
+    books.credit(booked["account_id"], booked["currency"], booked["amount"], "payment_refund", payment_id, payment_id)
     change_supply(ledger, payer_bank.msp_id, booked["currency"], booked["amount"])
     if status != REFUNDED:
         # A record already marked refunded (by the payee bank's altered chaincode) is final:
@@ -395,9 +383,7 @@ def get_payment(ledger: Ledger, payment_id: str, caller: str | None, with_detail
     return record
 
 
-def list_payments(
-    ledger: Ledger, bank: str | None, status: str | None, page_size: int, bookmark: str
-) -> Record:
+def list_payments(ledger: Ledger, bank: str | None, status: str | None, page_size: int, bookmark: str) -> Record:
     start, end = keys.simple_prefix_range(keys.PAYMENT_INDEX, bank or keys.ALL_BANKS)
     payments: list[Record] = []
     for key, _ in ledger.scan_range(resume_from(start, end, bookmark), end):

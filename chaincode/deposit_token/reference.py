@@ -157,9 +157,7 @@ def _parse_banks(value: Any, currencies: dict[str, int], regulator: str) -> list
     for index, item in enumerate(value):
         where = f"banks[{index}]"
         if not isinstance(item, dict) or set(item) - {"msp_id", "name", "jurisdiction", "currencies"}:
-            raise refusal(
-                "invalid_request", f"'{where}' must be an object of msp_id, name, jurisdiction, currencies"
-            )
+            raise refusal("invalid_request", f"'{where}' must be an object of msp_id, name, jurisdiction, currencies")
         msp = item.get("msp_id")
         if not isinstance(msp, str) or not MSP_ID.fullmatch(msp):
             raise refusal("invalid_request", f"'{where}.msp_id' must be an MSP id")
@@ -206,9 +204,7 @@ def init_reference_data(ctx: Context, ledger: Ledger, data: dict[str, Any]) -> R
     currencies = _parse_currencies(data.get("currencies"))
     for code, exponent in currencies.items():
         if code in config.currencies and config.currencies[code] != exponent:
-            raise refusal(
-                "invalid_request", f"the exponent of {code} is {config.currencies[code]} and cannot change"
-            )
+            raise refusal("invalid_request", f"the exponent of {code} is {config.currencies[code]} and cannot change")
     merged = {**config.currencies, **currencies}
     banks = _parse_banks(data.get("banks", []), merged, regulator)
     timeout = config.payment_timeout_seconds
@@ -230,9 +226,7 @@ def init_reference_data(ctx: Context, ledger: Ledger, data: dict[str, Any]) -> R
         ledger.put(keys.corridor(), DEFAULT_CORRIDOR_POLICY)
         ledger.require_endorsers(keys.corridor(), [regulator])
     if changed:
-        ledger.emit(
-            "ReferenceDataChanged", {"regulator": regulator, "banks": sorted(b.msp_id for b in banks)}
-        )
+        ledger.emit("ReferenceDataChanged", {"regulator": regulator, "banks": sorted(b.msp_id for b in banks)})
     return {"changed": changed, "banks": len(banks), "currencies": len(merged)}
 
 

@@ -58,9 +58,7 @@ class Request:
         try:
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError):
-            raise refusal(
-                "invalid_request", f"transient '{TRANSIENT_KEY}' is not a UTF-8 JSON object"
-            ) from None
+            raise refusal("invalid_request", f"transient '{TRANSIENT_KEY}' is not a UTF-8 JSON object") from None
         if not isinstance(data, dict):
             raise refusal("invalid_request", f"transient '{TRANSIENT_KEY}' must be a JSON object")
         return cls(data, allowed)
@@ -93,9 +91,7 @@ class Request:
             raise refusal("invalid_request", f"'{name}' has characters or a length that is not allowed")
         return value
 
-    def optional_text(
-        self, name: str, max_length: int = 200, pattern: re.Pattern[str] | None = None
-    ) -> str | None:
+    def optional_text(self, name: str, max_length: int = 200, pattern: re.Pattern[str] | None = None) -> str | None:
         return self.text(name, max_length, pattern) if self.has(name) else None
 
     def account_id(self, name: str = "account_id") -> str:
@@ -119,9 +115,7 @@ class Request:
     def jurisdiction(self, name: str = "jurisdiction") -> str:
         value = self._required(name)
         if not isinstance(value, str) or not JURISDICTION.fullmatch(value):
-            raise refusal(
-                "invalid_request", f"'{name}' must be a jurisdiction code of 2 to 4 capital letters"
-            )
+            raise refusal("invalid_request", f"'{name}' must be a jurisdiction code of 2 to 4 capital letters")
         return value
 
     def amount(self, name: str = "amount") -> int:
@@ -163,9 +157,7 @@ class Request:
         if not isinstance(value, list):
             raise refusal("invalid_request", "'pending_credits' must be a list of credit ids")
         if len(value) > MAX_PENDING_CREDITS:
-            raise refusal(
-                "invalid_request", f"'pending_credits' may list at most {MAX_PENDING_CREDITS} credits"
-            )
+            raise refusal("invalid_request", f"'pending_credits' may list at most {MAX_PENDING_CREDITS} credits")
         ids: list[str] = []
         for item in value:
             if not isinstance(item, str) or not CREDIT_ID.fullmatch(item):

@@ -116,9 +116,7 @@ def confirm(ledger: Ledger, bank: Bank, cycle_id: str, external_ref: str) -> Rec
         confirmation_key,
         {"bank": bank.msp_id, "confirmed": True, "external_ref": external_ref, "at": ledger.now_iso},
     )
-    others = [
-        ledger.get(keys.confirmation(cycle_id, other)) for other in cycle["banks"] if other != bank.msp_id
-    ]
+    others = [ledger.get(keys.confirmation(cycle_id, other)) for other in cycle["banks"] if other != bank.msp_id]
     if all(other is not None and other["confirmed"] for other in others):
         cycle["status"] = SETTLED
         cycle["settled_at"] = ledger.now_iso

@@ -17,9 +17,7 @@ from chaincode.deposit_token.reference import Bank
 
 
 def change_supply(ledger: Ledger, issuer: str, currency: str, delta: int) -> None:
-    ledger.put_private(
-        supply_collection(issuer), keys.supply_change(currency, ledger.unique_id()), {"delta": delta}
-    )
+    ledger.put_private(supply_collection(issuer), keys.supply_change(currency, ledger.unique_id()), {"delta": delta})
 
 
 def supply_of(ledger: Ledger, issuer: str, currency: str) -> int:

@@ -328,15 +328,24 @@ class MemoryChannel:
         return first
 
     def query(
-        self, org: str, function: str, args: Sequence[str] = (), transient: Mapping[str, Any] | None = None,
+        self,
+        org: str,
+        function: str,
+        args: Sequence[str] = (),
+        transient: Mapping[str, Any] | None = None,
         creator: str | None = None,
-    ) -> Simulation:  # fmt: skip
+    ) -> Simulation:
+        """Run a query on ``org``'s peer; nothing is committed."""
         return self.simulate(org, function, args, transient, creator)
 
     def invoke(
-        self, org: str, function: str, args: Sequence[str] = (), transient: Mapping[str, Any] | None = None,
+        self,
+        org: str,
+        function: str,
+        args: Sequence[str] = (),
+        transient: Mapping[str, Any] | None = None,
         creator: str | None = None,
-    ) -> Simulation:  # fmt: skip
+    ) -> Simulation:
         """Endorse on ``org`` and, if the chaincode answered success, commit in a block of one."""
         simulation = self.simulate(org, function, args, transient, creator)
         if simulation.ok:
@@ -497,9 +506,7 @@ class MemoryStub:
     def _scan(self, start: str, end: str) -> list[KV]:
         space = self._channel.state[PUBLIC]
         found = sorted(key for key in space if start <= key < (end or MAX_UNICODE_RUNE))
-        self.rwset.ranges.append(
-            (start, end or MAX_UNICODE_RUNE, [(key, space[key].version) for key in found])
-        )
+        self.rwset.ranges.append((start, end or MAX_UNICODE_RUNE, [(key, space[key].version) for key in found]))
         return [KV(key, space[key].value) for key in found]
 
     def get_state_by_range(self, start_key: str, end_key: str) -> Iterator[KV]:
@@ -543,9 +550,7 @@ class MemoryStub:
     def _check_read(self, name: str) -> _Collection:
         collection = self._collection(name)
         if collection.member_only_read and self._creator not in collection.members:
-            raise LedgerError(
-                f"tx creator does not have read access permission on privatedata in collection {name}"
-            )
+            raise LedgerError(f"tx creator does not have read access permission on privatedata in collection {name}")
         return collection
 
     def get_private_data(self, collection: str, key: str) -> bytes:
@@ -594,9 +599,7 @@ class MemoryStub:
         if collection != PUBLIC:
             info = self._collection(collection)
             if info.member_only_write and self._creator not in info.members:
-                raise LedgerError(
-                    f"tx creator does not have write access permission on privatedata in {collection}"
-                )
+                raise LedgerError(f"tx creator does not have write access permission on privatedata in {collection}")
         self._wrote = True
 
     def put_state(self, key: str, value: bytes) -> None:

@@ -34,9 +34,7 @@ def _first_use(ledger: Ledger, books: Books, reference_key: str, content: Record
     raise refusal("duplicate_reference", f"'{field}' was already used for a different request")
 
 
-def issue(
-    ledger: Ledger, bank: Bank, account_id: str, currency: str, amount: int, deposit_ref: str
-) -> Record:
+def issue(ledger: Ledger, bank: Bank, account_id: str, currency: str, amount: int, deposit_ref: str) -> Record:
     _require_issues(bank, currency)
     books = Books(ledger, bank)
     account = books.require_account(account_id)

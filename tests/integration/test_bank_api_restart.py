@@ -132,3 +132,31 @@ def test_twenty_concurrent_identical_payments_make_one(banks: dict[str, BankGate
     payment_id = responses[0].json()["payment_id"]
     assert wait_for(lambda: us.payment(payment_id, buyer.headers)["status"] == "completed", timeout=90)
     assert Decimal(hk.balances(supplier)["USD"]) == Decimal("7.00")
+
+
+def test_peer_down_gives_503_with_retry_after_and_recovers(banks: dict[str, BankGateway]) -> None:
+    us, hk = banks["USBankMSP"], banks["HKBankMSP"]
+    buyer = us.open_account("Outage Buyer", "US")
+    supplier = hk.open_account("Outage Supplier", "HK")
+    us.issue(buyer.account_id, "USD", "10.00")
+    network_cli("kill-node", "peer.USBankMSP")
+    try:
+        ready = requests.get(us.url + "/readyz", timeout=60)
+        assert ready.status_code == 503 and int(ready.headers["Retry-After"]) > 0
+        read = us.get(f"/v1/accounts/{buyer.account_id}", buyer.headers)
+        assert read.status_code == 503, read.text
+        assert read.json()["code"] == "ledger_unavailable" and int(read.headers["Retry-After"]) > 0
+        key = unique("outage")
+        paid = us.pay(buyer, "HKBankMSP", supplier.account_id, "USD", "3.00", key)
+        assert paid.status_code == 503, paid.text
+    finally:
+        network_cli("start-node", "peer.USBankMSP")
+    assert wait_for(us.ready, timeout=120)
+    retried = wait_for(
+        lambda: (r := us.pay(buyer, "HKBankMSP", supplier.account_id, "USD", "3.00", key)).status_code == 201 and r,
+        timeout=120,
+    )
+    assert retried, "the payment could not be made after the peer came back"
+    payment_id = retried.json()["payment_id"]
+    assert wait_for(lambda: us.payment(payment_id, buyer.headers)["status"] == "completed", timeout=120)
+    assert us.balances(buyer) == {"USD": "7.00"}
