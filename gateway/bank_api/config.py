@@ -41,6 +41,10 @@ class GatewayConfig:
     # Seconds an initiated outgoing payment may wait for the payee bank before we refund it.
     payment_timeout_seconds: int = 300
     sweep_interval_seconds: float = 20.0
+    # Incoming payments younger than this are left to the follower by the sweeper.
+    sweep_grace_seconds: float = 30.0
+    # Events the follower handles at once (each completion waits for its commit).
+    follower_concurrency: int = 8
     # Seconds a claimed idempotency key stays locked before a retry may take the request over.
     idempotency_lease_seconds: float = 30.0
     idempotency_wait_seconds: float = 25.0

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
+from fabric_protos.peer import transaction_pb2
 
 from gateway.bank_api.config import ConfigError, GatewayConfig
 from gateway.bank_api.ledger import (
@@ -51,6 +52,8 @@ T = TypeVar("T")
 TRANSIENT_KEY = "request"
 MAX_PENDING_CREDITS = 1000
 SUBMIT_ATTEMPTS = 6
+POLICY_RETRIES = 2
+ENDORSEMENT_POLICY_FAILURE = int(transaction_pb2.ENDORSEMENT_POLICY_FAILURE)
 PING_TIMEOUT_SECONDS = 3.0
 
 _UNAVAILABLE_CODES = {
@@ -203,19 +206,29 @@ class FabricLedger:
         return _decode(raw, name)
 
     def submit(self, name: str, *args: str, request: JSON | None = None) -> JSON:
-        raw = self._guard(
-            lambda: submit_with_retry(
-                self.contract,
-                name,
-                *args,
-                transient=self._transient(request),
-                endorsing_organizations=[self._msp_id],
-                attempts=SUBMIT_ATTEMPTS,
-                commit_timeout=self.commit_timeout,
-            ),
-            "submit",
-            name,
-        )
+        transient = self._transient(request)
+
+        def run() -> bytes:
+            for attempt in range(POLICY_RETRIES + 1):
+                try:
+                    return submit_with_retry(
+                        self.contract,
+                        name,
+                        *args,
+                        transient=transient,
+                        endorsing_organizations=[self._msp_id],
+                        attempts=SUBMIT_ATTEMPTS,
+                        commit_timeout=self.commit_timeout,
+                    )
+                except CommitError as error:
+                    # A concurrent transaction moved a key we wrote on to a stricter state-based
+                    # policy (the same payment settled by another worker, say). Like a read
+                    # conflict, a fresh run sees the new state and usually finds nothing to do.
+                    if error.code != ENDORSEMENT_POLICY_FAILURE or attempt == POLICY_RETRIES:
+                        raise
+            raise AssertionError("unreachable: the loop returns or raises")
+
+        raw = self._guard(run, "submit", name)
         return _decode(raw, name)
 
     def _spendable(self, account_id: str) -> JSON:

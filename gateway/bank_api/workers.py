@@ -11,8 +11,8 @@ The follower reads the chaincode's events from a checkpoint kept in the gateway 
 Every action is idempotent at the contract (a payment moves on from ``initiated`` once),
 so the rule is simple: handle the event, then checkpoint. A crash in between repeats the
 handling, which the contract turns into a no-op; nothing is missed because the checkpoint
-never runs ahead of the handling. Webhook rows are written in the same transaction as the
-checkpoint, unique per event, so merchants hear of each payment once.
+never runs ahead of the handling. Webhook rows are unique per subscription and event, so
+merchants hear of each payment once even when an event is handled twice.
 
 The sweeper is the safety net for what events alone cannot do: it refunds this bank's
 payments that the payee bank never answered (after the timeout), retries incoming ones a
@@ -24,10 +24,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.bank_api import representations
 from gateway.bank_api.ledger import (
@@ -133,18 +136,28 @@ class IncomingPayments:
 
 
 class PaymentFollower:
-    """Thread that follows chaincode events from the checkpoint and acts on them."""
+    """Thread that follows chaincode events from the checkpoint and acts on them.
 
-    def __init__(self, services: Services, retry_seconds: float = 2.0) -> None:
+    Events are handled by a small pool, so one slow completion (a commit takes a block) does not
+    hold up the others: a burst of incoming payments is completed in parallel. The checkpoint
+    only ever moves to the newest event whose predecessors are all handled, so a restart
+    resumes before anything unfinished. Webhook rows are written by the handling itself
+    (unique per subscription and event), not with the checkpoint.
+    """
+
+    def __init__(self, services: Services, retry_seconds: float = 2.0, concurrency: int | None = None) -> None:
         self.services = services
         self.ledger = services.ledger
         self.msp_id = services.msp_id
         self.payments = IncomingPayments(services)
         self.checkpoints = Checkpoints(services)
         self.retry_seconds = retry_seconds
+        self.concurrency = max(1, concurrency or services.config.follower_concurrency)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stream: Any = None
+        self._pending: deque[tuple[LedgerEvent, Future[None]]] = deque()
+        self._pending_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="payment-follower", daemon=True)
@@ -156,34 +169,69 @@ class PaymentFollower:
         if stream is not None and hasattr(stream, "close"):
             stream.close()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=30)
 
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
-            block, tx_id = self.checkpoints.load()
-            try:
-                self._stream = self.ledger.events(block, tx_id)
-                for event in self._stream:
-                    if self._stop.is_set():
-                        break
-                    self.handle_with_retries(event)
-            except LedgerError as error:
-                log.warning("event stream interrupted (%s); resuming from the checkpoint", type(error).__name__)
-            except Exception:
-                log.exception("event follower failed; resuming from the checkpoint")
-            finally:
-                stream, self._stream = self._stream, None
-                if stream is not None and hasattr(stream, "close"):
-                    stream.close()
-            self._stop.wait(self.retry_seconds)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="payment-follower") as pool:
+            while not self._stop.is_set():
+                block, tx_id = self.checkpoints.load()
+                try:
+                    self._stream = self.ledger.events(block, tx_id)
+                    for event in self._stream:
+                        if self._stop.is_set():
+                            break
+                        self._submit(pool, event)
+                except LedgerError as error:
+                    log.warning("event stream interrupted (%s); resuming from the checkpoint", type(error).__name__)
+                except Exception:
+                    log.exception("event follower failed; resuming from the checkpoint")
+                finally:
+                    stream, self._stream = self._stream, None
+                    if stream is not None and hasattr(stream, "close"):
+                        stream.close()
+                    self._wait_for_pending()
+                self._stop.wait(self.retry_seconds)
+
+    def _submit(self, pool: ThreadPoolExecutor, event: LedgerEvent) -> None:
+        while True:
+            with self._pending_lock:
+                oldest = self._pending[0][1] if len(self._pending) >= self.concurrency else None
+            if oldest is None:
+                break
+            wait([oldest])  # room in the window once the oldest is done
+            self._advance()
+        future = pool.submit(self.process, event)
+        with self._pending_lock:
+            self._pending.append((event, future))
+        future.add_done_callback(lambda _: self._advance())
+
+    def _advance(self) -> None:
+        """Checkpoint the newest event whose predecessors are all handled."""
+        with self._pending_lock:
+            last: LedgerEvent | None = None
+            while self._pending and self._pending[0][1].done():
+                last = self._pending.popleft()[0]
+            if last is not None:
+                self.checkpoint(last)
+
+    def _wait_for_pending(self) -> None:
+        with self._pending_lock:
+            futures = [future for _, future in self._pending]
+        wait(futures)
+        self._advance()
 
     def handle_with_retries(self, event: LedgerEvent) -> None:
-        """Handle one event and checkpoint it. Peer outages are waited out; other failures are retried
-        a few times, then the event is passed over (the sweeper picks the payment up later)."""
+        """Handle one event, then checkpoint it (the sequential form of what ``run`` does)."""
+        self.process(event)
+        self.checkpoint(event)
+
+    def process(self, event: LedgerEvent) -> None:
+        """Handle one event. Peer outages are waited out; other failures are retried a few times,
+        then the event is passed over (the sweeper picks the payment up later)."""
         attempt = 0
         while not self._stop.is_set():
             attempt += 1
@@ -202,14 +250,18 @@ class PaymentFollower:
                     event.transaction_id,
                     type(error).__name__,
                 )
-                notices = []
-            self.checkpoint(event, notices)
+                return
+            if notices:
+                try:
+                    with self.services.db.session() as session:
+                        for account_id, event_type, event_id, data in notices:
+                            enqueue(session, account_id, event_type, event_id, data)
+                except IntegrityError:
+                    pass  # the same event handled twice at once: the other handling queued it
             return
 
-    def checkpoint(self, event: LedgerEvent, notices: list[tuple[str, str, str, JSON]]) -> None:
+    def checkpoint(self, event: LedgerEvent) -> None:
         with self.services.db.session() as session:
-            for account_id, event_type, event_id, data in notices:
-                enqueue(session, account_id, event_type, event_id, data)
             row = session.get(EventCheckpoint, self.checkpoints.name)
             if row is None:
                 row = EventCheckpoint(name=self.checkpoints.name, block_number=0, updated_at=utcnow())
@@ -277,6 +329,7 @@ class PaymentSweeper:
         self.payments = IncomingPayments(services)
         self.interval = services.config.sweep_interval_seconds
         self.timeout = services.config.payment_timeout_seconds
+        self.grace = services.config.sweep_grace_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -305,18 +358,25 @@ class PaymentSweeper:
         counts = {"completed": 0, "rejected": 0, "refunded": 0, "pending_incoming": 0, "failed": 0}
         for payment in self._payments("initiated"):
             payment_id = str(payment.get("payment_id"))
+            created = _epoch(payment.get("created_at"))
+            age = moment - created if created is not None else float("inf")
             try:
                 if payment.get("payee_bank") == self.msp_id:
+                    if age < self.grace:
+                        # Fresh: the follower is on it; settling it here too would only collide.
+                        counts["pending_incoming"] += 1
+                        continue
                     outcome = self.payments.settle_incoming(payment_id)
                     if outcome in ("completed", "rejected"):
                         counts[outcome] += 1
                     else:
                         counts["pending_incoming"] += 1
-                elif payment.get("payer_bank") == self.msp_id:
-                    created = _epoch(payment.get("created_at"))
-                    expired = created is None or moment - created >= timeout
-                    if expired and self.payments.refund(payment_id) == "refunded":
-                        counts["refunded"] += 1
+                elif (
+                    payment.get("payer_bank") == self.msp_id
+                    and age >= timeout
+                    and self.payments.refund(payment_id) == "refunded"
+                ):
+                    counts["refunded"] += 1
             except LedgerUnavailable:
                 raise
             except LedgerError:

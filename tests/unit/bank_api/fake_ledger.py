@@ -469,7 +469,9 @@ class FakeLedger:
 
     def _public(self, payment: JSON, details: bool) -> JSON:
         record = {k: copy.deepcopy(v) for k, v in payment.items() if not k.startswith("_") and k != "created_epoch"}
-        if details and self._msp_id in (payment["payer_bank"], payment["payee_bank"]):
+        if details:
+            if self._msp_id not in (payment["payer_bank"], payment["payee_bank"]):
+                raise rejected("not_authorized", "only the payer and payee banks may read a payment's details")
             record["details"] = dict(payment["_details"])
         return record
 

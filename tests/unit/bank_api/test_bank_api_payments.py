@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from gateway.bank_api.workers import PaymentFollower, PaymentSweeper
 from tests.unit.bank_api.conftest import Gateway, GatewayFactory
 from tests.unit.bank_api.fake_ledger import FakeNetwork, stop_when
@@ -154,7 +156,10 @@ def test_payment_to_an_unknown_account_is_rejected(us: Gateway, hk: Gateway) -> 
         json={"payee_bank": "HKBankMSP", "payee_account": "acc_ghost", "currency": "USD", "amount": "5.00"},
         headers=_merchant(buyer_key, "ghost"),
     ).get_json()
-    PaymentSweeper(hk.services).sweep()
+    sweeper = PaymentSweeper(hk.services)
+    assert sweeper.sweep()["pending_incoming"] == 1  # fresh: left to the follower
+    assert us.ledger.network.payments[payment["payment_id"]]["status"] == "initiated"
+    sweeper.sweep(now=time.time() + 60)  # still open well after the grace period: the sweeper acts
     assert us.ledger.network.payments[payment["payment_id"]]["status"] == "rejected"
     assert us.ledger.network.payments[payment["payment_id"]]["reason"] == "unknown_account"
     counts = PaymentSweeper(us.services).sweep()
@@ -196,8 +201,8 @@ def test_settlement_cycle_nets_and_settles(us: Gateway, hk: Gateway) -> None:
         json={"payee_bank": "USBankMSP", "payee_account": buyer, "currency": "USD", "amount": "15.00"},
         headers=_merchant(supplier_key, "b"),
     )
-    PaymentSweeper(hk.services).sweep()
-    PaymentSweeper(us.services).sweep()
+    PaymentSweeper(hk.services).sweep(now=time.time() + 60)
+    PaymentSweeper(us.services).sweep(now=time.time() + 60)
     positions = us.client.get("/v1/positions", headers=us.op()).get_json()
     assert positions["positions"] == {"HKBankMSP": {"USD": "45.00"}, "USBankMSP": {"USD": "-45.00"}}
     opened = us.client.post("/v1/settlement-cycles", json={"cycle_id": "c-1"}, headers=us.op())
@@ -254,3 +259,21 @@ def test_limits_are_set_and_enforced(us: Gateway, hk: Gateway) -> None:
         headers=_merchant(buyer_key, "big"),
     )
     assert (refused.status_code, refused.get_json()["code"]) == (409, "limit_exceeded")
+
+
+def test_operator_sees_other_banks_payments_without_their_details(
+    us: Gateway, hk: Gateway, make_gateway: GatewayFactory
+) -> None:
+    sg = make_gateway("SGBankMSP")
+    buyer, buyer_key = us.open_account("Buyer")
+    supplier, _ = hk.open_account("Supplier", "HK")
+    us.issue(buyer, "10.00")
+    payment = us.client.post(
+        "/v1/payments",
+        json={"payee_bank": "HKBankMSP", "payee_account": supplier, "currency": "USD", "amount": "1.00"},
+        headers=_merchant(buyer_key, "third-party"),
+    ).get_json()
+    seen = sg.client.get(f"/v1/payments/{payment['payment_id']}", headers=sg.op())
+    assert seen.status_code == 200
+    assert seen.get_json()["amount"] == "1.00"
+    assert "payer_account" not in seen.get_json() and "payee_account" not in seen.get_json()
