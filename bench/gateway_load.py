@@ -195,6 +195,18 @@ def run_wrk(url: str, payers: list[dict[str, str]], payee: str, duration: int, w
     }
 
 
+def wait_completed(profile: dict[str, Any], payee: str, payments: int, timeout: float = 600) -> float | None:
+    """Seconds after the load stopped until the payee bank's gateway completed every payment."""
+    hk = profile["orgs"][PAYEE_BANK]
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        response = requests.get(f"{hk['gateway_url']}/v1/accounts/{payee}", headers=_op(hk), timeout=60)
+        if response.ok and response.json()["balances"].get("USD") == f"{payments}.00":
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    return None
+
+
 def run_client(profile_path: Path, payers: list[dict[str, str]], payee: str, duration: int) -> dict[str, Any]:
     gateway = connect_org(profile_path, PAYER_BANK)
     contract = gateway.get_network("tokens").get_contract("deposit_token")
@@ -286,6 +298,8 @@ def main() -> int:
             http_payers = open_payers(url, operator, args.connections, expected)
             print(f"HTTP through {url} with wrk for {args.duration}s ...", flush=True)
             results["http"] = run_wrk(url, http_payers, payee, args.duration, workdir)
+            ok = results["http"]["requests"] - results["http"]["failed"]
+            results["http"]["completed_after_s"] = wait_completed(profile, payee, ok)
             results["http"]["server"] = "gunicorn gthread (1 worker, 16 threads)" if args.gunicorn else "serve"
         finally:
             if process is not None:
@@ -303,6 +317,7 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"gateway_load-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2))
+    print(f"HTTP payments all completed by the payee bank {results['http']['completed_after_s']} s after the load")
     print(f"\nwritten to {out}")
     return 0
 

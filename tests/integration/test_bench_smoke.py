@@ -39,9 +39,7 @@ def _only_step(document: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", CLIENT_WORKLOADS)
-def test_client_workloads_commit_and_report_sane_figures(
-    smoke: tuple[dict[str, Any], Path, str], name: str
-) -> None:
+def test_client_workloads_commit_and_report_sane_figures(smoke: tuple[dict[str, Any], Path, str], name: str) -> None:
     document, _, _ = smoke
     step = _only_step(document, name)
     per_operation = document["workloads"][name]["transactions_per_operation"]
