@@ -20,6 +20,7 @@ PEER_HISTOGRAMS = (
     "ledger_block_processing_time",
     "ledger_blockstorage_and_pvtdata_commit_time",
     "ledger_statedb_commit_time",
+    "gossip_privdata_send_duration",
     "gossip_privdata_validation_duration",
     "gossip_privdata_commit_block_duration",
     "gossip_state_commit_duration",

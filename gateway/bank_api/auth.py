@@ -18,7 +18,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from flask import Request, g, request
+from flask import Request, current_app, g, request
 from sqlalchemy import select
 
 from gateway.bank_api.problems import ApiProblem
@@ -193,8 +193,6 @@ def requires(*roles: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from flask import current_app
-
             keys: KeyStore = current_app.extensions["bank_api"].keys
             principal = _authenticate(keys)
             if principal.role not in roles:
