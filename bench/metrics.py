@@ -40,14 +40,10 @@ _LABEL = re.compile(r'(\w+)="([^"]*)"')
 Totals = dict[str, tuple[float, float]]  # series -> (sum, count)
 
 
-def _scrape(url: str, names: Iterable[str]) -> Totals:
+def parse_histograms(text: str, names: Iterable[str]) -> Totals:
+    """``_sum`` and ``_count`` of the named histograms in a Prometheus text exposition."""
     wanted = set(names)
     totals: Totals = {}
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode("utf-8", errors="replace")
-    except (urllib.error.URLError, OSError):
-        return totals
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if not match or match.group("name") not in wanted:
@@ -66,6 +62,15 @@ def _scrape(url: str, names: Iterable[str]) -> Totals:
             count += value
         totals[series] = (total, count)
     return totals
+
+
+def _scrape(url: str, names: Iterable[str]) -> Totals:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError):
+        return {}  # a node without an operations endpoint simply contributes nothing
+    return parse_histograms(text, names)
 
 
 class FabricMetrics:

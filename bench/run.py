@@ -61,6 +61,8 @@ class Bench:
         self.clients: dict[str, Client] = {}
         self.payment_watchers: dict[str, PaymentWatcher] = {}
         self.driver: Driver | None = None
+        self.preloader: Preloader | None = None
+        self.fabric_metrics = FabricMetrics([], [])
         self.document: dict[str, Any] = {}
 
     # -- the whole run -----------------------------------------------------------
@@ -357,6 +359,7 @@ class Bench:
         say("==> rest: interbank payments through the REST gateways (Locust, headless)")
         self._payment_watchers()
         count = users_for(max(rates))
+        assert self.preloader is not None, "the books are preloaded before any workload"
         merchants: list[Merchant] = open_merchants(bed.profile["orgs"], bed.banks(), books, self.preloader, count, say)
         info = self._record(
             "rest",

@@ -12,8 +12,11 @@ state_dir="${CALIPER_STATE_DIR:-$root/.state/bench}"
 profile="${CALIPER_PROFILE:-}"
 
 command -v npm >/dev/null || { echo "error: Caliper needs Node.js and npm (apt-get install nodejs npm)" >&2; exit 1; }
-echo "==> Installing Caliper (npm ci)"
-(cd "$here" && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
+# npm ci wipes node_modules first (minutes); do it only when the lock file changed since the last one.
+if [[ ! -f "$here/node_modules/.package-lock.json" || "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]]; then
+    echo "==> Installing Caliper (npm ci)"
+    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 started=0
 if [[ -z "$profile" ]]; then

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-TIMEOUT = 60.0
+TIMEOUT = 120.0
 
 
 def unique(prefix: str) -> str:

@@ -9,11 +9,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import requests
 
+from gateway.bank_api.webhooks import verify
 from tests.integration.bank_api_support import BankGateway, gateways_of, unique, wait_for
 
 pytestmark = pytest.mark.network
@@ -26,6 +32,16 @@ def banks(network: dict[str, Any]) -> dict[str, BankGateway]:
     for bank in found.values():
         assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
     return found
+
+
+def _confirm(bank: BankGateway, cycle_id: str, external_ref: str) -> requests.Response:
+    """Confirm a leg, retrying 503s (the same reference again is a no-op at the contract)."""
+    deadline = time.monotonic() + 300
+    while True:
+        response = bank.post(f"/v1/settlement-cycles/{cycle_id}/confirmation", {"external_ref": external_ref})
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        time.sleep(1)
 
 
 def test_full_story_through_http(banks: dict[str, BankGateway]) -> None:
@@ -61,17 +77,21 @@ def test_full_story_through_http(banks: dict[str, BankGateway]) -> None:
 
     positions = us.get("/v1/positions").json()["positions"]
     assert Decimal(positions["HKBankMSP"]["HKD"]) >= Decimal(payment["payee_amount"])
-    opened = us.post("/v1/settlement-cycles", {"cycle_id": unique("cycle")})
-    assert opened.status_code == 201, opened.text
+    # A cycle over a large backlog may outlast the gateway's commit deadline (503): retry as a
+    # client would; the same cycle id makes the retry safe.
+    cycle_id = unique("cycle")
+    opened = wait_for(
+        lambda: (r := us.post("/v1/settlement-cycles", {"cycle_id": cycle_id})).status_code != 503 and r,
+        timeout=300,
+    )
+    assert opened and opened.status_code == 201, opened.text if opened else "503 throughout"
     cycle = opened.json()
     assert cycle["payments"] >= 1 and cycle["status"] == "open"
     for currency in {ccy for by_ccy in cycle["positions"].values() for ccy in by_ccy}:
         total = sum(Decimal(by_ccy.get(currency, "0")) for by_ccy in cycle["positions"].values())
         assert total == 0, f"{currency} positions do not net to zero"
     for msp_id in cycle["banks"]:
-        confirmed = banks[msp_id].post(
-            f"/v1/settlement-cycles/{cycle['cycle_id']}/confirmation", {"external_ref": unique("rtgs")}
-        )
+        confirmed = _confirm(banks[msp_id], cycle["cycle_id"], unique("rtgs"))
         assert confirmed.status_code == 200, confirmed.text
     final = us.get(f"/v1/settlement-cycles/{cycle['cycle_id']}").json()
     assert final["status"] == "settled"
@@ -128,13 +148,6 @@ def test_bad_amounts_on_the_live_gateway(banks: dict[str, BankGateway], amount: 
 
 
 def test_supplier_is_told_by_a_signed_webhook(banks: dict[str, BankGateway]) -> None:
-    import json
-    import threading
-    import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from gateway.bank_api.webhooks import verify
-
     received: list[tuple[str, bytes]] = []
 
     class Hook(BaseHTTPRequestHandler):

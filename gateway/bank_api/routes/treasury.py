@@ -12,6 +12,7 @@ from gateway.bank_api import representations
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import MERCHANT, OPERATOR, requires
 from gateway.bank_api.idempotency import validate_key
+from gateway.bank_api.ledger import ContractRejected
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
 from gateway.bank_api.validation import (
     ACCOUNT_ID,
@@ -120,7 +121,16 @@ def open_cycle() -> Response:
         suffix = hashlib.sha256(key.encode()).hexdigest()[:8] if key else secrets.token_hex(4)
         cycle_id = f"{services().msp_id}-{stamp}-{suffix}"
     ledger = services().ledger
-    ledger.open_settlement_cycle(cycle_id)
+    try:
+        ledger.open_settlement_cycle(cycle_id)
+    except ContractRejected as rejection:
+        # A retry of an open whose answer was lost (a commit that outlasted our deadline): the
+        # cycle is there, opened by us, so this request has what it asked for.
+        if rejection.code != "duplicate_reference":
+            raise
+        existing = ledger.get_settlement_cycle(cycle_id)
+        if existing.get("opened_by") != services().msp_id:
+            raise
     cycle = ledger.get_settlement_cycle(cycle_id)
     return json_response(
         representations.settlement_cycle(cycle, services().currencies()),

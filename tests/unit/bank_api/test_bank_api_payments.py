@@ -207,6 +207,11 @@ def test_settlement_cycle_nets_and_settles(us: Gateway, hk: Gateway) -> None:
     assert positions["positions"] == {"HKBankMSP": {"USD": "45.00"}, "USBankMSP": {"USD": "-45.00"}}
     opened = us.client.post("/v1/settlement-cycles", json={"cycle_id": "c-1"}, headers=us.op())
     assert opened.status_code == 201
+    # Opening it again (a retry after a lost answer) gives the same cycle, not a second one.
+    reopened = us.client.post("/v1/settlement-cycles", json={"cycle_id": "c-1"}, headers=us.op())
+    assert reopened.status_code == 201 and reopened.get_json()["cycle_id"] == "c-1"
+    taken = hk.client.post("/v1/settlement-cycles", json={"cycle_id": "c-1"}, headers=hk.op())
+    assert (taken.status_code, taken.get_json()["code"]) == (409, "duplicate_reference")
     assert opened.get_json()["positions"] == positions["positions"]
     assert opened.get_json()["payments"] == 2
     first = us.client.post("/v1/settlement-cycles/c-1/confirmation", json={"external_ref": "fed-1"}, headers=us.op())
