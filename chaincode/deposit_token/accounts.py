@@ -162,6 +162,15 @@ class Books:
     def head(self, account_id: str) -> Head:
         return Head.from_record(self.ledger.get_private(self.collection, keys.head(account_id)))
 
+    def prefetch_balance(self, account_id: str, credit_ids: list[str], *, with_account: bool = False) -> None:
+        """Read the head and the listed pending credits (and the account) in one request.
+
+        Only before a debit, which reads them all anyway: a key read joins the read set.
+        """
+        account_keys = [keys.account(account_id)] if with_account else []
+        credit_keys = [keys.credit(account_id, credit_id) for credit_id in credit_ids]
+        self.ledger.prefetch_private(self.collection, [*account_keys, keys.head(account_id), *credit_keys])
+
     def save_head(self, account_id: str, head: Head) -> None:
         self.ledger.put_private(self.collection, keys.head(account_id), head.as_record())
 
@@ -214,6 +223,7 @@ class Books:
     ) -> None:
         """Take ``amount`` from the account, or refuse naming why. Reads and writes the head."""
         account.require_can_pay()
+        self.prefetch_balance(account_id, pending_credits)
         head = self.head(account_id)
         self.fold(account_id, head, pending_credits)
         today = self.ledger.now.date().isoformat()
@@ -251,6 +261,7 @@ class Books:
 
     def consolidate(self, account_id: str, pending_credits: list[str]) -> None:
         """Fold pending credits into the head without a debit (housekeeping for busy accounts)."""
+        self.prefetch_balance(account_id, pending_credits)
         head = self.head(account_id)
         self.fold(account_id, head, pending_credits)
         self.save_head(account_id, head)

@@ -60,6 +60,8 @@ class Ledger:
         self.now = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC)
         self._counter = 0
         self._event: str | None = None
+        # Committed values read so far, by (collection, key); "" is public state.
+        self._read: dict[tuple[str, str], bytes] = {}
 
     # -- identity of what this transaction writes --------------------------
     def unique_id(self) -> str:
@@ -73,7 +75,20 @@ class Ledger:
 
     # -- public state --------------------------------------------------------
     def get(self, key: str) -> Record | None:
-        return decode(self.stub.get_state(key))
+        cached = self._read.get(("", key))
+        if cached is None:
+            cached = self._read[("", key)] = self.stub.get_state(key)
+        return decode(cached)
+
+    def prefetch(self, keys_: Sequence[str]) -> None:
+        """Read these public keys in one request; later ``get`` calls answer from memory.
+
+        Only for keys the transaction reads anyway: every key read joins the read set.
+        """
+        missing = [key for key in dict.fromkeys(keys_) if ("", key) not in self._read]
+        if missing:
+            for key, raw in zip(missing, self.stub.get_state_multiple(missing), strict=True):
+                self._read[("", key)] = raw
 
     def put(self, key: str, record: Record) -> None:
         self.stub.put_state(key, encode(record))
@@ -103,12 +118,21 @@ class Ledger:
 
     # -- private data --------------------------------------------------------
     def get_private(self, collection: str, key: str) -> Record | None:
-        return decode(self.stub.get_private_data(collection, key))
+        cached = self._read.get((collection, key))
+        if cached is None:
+            cached = self._read[(collection, key)] = self.stub.get_private_data(collection, key)
+        return decode(cached)
+
+    def prefetch_private(self, collection: str, keys_: Sequence[str]) -> None:
+        """Read these private keys in one request (only keys the transaction reads anyway)."""
+        missing = [key for key in dict.fromkeys(keys_) if (collection, key) not in self._read]
+        if missing:
+            for key, raw in zip(missing, self.stub.get_private_data_multiple(collection, missing), strict=True):
+                self._read[(collection, key)] = raw
 
     def get_private_many(self, collection: str, keys_: Sequence[str]) -> list[Record | None]:
-        if not keys_:
-            return []
-        return [decode(raw) for raw in self.stub.get_private_data_multiple(collection, keys_)]
+        self.prefetch_private(collection, keys_)
+        return [self.get_private(collection, key) for key in keys_]
 
     def put_private(self, collection: str, key: str, record: Record) -> None:
         self.stub.put_private_data(collection, key, encode(record))

@@ -54,7 +54,7 @@ from chaincode.deposit_token.corridor import check_corridor
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record, encode, newest_first, parse_iso
 from chaincode.deposit_token.money import convert, parse_rate
-from chaincode.deposit_token.reference import Bank, Config, require_bank
+from chaincode.deposit_token.reference import MSP_ID, Bank, Config, require_bank
 from chaincode.deposit_token.requests import Request
 from chaincode.deposit_token.supply import change_supply
 
@@ -135,7 +135,12 @@ def _event(record: Record) -> Record:
 def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request) -> Record:
     idempotency_key = request.text("idempotency_key", max_length=128)
     payer_account = request.account_id("payer_account")
-    payee_bank = require_bank(ledger, request.raw("payee_bank"), "payee_bank")
+    payment_id = payment_id_for(payer_bank.msp_id, idempotency_key)
+    payee_msp = request.raw("payee_bank")
+    if isinstance(payee_msp, str) and MSP_ID.fullmatch(payee_msp):
+        # Both are read below on every path that gets that far: one request for the two.
+        ledger.prefetch([keys.bank(payee_msp), keys.payment(payment_id)])
+    payee_bank = require_bank(ledger, payee_msp, "payee_bank")
     if payee_bank.msp_id == payer_bank.msp_id:
         raise refusal("invalid_request", "'payee_bank' is the payer's own bank: use Transfer")
     payee_account = request.account_id("payee_account")
@@ -151,7 +156,6 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
     if not payee_bank.issues(payee_currency):
         raise refusal("currency_not_issued", f"{payee_bank.msp_id} does not issue {payee_currency} tokens")
 
-    payment_id = payment_id_for(payer_bank.msp_id, idempotency_key)
     fingerprint = hashlib.sha256(
         encode(
             {
@@ -181,6 +185,8 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
     if ledger.get(keys.payment(payment_id)) is not None:
         raise refusal("invalid_state", f"a payment record {payment_id} exists that this bank's books do not hold")
 
+    # The account, its head and the listed credits are all read by the debit: one request.
+    books.prefetch_balance(payer_account, pending_credits, with_account=True)
     payer = books.require_account(payer_account, "payer_account")
     books.debit(
         payer_account, payer, currency, amount,
@@ -279,6 +285,8 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
     if details_hash(stored["salt"], details) != record["details_hash"]:
         raise refusal("invalid_state", f"the details of payment {payment_id} do not match its public hash")
     books = Books(ledger, payee_bank)
+    # A booked payment is refused, so the payee's account is read on every path that commits.
+    ledger.prefetch_private(books.collection, [keys.booked_payment(payment_id), keys.account(details["payee_account"])])
     if ledger.get_private(books.collection, keys.booked_payment(payment_id)) is not None:
         raise refusal("invalid_state", f"payment {payment_id} is already in this bank's books")
     payee_account = details["payee_account"]

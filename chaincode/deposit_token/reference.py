@@ -117,8 +117,11 @@ def caller_org(ctx: Context) -> str:
     return creator
 
 
-def caller_bank(ctx: Context, ledger: Ledger) -> Bank:
+def caller_bank(ctx: Context, ledger: Ledger, *also_read: str) -> Bank:
+    """The caller's bank; ``also_read`` names public keys the transaction reads next, fetched
+    in the same request."""
     org = caller_org(ctx)
+    ledger.prefetch([keys.bank(org), *also_read])
     bank = load_bank(ledger, org)
     if bank is None:
         raise refusal("not_authorized", f"{org} is not a registered bank")

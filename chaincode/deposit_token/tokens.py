@@ -37,6 +37,7 @@ def _first_use(ledger: Ledger, books: Books, reference_key: str, content: Record
 def issue(ledger: Ledger, bank: Bank, account_id: str, currency: str, amount: int, deposit_ref: str) -> Record:
     _require_issues(bank, currency)
     books = Books(ledger, bank)
+    ledger.prefetch_private(books.collection, [keys.account(account_id), keys.deposit(deposit_ref)])
     account = books.require_account(account_id)
     content = {"account_id": account_id, "currency": currency, "amount": amount}
     if not _first_use(ledger, books, keys.deposit(deposit_ref), content, "deposit_ref"):
@@ -59,6 +60,7 @@ def redeem(
 ) -> Record:
     _require_issues(bank, currency)
     books = Books(ledger, bank)
+    ledger.prefetch_private(books.collection, [keys.account(account_id), keys.withdrawal(withdrawal_ref)])
     account = books.require_account(account_id)
     content = {"account_id": account_id, "currency": currency, "amount": amount}
     if not _first_use(ledger, books, keys.withdrawal(withdrawal_ref), content, "withdrawal_ref"):
@@ -87,6 +89,9 @@ def transfer(
         raise refusal("invalid_request", "'from_account' and 'to_account' must differ")
     _require_issues(bank, currency)
     books = Books(ledger, bank)
+    ledger.prefetch_private(
+        books.collection, [keys.account(from_account), keys.account(to_account), keys.transfer(transfer_id)]
+    )
     payer = books.require_account(from_account, "from_account")
     payee = books.require_account(to_account, "to_account")
     content = {"from_account": from_account, "to_account": to_account, "currency": currency, "amount": amount}
