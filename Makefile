@@ -63,7 +63,7 @@ caliper: venv fabric ## Hyperledger Caliper (official Node client) on the bench 
 
 lint: venv ## ruff and mypy
 	@$(VENV)/bin/ruff check network chaincode gateway tests bench demo
-	@$(VENV)/bin/mypy network chaincode gateway
+	@$(VENV)/bin/mypy network chaincode gateway demo bench
 
 clean: ## remove the venv, caches and network state (not the Fabric build cache)
 	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
