@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,25 +20,9 @@ from tests.integration.deposit_token_support import (
     Consortium,
     Refused,
     altered_chaincode,
-    gateways_paused,
 )
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture(scope="module")
-def banks(profile_path: Path, state_dir: Path) -> Iterator[Consortium]:
-    with gateways_paused(state_dir):
-        consortium = Consortium(profile_path)
-        yield consortium
-        consortium.close()
-
-
-@pytest.fixture(autouse=True)
-def conserved(banks: Consortium) -> Iterator[None]:
-    banks.assert_conserved()
-    yield
-    banks.assert_conserved()
 
 
 class Customer:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,25 +18,9 @@ from tests.integration.deposit_token_support import (
     US,
     Consortium,
     Refused,
-    gateways_paused,
 )
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture(scope="module")
-def banks(profile_path: Path, state_dir: Path) -> Iterator[Consortium]:
-    with gateways_paused(state_dir):
-        consortium = Consortium(profile_path)
-        yield consortium
-        consortium.close()
-
-
-@pytest.fixture(autouse=True)
-def conserved(banks: Consortium) -> Iterator[None]:
-    banks.assert_conserved()
-    yield
-    banks.assert_conserved()
 
 
 def test_reference_data_and_supply_are_public(banks: Consortium) -> None:
@@ -64,21 +46,12 @@ def test_account_lifecycle(banks: Consortium) -> None:
     assert us.account(alice)["status"] == "active"
     us.issue(alice, 1000)
     us.submit("FreezeAccount", {"account_id": alice, "reason": "kyc refresh"})
-    assert (
-        us.refused("Transfer", us.transfer_request(alice, bob, 10, banks.id("t0"))()).reason
-        == "account_frozen"
-    )
+    assert us.refused("Transfer", us.transfer_request(alice, bob, 10, banks.id("t0"))()).reason == "account_frozen"
     us.submit("UnfreezeAccount", {"account_id": alice})
     us.submit("SetLimits", {"account_id": alice, "currency": "USD", "per_transaction": 300, "daily": 500})
-    assert (
-        us.refused("Transfer", us.transfer_request(alice, bob, 301, banks.id("t1"))()).reason
-        == "limit_exceeded"
-    )
+    assert us.refused("Transfer", us.transfer_request(alice, bob, 301, banks.id("t1"))()).reason == "limit_exceeded"
     us.submit("Transfer", us.transfer_request(alice, bob, 300, banks.id("t2")))
-    assert (
-        us.refused("Transfer", us.transfer_request(alice, bob, 201, banks.id("t3"))()).reason
-        == "limit_exceeded"
-    )
+    assert us.refused("Transfer", us.transfer_request(alice, bob, 201, banks.id("t3"))()).reason == "limit_exceeded"
     us.submit("Transfer", us.transfer_request(alice, bob, 200, banks.id("t4")))
     us.submit("SetLimits", {"account_id": alice, "currency": "USD", "per_transaction": None, "daily": None})
     us.submit("Transfer", us.transfer_request(alice, bob, 500, banks.id("t5")))
@@ -91,10 +64,7 @@ def test_account_lifecycle(banks: Consortium) -> None:
         {"account_id": alice, "revision": fresh["revision"], "pending_credits": fresh["pending_credits"]},
     )
     assert closed == {"status": "closed", "closed": True}
-    assert (
-        us.refused("Transfer", us.transfer_request(bob, alice, 1, banks.id("t6"))()).reason
-        == "account_closed"
-    )
+    assert us.refused("Transfer", us.transfer_request(bob, alice, 1, banks.id("t6"))()).reason == "account_closed"
 
 
 def test_issue_redeem_and_transfer_are_exactly_once(banks: Consortium) -> None:
@@ -124,9 +94,7 @@ def test_issue_redeem_and_transfer_are_exactly_once(banks: Consortium) -> None:
     history = us.evaluate("GetAccountHistory", {"account_id": bob, "page_size": 1})
     assert [entry["kind"] for entry in history["entries"]] == ["redeem"]
     assert history["bookmark"]
-    second = us.evaluate(
-        "GetAccountHistory", {"account_id": bob, "page_size": 5, "bookmark": history["bookmark"]}
-    )
+    second = us.evaluate("GetAccountHistory", {"account_id": bob, "page_size": 5, "bookmark": history["bookmark"]})
     assert [(e["kind"], e["amount"]) for e in second["entries"]] == [("transfer_in", 1200)]
     assert second["bookmark"] == ""
 
@@ -138,9 +106,7 @@ def test_interbank_payment_completes(banks: Consortium) -> None:
     hk.open(payee, "HK")
     us.issue(payer, 10_000)
     key = banks.id("order-1")
-    started = us.submit(
-        "InitiatePayment", us.payment_request(key, payer, HK, payee, 2500, remittance="INV 1")
-    )
+    started = us.submit("InitiatePayment", us.payment_request(key, payer, HK, payee, 2500, remittance="INV 1"))
     assert started["status"] == "initiated" and started["created"] is True
     again = us.submit("InitiatePayment", us.payment_request(key, payer, HK, payee, 2500, remittance="INV 1"))
     assert again == {**started, "created": False}
@@ -166,9 +132,7 @@ def test_rejected_payment_is_refunded(banks: Consortium) -> None:
     payer = banks.id("rp")
     us.open(payer, "US")
     us.issue(payer, 800)
-    started = us.submit(
-        "InitiatePayment", us.payment_request(banks.id("o2"), payer, SG, banks.id("ghost"), 300)
-    )
+    started = us.submit("InitiatePayment", us.payment_request(banks.id("o2"), payer, SG, banks.id("ghost"), 300))
     payment_id = started["payment_id"]
     refusal = sg.refused("CompletePayment", {"payment_id": payment_id})
     assert (refusal.status, refusal.reason) == (404, "unknown_account")
@@ -242,9 +206,7 @@ def test_corridor_policy_applies_to_transfers_and_payments(banks: Consortium) ->
     hk.open(mainland_b, "CN")
     hk.open(offshore, "HK")
     hk.issue(mainland_a, 5000, "CNH")
-    refusal = hk.refused(
-        "Transfer", hk.transfer_request(mainland_a, mainland_b, 100, banks.id("c1"), "CNH")()
-    )
+    refusal = hk.refused("Transfer", hk.transfer_request(mainland_a, mainland_b, 100, banks.id("c1"), "CNH")())
     assert (refusal.status, refusal.reason) == (403, "corridor_forbidden")
     hk.submit("Transfer", hk.transfer_request(mainland_a, offshore, 100, banks.id("c2"), "CNH"))
     assert hk.balance(offshore, "CNH") == 100
@@ -282,9 +244,7 @@ def test_settlement_cycle_nets_and_settles(banks: Consortium) -> None:
         payer = banks[payer_bank]
         started = payer.submit(
             "InitiatePayment",
-            payer.payment_request(
-                banks.id(key), accounts[payer_bank], payee_bank, accounts[payee_bank], amount
-            ),
+            payer.payment_request(banks.id(key), accounts[payer_bank], payee_bank, accounts[payee_bank], amount),
         )
         banks[payee_bank].submit("CompletePayment", {"payment_id": started["payment_id"]})
 
@@ -318,17 +278,13 @@ def test_list_payments_of_a_bank(banks: Consortium) -> None:
     sg.open(payee, "SG")
     us.issue(payer, 1000)
     ids = [
-        us.submit("InitiatePayment", us.payment_request(banks.id(f"l{i}"), payer, SG, payee, 10 + i))[
-            "payment_id"
-        ]
+        us.submit("InitiatePayment", us.payment_request(banks.id(f"l{i}"), payer, SG, payee, 10 + i))["payment_id"]
         for i in range(3)
     ]
     sg.submit("CompletePayment", {"payment_id": ids[1]})
     page = sg.evaluate("ListPayments", None, json.dumps({"bank": SG, "page_size": 3}))
     assert [p["payment_id"] for p in page["payments"]] == list(reversed(ids))
-    completed = sg.evaluate(
-        "ListPayments", None, json.dumps({"bank": US, "status": "completed", "page_size": 500})
-    )
+    completed = sg.evaluate("ListPayments", None, json.dumps({"bank": US, "status": "completed", "page_size": 500}))
     assert ids[1] in [p["payment_id"] for p in completed["payments"]]
     assert ids[0] not in [p["payment_id"] for p in completed["payments"]]
     for payment_id in (ids[0], ids[2]):
@@ -352,10 +308,7 @@ def test_events_tell_the_payee_bank_without_customer_data(banks: Consortium) -> 
     with network.get_chaincode_events("deposit_token", start_block=outcome.block, timeout=30) as events:
         for event in events:
             found.append(event)
-            if (
-                event.event_name == "PaymentInitiated"
-                and json.loads(event.payload)["payment_id"] == payment_id
-            ):
+            if event.event_name == "PaymentInitiated" and json.loads(event.payload)["payment_id"] == payment_id:
                 break
     event = found[-1]
     assert json.loads(event.payload) == {"payment_id": payment_id, "payer_bank": US, "payee_bank": HK}

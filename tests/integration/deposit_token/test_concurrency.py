@@ -9,10 +9,9 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -26,25 +25,9 @@ from tests.integration.deposit_token_support import (
     Org,
     Outcome,
     Refused,
-    gateways_paused,
 )
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture(scope="module")
-def banks(profile_path: Path, state_dir: Path) -> Iterator[Consortium]:
-    with gateways_paused(state_dir):
-        consortium = Consortium(profile_path)
-        yield consortium
-        consortium.close()
-
-
-@pytest.fixture(autouse=True)
-def conserved(banks: Consortium) -> Iterator[None]:
-    banks.assert_conserved()
-    yield
-    banks.assert_conserved()
 
 
 def _parallel(jobs: Sequence[Callable[[], Any]], workers: int = 20) -> list[Any]:

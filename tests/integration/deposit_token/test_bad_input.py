@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,25 +12,9 @@ from tests.integration.deposit_token_support import (
     REG,
     US,
     Consortium,
-    gateways_paused,
 )
 
 pytestmark = pytest.mark.network
-
-
-@pytest.fixture(scope="module")
-def banks(profile_path: Path, state_dir: Path) -> Iterator[Consortium]:
-    with gateways_paused(state_dir):
-        consortium = Consortium(profile_path)
-        yield consortium
-        consortium.close()
-
-
-@pytest.fixture(autouse=True)
-def conserved(banks: Consortium) -> Iterator[None]:
-    banks.assert_conserved()
-    yield
-    banks.assert_conserved()
 
 
 @pytest.fixture(scope="module")
