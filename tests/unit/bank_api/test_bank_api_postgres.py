@@ -1,12 +1,20 @@
 """The gateway on PostgreSQL: migrations, idempotency races (the unique-constraint path), restart.
 
-Runs when ``BANK_API_TEST_POSTGRES_URL`` names an empty database it may use, e.g.
-``postgresql+psycopg://postgres@127.0.0.1:5432/bank_api_test`` (needs the psycopg driver).
+Uses ``BANK_API_TEST_POSTGRES_URL`` when it names an empty database it may use, e.g.
+``postgresql+psycopg://postgres@127.0.0.1:5432/bank_api_test``. Otherwise it starts a throw-away
+PostgreSQL cluster of its own (``initdb`` in a temporary folder, run as the ``postgres`` system
+user, listening on 127.0.0.1 only) and stops it afterwards.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,20 +29,72 @@ from tests.unit.bank_api.fake_ledger import FakeNetwork
 
 URL = os.environ.get("BANK_API_TEST_POSTGRES_URL", "")
 
-pytestmark = pytest.mark.skipif(not URL, reason="set BANK_API_TEST_POSTGRES_URL to run against PostgreSQL")
+
+def _postgres_bin() -> Path | None:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    if URL:
+        yield URL
+        return
+    bin_dir = _postgres_bin()
+    try:
+        pwd.getpwnam("postgres")
+        import psycopg  # noqa: F401  (the driver the URL names)
+    except (KeyError, ImportError):
+        bin_dir = None
+    if bin_dir is None:
+        pytest.fail("PostgreSQL is not installed here: set BANK_API_TEST_POSTGRES_URL to a database to use")
+    # not under pytest's private temporary folder, which the postgres user cannot enter
+    folder = Path(tempfile.mkdtemp(prefix="bank-api-pg-"))
+    data, port = folder / "data", _free_port()
+    shutil.chown(folder, user="postgres")
+    # PostgreSQL refuses to run as root, so the cluster belongs to the postgres system user.
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(
+        [*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}"
+    subprocess.run(
+        [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(folder / "log"),
+         "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        admin = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("CREATE DATABASE bank_api_test"))
+        admin.dispose()
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/bank_api_test"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            check=False, capture_output=True,
+        )  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
-def clean_database() -> Iterator[str]:
+def clean_database(database_url: str) -> Iterator[str]:
     def wipe() -> None:
-        engine = create_engine(URL)
+        engine = create_engine(database_url)
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE"))
             connection.execute(text("CREATE SCHEMA public"))
         engine.dispose()
 
     wipe()
-    yield URL
+    yield database_url
     wipe()
 
 
