@@ -15,26 +15,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m network",
         description="Start, inspect and stop the multi-bank Fabric network on this machine.",
     )
-    parser.add_argument(
-        "--topology", type=Path, default=DEFAULT_TOPOLOGY, help="topology file (default: %(default)s)"
-    )
+    parser.add_argument("--topology", type=Path, default=DEFAULT_TOPOLOGY, help="topology file (default: %(default)s)")
     parser.add_argument(
         "--base-port", type=int, default=None, help="first port of the port plan (default: from topology)"
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="where data, logs and pid files go")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="build (or reuse) the network, deploy the chaincode, start the gateways")
-    up.add_argument(
-        "--with-test-chaincodes", action="store_true", help="also deploy chaincodes marked test_only"
-    )
+    up.add_argument("--with-test-chaincodes", action="store_true", help="also deploy chaincodes marked test_only")
     up.add_argument("--no-deploy", action="store_true", help="only the Fabric nodes and the channel")
     up.add_argument("--no-gateways", action="store_true", help="do not start the REST gateways")
     dep = sub.add_parser("deploy", help="(re)deploy the chaincodes on a running network")
     dep.add_argument("--with-test-chaincodes", action="store_true")
     down = sub.add_parser("down", help="stop every process of the network and delete its data")
-    down.add_argument(
-        "--keep-data", action="store_true", help="keep ledgers and crypto so 'up' can restart it"
-    )
+    down.add_argument("--keep-data", action="store_true", help="keep ledgers and crypto so 'up' can restart it")
     status = sub.add_parser("status", help="show every node, its pid, health and memory")
     status.add_argument("--json", action="store_true")
     kill = sub.add_parser("kill-node", help="stop one node (SIGKILL by default)")
@@ -74,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             net.write_profile()
         elif args.command == "down":
             stopped = net.down(keep_data=args.keep_data)
-            print(
-                f"Stopped {len(stopped)} processes" + ("" if args.keep_data else f"; removed {net.state_dir}")
-            )
+            print(f"Stopped {len(stopped)} processes" + ("" if args.keep_data else f"; removed {net.state_dir}"))
         elif args.command == "status":
             info = net.status()
             if args.json:

@@ -28,7 +28,7 @@ from network.nodes import (
     orderer_spec,
     peer_spec,
 )
-from network.ports import HOST, PortPlan, plan_ports, taken_ports
+from network.ports import HOST, PortPlan, plan_ports, port_in_use, taken_ports
 from network.topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,9 +88,7 @@ class Consortium:
         running = self.running_nodes()
         fabric_nodes = [s for s in specs if s.kind in ("orderer", "peer")]
         if fabric_nodes and all(s.name in running for s in fabric_nodes):
-            self.progress(
-                f"Network already running in {self.state_dir} (base port {self.base_port}): reusing it."
-            )
+            self.progress(f"Network already running in {self.state_dir} (base port {self.base_port}): reusing it.")
         elif fabric_nodes and (self.state_dir / "channel" / ".joined").exists():
             self.progress(f"Found a stopped network in {self.state_dir}: starting its nodes again.")
             self._start_fabric_nodes(fabric_nodes, fresh=False)
@@ -114,9 +112,7 @@ class Consortium:
 
             start_gateways(self)
         self.write_profile()
-        self.progress(
-            f"Network up in {time.monotonic() - begin:.1f}s. Profile: {self.state_dir / 'profile.json'}"
-        )
+        self.progress(f"Network up in {time.monotonic() - begin:.1f}s. Profile: {self.state_dir / 'profile.json'}")
 
     def _check_settings(self) -> None:
         if self.settings_file.exists():
@@ -139,9 +135,7 @@ class Consortium:
         self.settings_file.write_text(
             json.dumps({"base_port": self.base_port, "topology": str(self.topology.source)}, indent=2)
         )
-        t = self.step(
-            f"Generating crypto material for {len(self.topology.peer_orgs)} peer orgs and the orderer org"
-        )
+        t = self.step(f"Generating crypto material for {len(self.topology.peer_orgs)} peer orgs and the orderer org")
         generate_crypto(self.layout, fabric_bin("cryptogen"))
         copy_sampleconfig(self.layout)
         self.done(t)
@@ -166,58 +160,43 @@ class Consortium:
     def _start_fabric_nodes(self, specs: list[processes.NodeSpec], fresh: bool) -> None:
         if not fresh:
             for spec in specs:
+                if processes.running_pid(self.state_dir, spec.name) is not None:
+                    continue
                 for port in spec.ports:
-                    from network.ports import port_in_use
-
-                    if processes.running_pid(self.state_dir, spec.name) is None and port_in_use(port):
+                    if port_in_use(port):
                         raise NetworkError(f"port {port} needed by {spec.name} is already in use")
         t = self.step(f"Starting {len(specs)} nodes (3 Raft orderers, peers) as native processes")
         for spec in specs:
             processes.start(self.state_dir, spec)
-        processes.wait_healthy(
-            self.state_dir, specs, timeout=90, progress=lambda m: self.progress(f"    {m}")
-        )
+        processes.wait_healthy(self.state_dir, specs, timeout=90, progress=lambda m: self.progress(f"    {m}"))
         self.done(t, "all nodes answer /healthz")
 
+    def _osnadmin(self, node: str, *args: str, timeout: float = 120) -> str:
+        """Run ``osnadmin channel <args>`` against ``node``'s admin endpoint with its mutual-TLS files."""
+        tls = self.layout.orderer_dir(node) / "tls"
+        command = [
+            str(fabric_bin("osnadmin")), "channel", *args,
+            "--channelID", self.topology.channel,
+            "-o", f"{HOST}:{self.ports.orderers[node].admin}",
+            "--ca-file", str(tls / "ca.crt"),
+            "--client-cert", str(tls / "server.crt"),
+            "--client-key", str(tls / "server.key"),
+        ]  # fmt: skip
+        return run(
+            command,
+            f"osnadmin channel {args[0]} on {node}",
+            timeout=timeout,
+        )
+
     def _join_orderers(self) -> None:
-        osnadmin = fabric_bin("osnadmin")
         for node in self.topology.orderer.nodes:
-            tls = self.layout.orderer_dir(node) / "tls"
-            args = [
-                str(osnadmin), "channel", "join",
-                "--channelID", self.topology.channel,
-                "--config-block", str(self.layout.genesis_block),
-                "-o", f"{HOST}:{self.ports.orderers[node].admin}",
-                "--ca-file", str(tls / "ca.crt"),
-                "--client-cert", str(tls / "server.crt"),
-                "--client-key", str(tls / "server.key"),
-            ]  # fmt: skip
-            out = run(args, f"osnadmin channel join on {node}")
+            out = self._osnadmin(node, "join", "--config-block", str(self.layout.genesis_block))
             if "201" not in out and "already exists" not in out:
                 raise NetworkError(f"osnadmin join on {node} answered unexpectedly: {out.strip()}")
         self.wait_raft_leader()
 
     def orderer_channel_info(self, node: str) -> dict[str, Any]:
-        tls = self.layout.orderer_dir(node) / "tls"
-        out = run(
-            [
-                str(fabric_bin("osnadmin")),
-                "channel",
-                "list",
-                "--channelID",
-                self.topology.channel,
-                "-o",
-                f"{HOST}:{self.ports.orderers[node].admin}",
-                "--ca-file",
-                str(tls / "ca.crt"),
-                "--client-cert",
-                str(tls / "server.crt"),
-                "--client-key",
-                str(tls / "server.key"),
-            ],
-            f"osnadmin channel list on {node}",
-            timeout=15,
-        )
+        out = self._osnadmin(node, "list", timeout=15)
         body = out[out.index("{") :] if "{" in out else "{}"
         info: dict[str, Any] = json.loads(body)
         return info
@@ -227,13 +206,7 @@ class Consortium:
         for node in self.topology.orderer.nodes:
             if processes.running_pid(self.state_dir, node) is None:
                 continue
-            url = f"http://{HOST}:{self.ports.orderers[node].operations}/metrics"
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    text = resp.read().decode()
-            except OSError:
-                continue
-            for line in text.splitlines():
+            for line in _metrics(self.ports.orderers[node].operations):
                 if line.startswith("consensus_etcdraft_is_leader{") and line.rstrip().endswith(" 1"):
                     return node
         return None
@@ -274,14 +247,8 @@ class Consortium:
 
     def peers_known(self, msp_id: str) -> int:
         """How many other peers of the channel this peer knows through gossip (its own metric)."""
-        url = f"http://{HOST}:{self.ports.peers[msp_id].operations}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                text = resp.read().decode()
-        except OSError:
-            return 0
         prefix = f'gossip_membership_total_peers_known{{channel="{self.topology.channel}"}}'
-        for line in text.splitlines():
+        for line in _metrics(self.ports.peers[msp_id].operations):
             if line.startswith(prefix):
                 return int(float(line.split()[-1]))
         return 0
@@ -399,6 +366,15 @@ class Consortium:
         tmp.write_text(json.dumps(profile, indent=2))
         tmp.replace(path)
         return path
+
+
+def _metrics(operations_port: int) -> list[str]:
+    """The Prometheus lines of a node's operations endpoint; none if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{operations_port}/metrics", timeout=2) as resp:
+            return str(resp.read().decode()).splitlines()
+    except OSError:
+        return []
 
 
 def default_state_dir(base_port: int) -> Path:

@@ -120,9 +120,7 @@ def committed_definition(net: Consortium, cc_name: str) -> dict[str, Any] | None
     return definition
 
 
-def chaincode_server_spec(
-    net: Consortium, cc: ChaincodeSpec, org: Org, package_id: str
-) -> processes.NodeSpec:
+def chaincode_server_spec(net: Consortium, cc: ChaincodeSpec, org: Org, package_id: str) -> processes.NodeSpec:
     port = net.ports.peers[org.msp_id].chaincode_servers[cc.name]
     return processes.NodeSpec(
         name=f"cc.{cc.name}.{org.msp_id}",
@@ -158,9 +156,7 @@ def contract_present(cc: ChaincodeSpec) -> bool:
 def deploy_all(net: Consortium, with_test_chaincodes: bool = False) -> None:
     for cc in net.topology.chaincodes_for(with_test_chaincodes):
         if not contract_present(cc):
-            net.progress(
-                f"==> Skipping chaincode '{cc.name}': its contract {cc.contract} is not in chaincode/ yet"
-            )
+            net.progress(f"==> Skipping chaincode '{cc.name}': its contract {cc.contract} is not in chaincode/ yet")
             continue
         deploy_chaincode(net, cc)
 
@@ -217,9 +213,7 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
         net.progress(f"    definition of '{cc.name}' is already committed at sequence {current_sequence}")
     else:
         sequence = current_sequence + 1
-        t = net.step(
-            f"Approving '{cc.name}' v{cc.version} sequence {sequence} for every org, then committing"
-        )
+        t = net.step(f"Approving '{cc.name}' v{cc.version} sequence {sequence} for every org, then committing")
         common = ["-C", net.topology.channel, "-n", cc.name, "-v", cc.version, "--sequence", str(sequence),
                   "--signature-policy", policy]  # fmt: skip
         if collections_file:
@@ -252,9 +246,7 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
             timeout=60,
         )
         stamp_path.write_text(
-            json.dumps(
-                {"fingerprint": fingerprint, "sequence": sequence, "package_ids": package_ids}, indent=2
-            )
+            json.dumps({"fingerprint": fingerprint, "sequence": sequence, "package_ids": package_ids}, indent=2)
         )
         net.done(t)
 
@@ -298,12 +290,17 @@ def wait_chaincode_answers(net: Consortium, cc: ChaincodeSpec, org: Org, timeout
     )
 
 
-def invoke(net: Consortium, cc_name: str, org: Org, function: str, args: list[str]) -> str:
+def invoke(net: Consortium, cc_name: str, org: Org, function: str, args: list[str], orderer: str | None = None) -> str:
+    """Submit through ``org``'s peer as its admin and wait for the commit; the output names the status.
+
+    ``orderer`` picks the ordering node (default: the first one).
+    """
     env = admin_env(net.layout, net.ports, org)
+    env["FABRIC_LOGGING_SPEC"] = "info:grpc=error"  # the "committed with status (VALID)" line is INFO
     p = net.ports.peers[org.msp_id]
     ctor = json.dumps({"function": function, "Args": args})
     return run(
-        [str(fabric_bin("peer")), "chaincode", "invoke", *orderer_cli_args(net.layout, net.ports),
+        [str(fabric_bin("peer")), "chaincode", "invoke", *orderer_cli_args(net.layout, net.ports, orderer),
          "-C", net.topology.channel, "-n", cc_name,
          "--peerAddresses", f"{HOST}:{p.listen}", "--tlsRootCertFiles", str(net.layout.tls_ca(org)),
          "-c", ctor, "--waitForEvent"],

@@ -182,9 +182,7 @@ def wait_healthy(
     while pending:
         for name, spec in list(pending.items()):
             if running_pid(state_dir, name) is None:
-                raise NodeError(
-                    f"{name} exited during start-up; last lines of its log:\n{tail(state_dir, name)}"
-                )
+                raise NodeError(f"{name} exited during start-up; last lines of its log:\n{tail(state_dir, name)}")
             if healthy(spec):
                 del pending[name]
                 if progress:

@@ -60,8 +60,6 @@ def build_profile(net: Consortium) -> dict[str, Any]:
             }
             for node in topology.orderer.nodes
         ],
-        "chaincodes": {
-            cc.name: {"contract": cc.contract, "version": cc.version} for cc in topology.chaincodes
-        },
+        "chaincodes": {cc.name: {"contract": cc.contract, "version": cc.version} for cc in topology.chaincodes},
         "orgs": orgs,
     }

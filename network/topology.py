@@ -189,9 +189,7 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
     for i, org in enumerate((*banks, regulator)):
         where = f"banks[{i}]" if org.kind == "bank" else "regulator"
         if org.name.lower() in seen_names:
-            raise TopologyError(
-                f"{where}.name: {org.name!r} is already used by {seen_names[org.name.lower()]}"
-            )
+            raise TopologyError(f"{where}.name: {org.name!r} is already used by {seen_names[org.name.lower()]}")
         if org.msp_id in seen_msps:
             raise TopologyError(f"{where}.msp_id: {org.msp_id!r} is already used by {seen_msps[org.msp_id]}")
         seen_names[org.name.lower()] = f"{where}.name"
@@ -205,9 +203,7 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
         _no_unknown(cc, where, {"name", "version", "contract", "collections", "test_only", "init"})
         collections = cc.get("collections")
         if collections not in (None, "deposit_token"):
-            raise TopologyError(
-                f"{where}.collections: must be 'deposit_token' or absent, got {collections!r}"
-            )
+            raise TopologyError(f"{where}.collections: must be 'deposit_token' or absent, got {collections!r}")
         test_only = cc.get("test_only", False)
         if not isinstance(test_only, bool):
             raise TopologyError(f"{where}.test_only: must be true or false")

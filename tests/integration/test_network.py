@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from network.consortium import Consortium
+from network.deploy import invoke
 from network.nodes import admin_env, fabric_bin
 from network.topology import load_topology
 from tests.integration.conftest import BASE_PORT, STATE_DIR, network_cli
@@ -29,9 +30,7 @@ def net(network: dict[str, Any]) -> Consortium:
 def peer_cli(net: Consortium, msp_id: str, *args: str) -> str:
     env = admin_env(net.layout, net.ports, net.topology.org(msp_id))
     env["FABRIC_LOGGING_SPEC"] = "info:grpc=error"  # the invoke's "committed with status" line is INFO
-    result = subprocess.run(
-        [str(fabric_bin("peer")), *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([str(fabric_bin("peer")), *args], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"peer {' '.join(args)} failed: {result.stderr}"
     return result.stdout + result.stderr
 
@@ -71,22 +70,14 @@ def test_committed_definition_has_the_collections_config(net: Consortium, chainc
     assert len(names) == 2 * len(banks) + len(banks) * (len(banks) - 1) // 2
 
 
-def invoke_through(net: Consortium, msp_id: str, key: str, value: str) -> str:
-    org = net.topology.org(msp_id)
-    p = net.ports.peers[msp_id]
-    return peer_cli(
-        net, msp_id, "chaincode", "invoke",
-        "-o", f"127.0.0.1:{net.ports.orderers[net.topology.orderer.nodes[0]].listen}",
-        "--tls", "--cafile", str(net.layout.orderer_tls_ca),
-        "-C", net.topology.channel, "-n", "conformance",
-        "--peerAddresses", f"127.0.0.1:{p.listen}", "--tlsRootCertFiles", str(net.layout.tls_ca(org)),
-        "-c", json.dumps({"function": "PutState", "Args": [key, value]}), "--waitForEvent",
-    )  # fmt: skip
+def put_through(net: Consortium, msp_id: str, key: str, orderer: str | None = None) -> str:
+    """A blind write on the conformance chaincode, endorsed by ``msp_id``'s peer, waited for."""
+    return invoke(net, "conformance", net.topology.org(msp_id), "PutState", [key, "v"], orderer=orderer)
 
 
 def test_a_transaction_through_each_banks_peer_commits_valid(net: Consortium) -> None:
     for bank in net.topology.banks:
-        out = invoke_through(net, bank.msp_id, f"net-test-{bank.msp_id}-{time.time_ns()}", "v")
+        out = put_through(net, bank.msp_id, f"net-test-{bank.msp_id}-{time.time_ns()}")
         assert "committed with status (VALID)" in out, out
 
 
@@ -99,7 +90,7 @@ def test_killed_peer_restarts_and_catches_up(net: Consortium) -> None:
     net.kill_node(victim)  # SIGKILL
     # the rest of the network keeps committing while the peer is down
     for i in range(3):
-        invoke_through(net, "USBankMSP", f"while-down-{i}-{time.time_ns()}", "v")
+        put_through(net, "USBankMSP", f"while-down-{i}-{time.time_ns()}")
     net.start_node(victim)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -119,24 +110,11 @@ def test_stopping_an_orderer_including_the_leader_keeps_committing(net: Consorti
         new_leader = net.wait_raft_leader(timeout=60)
         assert new_leader != leader
         for bank in net.topology.banks:
-            out = invoke_through_any_orderer(net, bank.msp_id, exclude=leader)
+            survivor = next(n for n in net.topology.orderer.nodes if n != leader)
+            out = put_through(net, bank.msp_id, f"leaderless-{time.time_ns()}", orderer=survivor)
             assert "committed with status (VALID)" in out, out
     finally:
         net.start_node(leader)
-
-
-def invoke_through_any_orderer(net: Consortium, msp_id: str, exclude: str) -> str:
-    node = next(n for n in net.topology.orderer.nodes if n != exclude)
-    org = net.topology.org(msp_id)
-    p = net.ports.peers[msp_id]
-    return peer_cli(
-        net, msp_id, "chaincode", "invoke",
-        "-o", f"127.0.0.1:{net.ports.orderers[node].listen}",
-        "--tls", "--cafile", str(net.layout.orderer_tls_ca),
-        "-C", net.topology.channel, "-n", "conformance",
-        "--peerAddresses", f"127.0.0.1:{p.listen}", "--tlsRootCertFiles", str(net.layout.tls_ca(org)),
-        "-c", json.dumps({"function": "PutState", "Args": [f"leaderless-{time.time_ns()}", "v"]}), "--waitForEvent",
-    )  # fmt: skip
 
 
 def test_up_twice_reuses_the_running_network(net: Consortium) -> None:
