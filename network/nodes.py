@@ -8,11 +8,12 @@ folder, and there is no Docker (``CORE_VM_ENDPOINT`` empty, our CCaaS builder co
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from network.material import Layout
-from network.ports import HOST, PortPlan
+from network.ports import HOST, PPROF_OFFSET, PortPlan
 from network.processes import NodeSpec
 from network.topology import Org
 
@@ -127,6 +128,10 @@ def peer_spec(layout: Layout, ports: PortPlan, org: Org) -> NodeSpec:
         "CORE_CHAINCODE_EXECUTETIMEOUT": "30s",
         "CORE_PEER_PROFILE_ENABLED": "false",
     }
+    if os.environ.get("DT_PEER_PPROF") == "1":
+        # Go's pprof endpoints, for performance work only: never on by default, loopback only.
+        env["CORE_PEER_PROFILE_ENABLED"] = "true"
+        env["CORE_PEER_PROFILE_LISTENADDRESS"] = f"{HOST}:{p.listen + PPROF_OFFSET}"
     return NodeSpec(
         name=f"peer.{org.msp_id}",
         kind="peer",

@@ -5,7 +5,8 @@ network (17000) and the demo network (7000) run side by side.
 
     orderer k (0-based)      base + 10k + 0 (cluster+client), +1 (admin), +2 (operations)
     peer org i (banks first,  base + 100 + 20i + 0 (peer), +1 (chaincode callback),
-    then the regulator)          +2 (operations), +3 (REST gateway), +10+j (chaincode server j)
+    then the regulator)          +2 (operations), +3 (REST gateway), +4 (Go pprof, only with
+                                 DT_PEER_PPROF=1), +10+j (chaincode server j)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from network.topology import Topology
 
 HOST = "127.0.0.1"
 PORT_SPAN = 600
+PPROF_OFFSET = 4
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,16 @@ def signature_policy_any(msp_ids: Iterable[str]) -> str:
     return "OR(" + ", ".join(f"'{msp}.peer'" for msp in sorted(msp_ids)) + ")"
 
 
+def org_endorsement_policy(msp_id: str) -> str:
+    """The org's own ``Endorsement`` policy in the channel config (``OR('<msp>.peer')``), by reference.
+
+    Every validating peer deserializes the whole chaincode definition, collections included,
+    once per private key a transaction writes; a reference is a few bytes where a signature
+    policy is a tree of principals, so the definition stays small (docs/decisions/0011).
+    """
+    return f"/Channel/Application/{msp_id}/Endorsement"
+
+
 def member_policy(msp_ids: Iterable[str]) -> str:
     """Fabric signature-policy DSL for collection membership (any member role of these orgs)."""
     return "OR(" + ", ".join(f"'{msp}.member'" for msp in sorted(msp_ids)) + ")"
@@ -68,7 +78,7 @@ def collections_config(bank_msp_ids: list[str], observer_msp_ids: Iterable[str] 
                 "blockToLive": 0,
                 "memberOnlyRead": True,
                 "memberOnlyWrite": True,
-                "endorsementPolicy": {"signaturePolicy": signature_policy_any([msp])},
+                "endorsementPolicy": {"channelConfigPolicy": org_endorsement_policy(msp)},
             }
         )
     for first, second in combinations(sorted(bank_msp_ids), 2):
@@ -95,7 +105,7 @@ def collections_config(bank_msp_ids: list[str], observer_msp_ids: Iterable[str] 
                 "blockToLive": 0,
                 "memberOnlyRead": True,
                 "memberOnlyWrite": True,
-                "endorsementPolicy": {"signaturePolicy": signature_policy_any([msp])},
+                "endorsementPolicy": {"channelConfigPolicy": org_endorsement_policy(msp)},
             }
         )
     return config

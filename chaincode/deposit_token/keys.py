@@ -21,6 +21,7 @@ BANK = "dt.bank"
 CORRIDOR = "dt.corridor"
 PAYMENT = "dt.payment"
 PAYMENT_INDEX = "payment-index"
+OPEN_PAYMENT_INDEX = "open-payment"
 ALL_BANKS = "*"
 UNSETTLED = "dt.unsettled"
 SETTLED = "dt.settled"
@@ -77,6 +78,11 @@ def payment(payment_id: str) -> str:
 def payment_index(msp_id: str, order: str, payment_id: str) -> str:
     """``msp_id`` is a bank, or ``ALL_BANKS`` for the index of every payment."""
     return simple_key(PAYMENT_INDEX, msp_id, order, payment_id)
+
+
+def open_payment_index(msp_id: str, order: str, payment_id: str) -> str:
+    """A payment still waiting for a bank (initiated or rejected), under each bank and ``ALL_BANKS``."""
+    return simple_key(OPEN_PAYMENT_INDEX, msp_id, order, payment_id)
 
 
 def unsettled(payment_id: str) -> str:

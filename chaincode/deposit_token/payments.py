@@ -63,6 +63,9 @@ COMPLETED = "completed"
 REJECTED = "rejected"
 REFUNDED = "refunded"
 STATUSES = (INITIATED, COMPLETED, REJECTED, REFUNDED)
+# Statuses in which a bank still has to act; such payments are also in the open-payment index,
+# so a sweep over them costs what is open, not every payment ever made.
+OPEN_STATUSES = (INITIATED, REJECTED)
 
 PAYMENT_ID = re.compile(r"^[0-9a-f]{64}$")
 REASON = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -112,6 +115,14 @@ def _save_record(ledger: Ledger, record: Record, status: str) -> None:
     ledger.put(key, record)
     signers, n = endorsers_for(status, record["payer_bank"], record["payee_bank"])
     ledger.require_endorsers(key, signers, n)
+    order = newest_first(parse_iso(record["created_at"]))
+    for indexed_under in (record["payer_bank"], record["payee_bank"], keys.ALL_BANKS):
+        index_key = keys.open_payment_index(indexed_under, order, record["payment_id"])
+        # Blind writes and deletes: index entries never join the read set, so they add no conflicts.
+        if status in OPEN_STATUSES:
+            ledger.put_marker(index_key)
+        else:
+            ledger.delete(index_key)
 
 
 def _require_record(ledger: Ledger, payment_id: str) -> Record:
@@ -240,7 +251,9 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
     for indexed_under in (payer_bank.msp_id, payee_bank.msp_id, keys.ALL_BANKS):
         ledger.put_marker(keys.payment_index(indexed_under, order, payment_id))
     ledger.emit("PaymentInitiated", _event(record))
-    return {"payment_id": payment_id, "status": INITIATED, "created": True}
+    # The public record (never the details: a response travels in the block) spares the caller
+    # a read-back; a repeated request gets only the id and status above.
+    return {"payment_id": payment_id, "status": INITIATED, "created": True, "payment": {**record, "cycle_id": None}}
 
 
 def _payee_side(request: Request, config: Config, currency: str, amount: int) -> tuple[str, int, str | None]:
@@ -392,7 +405,8 @@ def get_payment(ledger: Ledger, payment_id: str, caller: str | None, with_detail
 
 
 def list_payments(ledger: Ledger, bank: str | None, status: str | None, page_size: int, bookmark: str) -> Record:
-    start, end = keys.simple_prefix_range(keys.PAYMENT_INDEX, bank or keys.ALL_BANKS)
+    index = keys.OPEN_PAYMENT_INDEX if status in OPEN_STATUSES else keys.PAYMENT_INDEX
+    start, end = keys.simple_prefix_range(index, bank or keys.ALL_BANKS)
     payments: list[Record] = []
     for key, _ in ledger.scan_range(resume_from(start, end, bookmark), end):
         record = ledger.get(keys.payment(key.rsplit("/", 1)[1]))

@@ -178,6 +178,14 @@ class _Versioned:
     policy: bytes = b""
 
 
+def _org_endorsement_rule(reference: str) -> str:
+    """The rule behind an org's channel-config ``Endorsement`` policy (as network/material.py writes it)."""
+    parts = reference.split("/")
+    if len(parts) != 5 or parts[:3] != ["", "Channel", "Application"] or parts[4] != "Endorsement":
+        raise ValueError(f"only /Channel/Application/<MSP>/Endorsement references are modelled, got {reference!r}")
+    return signature_policy_any([parts[3]])
+
+
 @dataclass
 class _Collection:
     name: str
@@ -251,6 +259,9 @@ class MemoryChannel:
         for item in collections:
             endorsement = item.get("endorsementPolicy")
             signature = endorsement.get("signaturePolicy") if isinstance(endorsement, dict) else None
+            reference = endorsement.get("channelConfigPolicy") if isinstance(endorsement, dict) else None
+            if reference:
+                signature = _org_endorsement_rule(str(reference))
             self.collections[str(item["name"])] = _Collection(
                 name=str(item["name"]),
                 members=_members(str(item["policy"])),

@@ -43,8 +43,10 @@ class GatewayConfig:
     sweep_interval_seconds: float = 20.0
     # Incoming payments younger than this are left to the follower by the sweeper.
     sweep_grace_seconds: float = 30.0
-    # Events the follower handles at once (each completion waits for its commit).
-    follower_concurrency: int = 8
+    # Events the follower handles at once. Each completion waits about a second for its block
+    # under load, so this caps incoming payments at roughly this many per second; 8 capped a
+    # bank near 8/s while its peer had CPU to spare (docs/benchmarks.md).
+    follower_concurrency: int = 64
     # Seconds a claimed idempotency key stays locked before a retry may take the request over.
     idempotency_lease_seconds: float = 30.0
     idempotency_wait_seconds: float = 25.0

@@ -3,8 +3,10 @@
 Every write is endorsed by this bank's own peer only (``endorsing_organizations=[own MSP]``)
 and returns after it committed; read conflicts are retried with a fresh transaction
 (``submit_with_retry``). Private input travels in the transient map under ``request``.
-Debits first read the account's ``pending_credits`` so received money is spendable
-(docs/contract-api.md, "Balances, credits and pending_credits").
+Debits are first tried against the account's folded balance alone; only a refusal for
+insufficient funds makes the gateway read the account's ``pending_credits`` and try again
+with them, so received money is still spendable (docs/contract-api.md, "Balances, credits and
+pending_credits") without a query before every debit (docs/decisions/0011).
 
 Failures are translated once, here: a contract refusal keeps its code; an unreachable
 peer or orderer, an unknown commit status and exhausted read conflicts become
@@ -298,26 +300,39 @@ class FabricLedger:
         )
 
     def redeem(self, account_id: str, currency: str, amount: int, withdrawal_ref: str) -> JSON:
-        pending = self._spendable(account_id)["pending_credits"]
-        return self.submit(
+        return self._debit(
             "Redeem",
-            request={"account_id": account_id, "currency": currency, "amount": amount,
-                     "withdrawal_ref": withdrawal_ref, "pending_credits": pending},
-        )  # fmt: skip
+            account_id,
+            {"account_id": account_id, "currency": currency, "amount": amount, "withdrawal_ref": withdrawal_ref},
+        )
 
     def transfer(self, from_account: str, to_account: str, currency: str, amount: int, transfer_id: str) -> JSON:
-        pending = self._spendable(from_account)["pending_credits"]
-        return self.submit(
+        return self._debit(
             "Transfer",
-            request={"from_account": from_account, "to_account": to_account, "currency": currency,
-                     "amount": amount, "transfer_id": transfer_id, "pending_credits": pending},
+            from_account,
+            {"from_account": from_account, "to_account": to_account, "currency": currency,
+             "amount": amount, "transfer_id": transfer_id},
         )  # fmt: skip
+
+    def _debit(self, name: str, account_id: str, request: JSON) -> JSON:
+        """Submit a debit on the folded balance; on ``insufficient_funds``, again with the pending credits.
+
+        The refused try changed nothing (it failed at endorsement), so the second is not a repeat.
+        """
+        try:
+            return self.submit(name, request={**request, "pending_credits": []})
+        except ContractRejected as refused:
+            if refused.code != "insufficient_funds":
+                raise
+            pending = self._spendable(account_id)["pending_credits"]
+            if not pending:
+                raise
+        return self.submit(name, request={**request, "pending_credits": pending})
 
     # -- payments --------------------------------------------------------------------------
 
     def initiate_payment(self, request: JSON) -> JSON:
-        pending = self._spendable(str(request["payer_account"]))["pending_credits"]
-        return self.submit("InitiatePayment", request={**request, "pending_credits": pending})
+        return self._debit("InitiatePayment", str(request["payer_account"]), request)
 
     def complete_payment(self, payment_id: str) -> JSON:
         return self.submit("CompletePayment", request={"payment_id": payment_id})

@@ -11,8 +11,13 @@ The follower reads the chaincode's events from a checkpoint kept in the gateway 
 Every action is idempotent at the contract (a payment moves on from ``initiated`` once),
 so the rule is simple: handle the event, then checkpoint. A crash in between repeats the
 handling, which the contract turns into a no-op; nothing is missed because the checkpoint
-never runs ahead of the handling. Webhook rows are unique per subscription and event, so
-merchants hear of each payment once even when an event is handled twice.
+never runs ahead of the handling. The checkpoint is written at most once per
+``CHECKPOINT_INTERVAL`` (and when the stream ends): a crash repeats at most that much
+handling, and the gateway no longer pays a database commit for every event on the channel.
+Events this bank has nothing to do for (another bank's transfers, payments between two other
+banks) are passed over on the stream's thread, without a hand-off to the pool. Webhook rows
+are unique per subscription and event, so merchants hear of each payment once even when an
+event is handled twice.
 
 The sweeper is the safety net for what events alone cannot do: it refunds this bank's
 payments that the payee bank never answered (after the timeout), retries incoming ones a
@@ -68,6 +73,11 @@ REJECTION_CODES = frozenset(
 ALREADY_DONE_CODES = frozenset({"invalid_state", "already_confirmed"})
 
 MAX_ATTEMPTS_PER_EVENT = 5
+
+# Seconds between checkpoint writes while events keep coming (see the module docstring).
+CHECKPOINT_INTERVAL = 1.0
+
+PAYMENT_EVENTS = frozenset({"PaymentInitiated", "PaymentRejected", "PaymentCompleted", "PaymentRefunded"})
 
 
 class Checkpoints:
@@ -158,6 +168,9 @@ class PaymentFollower:
         self._stream: Any = None
         self._pending: deque[tuple[LedgerEvent, Future[None]]] = deque()
         self._pending_lock = threading.Lock()
+        self._unsaved: LedgerEvent | None = None  # handled, but not yet in the checkpoint
+        self._saved_at = 0.0
+        self._flush_timer: threading.Timer | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="payment-follower", daemon=True)
@@ -170,6 +183,9 @@ class PaymentFollower:
             stream.close()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        timer = self._flush_timer
+        if timer is not None:
+            timer.cancel()  # the run loop flushed on its way out
 
     @property
     def stopped(self) -> bool:
@@ -196,7 +212,22 @@ class PaymentFollower:
                     self._wait_for_pending()
                 self._stop.wait(self.retry_seconds)
 
+    def concerns_us(self, event: LedgerEvent) -> bool:
+        """Whether ``handle`` could do anything for this event (cheap: the stream's thread asks)."""
+        if event.name not in PAYMENT_EVENTS:
+            return False
+        payload = event.payload
+        return self.msp_id in (payload.get("payer_bank"), payload.get("payee_bank"))
+
     def _submit(self, pool: ThreadPoolExecutor, event: LedgerEvent) -> None:
+        if not self.concerns_us(event):
+            self.services.metrics.follower_events.labels(event.name).inc()
+            done: Future[None] = Future()
+            done.set_result(None)
+            with self._pending_lock:
+                self._pending.append((event, done))
+            self._advance()
+            return
         while True:
             with self._pending_lock:
                 oldest = self._pending[0][1] if len(self._pending) >= self.concurrency else None
@@ -209,20 +240,28 @@ class PaymentFollower:
             self._pending.append((event, future))
         future.add_done_callback(lambda _: self._advance())
 
-    def _advance(self) -> None:
-        """Checkpoint the newest event whose predecessors are all handled."""
+    def _advance(self, *, flush: bool = False) -> None:
+        """Checkpoint the newest event whose predecessors are all handled (at most once per interval)."""
         with self._pending_lock:
-            last: LedgerEvent | None = None
             while self._pending and self._pending[0][1].done():
-                last = self._pending.popleft()[0]
-            if last is not None:
-                self.checkpoint(last)
+                self._unsaved = self._pending.popleft()[0]
+            if self._unsaved is None:
+                return
+            now = time.monotonic()
+            if flush or now - self._saved_at >= CHECKPOINT_INTERVAL:
+                self.checkpoint(self._unsaved)
+                self._unsaved, self._saved_at = None, now
+            elif self._flush_timer is None or not self._flush_timer.is_alive():
+                # The stream may go quiet now: write what is handled once the interval is up.
+                self._flush_timer = threading.Timer(CHECKPOINT_INTERVAL, self._advance, kwargs={"flush": True})
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
 
     def _wait_for_pending(self) -> None:
         with self._pending_lock:
             futures = [future for _, future in self._pending]
         wait(futures)
-        self._advance()
+        self._advance(flush=True)
 
     def handle_with_retries(self, event: LedgerEvent) -> None:
         """Handle one event, then checkpoint it (the sequential form of what ``run`` does)."""

@@ -96,7 +96,13 @@ def create_payment() -> Response:
         payment_request["remittance"] = remittance
     initiated = svc.ledger.initiate_payment(payment_request)
     payment_id = str(initiated["payment_id"])
-    record = svc.ledger.get_payment(payment_id, details=True)
+    created = initiated.get("payment")
+    if isinstance(created, dict) and created.get("payment_id") == payment_id:
+        # A new payment: the contract returned its public record and the details are this request's.
+        details = {"payer_account": principal.account_id, "payee_account": payee_account, "remittance": remittance}
+        record = {**created, "details": details}
+    else:  # a repeated request: the payment may have moved on since
+        record = svc.ledger.get_payment(payment_id, details=True)
     return json_response(representations.payment(record, currencies), 201, {"Location": f"/v1/payments/{payment_id}"})
 
 

@@ -377,7 +377,9 @@ class FakeLedger:
                 "PaymentInitiated",
                 {"payment_id": payment_id, "payer_bank": self._msp_id, "payee_bank": payee_bank["msp_id"]},
             )
-            return {"payment_id": payment_id, "status": "initiated", "created": True}
+            public = {k: v for k, v in self.network.payments[payment_id].items() if not k.startswith("_")}
+            public.pop("created_epoch", None)
+            return {"payment_id": payment_id, "status": "initiated", "created": True, "payment": copy.deepcopy(public)}
 
     def _payment(self, payment_id: str) -> JSON:
         payment = self.network.payments.get(payment_id)

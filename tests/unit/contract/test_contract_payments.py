@@ -36,8 +36,12 @@ def _initiate(ledger: Ledger, key: str = "order-1", amount: int = 2500, **extra:
 def test_initiate_then_complete(ledger: Ledger) -> None:
     _setup(ledger)
     started = _initiate(ledger)
+    created = started.pop("payment")
     assert started == {"payment_id": payment_id_for(US, "order-1"), "status": "initiated", "created": True}
     payment_id = started["payment_id"]
+    # The response carries the public record as stored, and nothing private (it travels in the block).
+    assert created == ledger.query(HK, "GetPayment", args=[payment_id])
+    assert "details" not in created and "alice" not in json.dumps(created)
     assert ledger.balance(US, "alice") == 7500
     assert ledger.supply()[(US, "USD")] == 7500  # the payer bank's token is burned
     event = ledger.channel.events[-1]
@@ -71,7 +75,8 @@ def test_a_retried_initiation_has_one_effect(ledger: Ledger) -> None:
     _setup(ledger)
     first = _initiate(ledger)
     again = _initiate(ledger)
-    assert again == {**first, "created": False}
+    assert "payment" in first and "payment" not in again  # a repeat is told the id and status only
+    assert again == {"payment_id": first["payment_id"], "status": first["status"], "created": False}
     assert ledger.balance(US, "alice") == 7500
     with pytest.raises(Refused, match=r"^\[duplicate_reference\] 'idempotency_key' was already used"):
         _initiate(ledger, amount=2600)
@@ -339,3 +344,25 @@ def test_payment_ids_are_validated(ledger: Ledger) -> None:
         ledger.query(REG, "GetPayment", args=["0" * 64])
     with pytest.raises(Refused, match=r"^\[payment_not_found\]"):
         ledger.submit(HK, "CompletePayment", {"payment_id": "0" * 64})
+
+
+def test_open_payments_are_listed_from_their_own_index_until_they_are_final(ledger: Ledger) -> None:
+    """A sweep for initiated or rejected payments reads what is open, not every payment ever made."""
+    _setup(ledger, amount=100_000)
+    ids = [_initiate(ledger, key=f"o{index}", amount=100)["payment_id"] for index in range(4)]
+    ledger.submit(HK, "CompletePayment", {"payment_id": ids[0]})
+    ledger.submit(HK, "RejectPayment", {"payment_id": ids[1], "reason": "unknown_account"})
+    ledger.submit(HK, "RejectPayment", {"payment_id": ids[2], "reason": "unknown_account"})
+    ledger.submit(US, "RefundPayment", {"payment_id": ids[2]})
+
+    def listed(bank: str | None, status: str) -> set[str]:
+        query = {"status": status} if bank is None else {"bank": bank, "status": status}
+        return {p["payment_id"] for p in ledger.query(REG, "ListPayments", args=[json.dumps(query)])["payments"]}
+
+    assert listed(HK, "initiated") == listed(US, "initiated") == listed(None, "initiated") == {ids[3]}
+    assert listed(US, "rejected") == {ids[1]}
+    assert listed(US, "completed") == {ids[0]}
+    assert listed(US, "refunded") == {ids[2]}
+    open_entries = [key for key in ledger.channel.public_items() if key.startswith("open-payment/")]
+    # ids[1] (rejected, refund due) and ids[3] (initiated), each under payer, payee and all banks.
+    assert sorted(entry.rsplit("/", 1)[1] for entry in open_entries) == sorted([ids[1], ids[3]] * 3)
