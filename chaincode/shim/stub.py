@@ -22,6 +22,7 @@ Semantics follow Fabric's Go shim (fabric-chaincode-go ``shim/stub.go``):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -148,8 +149,14 @@ class ProposalContext:
         )
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_client_identity(creator: bytes) -> ClientIdentity:
-    """Parse a ``SerializedIdentity`` into the MSP id and the X.509 subject details."""
+    """Parse a ``SerializedIdentity`` into the MSP id and the X.509 subject details.
+
+    Cached by the identity's bytes: a bank's gateway signs every transaction with the same
+    certificate, and parsing it was the largest single cost of a transaction in the shim.
+    ``ClientIdentity`` is immutable, so sharing one instance is safe.
+    """
     identity = identities_pb2.SerializedIdentity.FromString(creator)
     pem = identity.id_bytes
     try:
