@@ -182,13 +182,15 @@ class Driver:
         function: str,
         *args: str,
         request: Mapping[str, Any] | None = None,
+        transient: Mapping[str, bytes] | None = None,
         watch: Mapping[str, Callable[[int, float], None]],
     ) -> tuple[str, bytes]:
         """Endorse on ``org``'s own peer and submit; ``watch`` maps orgs to the callback for the commit as
         that org's peer sees it. Returns (transaction id, chaincode result). Raises ``EndorseError`` or
         ``SubmitError`` (then no callback will fire)."""
         client = self.clients[org]
-        transient = {"request": json.dumps(request, separators=(",", ":"))} if request is not None else None
+        if request is not None:
+            transient = {"request": json.dumps(request, separators=(",", ":")).encode("utf-8")}
         proposal = client.contract(chaincode).new_proposal(
             function, *args, transient=transient, endorsing_organizations=[org]
         )

@@ -140,7 +140,7 @@ def plot(
     import matplotlib.pyplot as plt
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 9), sharex=True)
-    colours = {"ceiling": "black", "transfer": "tab:blue", "hot": "tab:orange",
+    colours = {"ceiling": "black", "private": "tab:gray", "transfer": "tab:blue", "hot": "tab:orange",
                "interbank": "tab:green", "rest": "tab:red"}  # fmt: skip
     lowest, highest = math.inf, 1.0
     for name, result in workloads.items():

@@ -2,6 +2,9 @@
 
 - ``ceiling``: ``conformance.PutState`` of a unique key (one blind write), spread over the banks' peers.
   The most this network commits on this machine: the yardstick for the others.
+- ``private``: ``conformance.PutPrivate`` of a unique key in the caller's ``books-<MSP>`` collection
+  (one blind private write): what private data alone costs, the floor under every workload that keeps
+  customer data private. The ratios stay against ``ceiling``; this one explains them.
 - ``transfer``: ``deposit_token.Transfer`` between two accounts of one bank, spread over the banks.
 - ``hot``: ``Transfer`` from many payers to one merchant account (credits are blind writes, so none
   may conflict).
@@ -35,6 +38,7 @@ from bench.load import (
     error_outcome,
 )
 from bench.watch import PaymentWatcher
+from chaincode.deposit_token.collections import books_collection
 from gateway.fabric_client import EndorseError, GatewayError
 
 AMOUNT = 100  # 1.00 USD per transfer or payment
@@ -68,6 +72,28 @@ def ceiling(driver: Driver, banks: list[str], run_id: str) -> Workload:
             tracker.finish(*_failed(error, due))
 
     return Workload("ceiling", "conformance PutState (blind write of a unique key)", 1, operation)
+
+
+def private_ceiling(driver: Driver, banks: list[str], run_id: str) -> Workload:
+    counter = itertools.count()
+
+    def operation(tracker: Tracker, due: float) -> None:
+        i = next(counter)
+        org = banks[i % len(banks)]
+
+        def committed(code: int, at: float) -> None:
+            tracker.transaction(code)
+            tracker.finish(commit_outcome(code), due, at)
+
+        try:
+            driver.submit(
+                org, "conformance", "PutPrivate", books_collection(org), f"bench-{run_id}-{i}",
+                transient={"value": b"v"}, watch={org: committed},
+            )  # fmt: skip
+        except GatewayError as error:
+            tracker.finish(*_failed(error, due))
+
+    return Workload("private", "conformance PutPrivate (blind write of a unique key in the bank's books)", 1, operation)
 
 
 def _failed(error: Exception, due: float) -> tuple[str, float, float, str]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT_WORKLOADS = ("ceiling", "transfer", "hot", "interbank")
+CLIENT_WORKLOADS = ("ceiling", "private", "transfer", "hot", "interbank")
 
 pytestmark = pytest.mark.network
 
