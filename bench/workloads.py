@@ -21,7 +21,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bench.books import CURRENCY, Books
@@ -55,26 +55,29 @@ class Workload:
     notes: str = ""
 
 
+Watch = Mapping[str, Callable[[int, float], None]]
+
+
 def ceiling(driver: Driver, banks: list[str], run_id: str) -> Workload:
-    counter = itertools.count()
+    def submit(org: str, i: int, watch: Watch) -> None:
+        driver.submit(org, "conformance", "PutState", f"bench-{run_id}-{i}", "v", watch=watch)
 
-    def operation(tracker: Tracker, due: float) -> None:
-        i = next(counter)
-        org = banks[i % len(banks)]
-
-        def committed(code: int, at: float) -> None:
-            tracker.transaction(code)
-            tracker.finish(commit_outcome(code), due, at)
-
-        try:
-            driver.submit(org, "conformance", "PutState", f"bench-{run_id}-{i}", "v", watch={org: committed})
-        except GatewayError as error:
-            tracker.finish(*_failed(error, due))
-
-    return Workload("ceiling", "conformance PutState (blind write of a unique key)", 1, operation)
+    return _blind_writes(banks, "ceiling", "conformance PutState (blind write of a unique key)", submit)
 
 
 def private_ceiling(driver: Driver, banks: list[str], run_id: str) -> Workload:
+    def submit(org: str, i: int, watch: Watch) -> None:
+        driver.submit(
+            org, "conformance", "PutPrivate", books_collection(org), f"bench-{run_id}-{i}",
+            transient={"value": b"v"}, watch=watch,
+        )  # fmt: skip
+
+    title = "conformance PutPrivate (blind write of a unique key in the bank's books)"
+    return _blind_writes(banks, "private", title, submit)
+
+
+def _blind_writes(banks: list[str], name: str, title: str, submit: Callable[[str, int, Watch], None]) -> Workload:
+    """One unique-key write per operation, spread over the banks' peers: the yardstick workloads."""
     counter = itertools.count()
 
     def operation(tracker: Tracker, due: float) -> None:
@@ -86,14 +89,11 @@ def private_ceiling(driver: Driver, banks: list[str], run_id: str) -> Workload:
             tracker.finish(commit_outcome(code), due, at)
 
         try:
-            driver.submit(
-                org, "conformance", "PutPrivate", books_collection(org), f"bench-{run_id}-{i}",
-                transient={"value": b"v"}, watch={org: committed},
-            )  # fmt: skip
+            submit(org, i, {org: committed})
         except GatewayError as error:
             tracker.finish(*_failed(error, due))
 
-    return Workload("private", "conformance PutPrivate (blind write of a unique key in the bank's books)", 1, operation)
+    return Workload(name, title, 1, operation)
 
 
 def _failed(error: Exception, due: float) -> tuple[str, float, float, str]:
