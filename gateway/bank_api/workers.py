@@ -225,7 +225,7 @@ class PaymentFollower:
 
     def _submit(self, pool: ThreadPoolExecutor, event: LedgerEvent) -> None:
         if not self.concerns_us(event):
-            self.services.metrics.follower_events.labels(event.name).inc()
+            self.handle(event)  # counts it and does nothing else: no hand-off to the pool
             done: Future[None] = Future()
             done.set_result(None)
             with self._pending_lock:
@@ -317,7 +317,7 @@ class PaymentFollower:
         """Act on one event; returns the webhook notices (account, type, event id, data) to queue."""
         self.services.metrics.follower_events.labels(event.name).inc()
         payment_id = event.payload.get("payment_id")
-        if not isinstance(payment_id, str) or not payment_id:
+        if not self.concerns_us(event) or not isinstance(payment_id, str) or not payment_id:
             return []
         payer_bank = event.payload.get("payer_bank")
         payee_bank = event.payload.get("payee_bank")

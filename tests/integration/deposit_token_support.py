@@ -230,6 +230,17 @@ class Consortium:
         """An id unique to this test run."""
         return f"{self.run}-{name}"
 
+    def payer_and_payee(
+        self, payer_bank: str, payee_bank: str, names: tuple[str, str], amount: int, holder: str | None = None
+    ) -> tuple[str, str]:
+        """A payer at ``payer_bank`` issued ``amount`` USD and a payee at ``payee_bank``, each opened
+        in its bank's jurisdiction (the MSP id without ``BankMSP``)."""
+        payer, payee = self.id(names[0]), self.id(names[1])
+        self[payer_bank].open(payer, jurisdiction_of(payer_bank), holder=holder)
+        self[payee_bank].open(payee, jurisdiction_of(payee_bank))
+        self[payer_bank].issue(payer, amount)
+        return payer, payee
+
     def close(self) -> None:
         for org in self.orgs.values():
             org.gateway.close()
@@ -255,6 +266,10 @@ class Consortium:
                 assert books.get(currency, 0) >= 0
                 totals[currency] = totals.get(currency, 0) + books.get(currency, 0)
         return totals
+
+
+def jurisdiction_of(bank: str) -> str:
+    return bank.removesuffix("BankMSP")
 
 
 def reason_of(refusal: Refused) -> str:

@@ -30,11 +30,8 @@ pytestmark = pytest.mark.network
 @pytest.fixture(scope="module")
 def victims(banks: Consortium) -> dict[str, str]:
     """USBank's customer with money, and a USBank → SGBank payment in flight."""
-    us, sg = banks[US], banks[SG]
-    alice, shop = banks.id("victim"), banks.id("victim-shop")
-    us.open(alice, "US")
-    sg.open(shop, "SG")
-    us.issue(alice, 10_000)
+    us = banks[US]
+    alice, shop = banks.payer_and_payee(US, SG, ("victim", "victim-shop"), 10_000)
     payment_id = us.submit("InitiatePayment", us.payment_request(banks.id("victim-pay"), alice, SG, shop, 1000))[
         "payment_id"
     ]
