@@ -269,9 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     us, hk = Bank(profile, US), Bank(profile, HK)
     run = uuid.uuid4().hex[:6]
-    state_dir = Path(args.state_dir)
-    gateways = [] if args.keep_gateways else [s for s in processes.load_specs(state_dir) if s.kind == "gateway"]
-    paused = [spec for spec in gateways if processes.stop(state_dir, spec.name)]
+    homes = [Path(org["home"]) for org in json.loads(profile.read_text())["orgs"].values()]
+    gateways = [] if args.keep_gateways else [
+        (home, s) for home in homes for s in processes.load_specs(home) if s.kind == "gateway"
+    ]
+    paused = [(home, spec) for home, spec in gateways if processes.stop(home, spec.name)]
     try:
         figures = {
             "workers": args.workers,
@@ -280,10 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "hot_payee": hot_payee(us, hk, run, args.hot_payers, args.workers),
         }
     finally:
-        for spec in paused:
-            processes.start(state_dir, spec)
-        if paused:
-            processes.wait_healthy(state_dir, paused, timeout=60)
+        for home, spec in paused:
+            processes.start(home, spec)
+        for home, spec in paused:
+            processes.wait_healthy(home, [spec], timeout=60)
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -120,6 +120,6 @@ def metrics_urls(profile: Mapping[str, object], nodes: Iterable[Mapping[str, obj
     for node in nodes:
         ports = node.get("ports")
         if node.get("kind") == "orderer" and isinstance(ports, list) and len(ports) >= 3:
-            # The network tool's port plan: listen, admin, operations.
-            orderers.append(f"http://127.0.0.1:{ports[2]}/metrics")
+            # The network tool's port plan: listen, admin, operations; on the host of the org running it.
+            orderers.append(f"http://{node.get('host') or '127.0.0.1'}:{ports[2]}/metrics")
     return peers, orderers

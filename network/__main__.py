@@ -37,6 +37,27 @@ def main(argv: list[str] | None = None) -> int:
     restart = sub.add_parser("start-node", help="start one stopped node and wait for it to be healthy")
     restart.add_argument("name")
     sub.add_parser("profile", help="print the path of the network profile")
+
+    # What one org runs on its own host, with only its own folder and the public consortium folder.
+    org_cmd = sub.add_parser("org", help="one organisation's own steps, on its own host (see network/README.md)")
+    org_cmd.add_argument(
+        "action", choices=("init", "export", "start", "stop", "status", "gateway"),
+        help="init: CAs and identities, then export; export: write the org definition; start: nodes, channel "
+        "join, chaincode install, server and approval; stop; status; gateway: start the bank's REST gateway",
+    )  # fmt: skip
+    org_cmd.add_argument("--org", required=True, help="the org's name in the topology, e.g. HKBank")
+    org_cmd.add_argument("--home", type=Path, required=True, help="the org's own folder")
+    org_cmd.add_argument("--consortium", type=Path, help="the public folder: definitions/ and the genesis block")
+    org_cmd.add_argument("--out", type=Path, help="export: where to write the definition (default: print it)")
+    org_cmd.add_argument("--with-test-chaincodes", action="store_true")
+    cons = sub.add_parser("consortium", help="steps on public material only: the genesis block, the commit")
+    cons.add_argument("action", choices=("genesis", "commit"),
+                      help="genesis: the channel's genesis block from definitions/; commit: commit the chaincode "
+                      "definitions (run by one org, with --org and --home)")  # fmt: skip
+    cons.add_argument("--consortium", type=Path, required=True)
+    cons.add_argument("--org", help="commit: the committing org")
+    cons.add_argument("--home", type=Path, help="commit: the committing org's folder")
+    cons.add_argument("--with-test-chaincodes", action="store_true")
     args = parser.parse_args(argv)
 
     try:
@@ -52,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     base_port = args.base_port if args.base_port is not None else topology.base_port
     state_dir = args.state_dir or default_state_dir(base_port)
     try:
+        if args.command in ("org", "consortium"):
+            from network.host_commands import run_consortium_command, run_org_command
+
+            if args.command == "org":
+                return run_org_command(topology, base_port, args)
+            return run_consortium_command(topology, base_port, args)
         net = Consortium(topology, state_dir, base_port)
         if args.command == "up":
             net.up(
@@ -87,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name} started and healthy")
         elif args.command == "profile":
             print(net.state_dir / "profile.json")
-    except (NetworkError, MaterialError, NodeError, FileNotFoundError, ValueError) as exc:
+    except (NetworkError, MaterialError, NodeError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -103,14 +130,14 @@ def _print_status(info: dict[str, object]) -> None:
         print(f"No network in {info['state_dir']}.")
         return
     print(f"State: {info['state_dir']}   base port {info['base_port']}   channel {info['channel']}")
-    print(f"Raft leader: {info['raft_leader'] or 'none'}")
-    print(f"{'node':<34} {'kind':<10} {'pid':>7} {'state':<9} {'RSS MiB':>8}  ports")
+    print(f"Consensus: {info.get('consensus')}   leader: {info['raft_leader'] or 'none'}")
+    print(f"{'node':<34} {'kind':<10} {'pid':>7} {'state':<9} {'RSS MiB':>8}  host:ports")
     total = 0.0
     for n in nodes:
         state = "healthy" if n["healthy"] else ("running" if n["running"] else "stopped")
         total += n["rss_mib"]
         ports = ",".join(str(p) for p in n["ports"])
-        print(f"{n['name']:<34} {n['kind']:<10} {n['pid'] or '-':>7} {state:<9} {n['rss_mib']:>8}  {ports}")
+        print(f"{n['name']:<34} {n['kind']:<10} {n['pid'] or '-':>7} {state:<9} {n['rss_mib']:>8}  {n['host']}:{ports}")
     print(f"{'total resident memory':<63} {total:>8.1f}")
 
 

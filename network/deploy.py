@@ -16,7 +16,6 @@ servers: the package (an address) does not change.
 
 from __future__ import annotations
 
-import concurrent.futures
 import gzip
 import hashlib
 import io
@@ -29,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from chaincode.deposit_token.collections import collections_config, signature_policy_any
 from network import processes
-from network.material import MaterialError, run
+from network.material import MaterialError
 from network.nodes import ROOT, admin_env, fabric_bin, orderer_cli_args
-from network.ports import HOST
+from network.org import netns_prefix, run_in
 from network.topology import ChaincodeSpec, Org
 
 if TYPE_CHECKING:
@@ -58,24 +57,25 @@ def _tar_bytes(files: dict[str, bytes]) -> bytes:
 def package_chaincode(net: Consortium, cc: ChaincodeSpec, org: Org) -> tuple[Path, str]:
     """Write the org's CCaaS package; return its path and package id."""
     label = f"{cc.name}_{cc.version}"
-    address = f"{HOST}:{net.ports.peers[org.msp_id].chaincode_servers[cc.name]}"
+    home = net.home(org)
+    address = f"{org.host}:{net.ports.peers[org.msp_id].chaincode_servers[cc.name]}"
     # Mutual TLS between the peer and its chaincode server: the server presents the org's
     # "chaincode" TLS identity, and the peer authenticates with its own TLS certificate.
     # Fabric wants PEM contents here, not paths.
-    peer_tls = net.layout.peer_dir(org) / "tls"
+    peer_tls = home.peer_dir / "tls"
     connection = {
         "address": address,
         "dial_timeout": "10s",
         "tls_required": True,
         "client_auth_required": True,
-        "root_cert": net.layout.tls_ca(org).read_text(),
+        "root_cert": home.tls_ca.read_text(),
         "client_cert": (peer_tls / "server.crt").read_text(),
         "client_key": (peer_tls / "server.key").read_text(),
     }
     code = _tar_bytes({"connection.json": json.dumps(connection, indent=2).encode()})
     metadata = json.dumps({"type": "ccaas", "label": label}).encode()
     package = _tar_bytes({"metadata.json": metadata, "code.tar.gz": code})
-    out = net.state_dir / "chaincode" / cc.name / f"{org.msp_id}.tar.gz"
+    out = home.chaincode_dir / cc.name / "package.tar.gz"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(package)
     return out, f"{label}:{hashlib.sha256(package).hexdigest()}"
@@ -95,7 +95,7 @@ def _definition(net: Consortium, cc: ChaincodeSpec) -> tuple[str, Path | None, s
         config = collections_config(
             [bank.msp_id for bank in net.topology.banks], observer_msp_ids=[net.topology.regulator.msp_id]
         )
-        collections_file = net.state_dir / "chaincode" / cc.name / "collections.json"
+        collections_file = net.consortium_dir / "chaincode" / cc.name / "collections.json"
         collections_file.parent.mkdir(parents=True, exist_ok=True)
         collections_file.write_text(json.dumps(config, indent=2))
         fingerprint_parts.append(config)
@@ -103,11 +103,12 @@ def _definition(net: Consortium, cc: ChaincodeSpec) -> tuple[str, Path | None, s
     return policy, collections_file, fingerprint
 
 
-def committed_definition(net: Consortium, cc_name: str) -> dict[str, Any] | None:
-    org = net.topology.peer_orgs[0]
-    env = admin_env(net.layout, net.ports, org)
+def committed_definition(net: Consortium, cc_name: str, org: Org | None = None) -> dict[str, Any] | None:
+    org = org or net.topology.peer_orgs[0]
+    env = admin_env(net.home(org), net.ports)
     try:
-        out = run(
+        out = run_in(
+            org,
             [str(fabric_bin("peer")), "lifecycle", "chaincode", "querycommitted", "-C", net.topology.channel,
              "-n", cc_name, "-O", "json"],
             "querycommitted", env=env, timeout=30,
@@ -122,23 +123,26 @@ def committed_definition(net: Consortium, cc_name: str) -> dict[str, Any] | None
 
 def chaincode_server_spec(net: Consortium, cc: ChaincodeSpec, org: Org, package_id: str) -> processes.NodeSpec:
     port = net.ports.peers[org.msp_id].chaincode_servers[cc.name]
+    home = net.home(org)
     return processes.NodeSpec(
         name=f"cc.{cc.name}.{org.msp_id}",
         kind="chaincode",
-        command=[sys.executable, "-m", "chaincode", "--contract", cc.contract],
+        command=[*netns_prefix(org), sys.executable, "-m", "chaincode", "--contract", cc.contract],
         env={
             "CHAINCODE_ID": package_id,
-            "CHAINCODE_SERVER_ADDRESS": f"{HOST}:{port}",
+            "CHAINCODE_SERVER_ADDRESS": f"{org.host}:{port}",
             "CORE_PEER_LOCALMSPID": org.msp_id,
             "CHAINCODE_LOG_LEVEL": "INFO",
-            "CHAINCODE_TLS_CERT_FILE": str(net.layout.chaincode_tls_dir(org) / "server.crt"),
-            "CHAINCODE_TLS_KEY_FILE": str(net.layout.chaincode_tls_dir(org) / "server.key"),
-            "CHAINCODE_TLS_CLIENT_CA_FILE": str(net.layout.tls_ca(org)),
+            "CHAINCODE_TLS_CERT_FILE": str(home.chaincode_tls_dir / "server.crt"),
+            "CHAINCODE_TLS_KEY_FILE": str(home.chaincode_tls_dir / "server.key"),
+            # the peer authenticates with its TLS certificate, from the org's own TLS CA
+            "CHAINCODE_TLS_CLIENT_CA_FILE": str(home.tls_ca),
             "PYTHONUNBUFFERED": "1",
         },
         cwd=str(ROOT),
         tcp_port=port,
         ports=[port],
+        host=org.host,
     )
 
 
@@ -163,44 +167,19 @@ def deploy_all(net: Consortium, with_test_chaincodes: bool = False) -> None:
 
 def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
     orgs = net.topology.peer_orgs
-    peer = str(fabric_bin("peer"))
     policy, collections_file, fingerprint = _definition(net, cc)
-    stamp_path = net.state_dir / "chaincode" / cc.name / "committed.json"
+    stamp_path = net.consortium_dir / "chaincode" / cc.name / "committed.json"
     stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
     current = committed_definition(net, cc.name)
     current_sequence = int(current["sequence"]) if current else 0
 
-    t = net.step(f"Packaging and installing chaincode '{cc.name}' on {len(orgs)} peers")
-    package_ids: dict[str, str] = {}
-    packages: dict[str, Path] = {}
-    for org in orgs:
-        packages[org.msp_id], package_ids[org.msp_id] = package_chaincode(net, cc, org)
-
-    def install(org: Org) -> None:
-        if stamp.get("package_ids", {}).get(org.msp_id) == package_ids[org.msp_id]:
-            return
-        env = admin_env(net.layout, net.ports, org)
-        try:
-            run(
-                [peer, "lifecycle", "chaincode", "install", str(packages[org.msp_id])],
-                f"install on {org.name}",
-                env=env,
-            )
-        except MaterialError as exc:
-            if "already successfully installed" not in str(exc):
-                raise
-
-    _parallel(install, orgs)
+    t = net.step(f"Each org packages and installs chaincode '{cc.name}' on its own peer")
+    package_ids = dict(zip((o.msp_id for o in orgs), net.for_each_org(lambda org: install(net, cc, org)), strict=True))
     net.done(t)
 
     # Start the servers before the definition is committed: the peer dials them on first use.
-    specs = [chaincode_server_spec(net, cc, org, package_ids[org.msp_id]) for org in orgs]
-    processes.save_specs(net.state_dir, specs)
-    t = net.step(f"Starting {len(specs)} chaincode servers for '{cc.name}' (one per org)")
-    for spec in specs:
-        processes.stop(net.state_dir, spec.name)  # pick up new code on redeploy
-        processes.start(net.state_dir, spec)
-    processes.wait_healthy(net.state_dir, specs, timeout=30)
+    t = net.step(f"Each org starts its own chaincode server for '{cc.name}'")
+    net.for_each_org(lambda org: start_server(net, cc, org, package_ids[org.msp_id]))
     net.done(t)
 
     up_to_date = (
@@ -213,45 +192,21 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
         net.progress(f"    definition of '{cc.name}' is already committed at sequence {current_sequence}")
     else:
         sequence = current_sequence + 1
-        t = net.step(f"Approving '{cc.name}' v{cc.version} sequence {sequence} for every org, then committing")
+        t = net.step(f"Each org approves '{cc.name}' v{cc.version} sequence {sequence}; then one commits it")
         common = ["-C", net.topology.channel, "-n", cc.name, "-v", cc.version, "--sequence", str(sequence),
                   "--signature-policy", policy]  # fmt: skip
         if collections_file:
             common += ["--collections-config", str(collections_file)]
-
-        def approve(org: Org) -> None:
-            env = admin_env(net.layout, net.ports, org)
-            args = [peer, "lifecycle", "chaincode", "approveformyorg", *orderer_cli_args(net.layout, net.ports),
-                    *common, "--package-id", package_ids[org.msp_id]]  # fmt: skip
-            run(args, f"approveformyorg for {org.name}", env=env, timeout=60)
-
-        _parallel(approve, orgs)
-        first = orgs[0]
-        peer_args: list[str] = []
-        for org in orgs:
-            peer_args += ["--peerAddresses", f"{HOST}:{net.ports.peers[org.msp_id].listen}",
-                          "--tlsRootCertFiles", str(net.layout.tls_ca(org))]  # fmt: skip
-        run(
-            [
-                peer,
-                "lifecycle",
-                "chaincode",
-                "commit",
-                *orderer_cli_args(net.layout, net.ports),
-                *common,
-                *peer_args,
-            ],
-            f"commit of {cc.name}",
-            env=admin_env(net.layout, net.ports, first),
-            timeout=60,
-        )
+        net.for_each_org(lambda org: approve(net, org, common, package_ids[org.msp_id]))
+        commit(net, orgs[0], common)
+        stamp_path.parent.mkdir(parents=True, exist_ok=True)
         stamp_path.write_text(
             json.dumps({"fingerprint": fingerprint, "sequence": sequence, "package_ids": package_ids}, indent=2)
         )
         net.done(t)
 
     t = net.step(f"Waiting until '{cc.name}' answers on every peer")
-    _parallel(lambda org: wait_chaincode_answers(net, cc, org), orgs)
+    net.for_each_org(lambda org: wait_chaincode_answers(net, cc, org))
     net.done(t)
 
     if cc.init_function and not stamp.get("initialised"):
@@ -271,44 +226,135 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
         net.done(t)
 
 
+def install(net: Consortium, cc: ChaincodeSpec, org: Org) -> str:
+    """The org packages the chaincode for its own server and installs it on its own peer; returns the package id."""
+    package, package_id = package_chaincode(net, cc, org)
+    marker = net.home(org).chaincode_dir / cc.name / "installed"
+    if marker.exists() and marker.read_text() == package_id:
+        return package_id
+    try:
+        run_in(org, [str(fabric_bin("peer")), "lifecycle", "chaincode", "install", str(package)],
+               f"install on {org.name}", env=admin_env(net.home(org), net.ports))  # fmt: skip
+    except MaterialError as exc:
+        if "already successfully installed" not in str(exc):
+            raise
+    marker.write_text(package_id)
+    return package_id
+
+
+def start_server(net: Consortium, cc: ChaincodeSpec, org: Org, package_id: str) -> None:
+    home = net.home(org)
+    spec = chaincode_server_spec(net, cc, org, package_id)
+    processes.save_specs(home.root, [spec])
+    processes.stop(home.root, spec.name)  # pick up new code on redeploy
+    processes.start(home.root, spec)
+    processes.wait_healthy(home.root, [spec], timeout=30)
+
+
+def approve(net: Consortium, org: Org, definition_args: list[str], package_id: str) -> None:
+    """The org's admin approves the definition for the org, through the org's own orderer."""
+    address, tls_ca = net.orderer_endpoint(org)
+    args = [str(fabric_bin("peer")), "lifecycle", "chaincode", "approveformyorg", *orderer_cli_args(address, tls_ca),
+            *definition_args, "--package-id", package_id]  # fmt: skip
+    run_in(org, args, f"approveformyorg for {org.name}", env=admin_env(net.home(org), net.ports), timeout=60)
+
+
+def commit(net: Consortium, committer: Org, definition_args: list[str]) -> None:
+    """Commit once approved: endorsed by every org's peer, each dialled with the TLS root from its definition."""
+    address, tls_ca = net.orderer_endpoint(committer)
+    peer_args: list[str] = []
+    for org in net.topology.peer_orgs:
+        peer_args += ["--peerAddresses", net.ports.peers[org.msp_id].address,
+                      "--tlsRootCertFiles", str(net.org_tls_ca(org.msp_id))]  # fmt: skip
+    run_in(
+        committer,
+        [str(fabric_bin("peer")), "lifecycle", "chaincode", "commit", *orderer_cli_args(address, tls_ca),
+         *definition_args, *peer_args],
+        f"commit by {committer.name}", env=admin_env(net.home(committer), net.ports), timeout=60,
+    )  # fmt: skip
+
+
 def wait_chaincode_answers(net: Consortium, cc: ChaincodeSpec, org: Org, timeout: float = 90) -> None:
-    env = admin_env(net.layout, net.ports, org)
+    env = admin_env(net.home(org), net.ports)
     args = [str(fabric_bin("peer")), "chaincode", "query", "-C", net.topology.channel, "-n", cc.name,
             "-c", json.dumps({"Args": ["org.hyperledger.fabric:GetMetadata"]})]  # fmt: skip
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         try:
-            run(args, f"query {cc.name} on {org.name}", env=env, timeout=40)
+            run_in(org, args, f"query {cc.name} on {org.name}", env=env, timeout=40)
             return
         except MaterialError as exc:
             last = str(exc)
             time.sleep(1)
     raise MaterialError(
         f"chaincode '{cc.name}' did not answer on {org.name}'s peer within {timeout:.0f}s: {last[-800:]}\n"
-        f"chaincode server log:\n{processes.tail(net.state_dir, f'cc.{cc.name}.{org.msp_id}')}"
+        f"chaincode server log:\n{processes.tail(net.home(org).root, f'cc.{cc.name}.{org.msp_id}')}"
     )
 
 
 def invoke(net: Consortium, cc_name: str, org: Org, function: str, args: list[str], orderer: str | None = None) -> str:
     """Submit through ``org``'s peer as its admin and wait for the commit; the output names the status.
 
-    ``orderer`` picks the ordering node (default: the first one).
+    ``orderer`` names the ordering node (default: the org's own, or the channel's first).
     """
-    env = admin_env(net.layout, net.ports, org)
+    home = net.home(org)
+    env = admin_env(home, net.ports)
     env["FABRIC_LOGGING_SPEC"] = "info:grpc=error"  # the "committed with status (VALID)" line is INFO
-    p = net.ports.peers[org.msp_id]
+    if orderer is None:
+        address, tls_ca = net.orderer_endpoint(org)
+    else:
+        node = net.topology.orderer_node(orderer)
+        address, tls_ca = net.ports.orderers[orderer].address, net.org_tls_ca(node.org.msp_id)
     ctor = json.dumps({"function": function, "Args": args})
-    return run(
-        [str(fabric_bin("peer")), "chaincode", "invoke", *orderer_cli_args(net.layout, net.ports, orderer),
+    return run_in(
+        org,
+        [str(fabric_bin("peer")), "chaincode", "invoke", *orderer_cli_args(address, tls_ca),
          "-C", net.topology.channel, "-n", cc_name,
-         "--peerAddresses", f"{HOST}:{p.listen}", "--tlsRootCertFiles", str(net.layout.tls_ca(org)),
+         "--peerAddresses", net.ports.peers[org.msp_id].address, "--tlsRootCertFiles", str(home.tls_ca),
          "-c", ctor, "--waitForEvent"],
         f"invoke {function} on {cc_name}", env=env, timeout=60,
     )  # fmt: skip
 
 
-def _parallel(fn: Any, orgs: tuple[Org, ...]) -> None:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(orgs)) as pool:
-        for future in [pool.submit(fn, org) for org in orgs]:
-            future.result()
+def _definition_args(net: Consortium, cc: ChaincodeSpec, sequence: int) -> list[str]:
+    policy, collections_file, _fingerprint = _definition(net, cc)
+    args = ["-C", net.topology.channel, "-n", cc.name, "-v", cc.version, "--sequence", str(sequence),
+            "--signature-policy", policy]  # fmt: skip
+    if collections_file:
+        args += ["--collections-config", str(collections_file)]
+    return args
+
+
+def approve_for_org(net: Consortium, cc: ChaincodeSpec, org: Org) -> None:
+    """One org, on its own host: install, start its chaincode server, approve the next definition."""
+    if not contract_present(cc):
+        return
+    t = net.step(f"{org.name}: installing '{cc.name}', starting its server, approving the definition")
+    package_id = install(net, cc, org)
+    start_server(net, cc, org, package_id)
+    current = committed_definition(net, cc.name, org)
+    # a definition already committed is approved at its own sequence (an org catching up); else the next one
+    sequence = int(current["sequence"]) if current else 1
+    approve(net, org, _definition_args(net, cc, sequence), package_id)
+    net.done(t)
+
+
+def commit_for_consortium(net: Consortium, cc: ChaincodeSpec, committer: Org) -> None:
+    """One org commits the definition every org approved; the regulator also loads the reference data."""
+    if not contract_present(cc):
+        return
+    current = committed_definition(net, cc.name, committer)
+    if current is None:
+        t = net.step(f"{committer.name}: committing '{cc.name}' (endorsed by every org's peer)")
+        commit(net, committer, _definition_args(net, cc, 1))
+        net.done(t)
+    wait_chaincode_answers(net, cc, committer)
+    if cc.init_function:
+        if committer.kind != "regulator":
+            net.progress(f"    '{cc.name}' needs {cc.init_function} by the regulator: run the commit as the regulator")
+            return
+        marker = net.home(committer).chaincode_dir / cc.name / "initialised"
+        if not marker.exists():
+            invoke(net, cc.name, committer, cc.init_function, [json.dumps(net.topology.reference_data())])
+            marker.write_text("")

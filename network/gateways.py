@@ -13,18 +13,21 @@ from typing import TYPE_CHECKING
 
 from network import processes
 from network.nodes import ROOT
-from network.ports import HOST
+from network.org import netns_prefix
 
 if TYPE_CHECKING:
     from network.consortium import Consortium
+    from network.topology import Org
 
 
 def gateway_spec(net: Consortium, msp_id: str) -> processes.NodeSpec:
     port = net.ports.peers[msp_id].gateway
+    org = net.topology.org(msp_id)
     return processes.NodeSpec(
         name=f"gateway.{msp_id}",
         kind="gateway",
         command=[
+            *netns_prefix(org),
             sys.executable,
             "-m",
             "gateway.bank_api",
@@ -34,14 +37,15 @@ def gateway_spec(net: Consortium, msp_id: str) -> processes.NodeSpec:
             "--msp",
             msp_id,
             "--host",
-            HOST,
+            org.host,
             "--port",
             str(port),
         ],
         env={"PYTHONUNBUFFERED": "1"},
         cwd=str(ROOT),
-        health_url=f"http://{HOST}:{port}/healthz",
+        health_url=f"http://{org.host}:{port}/healthz",
         ports=[port],
+        host=org.host,
     )
 
 
@@ -50,14 +54,27 @@ def start_gateways(net: Consortium, restart: bool = True) -> None:
         net.progress("==> Skipping the REST gateways: gateway/bank_api is not there yet")
         return
     net.write_profile()  # the gateways read it
-    specs = [gateway_spec(net, bank.msp_id) for bank in net.topology.banks]
-    processes.save_specs(net.state_dir, specs)
-    t = net.step(f"Starting {len(specs)} REST gateways (one per bank)")
-    for spec in specs:
-        if restart:
-            processes.stop(net.state_dir, spec.name)  # pick up new code
-        processes.start(net.state_dir, spec)
-    processes.wait_healthy(net.state_dir, specs, timeout=60)
+    t = net.step(f"Each bank starts its REST gateway ({len(net.topology.banks)})")
+    specs = []
     for bank in net.topology.banks:
-        net.progress(f"    {bank.name}: http://{HOST}:{net.ports.peers[bank.msp_id].gateway}")
+        home, spec = net.home(bank), gateway_spec(net, bank.msp_id)
+        processes.save_specs(home.root, [spec])
+        if restart:
+            processes.stop(home.root, spec.name)  # pick up new code
+        processes.start(home.root, spec)
+        specs.append((home, spec))
+    for home, spec in specs:
+        processes.wait_healthy(home.root, [spec], timeout=60)
+    for bank in net.topology.banks:
+        net.progress(f"    {bank.name}: http://{bank.host}:{net.ports.peers[bank.msp_id].gateway}")
     net.done(t)
+
+
+def start_gateway(net: Consortium, org: Org) -> None:
+    """One bank starts its own gateway (the per-host ``org gateway`` command)."""
+    home, spec = net.home(org), gateway_spec(net, org.msp_id)
+    processes.save_specs(home.root, [spec])
+    processes.stop(home.root, spec.name)
+    processes.start(home.root, spec)
+    processes.wait_healthy(home.root, [spec], timeout=60)
+    net.progress(f"{org.name}: REST gateway on http://{org.host}:{net.ports.peers[org.msp_id].gateway}")

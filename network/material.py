@@ -1,157 +1,155 @@
-"""Crypto material (cryptogen) and the channel genesis block (configtxgen).
+"""The channel genesis block (configtxgen), built from org definitions alone.
 
-Paths of the generated material follow cryptogen's layout; :class:`Layout` is the one
-place that knows it, so nothing else builds such paths by hand.
+Whoever creates the channel needs only the public org definitions (network.definition), not
+any org's folder: each org's channel MSP and each ordering node's certificates are written
+out of its definition into the consortium folder, and configtxgen reads them from there.
+Every org then checks the block and joins its own nodes with it; nobody orders for others.
 """
 
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from network.ports import HOST, PortPlan
-from network.topology import Org, Topology
+if TYPE_CHECKING:
+    from network.definition import OrgDefinition
+    from network.topology import Ordering
 
 
 class MaterialError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class Layout:
-    state_dir: Path
-    topology: Topology
-
-    @property
-    def crypto(self) -> Path:
-        return self.state_dir / "crypto"
-
-    # -- orderer org ---------------------------------------------------------
-    @property
-    def orderer_org_dir(self) -> Path:
-        return self.crypto / "ordererOrganizations" / self.topology.orderer.domain
-
-    def orderer_dir(self, node: str) -> Path:
-        return self.orderer_org_dir / "orderers" / self.topology.orderer.host(node)
-
-    @property
-    def orderer_tls_ca(self) -> Path:
-        return self.orderer_org_dir / "tlsca" / f"tlsca.{self.topology.orderer.domain}-cert.pem"
-
-    @property
-    def orderer_admin_dir(self) -> Path:
-        return self.orderer_org_dir / "users" / f"Admin@{self.topology.orderer.domain}"
-
-    # -- peer orgs -----------------------------------------------------------
-    def org_dir(self, org: Org) -> Path:
-        return self.crypto / "peerOrganizations" / org.domain
-
-    def peer_dir(self, org: Org) -> Path:
-        return self.org_dir(org) / "peers" / org.peer_host
-
-    def chaincode_tls_dir(self, org: Org) -> Path:
-        return self.org_dir(org) / "peers" / f"chaincode.{org.domain}" / "tls"
-
-    def tls_ca(self, org: Org) -> Path:
-        return self.org_dir(org) / "tlsca" / f"tlsca.{org.domain}-cert.pem"
-
-    def user_dir(self, org: Org, user: str) -> Path:
-        return self.org_dir(org) / "users" / f"{user}@{org.domain}"
-
-    def user_cert(self, org: Org, user: str) -> Path:
-        return self.user_dir(org, user) / "msp" / "signcerts" / f"{user}@{org.domain}-cert.pem"
-
-    def user_key(self, org: Org, user: str) -> Path:
-        return self.user_dir(org, user) / "msp" / "keystore" / "priv_sk"
-
-    # -- channel -------------------------------------------------------------
-    @property
-    def genesis_block(self) -> Path:
-        return self.state_dir / "channel" / f"{self.topology.channel}.block"
-
-
-def generate_crypto(layout: Layout, cryptogen: Path) -> None:
-    topology = layout.topology
-    sans = ["localhost", HOST]
-    config = {
-        "OrdererOrgs": [
-            {
-                "Name": topology.orderer.name,
-                "Domain": topology.orderer.domain,
-                "EnableNodeOUs": True,
-                "Specs": [{"Hostname": node, "SANS": sans} for node in topology.orderer.nodes],
-            }
-        ],
-        "PeerOrgs": [
-            {
-                "Name": org.name,
-                "Domain": org.domain,
-                "EnableNodeOUs": True,
-                "Template": {"Count": 1, "SANS": sans},
-                # the org's chaincode servers get a TLS identity of their own
-                "Specs": [{"Hostname": "chaincode", "SANS": sans}],
-                "Users": {"Count": 1},
-            }
-            for org in topology.peer_orgs
-        ],
-    }
-    config_path = layout.state_dir / "config" / "crypto-config.yaml"
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    run([str(cryptogen), "generate", f"--config={config_path}", f"--output={layout.crypto}"], "cryptogen")
-
-
-def _org_policies(msp_id: str, include_endorsement: bool) -> dict[str, Any]:
-    policies: dict[str, Any] = {
-        "Readers": {"Type": "Signature", "Rule": f"OR('{msp_id}.admin', '{msp_id}.peer', '{msp_id}.client')"},
-        "Writers": {"Type": "Signature", "Rule": f"OR('{msp_id}.admin', '{msp_id}.client')"},
+def _org_policies(msp_id: str, application: bool) -> dict[str, Any]:
+    if application:
+        return {
+            "Readers": {"Type": "Signature", "Rule": f"OR('{msp_id}.admin', '{msp_id}.peer', '{msp_id}.client')"},
+            "Writers": {"Type": "Signature", "Rule": f"OR('{msp_id}.admin', '{msp_id}.client')"},
+            "Admins": {"Type": "Signature", "Rule": f"OR('{msp_id}.admin')"},
+            "Endorsement": {"Type": "Signature", "Rule": f"OR('{msp_id}.peer')"},
+        }
+    # the org's ordering side: its orderers read and write blocks, its admin administers them
+    return {
+        "Readers": {"Type": "Signature", "Rule": f"OR('{msp_id}.member')"},
+        "Writers": {"Type": "Signature", "Rule": f"OR('{msp_id}.member')"},
         "Admins": {"Type": "Signature", "Rule": f"OR('{msp_id}.admin')"},
     }
-    if include_endorsement:
-        policies["Endorsement"] = {"Type": "Signature", "Rule": f"OR('{msp_id}.peer')"}
-    else:
-        policies["Readers"]["Rule"] = f"OR('{msp_id}.member')"
-        policies["Writers"]["Rule"] = f"OR('{msp_id}.member')"
-    return policies
 
 
 def _implicit(rule: str) -> dict[str, str]:
     return {"Type": "ImplicitMeta", "Rule": rule}
 
 
-def write_configtx(layout: Layout, ports: PortPlan) -> Path:
-    topology = layout.topology
-    orderer = topology.orderer
-    orderer_org = {
-        "Name": orderer.msp_id,
-        "ID": orderer.msp_id,
-        "MSPDir": str(layout.orderer_org_dir / "msp"),
-        "Policies": _org_policies(orderer.msp_id, include_endorsement=False),
-        "OrdererEndpoints": [f"{HOST}:{ports.orderers[n].listen}" for n in orderer.nodes],
+def _duration_ms(text: str) -> int:
+    return int(text[:-2]) if text.endswith("ms") else int(text[:-1]) * 1000
+
+
+def smartbft_options(ordering: Ordering) -> dict[str, Any]:
+    """SmartBFT settings: defaults from Fabric's BFT guide, with a leader failure noticed in seconds.
+
+    The ordering is RequestForwardTimeout < RequestComplainTimeout < RequestAutoRemoveTimeout and
+    ViewChangeResendInterval < ViewChangeTimeout, which SmartBFT checks at start.
+    """
+    return {
+        "RequestBatchMaxCount": ordering.max_message_count,
+        "RequestBatchMaxBytes": 10485760,
+        "RequestBatchMaxInterval": f"{_duration_ms(ordering.batch_timeout)}ms",
+        "IncomingMessageBufferSize": 200,
+        "RequestPoolSize": 100000,
+        "RequestForwardTimeout": "2s",
+        "RequestComplainTimeout": "8s",
+        "RequestAutoRemoveTimeout": "3m0s",
+        "ViewChangeResendInterval": "5s",
+        "ViewChangeTimeout": "20s",
+        "LeaderHeartbeatTimeout": "10s",
+        "LeaderHeartbeatCount": 10,
+        "CollectTimeout": "1s",
     }
-    peer_orgs = [
-        {
-            "Name": org.msp_id,
-            "ID": org.msp_id,
-            "MSPDir": str(layout.org_dir(org) / "msp"),
-            "Policies": _org_policies(org.msp_id, include_endorsement=True),
-            "AnchorPeers": [{"Host": HOST, "Port": ports.peers[org.msp_id].listen}],
+
+
+def write_configtx(
+    consortium_dir: Path, definitions: list[OrgDefinition], ordering: Ordering
+) -> Path:
+    """configtx.yaml for the channel, from the org definitions; MSP folders and certificates beside it."""
+    from network.definition import write_channel_msp
+
+    msp_root = consortium_dir / "msp"
+    node_root = consortium_dir / "orderers"
+    application_orgs: list[dict[str, Any]] = []
+    orderer_orgs: list[dict[str, Any]] = []
+    raft: list[dict[str, Any]] = []
+    bft: list[dict[str, Any]] = []
+    for d in definitions:
+        msp_dir = write_channel_msp(d, msp_root / d.msp_id)
+        application_orgs.append(
+            {
+                "Name": d.msp_id,
+                "ID": d.msp_id,
+                "MSPDir": str(msp_dir),
+                "Policies": _org_policies(d.msp_id, application=True),
+                "AnchorPeers": [{"Host": h, "Port": p} for h, p in d.anchor_peers],
+            }
+        )
+        if not d.orderers:
+            continue
+        orderer_orgs.append(
+            {
+                "Name": d.msp_id,
+                "ID": d.msp_id,
+                "MSPDir": str(msp_dir),
+                "Policies": _org_policies(d.msp_id, application=False),
+                "OrdererEndpoints": [o.address for o in d.orderers],
+            }
+        )
+        for o in d.orderers:
+            folder = node_root / o.name
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "tls.pem").write_text(o.tls_cert_pem)
+            (folder / "identity.pem").write_text(o.identity_pem)
+            raft.append(
+                {"Host": o.host, "Port": o.port, "ClientTLSCert": str(folder / "tls.pem"),
+                 "ServerTLSCert": str(folder / "tls.pem")}
+            )  # fmt: skip
+            bft.append(
+                {"ID": o.consenter_id, "Host": o.host, "Port": o.port, "MSPID": d.msp_id,
+                 "Identity": str(folder / "identity.pem"), "ClientTLSCert": str(folder / "tls.pem"),
+                 "ServerTLSCert": str(folder / "tls.pem")}
+            )  # fmt: skip
+    orderer: dict[str, Any] = {
+        "OrdererType": ordering.consensus,
+        "BatchTimeout": ordering.batch_timeout,
+        "BatchSize": {
+            "MaxMessageCount": ordering.max_message_count,
+            "AbsoluteMaxBytes": "99 MB",
+            "PreferredMaxBytes": ordering.preferred_max_bytes,
+        },
+        "Organizations": orderer_orgs,
+        "Policies": {
+            "Readers": _implicit("ANY Readers"),
+            "Writers": _implicit("ANY Writers"),
+            "Admins": _implicit("MAJORITY Admins"),
+            # configtxgen replaces this with the consenters' signature quorum under BFT
+            "BlockValidation": _implicit("ANY Writers"),
+        },
+        "Capabilities": {"V2_0": True},
+    }
+    if ordering.consensus == "BFT":
+        orderer["ConsenterMapping"] = sorted(bft, key=lambda c: c["ID"])
+        orderer["SmartBFT"] = smartbft_options(ordering)
+    else:
+        orderer["EtcdRaft"] = {
+            "Consenters": raft,
+            "Options": {
+                "TickInterval": "500ms",
+                "ElectionTick": 10,
+                "HeartbeatTick": 1,
+                "MaxInflightBlocks": 5,
+                "SnapshotIntervalSize": "16 MB",
+            },
         }
-        for org in topology.peer_orgs
-    ]
-    consenters = [
-        {
-            "Host": HOST,
-            "Port": ports.orderers[node].listen,
-            "ClientTLSCert": str(layout.orderer_dir(node) / "tls" / "server.crt"),
-            "ServerTLSCert": str(layout.orderer_dir(node) / "tls" / "server.crt"),
-        }
-        for node in orderer.nodes
-    ]
     profile = {
         "Policies": {
             "Readers": _implicit("ANY Readers"),
@@ -159,35 +157,9 @@ def write_configtx(layout: Layout, ports: PortPlan) -> Path:
             "Admins": _implicit("MAJORITY Admins"),
         },
         "Capabilities": {"V3_0": True},
-        "Orderer": {
-            "OrdererType": "etcdraft",
-            "BatchTimeout": orderer.batch_timeout,
-            "BatchSize": {
-                "MaxMessageCount": orderer.max_message_count,
-                "AbsoluteMaxBytes": "99 MB",
-                "PreferredMaxBytes": orderer.preferred_max_bytes,
-            },
-            "EtcdRaft": {
-                "Consenters": consenters,
-                "Options": {
-                    "TickInterval": "500ms",
-                    "ElectionTick": 10,
-                    "HeartbeatTick": 1,
-                    "MaxInflightBlocks": 5,
-                    "SnapshotIntervalSize": "16 MB",
-                },
-            },
-            "Organizations": [orderer_org],
-            "Policies": {
-                "Readers": _implicit("ANY Readers"),
-                "Writers": _implicit("ANY Writers"),
-                "Admins": _implicit("MAJORITY Admins"),
-                "BlockValidation": _implicit("ANY Writers"),
-            },
-            "Capabilities": {"V2_0": True},
-        },
+        "Orderer": orderer,
         "Application": {
-            "Organizations": peer_orgs,
+            "Organizations": application_orgs,
             "Policies": {
                 "Readers": _implicit("ANY Readers"),
                 "Writers": _implicit("ANY Writers"),
@@ -199,31 +171,23 @@ def write_configtx(layout: Layout, ports: PortPlan) -> Path:
             "Capabilities": {"V2_5": True},
         },
     }
-    config_dir = layout.state_dir / "config"
-    config_dir.mkdir(parents=True, exist_ok=True)
-    path = config_dir / "configtx.yaml"
+    consortium_dir.mkdir(parents=True, exist_ok=True)
+    path = consortium_dir / "configtx.yaml"
     path.write_text(yaml.safe_dump({"Profiles": {"DepositTokenChannel": profile}}, sort_keys=False))
     return path
 
 
-def write_genesis_block(layout: Layout, ports: PortPlan, configtxgen: Path) -> Path:
-    configtx = write_configtx(layout, ports)
-    layout.genesis_block.parent.mkdir(parents=True, exist_ok=True)
+def write_genesis_block(
+    consortium_dir: Path, channel: str, definitions: list[OrgDefinition], ordering: Ordering, configtxgen: Path
+) -> Path:
+    configtx = write_configtx(consortium_dir, definitions, ordering)
+    block = consortium_dir / f"{channel}.block"
     run(
-        [
-            str(configtxgen),
-            "-configPath",
-            str(configtx.parent),
-            "-profile",
-            "DepositTokenChannel",
-            "-channelID",
-            layout.topology.channel,
-            "-outputBlock",
-            str(layout.genesis_block),
-        ],
+        [str(configtxgen), "-configPath", str(configtx.parent), "-profile", "DepositTokenChannel",
+         "-channelID", channel, "-outputBlock", str(block)],
         "configtxgen",
-    )
-    return layout.genesis_block
+    )  # fmt: skip
+    return block
 
 
 def run(cmd: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 120.0) -> str:

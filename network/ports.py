@@ -1,12 +1,18 @@
 """The port plan: every port is the base port plus a fixed offset.
 
 Two networks with base ports at least 600 apart never collide, which is how the test
-network (17000) and the demo network (7000) run side by side.
+network (17000) and the demo network (7000) run side by side. Every org listens on its own
+host (see the topology), so a port is only ever meaningful together with that host.
 
-    orderer k (0-based)      base + 10k + 0 (cluster+client), +1 (admin), +2 (operations)
+    orderer k (0-based,       base + 10k + 0 (client and cluster), +1 (osnadmin), +2 (operations)
+    over the whole channel)
     peer org i (banks first,  base + 100 + 20i + 0 (peer), +1 (chaincode callback),
     then the regulator)          +2 (operations), +3 (REST gateway), +4 (Go pprof, only with
-                                 DT_PEER_PPROF=1), +10+j (chaincode server j)
+                                 DT_PEER_PPROF=1), +5 (TLS CA), +6 (signing CA), +7 and +8
+                                 (their operations), +10+j (chaincode server j)
+
+An org with ``port_block`` in the topology uses that instead of ``base + 100 + 20i`` (moved by
+the same amount as the base port when ``--base-port`` differs from the file's).
 """
 
 from __future__ import annotations
@@ -24,59 +30,127 @@ PPROF_OFFSET = 4
 
 @dataclass(frozen=True)
 class OrdererPorts:
+    host: str
     listen: int
     admin: int
     operations: int
 
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.listen}"
+
 
 @dataclass(frozen=True)
 class PeerPorts:
+    host: str
     listen: int
     chaincode: int
     operations: int
     gateway: int
     chaincode_servers: dict[str, int]
 
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.listen}"
+
+
+@dataclass(frozen=True)
+class CAPorts:
+    host: str
+    tls: int
+    sign: int
+    tls_operations: int
+    sign_operations: int
+
 
 @dataclass(frozen=True)
 class PortPlan:
-    orderers: dict[str, OrdererPorts]
+    orderers: dict[str, OrdererPorts]  # by node name, e.g. "orderer0.USBankMSP"
     peers: dict[str, PeerPorts]  # by MSP id
+    cas: dict[str, CAPorts]  # by MSP id
+
+    def addresses(self, topology: Topology) -> list[tuple[str, int, str, str]]:
+        """Every (host, port, what, topology field) the network listens on."""
+        fields = {org.msp_id: (f"banks[{i}]" if org.kind == "bank" else "regulator") for i, org in
+                  enumerate(topology.peer_orgs)}  # fmt: skip
+        out: list[tuple[str, int, str, str]] = []
+        for node in topology.orderers:
+            o = self.orderers[node.name]
+            where = f"{fields[node.org.msp_id]}.orderers"
+            out += [(o.host, port, f"{node.name} {what}", where) for port, what in
+                    ((o.listen, "listen"), (o.admin, "admin"), (o.operations, "ops"))]  # fmt: skip
+        for msp, p in self.peers.items():
+            where = fields[msp]
+            out += [
+                (p.host, p.listen, f"{msp} peer", where),
+                (p.host, p.chaincode, f"{msp} peer chaincode", where),
+                (p.host, p.operations, f"{msp} peer ops", where),
+                (p.host, p.gateway, f"{msp} REST gateway", where),
+            ]
+            out += [(p.host, port, f"{msp} chaincode server {cc}", where) for cc, port in p.chaincode_servers.items()]
+            c = self.cas[msp]
+            out += [
+                (c.host, c.tls, f"{msp} TLS CA", where),
+                (c.host, c.sign, f"{msp} signing CA", where),
+                (c.host, c.tls_operations, f"{msp} TLS CA ops", where),
+                (c.host, c.sign_operations, f"{msp} signing CA ops", where),
+            ]
+        return out
+
+    def host_ports(self) -> list[tuple[str, int, str]]:
+        """Every (host, port, what) the network listens on."""
+        out: list[tuple[str, int, str]] = []
+        for name, o in self.orderers.items():
+            out += [(o.host, o.listen, f"{name} listen"), (o.host, o.admin, f"{name} admin"),
+                    (o.host, o.operations, f"{name} ops")]  # fmt: skip
+        for msp, p in self.peers.items():
+            out += [
+                (p.host, p.listen, f"{msp} peer"),
+                (p.host, p.chaincode, f"{msp} peer chaincode"),
+                (p.host, p.operations, f"{msp} peer ops"),
+                (p.host, p.gateway, f"{msp} REST gateway"),
+            ]
+            out += [(p.host, port, f"{msp} chaincode server {cc}") for cc, port in p.chaincode_servers.items()]
+            c = self.cas[msp]
+            out += [(c.host, c.tls, f"{msp} TLS CA"), (c.host, c.sign, f"{msp} signing CA"),
+                    (c.host, c.tls_operations, f"{msp} TLS CA ops"),
+                    (c.host, c.sign_operations, f"{msp} signing CA ops")]  # fmt: skip
+        return out
 
     def all_ports(self) -> list[tuple[int, str]]:
-        ports: list[tuple[int, str]] = []
-        for name, o in self.orderers.items():
-            ports += [(o.listen, f"{name} listen"), (o.admin, f"{name} admin"), (o.operations, f"{name} ops")]
-        for msp, p in self.peers.items():
-            ports += [
-                (p.listen, f"{msp} peer"),
-                (p.chaincode, f"{msp} peer chaincode"),
-                (p.operations, f"{msp} peer ops"),
-                (p.gateway, f"{msp} REST gateway"),
-            ]
-            ports += [(port, f"{msp} chaincode server {cc}") for cc, port in p.chaincode_servers.items()]
-        return ports
+        return [(port, what) for _host, port, what in self.host_ports()]
 
 
 def plan_ports(topology: Topology, base_port: int | None = None) -> PortPlan:
     base = topology.base_port if base_port is None else base_port
     if not 1024 <= base <= 65535 - PORT_SPAN:
         raise ValueError(f"base port {base} must be between 1024 and {65535 - PORT_SPAN}")
+    shift = base - topology.base_port
     orderers = {
-        node: OrdererPorts(listen=base + 10 * k, admin=base + 10 * k + 1, operations=base + 10 * k + 2)
-        for k, node in enumerate(topology.orderer.nodes)
+        node.name: OrdererPorts(
+            host=node.org.host,
+            listen=base + 10 * node.index,
+            admin=base + 10 * node.index + 1,
+            operations=base + 10 * node.index + 2,
+        )
+        for node in topology.orderers
     }
     peers: dict[str, PeerPorts] = {}
+    cas: dict[str, CAPorts] = {}
     for i, org in enumerate(topology.peer_orgs):
-        start = base + 100 + 20 * i
+        start = base + 100 + 20 * i if org.port_block is None else org.port_block + shift
         peers[org.msp_id] = PeerPorts(
+            host=org.host,
             listen=start,
             chaincode=start + 1,
             operations=start + 2,
             gateway=start + 3,
             chaincode_servers={cc.name: start + 10 + j for j, cc in enumerate(topology.chaincodes)},
         )
-    return PortPlan(orderers=orderers, peers=peers)
+        cas[org.msp_id] = CAPorts(
+            host=org.host, tls=start + 5, sign=start + 6, tls_operations=start + 7, sign_operations=start + 8
+        )
+    return PortPlan(orderers=orderers, peers=peers, cas=cas)
 
 
 def port_in_use(port: int, host: str = HOST) -> bool:
@@ -88,9 +162,12 @@ def port_in_use(port: int, host: str = HOST) -> bool:
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return True
+            if exc.errno == errno.EADDRNOTAVAIL:
+                # the host is another machine's (or a namespace's) address: not ours to check
+                return False
             raise
     return False
 
 
 def taken_ports(plan: PortPlan) -> list[tuple[int, str]]:
-    return [(port, what) for port, what in plan.all_ports() if port_in_use(port)]
+    return [(port, what) for host, port, what in plan.host_ports() if port_in_use(port, host)]

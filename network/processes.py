@@ -32,6 +32,7 @@ class NodeSpec:
     health_url: str | None = None  # HTTP URL answering 200 when the node is up
     tcp_port: int | None = None  # for nodes without an HTTP health endpoint
     ports: list[int] = field(default_factory=list)
+    host: str = "127.0.0.1"  # the address the node listens on (its org's host)
 
 
 class NodeError(RuntimeError):
@@ -164,7 +165,7 @@ def healthy(spec: NodeSpec, timeout: float = 1.0) -> bool:
         import socket
 
         try:
-            with socket.create_connection(("127.0.0.1", spec.tcp_port), timeout=timeout):
+            with socket.create_connection((spec.host, spec.tcp_port), timeout=timeout):
                 return True
         except OSError:
             return False

@@ -4,61 +4,72 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from network.ports import HOST
+from network.org import ADMIN, CLIENT
 
 if TYPE_CHECKING:
     from network.consortium import Consortium
 
 
 def build_profile(net: Consortium) -> dict[str, Any]:
-    topology, layout, ports = net.topology, net.layout, net.ports
+    """The one-machine view of the consortium: every org's own files, for its own gateway and for tests.
+
+    Each org's entry points only into that org's folder (``home``); a bank's gateway reads its
+    own entry and nothing else.
+    """
+    topology, ports = net.topology, net.ports
     orgs: dict[str, Any] = {}
     for org in topology.peer_orgs:
         p = ports.peers[org.msp_id]
-        client_dir = layout.user_dir(org, "User1")
+        home = net.home(org)
+        client_dir = home.user_dir(CLIENT)
         orgs[org.msp_id] = {
             "name": org.name,
             "kind": org.kind,
             "msp_id": org.msp_id,
             "jurisdiction": org.jurisdiction,
             "currencies": list(org.currencies),
+            "host": org.host,
+            "netns": org.netns,
+            "home": str(home.root),
             "peer": {
-                "address": f"{HOST}:{p.listen}",
-                "tls_ca": str(layout.tls_ca(org)),
+                "address": p.address,
+                "tls_ca": str(home.tls_ca),
                 "host_override": org.peer_host,
-                "ops_address": f"{HOST}:{p.operations}",
+                "ops_address": f"{p.host}:{p.operations}",
             },
             "client": {
-                "cert": str(layout.user_cert(org, "User1")),
-                "key": str(layout.user_key(org, "User1")),
+                "cert": str(home.user_cert(CLIENT)),
+                "key": str(home.user_key(CLIENT)),
                 "msp_dir": str(client_dir / "msp"),
                 "tls_cert": str(client_dir / "tls" / "client.crt"),
                 "tls_key": str(client_dir / "tls" / "client.key"),
             },
             "admin": {
-                "cert": str(layout.user_cert(org, "Admin")),
-                "key": str(layout.user_key(org, "Admin")),
-                "msp_dir": str(layout.user_dir(org, "Admin") / "msp"),
+                "cert": str(home.user_cert(ADMIN)),
+                "key": str(home.user_key(ADMIN)),
+                "msp_dir": str(home.user_dir(ADMIN) / "msp"),
             },
-            "chaincode_servers": {cc: f"{HOST}:{port}" for cc, port in p.chaincode_servers.items()},
-            "gateway_url": f"http://{HOST}:{p.gateway}",
-            "operator_key_file": str(net.state_dir / "gateways" / org.msp_id / "operator.key"),
+            "chaincode_servers": {cc: f"{p.host}:{port}" for cc, port in p.chaincode_servers.items()},
+            "gateway_url": f"http://{p.host}:{p.gateway}",
+            "operator_key_file": str(home.gateway_dir / "operator.key"),
         }
     return {
         "channel": topology.channel,
         "state_dir": str(net.state_dir),
         "base_port": net.base_port,
+        "consensus": topology.orderer.consensus,
         "currencies": dict(topology.currencies),
         "orderers": [
             {
-                "name": node,
-                "address": f"{HOST}:{ports.orderers[node].listen}",
-                "admin_address": f"{HOST}:{ports.orderers[node].admin}",
-                "ops_address": f"{HOST}:{ports.orderers[node].operations}",
-                "tls_ca": str(layout.orderer_tls_ca),
-                "host_override": topology.orderer.host(node),
+                "name": node.name,
+                "org": node.org.msp_id,
+                "address": ports.orderers[node.name].address,
+                "admin_address": f"{node.org.host}:{ports.orderers[node.name].admin}",
+                "ops_address": f"{node.org.host}:{ports.orderers[node.name].operations}",
+                "tls_ca": str(net.org_tls_ca(node.org.msp_id)),
+                "host_override": node.dns_name,
             }
-            for node in topology.orderer.nodes
+            for node in topology.orderers
         ],
         "chaincodes": {cc.name: {"contract": cc.contract, "version": cc.version} for cc in topology.chaincodes},
         "orgs": orgs,

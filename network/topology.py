@@ -1,11 +1,14 @@
 """The declarative topology file (network/network.yaml), loaded and validated.
 
-Every error names the offending field with a path such as ``banks[1].currencies[0]``,
-so a malformed file is fixed in one look.
+Every organisation is a bank or the regulator; each names its own host (an IP address it
+binds to and advertises) and how many ordering nodes it runs, so no single operator orders
+the channel. Every error names the offending field with a path such as
+``banks[1].currencies[0]``, so a malformed file is fixed in one look.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,6 @@ DEFAULT_TOPOLOGY = Path(__file__).with_name("network.yaml")
 
 _MSP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9]*MSP$")
 _ORG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,30}$")
-_NODE_NAME = re.compile(r"^[a-z][a-z0-9]{0,30}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _JURISDICTION = re.compile(r"^[A-Z]{2,4}$")
 _CHANNEL = re.compile(r"^[a-z][a-z0-9.-]{0,48}$")
@@ -27,8 +29,13 @@ _VERSION = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _DURATION = re.compile(r"^\d+(ms|s)$")
 _BYTES = re.compile(r"^\d+ ?(KB|MB)$")
 _CONTRACT_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_NETNS = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 
 MAX_BANKS = 20
+MAX_ORDERERS_PER_ORG = 3
+MAX_ORDERERS = 10  # the port plan gives orderers base + 0 .. base + 99
+CONSENSUS_TYPES = ("etcdraft", "BFT")
+CRYPTO_SOURCES = ("ca", "cryptogen")
 
 
 class TopologyError(ValueError):
@@ -42,25 +49,60 @@ class Org:
     jurisdiction: str
     currencies: tuple[str, ...]
     kind: str  # "bank" or "regulator"
-    domain: str
+    domain: str  # the org's DNS domain, e.g. usbank.example.com
+    host: str = "127.0.0.1"  # the address every node of the org binds to and advertises
+    orderer_count: int = 0
+    netns: str | None = None  # a Linux network namespace standing in for the org's own machine
+    port_block: int | None = None  # the org's own port block (base + 100 + 20i when absent)
 
     @property
     def peer_host(self) -> str:
         return f"peer0.{self.domain}"
 
+    @property
+    def ca_host(self) -> str:
+        return f"ca.{self.domain}"
+
+    @property
+    def chaincode_host(self) -> str:
+        return f"chaincode.{self.domain}"
+
+    @property
+    def folder_name(self) -> str:
+        return self.name
+
 
 @dataclass(frozen=True)
-class OrdererOrg:
-    name: str
-    msp_id: str
-    nodes: tuple[str, ...]
-    domain: str
+class OrdererNode:
+    """One ordering node, run by ``org``; ``index`` counts the channel's orderers (ports, consenter ids)."""
+
+    org: Org
+    local_index: int
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"orderer{self.local_index}.{self.org.msp_id}"
+
+    @property
+    def dns_name(self) -> str:
+        return f"orderer{self.local_index}.{self.org.domain}"
+
+    @property
+    def folder(self) -> str:
+        return f"orderer{self.local_index}"
+
+    @property
+    def consenter_id(self) -> int:
+        return self.index + 1
+
+
+@dataclass(frozen=True)
+class Ordering:
+    consensus: str  # "etcdraft" or "BFT"
     batch_timeout: str
     max_message_count: int
     preferred_max_bytes: str
-
-    def host(self, node: str) -> str:
-        return f"{node}.{self.domain}"
 
 
 @dataclass(frozen=True)
@@ -78,17 +120,37 @@ class Topology:
     channel: str
     domain: str
     base_port: int
-    orderer: OrdererOrg
+    orderer: Ordering
     currencies: dict[str, int]
     banks: tuple[Org, ...]
     regulator: Org
     chaincodes: tuple[ChaincodeSpec, ...]
+    crypto: str = "ca"  # "ca": every org's own Fabric CAs; "cryptogen": the fast, single-folder option
     source: Path = field(default=DEFAULT_TOPOLOGY)
 
     @property
     def peer_orgs(self) -> tuple[Org, ...]:
         """Banks first, then the regulator: the order ports are assigned in."""
         return (*self.banks, self.regulator)
+
+    @property
+    def orderers(self) -> tuple[OrdererNode, ...]:
+        """Every ordering node of the channel, in the order of the orgs that run them."""
+        nodes: list[OrdererNode] = []
+        for org in self.peer_orgs:
+            for local in range(org.orderer_count):
+                nodes.append(OrdererNode(org=org, local_index=local, index=len(nodes)))
+        return tuple(nodes)
+
+    @property
+    def orderer_orgs(self) -> tuple[Org, ...]:
+        return tuple(org for org in self.peer_orgs if org.orderer_count > 0)
+
+    def orderer_node(self, name: str) -> OrdererNode:
+        for node in self.orderers:
+            if node.name == name:
+                return node
+        raise KeyError(name)
 
     def org(self, msp_id: str) -> Org:
         for org in self.peer_orgs:
@@ -132,10 +194,13 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
     _no_unknown(root, "<root>", {"network", "orderer", "currencies", "banks", "regulator", "chaincodes"})
 
     net = _mapping(_required(root, "network", "<root>"), "network")
-    _no_unknown(net, "network", {"channel", "domain", "base_port"})
+    _no_unknown(net, "network", {"channel", "domain", "base_port", "crypto"})
     channel = _string(net, "channel", "network", _CHANNEL, "lowercase letters, digits, '.' or '-'")
     domain = _string(net, "domain", "network", _DOMAIN, "a lowercase DNS domain")
     base_port = _integer(net, "base_port", "network", 1024, 60000)
+    crypto = net.get("crypto", "ca")
+    if crypto not in CRYPTO_SOURCES:
+        raise TopologyError(f"network.crypto: expected one of {', '.join(CRYPTO_SOURCES)}, got {crypto!r}")
 
     currencies_raw = _mapping(_required(root, "currencies", "<root>"), "currencies")
     currencies: dict[str, int] = {}
@@ -153,24 +218,15 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
     _no_unknown(
         orderer_raw,
         "orderer",
-        {"name", "msp_id", "nodes", "batch_timeout", "max_message_count", "preferred_max_bytes"},
+        {"consensus", "batch_timeout", "max_message_count", "preferred_max_bytes"},
     )
-    nodes_raw = _list(_required(orderer_raw, "nodes", "orderer"), "orderer.nodes")
-    nodes: list[str] = []
-    for i, node in enumerate(nodes_raw):
-        if not isinstance(node, str) or not _NODE_NAME.match(node):
-            raise TopologyError(f"orderer.nodes[{i}]: node name must be lowercase letters and digits")
-        if node in nodes:
-            raise TopologyError(f"orderer.nodes[{i}]: duplicate node name {node!r}")
-        nodes.append(node)
-    if len(nodes) not in (1, 3, 5):
-        raise TopologyError(f"orderer.nodes: Raft needs 1, 3 or 5 orderers, got {len(nodes)}")
-    orderer_name = _string(orderer_raw, "name", "orderer", _ORG_NAME, "letters and digits")
-    orderer = OrdererOrg(
-        name=orderer_name,
-        msp_id=_string(orderer_raw, "msp_id", "orderer", _MSP_ID, "letters and digits ending in 'MSP'"),
-        nodes=tuple(nodes),
-        domain=f"{orderer_name.lower()}.{domain}",
+    consensus = orderer_raw.get("consensus", "etcdraft")
+    if consensus not in CONSENSUS_TYPES:
+        raise TopologyError(
+            f"orderer.consensus: unknown consensus type {consensus!r} (known: {', '.join(CONSENSUS_TYPES)})"
+        )
+    ordering = Ordering(
+        consensus=consensus,
         batch_timeout=_string(orderer_raw, "batch_timeout", "orderer", _DURATION, "a duration like 250ms"),
         max_message_count=_integer(orderer_raw, "max_message_count", "orderer", 1, 10000),
         preferred_max_bytes=_string(orderer_raw, "preferred_max_bytes", "orderer", _BYTES, "like '2 MB'"),
@@ -184,16 +240,32 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
     banks = tuple(_org(b, f"banks[{i}]", "bank", domain, currencies) for i, b in enumerate(banks_raw))
     regulator = _org(_required(root, "regulator", "<root>"), "regulator", "regulator", domain, currencies)
 
-    seen_names: dict[str, str] = {orderer.name.lower(): "orderer.name"}
-    seen_msps: dict[str, str] = {orderer.msp_id: "orderer.msp_id"}
+    seen_names: dict[str, str] = {}
+    seen_msps: dict[str, str] = {}
+    seen_netns: dict[str, str] = {}
     for i, org in enumerate((*banks, regulator)):
         where = f"banks[{i}]" if org.kind == "bank" else "regulator"
         if org.name.lower() in seen_names:
             raise TopologyError(f"{where}.name: {org.name!r} is already used by {seen_names[org.name.lower()]}")
         if org.msp_id in seen_msps:
             raise TopologyError(f"{where}.msp_id: {org.msp_id!r} is already used by {seen_msps[org.msp_id]}")
+        if org.netns and org.netns in seen_netns:
+            raise TopologyError(f"{where}.netns: {org.netns!r} is already used by {seen_netns[org.netns]}")
         seen_names[org.name.lower()] = f"{where}.name"
         seen_msps[org.msp_id] = f"{where}.msp_id"
+        if org.netns:
+            seen_netns[org.netns] = f"{where}.netns"
+
+    orderer_total = sum(org.orderer_count for org in (*banks, regulator))
+    if orderer_total == 0:
+        raise TopologyError("banks[*].orderers: at least one org must run an ordering node")
+    if orderer_total > MAX_ORDERERS:
+        raise TopologyError(f"banks[*].orderers: at most {MAX_ORDERERS} ordering nodes fit the port plan")
+    if consensus == "BFT" and orderer_total < 4:
+        raise TopologyError(
+            f"orderer.consensus: BFT needs at least 4 ordering nodes to tolerate one faulty node "
+            f"(3f+1), the orgs run {orderer_total}"
+        )
 
     chaincodes_raw = _list(root.get("chaincodes", []), "chaincodes")
     chaincodes: list[ChaincodeSpec] = []
@@ -224,22 +296,39 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
             raise TopologyError(f"{where}.name: duplicate chaincode name {spec.name!r}")
         chaincodes.append(spec)
 
-    return Topology(
+    topology = Topology(
         channel=channel,
         domain=domain,
         base_port=base_port,
-        orderer=orderer,
+        orderer=ordering,
         currencies=currencies,
         banks=banks,
         regulator=regulator,
         chaincodes=tuple(chaincodes),
+        crypto=crypto,
         source=source,
     )
+    _check_addresses(topology)
+    return topology
+
+
+def _check_addresses(topology: Topology) -> None:
+    """No two nodes of the consortium may listen on one host:port."""
+    from network.ports import plan_ports
+
+    plan = plan_ports(topology)
+    owners: dict[tuple[str, int], str] = {}
+    for host, port, what, where in plan.addresses(topology):
+        if (host, port) in owners:
+            raise TopologyError(
+                f"{where}: {what} would listen on {host}:{port}, which {owners[(host, port)]} already uses"
+            )
+        owners[(host, port)] = what
 
 
 def _org(raw: Any, where: str, kind: str, domain: str, currencies: dict[str, int]) -> Org:
     org = _mapping(raw, where)
-    allowed = {"name", "msp_id", "jurisdiction", "currencies"}
+    allowed = {"name", "msp_id", "jurisdiction", "currencies", "host", "orderers", "netns", "port_block"}
     _no_unknown(org, where, allowed if kind == "bank" else allowed - {"currencies"})
     name = _string(org, "name", where, _ORG_NAME, "letters and digits, starting with a letter")
     issued: list[str] = []
@@ -255,6 +344,26 @@ def _org(raw: Any, where: str, kind: str, domain: str, currencies: dict[str, int
             issued.append(code)
         if not issued:
             raise TopologyError(f"{where}.currencies: a bank must issue at least one currency")
+    host = org.get("host", "127.0.0.1")
+    if not isinstance(host, str):
+        raise TopologyError(f"{where}.host: expected an IPv4 address, got {host!r}")
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError as exc:
+        raise TopologyError(f"{where}.host: expected an IPv4 address, got {host!r}") from exc
+    if address.is_unspecified or address.is_multicast:
+        raise TopologyError(f"{where}.host: {host} cannot be a node's address (it must be dialled by others)")
+    orderers = org.get("orderers", 0)
+    if isinstance(orderers, bool) or not isinstance(orderers, int) or not 0 <= orderers <= MAX_ORDERERS_PER_ORG:
+        raise TopologyError(f"{where}.orderers: expected an integer from 0 to {MAX_ORDERERS_PER_ORG}, got {orderers!r}")
+    netns = org.get("netns")
+    if netns is not None and (not isinstance(netns, str) or not _NETNS.match(netns)):
+        raise TopologyError(f"{where}.netns: expected a namespace name of up to 15 lowercase letters, digits, '-'")
+    port_block = org.get("port_block")
+    if port_block is not None and (
+        isinstance(port_block, bool) or not isinstance(port_block, int) or not 1024 <= port_block <= 65515
+    ):
+        raise TopologyError(f"{where}.port_block: expected an integer from 1024 to 65515, got {port_block!r}")
     return Org(
         name=name,
         msp_id=_string(org, "msp_id", where, _MSP_ID, "letters and digits ending in 'MSP'"),
@@ -262,6 +371,10 @@ def _org(raw: Any, where: str, kind: str, domain: str, currencies: dict[str, int
         currencies=tuple(issued),
         kind=kind,
         domain=f"{name.lower()}.{domain}",
+        host=str(address),
+        orderer_count=orderers,
+        netns=netns,
+        port_block=port_block,
     )
 
 

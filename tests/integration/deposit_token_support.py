@@ -277,6 +277,17 @@ def reason_of(refusal: Refused) -> str:
     return match.group(1) if match else ""
 
 
+def org_home(state_dir: Path, msp_id: str) -> Path:
+    """The org's own folder (its processes' pid files and logs are there), from the network profile."""
+    profile = json.loads((state_dir / "profile.json").read_text())
+    return Path(profile["orgs"][msp_id]["home"])
+
+
+def org_homes(state_dir: Path) -> list[Path]:
+    profile = json.loads((state_dir / "profile.json").read_text())
+    return [Path(org["home"]) for org in profile["orgs"].values()]
+
+
 @contextmanager
 def gateways_paused(state_dir: Path) -> Iterator[None]:
     """Stop the REST gateways of the test network while the contract tests drive payments themselves.
@@ -284,22 +295,27 @@ def gateways_paused(state_dir: Path) -> Iterator[None]:
     Their followers would otherwise complete, reject and refund the test's payments first. They
     restart afterwards and catch up from their checkpoints.
     """
-    specs = [spec for spec in processes.load_specs(state_dir) if spec.kind == "gateway"]
-    stopped = [spec for spec in specs if processes.stop(state_dir, spec.name)]
+    stopped = [
+        (home, spec)
+        for home in org_homes(state_dir)
+        for spec in processes.load_specs(home)
+        if spec.kind == "gateway" and processes.stop(home, spec.name)
+    ]
     try:
         yield
     finally:
-        for spec in stopped:
-            processes.start(state_dir, spec)
-        if stopped:
-            processes.wait_healthy(state_dir, stopped, timeout=60)
+        for home, spec in stopped:
+            processes.start(home, spec)
+        for home, spec in stopped:
+            processes.wait_healthy(home, [spec], timeout=60)
 
 
 @contextmanager
 def altered_chaincode(state_dir: Path, msp_id: str) -> Iterator[None]:
     """Run ``msp_id``'s deposit-token chaincode server with the rogue contract, then restore it."""
     name = f"cc.{CHAINCODE}.{msp_id}"
-    honest = next(spec for spec in processes.load_specs(state_dir) if spec.name == name)
+    home = org_home(state_dir, msp_id)
+    honest = next(spec for spec in processes.load_specs(home) if spec.name == name)
     command = [
         part
         if "DepositTokenContract" not in part
@@ -307,12 +323,12 @@ def altered_chaincode(state_dir: Path, msp_id: str) -> Iterator[None]:
         for part in honest.command
     ]
     rogue = processes.NodeSpec(**{**honest.__dict__, "command": command})
-    processes.stop(state_dir, name)
-    processes.start(state_dir, rogue)
+    processes.stop(home, name)
+    processes.start(home, rogue)
     try:
-        processes.wait_healthy(state_dir, [rogue], timeout=60)
+        processes.wait_healthy(home, [rogue], timeout=60)
         yield
     finally:
-        processes.stop(state_dir, name)
-        processes.start(state_dir, honest)
-        processes.wait_healthy(state_dir, [honest], timeout=60)
+        processes.stop(home, name)
+        processes.start(home, honest)
+        processes.wait_healthy(home, [honest], timeout=60)

@@ -16,6 +16,7 @@ import pytest
 from network.consortium import Consortium
 from network.deploy import invoke
 from network.nodes import admin_env, fabric_bin
+from network.org import netns_prefix
 from network.topology import load_topology
 from tests.integration.conftest import BASE_PORT, STATE_DIR, network_cli
 
@@ -28,9 +29,11 @@ def net(network: dict[str, Any]) -> Consortium:
 
 
 def peer_cli(net: Consortium, msp_id: str, *args: str) -> str:
-    env = admin_env(net.layout, net.ports, net.topology.org(msp_id))
+    org = net.topology.org(msp_id)
+    env = admin_env(net.home(org), net.ports)
     env["FABRIC_LOGGING_SPEC"] = "info:grpc=error"  # the invoke's "committed with status" line is INFO
-    result = subprocess.run([str(fabric_bin("peer")), *args], env=env, capture_output=True, text=True, timeout=60)
+    command = [*netns_prefix(org), str(fabric_bin("peer")), *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"peer {' '.join(args)} failed: {result.stderr}"
     return result.stdout + result.stderr
 
@@ -41,14 +44,16 @@ def test_every_peer_joined_the_channel(net: Consortium) -> None:
         assert net.topology.channel in out.split(), f"{org.name} has not joined: {out}"
 
 
-def test_all_three_orderers_are_in_the_raft_cluster(net: Consortium) -> None:
-    assert len(net.topology.orderer.nodes) == 3
-    for node in net.topology.orderer.nodes:
-        info = net.orderer_channel_info(node)
+def test_every_orgs_ordering_node_is_an_active_consenter(net: Consortium) -> None:
+    # no single ordering operator: each bank and the regulator runs one of the consenters
+    owners = [node.org.msp_id for node in net.topology.orderers]
+    assert sorted(owners) == sorted(org.msp_id for org in net.topology.peer_orgs)
+    for node in net.topology.orderers:
+        info = net.orderer_channel_info(node.name)
         assert info["name"] == net.topology.channel
         assert info["consensusRelation"] == "consenter", info
         assert info["status"] == "active", info
-    assert net.raft_leader() in net.topology.orderer.nodes
+    assert net.raft_leader() in {node.name for node in net.topology.orderers}
 
 
 @pytest.mark.parametrize("chaincode", ["deposit_token", "conformance"])
@@ -110,7 +115,7 @@ def test_stopping_an_orderer_including_the_leader_keeps_committing(net: Consorti
         new_leader = net.wait_raft_leader(timeout=60)
         assert new_leader != leader
         for bank in net.topology.banks:
-            survivor = next(n for n in net.topology.orderer.nodes if n != leader)
+            survivor = next(n.name for n in net.topology.orderers if n.name != leader)
             out = put_through(net, bank.msp_id, f"leaderless-{time.time_ns()}", orderer=survivor)
             assert "committed with status (VALID)" in out, out
     finally:
@@ -130,13 +135,14 @@ def test_status_reports_every_node_healthy(net: Consortium) -> None:
     result = network_cli("status", "--json")
     info = json.loads(result.stdout)
     assert {n["name"] for n in info["nodes"] if n["kind"] in ("orderer", "peer")} == {
-        *net.topology.orderer.nodes,
+        *(node.name for node in net.topology.orderers),
         *(f"peer.{o.msp_id}" for o in net.topology.peer_orgs),
     }
     assert all(n["healthy"] for n in info["nodes"]), info
 
 
-def test_state_dir_layout_has_pid_and_log_per_node(net: Consortium) -> None:
-    for spec in net.node_specs():
-        assert (Path(net.state_dir) / "logs" / f"{spec.name}.log").exists()
-        assert (Path(net.state_dir) / "run" / f"{spec.name}.pid").exists()
+def test_each_node_has_its_pid_and_log_in_its_own_orgs_folder(net: Consortium) -> None:
+    for home, spec in net.located_specs():
+        assert spec.name.endswith(home.org.msp_id) or spec.name.endswith(home.org.name), spec.name
+        assert (home.root / "logs" / f"{spec.name}.log").exists()
+        assert (home.root / "run" / f"{spec.name}.pid").exists()

@@ -28,7 +28,9 @@ def readme_api_block() -> str:
 
 def for_test_network(script: str) -> str:
     script = script.replace(".state/demo", str(STATE_DIR))
-    return re.sub(r"127\.0\.0\.1:7(\d{3})\b", lambda m: f"127.0.0.1:{BASE_PORT + int(m.group(1))}", script)
+    return re.sub(
+        r"127\.0\.0\.(\d+):7(\d{3})\b", lambda m: f"127.0.0.{m.group(1)}:{BASE_PORT + int(m.group(2))}", script
+    )
 
 
 def json_documents(text: str) -> list[dict[str, Any]]:

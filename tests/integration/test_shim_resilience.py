@@ -19,6 +19,7 @@ import pytest
 from gateway.fabric_client import Contract, Gateway
 from gateway.fabric_client.profile import connect_org
 from tests.integration.conftest import network_cli
+from tests.integration.deposit_token_support import org_home
 
 pytestmark = pytest.mark.network
 
@@ -50,7 +51,7 @@ def _eventually(read: Callable[[], bytes], expected: bytes, attempts: int = 60) 
 
 
 def server_log(state_dir: Path, msp: str) -> list[dict[str, object]]:
-    path = state_dir / "logs" / f"cc.{CHAINCODE}.{msp}.log"
+    path = org_home(state_dir, msp) / "logs" / f"cc.{CHAINCODE}.{msp}.log"
     entries = []
     for line in path.read_text(errors="replace").splitlines():
         if line.startswith("{"):

@@ -20,6 +20,7 @@ from tests.integration.deposit_token_support import (
     Consortium,
     Refused,
     altered_chaincode,
+    org_homes,
 )
 
 pytestmark = pytest.mark.network
@@ -144,7 +145,7 @@ def test_no_customer_data_in_blocks_events_or_logs(
     assert b"PaymentInitiated" in ledger_bytes  # the scan sees what it should
     for secret in secrets:
         assert secret.encode() not in ledger_bytes, secret
-    logs = sorted((state_dir / "logs").glob("*.log"))
+    logs = sorted(log for home in org_homes(state_dir) for log in (home / "logs").glob("*.log"))
     assert any(path.name.startswith("peer.") for path in logs)
     assert any(path.name.startswith("cc.deposit_token.") for path in logs)
     for path in logs:
