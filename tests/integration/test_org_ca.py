@@ -150,7 +150,7 @@ def test_org_cas_issue_every_identity(org: ca.OrgCAs, tmp_path: Path) -> None:
         assert stat.S_IMODE(spec.home.stat().st_mode) == 0o700
         for secret in (spec.home / "secrets").iterdir():
             assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    assert len({ca.rss_kib(org)[s.node_name] > 0 for s in (org.tls, org.sign)}) == 1
+    assert sorted(rss) == ["ca.sign.USBank", "ca.tls.USBank"] and all(v > 0 for v in rss.values())
 
     # a second start and second enrollments are no-ops: same servers, same certificates
     pids = org.pids()
@@ -192,5 +192,6 @@ def test_errors_name_the_ca_and_hide_secrets(org: ca.OrgCAs, tmp_path: Path) -> 
     with pytest.raises(ca.CAError) as err:
         org.enroll_user("mallory", "client", tmp_path / "mallory", force=True)
     message = str(err.value)
+    sys.stderr.write(f"\n{message}\n")
     assert "ca.usbank" in message and "enroll" in message
     assert "changed-afterwards" not in message and "not-the-real-one" not in message
