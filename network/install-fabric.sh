@@ -2,6 +2,8 @@
 # Installs the Fabric binaries (peer, orderer, configtxgen, cryptogen, osnadmin) with
 # `go install` from the Go module proxy into a git-ignored cache folder, and copies the
 # peer's and orderer's default configuration (sampleconfig) out of the module cache.
+# Then installs the Fabric CA server and client (fabric-ca v1.5.15) into the same folder:
+# every org runs its own TLS CA and signing CA (docs/decisions/0012-fabric-ca-per-org.md).
 #
 # Fabric's go.mod says `module github.com/hyperledger/fabric` (no /v3), so releases are
 # installed by commit, as pseudo-versions. See docs/decisions/0001-fabric-binaries.md
@@ -24,6 +26,11 @@ if [[ -n "${FABRIC_MODULE_VERSION:-}" ]]; then
   CANDIDATES=("$FABRIC_MODULE_VERSION ${FABRIC_VERSION_LABEL:-$FABRIC_MODULE_VERSION}")
 fi
 
+# Fabric CA: a proper module with semver tags, so the release tag is the module version.
+CA_MODULE=github.com/hyperledger/fabric-ca
+CA_VERSION="${FABRIC_CA_VERSION:-v1.5.15}"
+CA_BINARIES=(fabric-ca-server fabric-ca-client)
+
 say() { printf '\033[1m[fabric]\033[0m %s\n' "$*"; }
 die() { printf '\033[31m[fabric] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
@@ -39,15 +46,10 @@ all_present() {
   [[ -f "$FABRIC_HOME/config/core.yaml" && -f "$FABRIC_HOME/config/orderer.yaml" ]] || return 1
 }
 
-if [[ -f "$FABRIC_HOME/VERSION" ]] && all_present; then
-  installed="$(cat "$FABRIC_HOME/VERSION")"
-  for c in "${CANDIDATES[@]}"; do
-    if [[ "$installed" == "${c%% *}" ]]; then
-      say "Fabric ${c#* } already installed in $BIN (skipping build)"
-      exit 0
-    fi
-  done
-fi
+ca_present() {
+  for b in "${CA_BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
+  [[ -f "$FABRIC_HOME/CA_VERSION" && "$(cat "$FABRIC_HOME/CA_VERSION")" == "$CA_VERSION" ]]
+}
 
 # `go install pkg@version` looks up the module's latest version to print deprecation
 # notices. Some module proxies refuse the version list of this module, which would abort
@@ -58,42 +60,94 @@ upstream="${upstream//,/|}"
 upstream="$(tr '|' '\n' <<<"$upstream" | grep -v -E '^(direct|off)$' | paste -sd'|' -)"
 [[ -n "$upstream" ]] || die "GOPROXY is '$(go env GOPROXY)': a module proxy is needed to download Fabric."
 
-mkdir -p "$BIN" "$FABRIC_HOME/config"
-started=$(date +%s)
-chosen=""
-for c in "${CANDIDATES[@]}"; do
-  version="${c%% *}"; label="${c#* }"
-  mkdir -p "$OVERLAY/$MODULE/@v"
-  printf '{"Version":"%s"}\n' "$version" >"$OVERLAY/$MODULE/@latest"
-  : >"$OVERLAY/$MODULE/@v/list"
-  export GOPROXY="$upstream|file://$OVERLAY"
-  say "checking that the module proxy serves Fabric $label ($MODULE@$version)"
-  if go mod download -json "$MODULE@$version" >"$FABRIC_HOME/module.json" 2>"$FABRIC_HOME/download.err" \
-      && ! grep -q '"Error"' "$FABRIC_HOME/module.json"; then
-    chosen="$c"; break
+# overlay_latest MODULE VERSION: the overlay answers `@latest` with VERSION and an empty `@v/list`.
+overlay_latest() {
+  mkdir -p "$OVERLAY/$1/@v"
+  printf '{"Version":"%s"}\n' "$2" >"$OVERLAY/$1/@latest"
+  : >"$OVERLAY/$1/@v/list"
+}
+
+# Fabric: peer, orderer and the tools, built without cgo; the sampleconfig is copied too.
+install_fabric() {
+  if [[ -f "$FABRIC_HOME/VERSION" ]] && all_present; then
+    installed="$(cat "$FABRIC_HOME/VERSION")"
+    for c in "${CANDIDATES[@]}"; do
+      if [[ "$installed" == "${c%% *}" ]]; then
+        say "Fabric ${c#* } already installed in $BIN (skipping build)"
+        return 0
+      fi
+    done
   fi
-  say "Fabric $label is not available from the module proxy: $(grep -h -o -E '[0-9]{3} [A-Za-z ]+|not available|Error[^,]*' "$FABRIC_HOME/download.err" "$FABRIC_HOME/module.json" 2>/dev/null | head -1)"
-done
-[[ -n "$chosen" ]] || die "no Fabric version could be downloaded from the module proxy ($(go env GOPROXY)). Tried: ${CANDIDATES[*]%% *}"
-version="${chosen%% *}"; label="${chosen#* }"
-if [[ "$chosen" != "${CANDIDATES[0]}" ]]; then
-  say "using Fabric $label instead of ${CANDIDATES[0]#* }: see docs/decisions/0001-fabric-binaries.md"
-fi
 
-export CGO_ENABLED=0 GOBIN="$BIN"
-ldflags="-X $MODULE/common/metadata.Version=$label -X $MODULE/common/metadata.CommitSHA=${version##*-}"
-i=0
-for b in "${BINARIES[@]}"; do
-  i=$((i + 1)); t=$(date +%s)
-  say "[$i/${#BINARIES[@]}] go install $MODULE/cmd/$b@$version (the first build takes a few minutes)"
-  go install -ldflags "$ldflags" "$MODULE/cmd/$b@$version"
-  say "[$i/${#BINARIES[@]}] $b built in $(( $(date +%s) - t ))s"
-done
+  mkdir -p "$BIN" "$FABRIC_HOME/config"
+  started=$(date +%s)
+  chosen=""
+  for c in "${CANDIDATES[@]}"; do
+    version="${c%% *}"; label="${c#* }"
+    overlay_latest "$MODULE" "$version"
+    export GOPROXY="$upstream|file://$OVERLAY"
+    say "checking that the module proxy serves Fabric $label ($MODULE@$version)"
+    if go mod download -json "$MODULE@$version" >"$FABRIC_HOME/module.json" 2>"$FABRIC_HOME/download.err" \
+        && ! grep -q '"Error"' "$FABRIC_HOME/module.json"; then
+      chosen="$c"; break
+    fi
+    say "Fabric $label is not available from the module proxy: $(grep -h -o -E '[0-9]{3} [A-Za-z ]+|not available|Error[^,]*' "$FABRIC_HOME/download.err" "$FABRIC_HOME/module.json" 2>/dev/null | head -1)"
+  done
+  [[ -n "$chosen" ]] || die "no Fabric version could be downloaded from the module proxy ($(go env GOPROXY)). Tried: ${CANDIDATES[*]%% *}"
+  version="${chosen%% *}"; label="${chosen#* }"
+  if [[ "$chosen" != "${CANDIDATES[0]}" ]]; then
+    say "using Fabric $label instead of ${CANDIDATES[0]#* }: see docs/decisions/0001-fabric-binaries.md"
+  fi
 
-dir="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' "$FABRIC_HOME/module.json")"
-[[ -d "$dir/sampleconfig" ]] || die "module source not found in the module cache ($dir)"
-install -m 0644 "$dir/sampleconfig/core.yaml" "$dir/sampleconfig/orderer.yaml" "$FABRIC_HOME/config/"
-echo "$version" >"$FABRIC_HOME/VERSION"
-echo "$label" >"$FABRIC_HOME/LABEL"
-say "Fabric $label installed in $BIN in $(( $(date +%s) - started ))s"
-"$BIN/peer" version | sed 's/^/  /'
+  export CGO_ENABLED=0 GOBIN="$BIN"
+  ldflags="-X $MODULE/common/metadata.Version=$label -X $MODULE/common/metadata.CommitSHA=${version##*-}"
+  i=0
+  for b in "${BINARIES[@]}"; do
+    i=$((i + 1)); t=$(date +%s)
+    say "[$i/${#BINARIES[@]}] go install $MODULE/cmd/$b@$version (the first build takes a few minutes)"
+    go install -ldflags "$ldflags" "$MODULE/cmd/$b@$version"
+    say "[$i/${#BINARIES[@]}] $b built in $(( $(date +%s) - t ))s"
+  done
+
+  dir="$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' "$FABRIC_HOME/module.json")"
+  [[ -d "$dir/sampleconfig" ]] || die "module source not found in the module cache ($dir)"
+  install -m 0644 "$dir/sampleconfig/core.yaml" "$dir/sampleconfig/orderer.yaml" "$FABRIC_HOME/config/"
+  echo "$version" >"$FABRIC_HOME/VERSION"
+  echo "$label" >"$FABRIC_HOME/LABEL"
+  say "Fabric $label installed in $BIN in $(( $(date +%s) - started ))s"
+  "$BIN/peer" version | sed 's/^/  /'
+}
+
+# The CA keeps its registry in sqlite (mattn/go-sqlite3), which needs cgo: a CGO_ENABLED=0
+# build initialises fine but answers every enroll with HTTP 500.
+install_fabric_ca() {
+  if ca_present; then
+    say "Fabric CA $CA_VERSION already installed in $BIN (skipping build)"
+    return 0
+  fi
+  command -v "$(go env CC)" >/dev/null 2>&1 \
+    || die "no C compiler ('$(go env CC)') on PATH: the Fabric CA's sqlite store needs cgo. Install gcc, then run 'make fabric' again."
+  mkdir -p "$BIN"
+  local started i t b
+  started=$(date +%s)
+  overlay_latest "$CA_MODULE" "$CA_VERSION"
+  say "checking that the module proxy serves Fabric CA $CA_VERSION ($CA_MODULE@$CA_VERSION)"
+  GOPROXY="$upstream|file://$OVERLAY" go mod download -json "$CA_MODULE@$CA_VERSION" \
+      >"$FABRIC_HOME/ca-module.json" 2>"$FABRIC_HOME/ca-download.err" \
+    && ! grep -q '"Error"' "$FABRIC_HOME/ca-module.json" \
+    || die "Fabric CA $CA_VERSION is not available from the module proxy: $(grep -h -o -E '[0-9]{3} [A-Za-z ]+|not available|Error[^,]*' "$FABRIC_HOME/ca-download.err" "$FABRIC_HOME/ca-module.json" 2>/dev/null | head -1)"
+  i=0
+  for b in "${CA_BINARIES[@]}"; do
+    i=$((i + 1)); t=$(date +%s)
+    say "[$i/${#CA_BINARIES[@]}] go install $CA_MODULE/cmd/$b@$CA_VERSION (cgo on, for sqlite; about a minute)"
+    GOPROXY="$upstream|file://$OVERLAY" CGO_ENABLED=1 GOBIN="$BIN" \
+      go install -ldflags "-X $CA_MODULE/lib/metadata.Version=${CA_VERSION#v}" "$CA_MODULE/cmd/$b@$CA_VERSION"
+    say "[$i/${#CA_BINARIES[@]}] $b built in $(( $(date +%s) - t ))s"
+  done
+  echo "$CA_VERSION" >"$FABRIC_HOME/CA_VERSION"
+  say "Fabric CA $CA_VERSION installed in $BIN in $(( $(date +%s) - started ))s"
+  "$BIN/fabric-ca-server" version | sed 's/^/  /'
+}
+
+install_fabric
+install_fabric_ca
