@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from network import processes
-from network.nodes import fabric_bin
+from network.binaries import fabric_bin
 
 ROLES = ("tls", "sign")
 NODE_TYPES = ("peer", "orderer")
@@ -72,6 +72,7 @@ class CASpec:
     port: int
     operations_port: int
     dns_names: tuple[str, ...] = ()  # extra SANs of its TLS server certificate
+    netns: str | None = None  # the network namespace standing in for the org's host, if any
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -127,11 +128,13 @@ def server_node_spec(spec: CASpec, tls_cert: Path, tls_key: Path | None) -> proc
     return processes.NodeSpec(
         name=spec.node_name,
         kind="ca",
-        command=[str(fabric_bin("fabric-ca-server")), "start", "-H", str(spec.home)],
+        command=[*(["ip", "netns", "exec", spec.netns] if spec.netns else []),
+                 str(fabric_bin("fabric-ca-server")), "start", "-H", str(spec.home)],
         env=server_env(spec, tls_cert, tls_key),
         cwd=str(spec.home),
         health_url=f"http://{spec.host}:{spec.operations_port}/healthz",
         ports=[spec.port, spec.operations_port],
+        host=spec.host,
     )
 
 

@@ -35,7 +35,6 @@ from network.org import (
     copy_sampleconfig,
     cryptogen_identities,
     enroll_identities,
-    netns_prefix,
     run_in,
 )
 from network.ports import PortPlan, plan_ports, port_in_use, taken_ports
@@ -238,6 +237,7 @@ class Consortium:
             return
         if self.topology.crypto == "ca":
             cas = self.org_cas(org)
+            processes.save_specs(home.root, cas.node_specs())  # so status, down and restarts see the CAs
             cas.start()
             enroll_identities(home, self.topology, cas)
         else:
@@ -252,11 +252,10 @@ class Consortium:
         dns = (org.ca_host, "localhost") if org.host.startswith("127.") else (org.ca_host,)
         short = org.name.lower()
         tls = CASpec(org=org.name, role="tls", name=f"tlsca.{short}", home=home.ca_dir / "tls", host=p.host,
-                     port=p.tls, operations_port=p.tls_operations, dns_names=dns)  # fmt: skip
+                     port=p.tls, operations_port=p.tls_operations, dns_names=dns, netns=org.netns)  # fmt: skip
         sign = CASpec(org=org.name, role="sign", name=f"ca.{short}", home=home.ca_dir / "sign", host=p.host,
-                      port=p.sign, operations_port=p.sign_operations, dns_names=dns)  # fmt: skip
-        return OrgCAs(tls, sign, home.root, progress=lambda m: self.progress(f"    {org.name}: {m}"),
-                      command_prefix=netns_prefix(org))  # fmt: skip
+                      port=p.sign, operations_port=p.sign_operations, dns_names=dns, netns=org.netns)  # fmt: skip
+        return OrgCAs(tls, sign, home.root, progress=lambda m: self.progress(f"    {org.name}: {m}"))
 
     def publish_definition(self, org: Org) -> Path:
         """The org exports its public definition; on one machine 'sending it' is a copy."""

@@ -19,7 +19,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from network.org import OrgHome, node_ou_config
+from network.ca import node_ous_config
+from network.org import OrgHome
 from network.ports import PortPlan
 from network.topology import Topology
 
@@ -244,7 +245,7 @@ def write_channel_msp(definition: OrgDefinition, target: Path) -> Path:
     (target / "tlscacerts").mkdir(parents=True, exist_ok=True)
     (target / "cacerts" / "ca.pem").write_text(definition.root_cert_pem)
     (target / "tlscacerts" / "ca.pem").write_text(definition.tls_root_cert_pem)
-    (target / "config.yaml").write_text(node_ou_config())
+    (target / "config.yaml").write_text(node_ous_config())
     return target
 
 

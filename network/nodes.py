@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from network.binaries import fabric_bin, fabric_home
 from network.org import ADMIN, OrgHome, base_env, netns_prefix
 from network.ports import PPROF_OFFSET, PortPlan
 from network.processes import NodeSpec
@@ -21,15 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILDER_DIR = Path(__file__).resolve().parent / "builders" / "ccaas"
 
 
-def fabric_home() -> Path:
-    return Path(os.environ.get("FABRIC_HOME", ROOT / ".cache" / "fabric"))
-
-
-def fabric_bin(name: str) -> Path:
-    path = fabric_home() / "bin" / name
-    if not path.exists():
-        raise FileNotFoundError(f"Fabric binary {path} is missing: run 'make fabric' first")
-    return path
+__all__ = ["admin_env", "fabric_bin", "fabric_home", "orderer_cli_args", "orderer_spec", "peer_spec"]
 
 
 def orderer_spec(home: OrgHome, ports: PortPlan, node: OrdererNode) -> NodeSpec:

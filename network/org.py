@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from network.ca import OrgCAs, node_ous_config, run_parallel
 from network.material import run
 from network.topology import OrdererNode, Org, Topology
 
@@ -131,19 +133,23 @@ def node_sans(org: Org, dns_name: str) -> list[str]:
 
 
 # -- identities ------------------------------------------------------------------
-def enroll_identities(home: OrgHome, topology: Topology, cas: object) -> None:
-    """Register and enroll every identity of the org from its own CAs (see network.ca)."""
-    from network.ca import OrgCAs
-
-    assert isinstance(cas, OrgCAs)
+def enroll_identities(home: OrgHome, topology: Topology, cas: OrgCAs) -> None:
+    """Register and enroll every identity of the org from its own CAs, in parallel (see network.ca)."""
     org = home.org
     nodes = [n for n in topology.orderers if n.org.msp_id == org.msp_id]
-    cas.enroll_node("peer0", "peer", node_sans(org, org.peer_host), home.peer_dir)
+    jobs: list[Callable[[], None]] = [
+        lambda: cas.enroll_node("peer0", "peer", node_sans(org, org.peer_host), home.peer_dir),
+        lambda: cas.enroll_user(ADMIN, "admin", home.user_dir(ADMIN), tls=True),
+        lambda: cas.enroll_user(CLIENT, "client", home.user_dir(CLIENT), tls=True),
+        lambda: cas.enroll_tls_only("chaincode", node_sans(org, org.chaincode_host), home.chaincode_tls_dir),
+    ]
     for node in nodes:
-        cas.enroll_node(f"orderer{node.local_index}", "orderer", node_sans(org, node.dns_name), home.orderer_dir(node))
-    cas.enroll_user(ADMIN, "admin", home.user_dir(ADMIN), tls=True)
-    cas.enroll_user(CLIENT, "client", home.user_dir(CLIENT), tls=True)
-    cas.enroll_tls_only("chaincode", node_sans(org, org.chaincode_host), home.chaincode_tls_dir)
+        jobs.append(
+            lambda node=node: cas.enroll_node(  # type: ignore[misc]
+                node.folder, "orderer", node_sans(org, node.dns_name), home.orderer_dir(node)
+            )
+        )
+    run_parallel(jobs)
     cas.write_channel_msp(home.msp)
 
 
@@ -182,7 +188,7 @@ def cryptogen_identities(home: OrgHome, topology: Topology, cryptogen: Path) -> 
         shutil.copyfile(next((made / "ca").glob("*-cert.pem")), target / "cacerts" / "ca.pem")
         (target / "tlscacerts").mkdir(exist_ok=True)
         shutil.copyfile(next((made / "tlsca").glob("*-cert.pem")), target / "tlscacerts" / "ca.pem")
-        (target / "config.yaml").write_text(node_ou_config())
+        (target / "config.yaml").write_text(node_ous_config())
 
     def take_tls(source: Path, target: Path, client: bool = False) -> None:
         target.mkdir(parents=True, exist_ok=True)
@@ -207,24 +213,13 @@ def cryptogen_identities(home: OrgHome, topology: Topology, cryptogen: Path) -> 
         (home.msp / sub).mkdir(exist_ok=True)
     shutil.copyfile(next((made / "ca").glob("*-cert.pem")), home.sign_ca)
     shutil.copyfile(next((made / "tlsca").glob("*-cert.pem")), home.tls_ca)
-    (home.msp / "config.yaml").write_text(node_ou_config())
+    (home.msp / "config.yaml").write_text(node_ous_config())
     # the private keys now live in the layout above; the generator's copy goes
     shutil.rmtree(out)
     for key in home.root.rglob("*.key"):
         key.chmod(0o600)
     for key in home.root.rglob("priv_sk"):
         key.chmod(0o600)
-
-
-def node_ou_config(ca_file: str = "cacerts/ca.pem") -> str:
-    ous = {
-        "Enable": True,
-        **{
-            f"{role.capitalize()}OUIdentifier": {"Certificate": ca_file, "OrganizationalUnitIdentifier": role}
-            for role in ("client", "peer", "admin", "orderer")
-        },
-    }
-    return yaml.safe_dump({"NodeOUs": ous}, sort_keys=False)
 
 
 def copy_sampleconfig(home: OrgHome, fabric_home: Path) -> Path:
