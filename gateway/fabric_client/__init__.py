@@ -26,6 +26,7 @@ from .errors import (
 )
 from .gateway import Gateway, connect
 from .identity import Identity
+from .ledger import Ledger
 from .network import Network
 from .proposal import Proposal
 from .retry import submit_with_retry
@@ -51,6 +52,7 @@ __all__ = [
     "GatewayError",
     "Identity",
     "InMemoryCheckpointer",
+    "Ledger",
     "Network",
     "Proposal",
     "Signer",

@@ -78,6 +78,9 @@ class Gateway:
         endorse_timeout: float | None = None,
         submit_timeout: float | None = None,
         commit_status_timeout: float | None = None,
+        keepalive_time: float | None = None,
+        keepalive_timeout: float = 20.0,
+        keepalive_without_calls: bool = False,
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> Gateway:
         """Connect to the peer at ``endpoint`` ("host:port") or use a ready gRPC ``channel``.
@@ -88,8 +91,17 @@ class Gateway:
         for test peers only. A channel passed in is not closed by ``close()``; one created here is.
 
         Deadlines (seconds): ``deadlines`` or the individual ``*_timeout`` values override the defaults
-        of ``Deadlines``. No connection is made here; the first call fails with a clear error if the peer
-        cannot be reached.
+        of ``Deadlines``.
+
+        Keep-alive: ``keepalive_time`` (seconds) sends an HTTP/2 ping after that much silence and drops the
+        connection when no answer comes within ``keepalive_timeout``, so a long event stream notices a dead
+        peer or a silently dropped NAT/firewall mapping. ``keepalive_without_calls`` pings also when no call
+        is open. Fabric peers refuse pings more often than their ``peer.keepalive.minInterval`` (60 s by
+        default) and close such connections, so keep ``keepalive_time`` at or above it. ``channel_options``
+        adds raw gRPC channel arguments last, so they win.
+
+        No connection is made here; the first call fails with ``GatewayError`` (UNAVAILABLE, naming the
+        peer) if the peer cannot be reached. Raises ``ValueError`` for contradictory settings.
         """
         deadlines = _deadlines(
             deadlines, evaluate_timeout, endorse_timeout, submit_timeout, commit_status_timeout
@@ -115,6 +127,7 @@ class Gateway:
         ]
         if host_override:
             options.append(("grpc.ssl_target_name_override", host_override))
+        options.extend(_keepalive_options(keepalive_time, keepalive_timeout, keepalive_without_calls))
         options.extend(channel_options)
         if insecure:
             if tls_root_cert or client_cert:
@@ -211,6 +224,25 @@ class Gateway:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _keepalive_options(
+    keepalive_time: float | None, keepalive_timeout: float, without_calls: bool
+) -> list[tuple[str, Any]]:
+    if keepalive_time is None:
+        if without_calls:
+            raise ValueError("keepalive_without_calls needs keepalive_time")
+        return []
+    if not keepalive_time > 0 or not keepalive_timeout > 0:
+        raise ValueError("keepalive_time and keepalive_timeout must be positive numbers of seconds")
+    return [
+        ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
+        ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1 if without_calls else 0),
+        # gRPC otherwise stops pinging after two pings without data, which would end keep-alive on a quiet
+        # event stream.
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
 
 
 def _deadlines(
