@@ -188,6 +188,7 @@ class CommitError(GatewayError):
 
     @property
     def is_retryable(self) -> bool:
+        """True for read conflicts (``MVCC_READ_CONFLICT``, ``PHANTOM_READ_CONFLICT``): a new run may pass."""
         return self.code in RETRYABLE_VALIDATION_CODES
 
     def __str__(self) -> str:

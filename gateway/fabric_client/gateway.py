@@ -153,13 +153,16 @@ class Gateway:
 
     @property
     def endpoint(self) -> str:
+        """The ``host:port`` dialled (empty when a ready channel was passed in)."""
         return self.client.endpoint
 
     @property
     def deadlines(self) -> Deadlines:
+        """The default deadline of each step, in seconds."""
         return self.client.deadlines
 
     def sign(self, digest: bytes, what: str) -> bytes:
+        """Sign ``digest`` with this gateway's signer. Raises ``RuntimeError`` when it has none (off-line signing)."""
         if self._signer is None:
             raise RuntimeError(
                 f"the {what} is unsigned and this gateway has no signer: sign its digest() off-line and "
@@ -168,38 +171,46 @@ class Gateway:
         return self._signer(digest)
 
     def get_network(self, name: str) -> Network:
+        """The channel ``name``. Makes no call; raises ``ValueError`` for an empty name."""
         return Network(self, name)
 
     # Off-line signing: rebuild a request from its bytes, with or without the signature made elsewhere.
 
     def new_proposal(self, proposal_bytes: bytes) -> Proposal:
+        """Rebuild an unsigned proposal from ``Proposal.bytes()``. Raises ``DecodeError`` on bytes that are not one."""
         proposed = gateway_pb2.ProposedTransaction.FromString(proposal_bytes)
         return Proposal(self, proposed, channel_of_proposal(proposed.proposal.proposal_bytes))
 
     def new_signed_proposal(self, proposal_bytes: bytes, signature: bytes) -> Proposal:
+        """Rebuild a proposal from ``Proposal.bytes()`` with a signature made elsewhere over its ``digest()``."""
         proposal = self.new_proposal(proposal_bytes)
         proposal.set_signature(signature)
         return proposal
 
     def new_transaction(self, transaction_bytes: bytes) -> Transaction:
+        """Rebuild an unsigned endorsed transaction from ``Transaction.bytes()``."""
         return Transaction(self, gateway_pb2.PreparedTransaction.FromString(transaction_bytes))
 
     def new_signed_transaction(self, transaction_bytes: bytes, signature: bytes) -> Transaction:
+        """Rebuild an endorsed transaction from ``Transaction.bytes()`` with a signature over its ``digest()``."""
         transaction = self.new_transaction(transaction_bytes)
         transaction.set_signature(signature)
         return transaction
 
     def new_commit(self, commit_bytes: bytes) -> Commit:
+        """Rebuild an unsigned commit-status request from ``Commit.bytes()``."""
         signed_request = gateway_pb2.SignedCommitStatusRequest.FromString(commit_bytes)
         request = gateway_pb2.CommitStatusRequest.FromString(signed_request.request)
         return Commit(self, signed_request, str(request.transaction_id))
 
     def new_signed_commit(self, commit_bytes: bytes, signature: bytes) -> Commit:
+        """Rebuild a commit-status request from ``Commit.bytes()`` with a signature over its ``digest()``."""
         commit = self.new_commit(commit_bytes)
         commit.set_signature(signature)
         return commit
 
     def new_chaincode_events_request(self, request_bytes: bytes) -> ChaincodeEventsRequest:
+        """Rebuild an unsigned chaincode-events request from ``ChaincodeEventsRequest.bytes()``."""
         return ChaincodeEventsRequest(
             self, gateway_pb2.SignedChaincodeEventsRequest.FromString(request_bytes)
         )
@@ -207,6 +218,7 @@ class Gateway:
     def new_signed_chaincode_events_request(
         self, request_bytes: bytes, signature: bytes
     ) -> ChaincodeEventsRequest:
+        """Rebuild a chaincode-events request from its bytes with a signature over its ``digest()``."""
         request = self.new_chaincode_events_request(request_bytes)
         request.set_signature(signature)
         return request

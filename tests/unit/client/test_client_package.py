@@ -4,6 +4,7 @@ No network is needed, so a packaging mistake fails here, early."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 import subprocess
@@ -107,3 +108,23 @@ def test_mypy_strict_is_clean_on_the_package() -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_public_call_has_a_docstring() -> None:
+    missing: list[str] = []
+    for module in MODULES:
+        tree = ast.parse((CLIENT_DIR / module).read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
+                if ast.get_docstring(node) is None:
+                    missing.append(f"{module}:{node.name}")
+                if isinstance(node, ast.ClassDef):
+                    missing.extend(
+                        f"{module}:{node.name}.{item.name}"
+                        for item in node.body
+                        if isinstance(item, ast.FunctionDef)
+                        and not item.name.startswith("_")
+                        and ast.get_docstring(item) is None
+                    )
+
+    assert missing == []
