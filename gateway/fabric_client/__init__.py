@@ -2,7 +2,13 @@
 
 Shaped like the official Go/Node/Java fabric-gateway clients:
 Gateway -> Network (channel) -> Contract -> Proposal -> Transaction -> Commit.
+
+Installed alone (``pip install ./gateway/fabric_client``) it imports as ``fabric_client``; inside the
+deposit-token project the same modules import as ``gateway.fabric_client``. Every import between its
+modules is relative, so both names work.
 """
+
+__version__ = "0.1.0"
 
 from .block_events import BlockEventStream
 from .chaincode_events import ChaincodeEvent, ChaincodeEventsRequest, ChaincodeEventStream
@@ -20,6 +26,7 @@ from .errors import (
 )
 from .gateway import Gateway, connect
 from .identity import Identity
+from .ledger import Ledger
 from .network import Network
 from .proposal import Proposal
 from .retry import submit_with_retry
@@ -45,6 +52,7 @@ __all__ = [
     "GatewayError",
     "Identity",
     "InMemoryCheckpointer",
+    "Ledger",
     "Network",
     "Proposal",
     "Signer",

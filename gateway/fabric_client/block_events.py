@@ -82,6 +82,7 @@ class BlockEventStream:
         return next(self._blocks)
 
     def close(self) -> None:
+        """End the stream (also from another thread); iteration then stops without error. Never raises."""
         self._call.cancel()
 
     def __enter__(self) -> BlockEventStream:

@@ -96,6 +96,7 @@ class ChaincodeEventStream:
         return next(self._events)
 
     def close(self) -> None:
+        """End the stream (also from another thread); iteration then stops without error. Never raises."""
         self._call.cancel()
 
     def __enter__(self) -> ChaincodeEventStream:
@@ -116,15 +117,19 @@ class ChaincodeEventsRequest:
         self._signed_request = signed_request
 
     def bytes(self) -> builtins.bytes:
+        """Serialised request (a ``gateway.SignedChaincodeEventsRequest``) to carry to an off-line signer."""
         return bytes(self._signed_request.SerializeToString())
 
     def digest(self) -> builtins.bytes:
+        """What must be signed: the gateway's hash of the request bytes."""
         return self._gateway.hash(self._signed_request.request)
 
     def is_signed(self) -> bool:
+        """True once a signature is attached."""
         return bool(self._signed_request.signature)
 
     def set_signature(self, signature: builtins.bytes) -> None:
+        """Attach a signature made elsewhere over ``digest()``; the peer checks it when the stream opens."""
         self._signed_request.signature = signature
 
     def events(self, timeout: float | None = None) -> ChaincodeEventStream:

@@ -196,5 +196,6 @@ class SqliteCheckpointer(_CheckpointState):
             )
 
     def close(self) -> None:
+        """Close the database connection if this checkpointer opened it (one passed in stays open)."""
         if self._owns_connection:
             self._connection.close()

@@ -57,6 +57,7 @@ class GatewayClient:
         self.closed = False
 
     def evaluate(self, request: Any, timeout: float | None = None) -> Any:
+        """``Gateway.Evaluate``; raises ``GatewayError``."""
         return self._unary(
             self._gateway.Evaluate,
             request,
@@ -67,6 +68,7 @@ class GatewayClient:
         )
 
     def endorse(self, request: Any, timeout: float | None = None) -> Any:
+        """``Gateway.Endorse``; raises ``EndorseError``."""
         return self._unary(
             self._gateway.Endorse,
             request,
@@ -77,6 +79,7 @@ class GatewayClient:
         )
 
     def submit(self, request: Any, timeout: float | None = None) -> Any:
+        """``Gateway.Submit``; raises ``SubmitError``."""
         return self._unary(
             self._gateway.Submit,
             request,
@@ -87,6 +90,7 @@ class GatewayClient:
         )
 
     def commit_status(self, signed_request: Any, transaction_id: str, timeout: float | None = None) -> Any:
+        """``Gateway.CommitStatus``; raises ``CommitStatusError``."""
         return self._unary(
             self._gateway.CommitStatus,
             signed_request,
@@ -103,6 +107,7 @@ class GatewayClient:
         )
 
     def block_events(self, envelope: Any, *, filtered: bool, timeout: float | None = None) -> Any:
+        """Start a ``Deliver`` (or ``DeliverFiltered``) stream with one signed seek envelope."""
         method = self._deliver.DeliverFiltered if filtered else self._deliver.Deliver
         return method(iter([envelope]), timeout=timeout, wait_for_ready=False)
 
@@ -117,6 +122,7 @@ class GatewayClient:
             raise GatewayError.from_rpc_error(error, endpoint=self.endpoint, operation=operation) from None
 
     def close(self) -> None:
+        """Close the gRPC channel; open streams end with CANCELLED, which ``iterate`` swallows."""
         self.closed = True
         self.channel.close()
 

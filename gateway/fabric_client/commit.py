@@ -54,15 +54,19 @@ class Commit:
         self.transaction_id = transaction_id
 
     def bytes(self) -> builtins.bytes:
+        """Serialised request (a ``gateway.SignedCommitStatusRequest``) to carry to an off-line signer."""
         return bytes(self._signed_request.SerializeToString())
 
     def digest(self) -> builtins.bytes:
+        """What must be signed: the gateway's hash of the request bytes."""
         return self._gateway.hash(self._signed_request.request)
 
     def is_signed(self) -> bool:
+        """True once a signature is attached."""
         return bool(self._signed_request.signature)
 
     def set_signature(self, signature: builtins.bytes) -> None:
+        """Attach a signature made elsewhere over ``digest()``; the peer checks it on ``status()``."""
         self._signed_request.signature = signature
 
     def status(self, timeout: float | None = None) -> Status:

@@ -31,6 +31,7 @@ class Contract:
         self.contract_name = contract_name
 
     def qualified_name(self, transaction_name: str) -> str:
+        """The name sent to the chaincode: ``<contract_name>:<name>`` when a contract name is set."""
         return f"{self.contract_name}:{transaction_name}" if self.contract_name else transaction_name
 
     def new_proposal(

@@ -23,7 +23,8 @@ from typing import Any
 import grpc
 from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import transaction_pb2
-from grpc_status import rpc_status
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 __all__ = [
     "RETRYABLE_VALIDATION_CODES",
@@ -187,6 +188,7 @@ class CommitError(GatewayError):
 
     @property
     def is_retryable(self) -> bool:
+        """True for read conflicts (``MVCC_READ_CONFLICT``, ``PHANTOM_READ_CONFLICT``): a new run may pass."""
         return self.code in RETRYABLE_VALIDATION_CODES
 
     def __str__(self) -> str:
@@ -203,21 +205,62 @@ def _call_attr(error: grpc.RpcError, name: str) -> Any:
         return None
 
 
+# The rich status of a failed call travels in this trailing metadata entry as a serialised google.rpc.Status.
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_ERROR_DETAIL_TYPE = "gateway.ErrorDetail"
+
+
+def _rpc_status_class() -> Any:
+    """A message class with the wire layout of ``google.rpc.Status`` (code 1, message 2, details 3 as
+    ``google.protobuf.Any``: type_url 1, value 2).
+
+    Built in a private descriptor pool so that the client needs neither ``grpcio-status`` nor
+    ``googleapis-common-protos``, and cannot clash with them when an application loads them too."""
+    f = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="fabric_client/rpc_status.proto", package="fabric_client.rpc", syntax="proto3"
+    )
+    packed = file.message_type.add(name="PackedAny")
+    packed.field.add(name="type_url", number=1, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
+    packed.field.add(name="value", number=2, type=f.TYPE_BYTES, label=f.LABEL_OPTIONAL)
+    status = file.message_type.add(name="Status")
+    status.field.add(name="code", number=1, type=f.TYPE_INT32, label=f.LABEL_OPTIONAL)
+    status.field.add(name="message", number=2, type=f.TYPE_STRING, label=f.LABEL_OPTIONAL)
+    status.field.add(
+        name="details",
+        number=3,
+        type=f.TYPE_MESSAGE,
+        label=f.LABEL_REPEATED,
+        type_name=".fabric_client.rpc.PackedAny",
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("fabric_client.rpc.Status"))
+
+
+_RpcStatus = _rpc_status_class()
+
+
 def _error_details(error: grpc.RpcError) -> tuple[ErrorDetail, ...]:
-    try:
-        status = rpc_status.from_call(error)
-    except (ValueError, AttributeError, TypeError):
-        # from_call raises ValueError when the rich status disagrees with the call's code or message,
-        # and calls without trailing metadata lack the attributes it reads.
-        return ()
-    if status is None:
+    metadata = _call_attr(error, "trailing_metadata")
+    if not metadata:
         return ()
     details: list[ErrorDetail] = []
-    for packed in status.details:
-        if packed.Is(gateway_pb2.ErrorDetail.DESCRIPTOR):
-            detail = gateway_pb2.ErrorDetail()
-            packed.Unpack(detail)
-            details.append(ErrorDetail(address=detail.address, msp_id=detail.msp_id, message=detail.message))
+    try:
+        for key, value in metadata:
+            if key != _STATUS_DETAILS_KEY:
+                continue
+            status = _RpcStatus.FromString(value)
+            for packed in status.details:
+                if str(packed.type_url).rsplit("/", 1)[-1] != _ERROR_DETAIL_TYPE:
+                    continue
+                detail = gateway_pb2.ErrorDetail.FromString(packed.value)
+                details.append(
+                    ErrorDetail(address=detail.address, msp_id=detail.msp_id, message=detail.message)
+                )
+    except (DecodeError, ValueError, TypeError):
+        # A malformed status must not hide the original failure.
+        return tuple(details)
     return tuple(details)
 
 

@@ -78,6 +78,9 @@ class Gateway:
         endorse_timeout: float | None = None,
         submit_timeout: float | None = None,
         commit_status_timeout: float | None = None,
+        keepalive_time: float | None = None,
+        keepalive_timeout: float = 20.0,
+        keepalive_without_calls: bool = False,
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> Gateway:
         """Connect to the peer at ``endpoint`` ("host:port") or use a ready gRPC ``channel``.
@@ -88,8 +91,17 @@ class Gateway:
         for test peers only. A channel passed in is not closed by ``close()``; one created here is.
 
         Deadlines (seconds): ``deadlines`` or the individual ``*_timeout`` values override the defaults
-        of ``Deadlines``. No connection is made here; the first call fails with a clear error if the peer
-        cannot be reached.
+        of ``Deadlines``.
+
+        Keep-alive: ``keepalive_time`` (seconds) sends an HTTP/2 ping after that much silence and drops the
+        connection when no answer comes within ``keepalive_timeout``, so a long event stream notices a dead
+        peer or a silently dropped NAT/firewall mapping. ``keepalive_without_calls`` pings also when no call
+        is open. Fabric peers refuse pings more often than their ``peer.keepalive.minInterval`` (60 s by
+        default) and close such connections, so keep ``keepalive_time`` at or above it. ``channel_options``
+        adds raw gRPC channel arguments last, so they win.
+
+        No connection is made here; the first call fails with ``GatewayError`` (UNAVAILABLE, naming the
+        peer) if the peer cannot be reached. Raises ``ValueError`` for contradictory settings.
         """
         deadlines = _deadlines(
             deadlines, evaluate_timeout, endorse_timeout, submit_timeout, commit_status_timeout
@@ -115,6 +127,7 @@ class Gateway:
         ]
         if host_override:
             options.append(("grpc.ssl_target_name_override", host_override))
+        options.extend(_keepalive_options(keepalive_time, keepalive_timeout, keepalive_without_calls))
         options.extend(channel_options)
         if insecure:
             if tls_root_cert or client_cert:
@@ -140,13 +153,16 @@ class Gateway:
 
     @property
     def endpoint(self) -> str:
+        """The ``host:port`` dialled (empty when a ready channel was passed in)."""
         return self.client.endpoint
 
     @property
     def deadlines(self) -> Deadlines:
+        """The default deadline of each step, in seconds."""
         return self.client.deadlines
 
     def sign(self, digest: bytes, what: str) -> bytes:
+        """Sign ``digest`` with this gateway's signer. Raises ``RuntimeError`` when it has none (off-line signing)."""
         if self._signer is None:
             raise RuntimeError(
                 f"the {what} is unsigned and this gateway has no signer: sign its digest() off-line and "
@@ -155,38 +171,46 @@ class Gateway:
         return self._signer(digest)
 
     def get_network(self, name: str) -> Network:
+        """The channel ``name``. Makes no call; raises ``ValueError`` for an empty name."""
         return Network(self, name)
 
     # Off-line signing: rebuild a request from its bytes, with or without the signature made elsewhere.
 
     def new_proposal(self, proposal_bytes: bytes) -> Proposal:
+        """Rebuild an unsigned proposal from ``Proposal.bytes()``. Raises ``DecodeError`` on bytes that are not one."""
         proposed = gateway_pb2.ProposedTransaction.FromString(proposal_bytes)
         return Proposal(self, proposed, channel_of_proposal(proposed.proposal.proposal_bytes))
 
     def new_signed_proposal(self, proposal_bytes: bytes, signature: bytes) -> Proposal:
+        """Rebuild a proposal from ``Proposal.bytes()`` with a signature made elsewhere over its ``digest()``."""
         proposal = self.new_proposal(proposal_bytes)
         proposal.set_signature(signature)
         return proposal
 
     def new_transaction(self, transaction_bytes: bytes) -> Transaction:
+        """Rebuild an unsigned endorsed transaction from ``Transaction.bytes()``."""
         return Transaction(self, gateway_pb2.PreparedTransaction.FromString(transaction_bytes))
 
     def new_signed_transaction(self, transaction_bytes: bytes, signature: bytes) -> Transaction:
+        """Rebuild an endorsed transaction from ``Transaction.bytes()`` with a signature over its ``digest()``."""
         transaction = self.new_transaction(transaction_bytes)
         transaction.set_signature(signature)
         return transaction
 
     def new_commit(self, commit_bytes: bytes) -> Commit:
+        """Rebuild an unsigned commit-status request from ``Commit.bytes()``."""
         signed_request = gateway_pb2.SignedCommitStatusRequest.FromString(commit_bytes)
         request = gateway_pb2.CommitStatusRequest.FromString(signed_request.request)
         return Commit(self, signed_request, str(request.transaction_id))
 
     def new_signed_commit(self, commit_bytes: bytes, signature: bytes) -> Commit:
+        """Rebuild a commit-status request from ``Commit.bytes()`` with a signature over its ``digest()``."""
         commit = self.new_commit(commit_bytes)
         commit.set_signature(signature)
         return commit
 
     def new_chaincode_events_request(self, request_bytes: bytes) -> ChaincodeEventsRequest:
+        """Rebuild an unsigned chaincode-events request from ``ChaincodeEventsRequest.bytes()``."""
         return ChaincodeEventsRequest(
             self, gateway_pb2.SignedChaincodeEventsRequest.FromString(request_bytes)
         )
@@ -194,6 +218,7 @@ class Gateway:
     def new_signed_chaincode_events_request(
         self, request_bytes: bytes, signature: bytes
     ) -> ChaincodeEventsRequest:
+        """Rebuild a chaincode-events request from its bytes with a signature over its ``digest()``."""
         request = self.new_chaincode_events_request(request_bytes)
         request.set_signature(signature)
         return request
@@ -211,6 +236,25 @@ class Gateway:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _keepalive_options(
+    keepalive_time: float | None, keepalive_timeout: float, without_calls: bool
+) -> list[tuple[str, Any]]:
+    if keepalive_time is None:
+        if without_calls:
+            raise ValueError("keepalive_without_calls needs keepalive_time")
+        return []
+    if not keepalive_time > 0 or not keepalive_timeout > 0:
+        raise ValueError("keepalive_time and keepalive_timeout must be positive numbers of seconds")
+    return [
+        ("grpc.keepalive_time_ms", int(keepalive_time * 1000)),
+        ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1 if without_calls else 0),
+        # gRPC otherwise stops pinging after two pings without data, which would end keep-alive on a quiet
+        # event stream.
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
 
 
 def _deadlines(

@@ -48,6 +48,7 @@ class Identity:
 
     @property
     def x509_certificate(self) -> x509.Certificate:
+        """The certificate, parsed."""
         return x509.load_pem_x509_certificate(self.certificate)
 
     def creator(self) -> bytes:

@@ -8,6 +8,7 @@ from .block_events import BlockEventStream, build_seek_envelope
 from .chaincode_events import ChaincodeEventsRequest, ChaincodeEventStream, build_chaincode_events_request
 from .checkpointer import Checkpointer
 from .contract import Contract
+from .ledger import Ledger
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -16,6 +17,9 @@ __all__ = ["Network"]
 
 
 class Network:
+    """One channel, reached through the gateway's peer: ``gateway.get_network("tokens")``. Cheap to
+    create; holds no connection of its own."""
+
     def __init__(self, gateway: Gateway, name: str) -> None:
         if not name:
             raise ValueError("channel name must not be empty")
@@ -23,7 +27,13 @@ class Network:
         self.name = name
 
     def get_contract(self, chaincode_name: str, contract_name: str = "") -> Contract:
+        """The chaincode ``chaincode_name`` (and, for a chaincode holding several, its contract
+        ``contract_name``). Makes no call; raises ``ValueError`` for an empty name."""
         return Contract(self, chaincode_name, contract_name)
+
+    def get_ledger(self) -> Ledger:
+        """Block and transaction queries on this channel through the ``qscc`` system chaincode."""
+        return Ledger(self)
 
     def new_chaincode_events_request(
         self,
@@ -78,12 +88,22 @@ class Network:
         return request.events(timeout)
 
     def get_block_events(
-        self, *, start_block: int | None = None, filtered: bool = False, timeout: float | None = None
+        self,
+        *,
+        start_block: int | None = None,
+        filtered: bool = False,
+        checkpointer: Checkpointer | None = None,
+        timeout: float | None = None,
     ) -> BlockEventStream:
-        """Stream blocks of this channel from ``start_block`` (default: the next to be committed).
+        """Stream blocks of this channel from ``start_block`` (default: the next to be committed), or from
+        the ``checkpointer``'s block when it has one (call ``checkpointer.checkpoint_block(n)`` once block
+        ``n`` is handled).
 
         ``filtered=True`` gives ``peer.FilteredBlock`` (transaction ids and validation codes) and needs
-        only the channel's block-event rights; otherwise ``common.Block``."""
+        only the channel's block-event rights; otherwise ``common.Block``. Blocks come in order, each once,
+        for as long as the stream is open; a broken connection raises ``GatewayError`` while iterating."""
+        if checkpointer is not None and checkpointer.block_number is not None:
+            start_block = checkpointer.block_number
         gateway = self.gateway
         envelope = build_seek_envelope(
             channel_name=self.name,

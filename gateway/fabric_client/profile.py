@@ -16,6 +16,7 @@ __all__ = ["connect_org", "load_profile"]
 
 
 def load_profile(profile_path: str | Path) -> dict[str, Any]:
+    """Read a network profile. Raises ``ValueError`` when it is missing, not JSON, or has no ``orgs``."""
     path = Path(profile_path)
     try:
         profile = json.loads(path.read_text(encoding="utf-8"))

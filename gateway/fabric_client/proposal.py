@@ -54,10 +54,12 @@ class TransactionContext:
 
     @classmethod
     def new(cls, creator: bytes) -> TransactionContext:
+        """A fresh random nonce and the transaction id derived from it and ``creator``."""
         nonce = os.urandom(NONCE_SIZE)
         return cls(derive_transaction_id(nonce, creator), nonce, creator)
 
     def signature_header(self) -> bytes:
+        """Serialised ``common.SignatureHeader`` (creator and nonce)."""
         return bytes(common_pb2.SignatureHeader(creator=self.creator, nonce=self.nonce).SerializeToString())
 
 
@@ -120,6 +122,7 @@ def build_proposed_transaction(
 
 
 def channel_of_proposal(proposal_bytes: bytes) -> str:
+    """The channel named in a serialised ``peer.Proposal``'s header."""
     proposal = proposal_pb2.Proposal.FromString(proposal_bytes)
     header = common_pb2.Header.FromString(proposal.header)
     return str(common_pb2.ChannelHeader.FromString(header.channel_header).channel_id)
@@ -137,10 +140,12 @@ class Proposal:
 
     @property
     def transaction_id(self) -> str:
+        """The transaction id, known before anything is sent (sha256 of nonce and creator, hex)."""
         return str(self._proposed.transaction_id)
 
     @property
     def endorsing_organizations(self) -> list[str]:
+        """The organisations asked to endorse (empty: the gateway plans endorsement itself)."""
         return list(self._proposed.endorsing_organizations)
 
     @property
@@ -157,9 +162,11 @@ class Proposal:
         return self._gateway.hash(self._proposed.proposal.proposal_bytes)
 
     def is_signed(self) -> bool:
+        """True once a signature is attached."""
         return bool(self._proposed.proposal.signature)
 
     def set_signature(self, signature: builtins.bytes) -> None:
+        """Attach a signature made elsewhere over ``digest()``."""
         self._proposed.proposal.signature = signature
 
     def _sign(self) -> None:

@@ -53,6 +53,8 @@ class Signer(Protocol):
 
 
 class Hash(Protocol):
+    """Hashes a message for signing (``sha256`` unless the MSP says otherwise)."""
+
     def __call__(self, message: bytes) -> bytes: ...
 
 
@@ -83,6 +85,7 @@ class ECDSASigner:
 
     @classmethod
     def from_pem(cls, pem: bytes, password: bytes | None = None) -> ECDSASigner:
+        """Load a PEM private key (PKCS#8 or SEC1). Raises ``ValueError`` for a key that is not EC."""
         key = serialization.load_pem_private_key(pem, password=password)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError("private key is not an elliptic-curve key")
@@ -90,6 +93,7 @@ class ECDSASigner:
 
     @classmethod
     def from_key_file(cls, key_path: str | Path, password: bytes | None = None) -> ECDSASigner:
+        """Load a PEM private key file. Raises ``OSError`` or ``ValueError``."""
         return cls.from_pem(Path(key_path).read_bytes(), password)
 
     @classmethod
@@ -99,6 +103,7 @@ class ECDSASigner:
 
     @property
     def public_key(self) -> ec.EllipticCurvePublicKey:
+        """The public key, to check a certificate matches this signer."""
         return self._key.public_key()
 
     def __call__(self, digest: bytes) -> bytes:

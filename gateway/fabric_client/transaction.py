@@ -42,10 +42,12 @@ class Transaction:
 
     @property
     def transaction_id(self) -> str:
+        """The transaction id, the same as the proposal's."""
         return str(self._prepared.transaction_id)
 
     @property
     def envelope(self) -> Any:
+        """The endorsed ``common.Envelope`` as it will be sent to the orderer."""
         return self._prepared.envelope
 
     def bytes(self) -> builtins.bytes:
@@ -53,12 +55,15 @@ class Transaction:
         return bytes(self._prepared.SerializeToString())
 
     def digest(self) -> builtins.bytes:
+        """What must be signed: the gateway's hash of the envelope payload."""
         return self._gateway.hash(self._prepared.envelope.payload)
 
     def is_signed(self) -> bool:
+        """True once a signature is attached."""
         return bool(self._prepared.envelope.signature)
 
     def set_signature(self, signature: builtins.bytes) -> None:
+        """Attach a signature made elsewhere over ``digest()``."""
         self._prepared.envelope.signature = signature
 
     def submit(self, timeout: float | None = None) -> SubmittedTransaction:

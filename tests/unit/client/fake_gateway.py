@@ -17,7 +17,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from fabric_protos.common import common_pb2
+from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import (
@@ -73,6 +73,30 @@ def rich_abort(
     )
 
 
+QSCC_HEIGHT = 12
+QSCC_TX_BLOCK = 5
+
+
+def qscc_answer(args: list[bytes]) -> bytes:
+    """What the query system chaincode returns, for a ledger of ``QSCC_HEIGHT`` blocks."""
+    function, channel = args[0].decode(), args[1].decode()
+    assert channel == "tokens", channel
+    if function == "GetChainInfo":
+        return bytes(
+            ledger_pb2.BlockchainInfo(height=QSCC_HEIGHT, currentBlockHash=b"\x01" * 32).SerializeToString()
+        )
+    if function == "GetBlockByNumber":
+        number = int(args[2])
+        return bytes(common_pb2.Block(header=common_pb2.BlockHeader(number=number)).SerializeToString())
+    if function in ("GetBlockByTxID", "GetBlockByHash"):
+        return bytes(common_pb2.Block(header=common_pb2.BlockHeader(number=QSCC_TX_BLOCK)).SerializeToString())
+    if function == "GetTransactionByID":
+        return bytes(
+            transaction_pb2.ProcessedTransaction(validationCode=transaction_pb2.MVCC_READ_CONFLICT).SerializeToString()
+        )
+    raise AssertionError(f"unexpected qscc function {function}")
+
+
 @dataclass
 class FakeGateway(gateway_pb2_grpc.GatewayServicer):
     commit_code: int = transaction_pb2.VALID
@@ -101,6 +125,10 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"bad proposal: {error!r}")
         parts["target_organizations"] = list(request.target_organizations)
         self.evaluated.append(parts)
+        if parts["chaincode"] == "qscc":
+            return gateway_pb2.EvaluateResponse(
+                result=proposal_response_pb2.Response(status=200, payload=qscc_answer(parts["args"]))
+            )
         if parts["args"][0] == b"Refuse":
             rich_abort(
                 context,

@@ -140,3 +140,28 @@ def test_commit_error_retryable_only_for_read_conflicts(code: int, retryable: bo
 def test_unknown_validation_code_is_named() -> None:
     assert validation_code_name(9999) == "UNKNOWN(9999)"
     assert validation_code_name(11) == "MVCC_READ_CONFLICT"
+
+
+def test_a_malformed_rich_status_leaves_the_error_without_details() -> None:
+    rpc = FakeRpcError(grpc.StatusCode.ABORTED, "endorse failed")
+    rpc._metadata = (("grpc-status-details-bin", b"\xff\xff not a status"),)
+
+    error = EndorseError.from_rpc_error(rpc)
+
+    assert error.details == ()
+    assert error.grpc_code is grpc.StatusCode.ABORTED
+
+
+def test_details_of_other_types_are_skipped() -> None:
+    rpc = FakeRpcError(
+        grpc.StatusCode.ABORTED,
+        "endorse failed",
+        [
+            transaction_pb2.ProcessedTransaction(validationCode=1),
+            gateway_pb2.ErrorDetail(address="peer0:7051", msp_id="USBankMSP", message="no"),
+        ],
+    )
+
+    error = EndorseError.from_rpc_error(rpc)
+
+    assert [detail.msp_id for detail in error.details] == ["USBankMSP"]
