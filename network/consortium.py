@@ -302,8 +302,19 @@ class Consortium:
         for node in self.topology.orderers:
             if node.org.msp_id != org.msp_id:
                 continue
-            out = self.osnadmin(node, "join", "--channelID", self.topology.channel,
-                                "--config-block", str(self.genesis_block))  # fmt: skip
+            out = ""
+            for attempt in range(20):
+                try:
+                    out = self.osnadmin(node, "join", "--channelID", self.topology.channel,
+                                        "--config-block", str(self.genesis_block))  # fmt: skip
+                except MaterialError as exc:
+                    # the admin listener may come up a moment after the operations endpoint answers
+                    if attempt == 19:
+                        raise
+                    out = str(exc)
+                    time.sleep(0.5)
+                    continue
+                break
             if "201" not in out and "already exists" not in out:
                 raise NetworkError(f"osnadmin join on {node.name} answered unexpectedly: {out.strip()}")
 
@@ -353,7 +364,7 @@ class Consortium:
 
     def raft_leader(self) -> str | None:
         """The orderer that currently leads the Raft cluster (or the BFT view), from the orderers' own metrics."""
-        names = ("consensus_etcdraft_is_leader{", "consensus_smartbft_is_leader{")
+        names = ("consensus_etcdraft_is_leader{", "consensus_BFT_is_leader{")
         for node in self.topology.orderers:
             home = self.home(node.org)
             if processes.running_pid(home.root, node.name) is None:
@@ -394,6 +405,21 @@ class Consortium:
             raise NetworkError(f"ordering nodes did not become active consenters within {timeout:.0f}s: {last}")
         if self.topology.orderer.consensus == "etcdraft":
             self.wait_raft_leader(timeout=max(5.0, deadline - time.monotonic()))
+
+    def wait_orderers_in_step(self, timeout: float = 120) -> dict[str, int]:
+        """Every ordering node has the same chain height (a restarted node has caught up)."""
+        deadline = time.monotonic() + timeout
+        heights: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            for node in self.topology.orderers:
+                try:
+                    heights[node.name] = int(self.orderer_channel_info(node.name).get("height", -1))
+                except (MaterialError, ValueError):
+                    heights[node.name] = None
+            if None not in heights.values() and len(set(heights.values())) == 1:
+                return heights
+            time.sleep(1)
+        raise NetworkError(f"ordering nodes did not reach the same height within {timeout:.0f}s: {heights}")
 
     # -- peers ---------------------------------------------------------------
     def peers_known(self, msp_id: str) -> int:

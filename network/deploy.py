@@ -293,7 +293,10 @@ def wait_chaincode_answers(net: Consortium, cc: ChaincodeSpec, org: Org, timeout
     )
 
 
-def invoke(net: Consortium, cc_name: str, org: Org, function: str, args: list[str], orderer: str | None = None) -> str:
+def invoke(
+    net: Consortium, cc_name: str, org: Org, function: str, args: list[str], orderer: str | None = None,
+    wait: float = 30,
+) -> str:
     """Submit through ``org``'s peer as its admin and wait for the commit; the output names the status.
 
     ``orderer`` names the ordering node (default: the org's own, or the channel's first).
@@ -312,8 +315,8 @@ def invoke(net: Consortium, cc_name: str, org: Org, function: str, args: list[st
         [str(fabric_bin("peer")), "chaincode", "invoke", *orderer_cli_args(address, tls_ca),
          "-C", net.topology.channel, "-n", cc_name,
          "--peerAddresses", net.ports.peers[org.msp_id].address, "--tlsRootCertFiles", str(home.tls_ca),
-         "-c", ctor, "--waitForEvent"],
-        f"invoke {function} on {cc_name}", env=env, timeout=60,
+         "-c", ctor, "--waitForEvent", "--waitForEventTimeout", f"{wait:.0f}s"],
+        f"invoke {function} on {cc_name}", env=env, timeout=wait + 30,
     )  # fmt: skip
 
 

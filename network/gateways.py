@@ -8,6 +8,7 @@ is in the profile as ``operator_key_file``).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -41,12 +42,17 @@ def gateway_spec(net: Consortium, msp_id: str) -> processes.NodeSpec:
             "--port",
             str(port),
         ],
-        env={"PYTHONUNBUFFERED": "1"},
+        env={"PYTHONUNBUFFERED": "1", **_passed_settings()},
         cwd=str(ROOT),
         health_url=f"http://{org.host}:{port}/healthz",
         ports=[port],
         host=org.host,
     )
+
+
+def _passed_settings() -> dict[str, str]:
+    """Gateway settings given to the network tool's own environment (e.g. a test's webhook allow-list)."""
+    return {key: value for key, value in os.environ.items() if key.startswith("BANK_API_")}
 
 
 def start_gateways(net: Consortium, restart: bool = True) -> None:

@@ -156,10 +156,11 @@ def test_commits_go_on_with_any_one_orderer_stopped_including_the_leader(hosts: 
             for bank in net.topology.banks:
                 survivor = next(n.name for n in net.topology.orderers if n.name != victim)
                 key = f"bft-{victim}-{bank.msp_id}-{time.time_ns()}"
-                out = invoke(net, "conformance", bank, "PutState", [key, "v"], orderer=survivor)
+                out = invoke(net, "conformance", bank, "PutState", [key, "v"], orderer=survivor, wait=90)
                 assert "committed with status (VALID)" in out, out
         finally:
             net.start_node(victim)
+            net.wait_orderers_in_step()
 
 
 def test_commits_go_on_with_one_consenter_partitioned(hosts: tuple[Hosts, Consortium]) -> None:
@@ -167,11 +168,13 @@ def test_commits_go_on_with_one_consenter_partitioned(hosts: tuple[Hosts, Consor
     h, net = hosts
     from network.deploy import invoke
 
+    net.wait_orderers_in_step()
     h.cut("SGBank")
     try:
         survivor = next(n.name for n in net.topology.orderers if n.org.name == "USBank")
         key = f"bft-partition-{time.time_ns()}"
-        out = invoke(net, "conformance", net.topology.org("USBankMSP"), "PutState", [key, "v"], orderer=survivor)
+        out = invoke(net, "conformance", net.topology.org("USBankMSP"), "PutState", [key, "v"], orderer=survivor,
+                     wait=90)  # fmt: skip
         assert "committed with status (VALID)" in out, out
     finally:
         h.heal("SGBank")
