@@ -58,6 +58,9 @@ class GatewayConfig:
     webhook_max_attempts: int = 8
     # Webhook URLs must be http(s); only these hosts are allowed when set (empty: any host).
     webhook_allowed_hosts: tuple[str, ...] = ()
+    # Addresses, networks (CIDR) or host names webhooks may reach although they are loopback,
+    # private or link-local (refused otherwise, see egress.py), e.g. a receiver on the bank's LAN.
+    webhook_allowed_targets: tuple[str, ...] = ()
     log_level: str = "INFO"
 
     @classmethod
@@ -82,6 +85,9 @@ class GatewayConfig:
             gateway_dir = Path(state_dir) / "gateways" / msp_id
             values["operator_key_file"] = str(gateway_dir / "operator.key")
             values["database_url"] = "sqlite:///" + str(gateway_dir / "bank_api.sqlite")
+        allowed = org.get("webhook_allowed_targets")
+        if isinstance(allowed, list):
+            values["webhook_allowed_targets"] = tuple(str(item) for item in allowed)
         url = org.get("gateway_url")
         if isinstance(url, str) and url:
             parsed = urlparse(url)
