@@ -35,6 +35,10 @@ class GatewayConfig:
     chaincode: str = "deposit_token"
     host: str = "127.0.0.1"
     port: int = 8080
+    # The HTTP server (server.py): request threads, open connections, seconds an idle one is kept.
+    http_threads: int = 16
+    http_connection_limit: int = 1000
+    http_idle_timeout_seconds: float = 30.0
     # Background work started with the app (a separate `follow` process can do it instead).
     follow_events: bool = False
     deliver_webhooks: bool = False
