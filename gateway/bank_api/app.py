@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from flask import Flask, Response, current_app, g, request
 
-from gateway.bank_api.auth import KeyStore
+from gateway.bank_api.auth import KeyStore, presented_key
 from gateway.bank_api.config import ConfigError, GatewayConfig
 from gateway.bank_api.egress import EgressPolicy, validate_allow_list
 from gateway.bank_api.fx import RateTable
@@ -20,6 +20,7 @@ from gateway.bank_api.ledger import JSON, Ledger, LedgerError
 from gateway.bank_api.metrics import GatewayMetrics
 from gateway.bank_api.money import DEFAULT_EXPONENTS, Currencies
 from gateway.bank_api.problems import REQUEST_ID_HEADER, current_request_id, register_problem_handlers
+from gateway.bank_api.ratelimit import RateLimiter, TokenBuckets
 from gateway.bank_api.storage.db import Database
 from gateway.bank_api.validation import check_query_string
 
@@ -64,6 +65,7 @@ class Services:
     rates: RateTable
     metrics: GatewayMetrics
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    limiter: RateLimiter | None = None
     workers: list[Any] = field(default_factory=list)
     _reference: tuple[float, JSON] | None = None
     _reference_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -152,6 +154,10 @@ def create_app(
         rates=RateTable(config.fx_rates),
         metrics=metrics,
         egress=egress_policy(config),
+        limiter=RateLimiter(
+            TokenBuckets(config.rate_limit_key_per_second, config.rate_limit_key_burst),
+            TokenBuckets(config.rate_limit_client_per_second, config.rate_limit_client_burst),
+        ),
     )
     services_.keys.ensure_operator_key_file(config.operator_key_file)
     abandoned = services_.idempotency.expire_claims()
@@ -164,6 +170,7 @@ def create_app(
     app.extensions["bank_api"] = services_
     register_problem_handlers(app)
     _register_request_metrics(app, metrics)
+    _register_rate_limits(app, services_)
 
     from gateway.bank_api.routes import register_blueprints
 
@@ -174,6 +181,17 @@ def create_app(
 
         start_workers(services_, follow=config.follow_events, webhooks=config.deliver_webhooks)
     return app
+
+
+def _register_rate_limits(app: Flask, services_: Services) -> None:
+    def is_operator(key: str) -> bool:
+        principal = services_.keys.verify(key)
+        return principal is not None and principal.is_operator
+
+    @app.before_request
+    def _limit() -> None:
+        if services_.limiter is not None:
+            services_.limiter.check(presented_key(request), is_operator)
 
 
 # Label values come from these sets only: a client choosing its own method name or path must not

@@ -39,6 +39,12 @@ class GatewayConfig:
     http_threads: int = 16
     http_connection_limit: int = 1000
     http_idle_timeout_seconds: float = 30.0
+    # Token buckets (ratelimit.py): requests per second and burst, per API key and per client
+    # address; a rate of 0 turns that limit off.
+    rate_limit_key_per_second: float = 100.0
+    rate_limit_key_burst: int = 200
+    rate_limit_client_per_second: float = 500.0
+    rate_limit_client_burst: int = 1000
     # Background work started with the app (a separate `follow` process can do it instead).
     follow_events: bool = False
     deliver_webhooks: bool = False
