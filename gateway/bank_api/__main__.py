@@ -1,6 +1,6 @@
 """Command line of the bank gateway.
 
-    python -m gateway.bank_api serve  --profile P --msp USBankMSP [--port N]   # dev server + follower
+    python -m gateway.bank_api serve  --profile P --msp USBankMSP [--port N]   # HTTP API + follower
     python -m gateway.bank_api follow --profile P --msp USBankMSP              # follower only
     python -m gateway.bank_api migrate --profile P --msp USBankMSP             # schema only
     python -m gateway.bank_api operator-key --profile P --msp USBankMSP        # print/create the key file
@@ -11,7 +11,6 @@ Without --profile, settings come from BANK_API_* variables (see config.py).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import sys
 import threading
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.bank_api", description="Bank REST gateway")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
-        ("serve", "run the HTTP API (Flask dev server) with the event follower and webhook sender"),
+        ("serve", "run the HTTP API (waitress) with the event follower and webhook sender"),
         ("follow", "run only the event follower, sweeper and webhook sender"),
         ("migrate", "create or upgrade the database schema"),
         ("operator-key", "make sure the operator key file exists and print its path"),
@@ -64,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--host", help="listen address (default from the profile's gateway_url)")
             command.add_argument("--port", type=int, help="listen port (default from the profile's gateway_url)")
             command.add_argument("--no-follow", action="store_true", help="do not follow events in this process")
+            command.add_argument("--threads", type=int, help="request threads (default 16)")
     args = parser.parse_args(argv)
 
     try:
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                 overrides["host"] = args.host
             if args.port:
                 overrides["port"] = args.port
+            if args.threads:
+                overrides["http_threads"] = args.threads
             config = _config(args, **overrides)
         elif args.command == "follow":
             config = _config(args, follow_events=True, deliver_webhooks=True)
@@ -109,12 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "follow":
             _wait_for_signal()
         else:
-            from werkzeug.serving import make_server
+            from gateway.bank_api.server import serve
 
-            server = make_server(config.host, config.port, app, threaded=True)
-            signal.signal(signal.SIGTERM, lambda signum, frame: threading.Thread(target=server.shutdown).start())
-            with contextlib.suppress(KeyboardInterrupt):
-                server.serve_forever()
+            serve(app, config)
     finally:
         services.stop_workers()
         services.ledger.close()

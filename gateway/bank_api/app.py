@@ -11,15 +11,18 @@ from typing import Any, cast
 
 from flask import Flask, Response, current_app, g, request
 
-from gateway.bank_api.auth import KeyStore
-from gateway.bank_api.config import GatewayConfig
+from gateway.bank_api.auth import KeyStore, presented_key
+from gateway.bank_api.config import ConfigError, GatewayConfig
+from gateway.bank_api.egress import EgressPolicy, validate_allow_list
 from gateway.bank_api.fx import RateTable
 from gateway.bank_api.idempotency import IdempotencyStore
 from gateway.bank_api.ledger import JSON, Ledger, LedgerError
 from gateway.bank_api.metrics import GatewayMetrics
 from gateway.bank_api.money import DEFAULT_EXPONENTS, Currencies
-from gateway.bank_api.problems import register_problem_handlers
+from gateway.bank_api.problems import REQUEST_ID_HEADER, current_request_id, register_problem_handlers
+from gateway.bank_api.ratelimit import RateLimiter, TokenBuckets
 from gateway.bank_api.storage.db import Database
+from gateway.bank_api.validation import check_query_string
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class Services:
     ledger: Ledger
     rates: RateTable
     metrics: GatewayMetrics
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    limiter: RateLimiter | None = None
     workers: list[Any] = field(default_factory=list)
     _reference: tuple[float, JSON] | None = None
     _reference_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,6 +99,15 @@ class Services:
         for worker in self.workers:
             worker.stop()
         self.workers.clear()
+
+
+def egress_policy(config: GatewayConfig) -> EgressPolicy:
+    """Where webhooks may go: public addresses, the allow-list, never this gateway itself."""
+    try:
+        allowed = validate_allow_list(config.webhook_allowed_targets)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    return EgressPolicy(allowed=allowed, own=(config.host, config.port))
 
 
 def services() -> Services:
@@ -139,6 +153,11 @@ def create_app(
         ledger=cast(Ledger, MeteredLedger(ledger, metrics)),
         rates=RateTable(config.fx_rates),
         metrics=metrics,
+        egress=egress_policy(config),
+        limiter=RateLimiter(
+            TokenBuckets(config.rate_limit_key_per_second, config.rate_limit_key_burst),
+            TokenBuckets(config.rate_limit_client_per_second, config.rate_limit_client_burst),
+        ),
     )
     services_.keys.ensure_operator_key_file(config.operator_key_file)
     abandoned = services_.idempotency.expire_claims()
@@ -151,6 +170,7 @@ def create_app(
     app.extensions["bank_api"] = services_
     register_problem_handlers(app)
     _register_request_metrics(app, metrics)
+    _register_rate_limits(app, services_)
 
     from gateway.bank_api.routes import register_blueprints
 
@@ -163,17 +183,37 @@ def create_app(
     return app
 
 
+def _register_rate_limits(app: Flask, services_: Services) -> None:
+    def is_operator(key: str) -> bool:
+        principal = services_.keys.verify(key)
+        return principal is not None and principal.is_operator
+
+    @app.before_request
+    def _limit() -> None:
+        if services_.limiter is not None:
+            services_.limiter.check(presented_key(request), is_operator)
+
+
+# Label values come from these sets only: a client choosing its own method name or path must not
+# be able to grow the number of metric series.
+_METHOD_LABELS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _register_request_metrics(app: Flask, metrics: GatewayMetrics) -> None:
     @app.before_request
     def _start_timer() -> None:
         g.request_started = time.perf_counter()
+        current_request_id()
+        check_query_string()
 
     @app.after_request
     def _record(response: Response) -> Response:
         started = g.get("request_started")
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
+        method = request.method if request.method in _METHOD_LABELS else "other"
+        metrics.http_requests.labels(method, route, str(response.status_code)).inc()
         if started is not None:
-            metrics.http_latency.labels(request.method, route).observe(time.perf_counter() - started)
+            metrics.http_latency.labels(method, route).observe(time.perf_counter() - started)
         response.headers.setdefault("Cache-Control", "no-store")
+        response.headers[REQUEST_ID_HEADER] = current_request_id()
         return response

@@ -35,6 +35,16 @@ class GatewayConfig:
     chaincode: str = "deposit_token"
     host: str = "127.0.0.1"
     port: int = 8080
+    # The HTTP server (server.py): request threads, open connections, seconds an idle one is kept.
+    http_threads: int = 16
+    http_connection_limit: int = 1000
+    http_idle_timeout_seconds: float = 30.0
+    # Token buckets (ratelimit.py): requests per second and burst, per API key and per client
+    # address; a rate of 0 turns that limit off.
+    rate_limit_key_per_second: float = 100.0
+    rate_limit_key_burst: int = 200
+    rate_limit_client_per_second: float = 500.0
+    rate_limit_client_burst: int = 1000
     # Background work started with the app (a separate `follow` process can do it instead).
     follow_events: bool = False
     deliver_webhooks: bool = False
@@ -58,6 +68,9 @@ class GatewayConfig:
     webhook_max_attempts: int = 8
     # Webhook URLs must be http(s); only these hosts are allowed when set (empty: any host).
     webhook_allowed_hosts: tuple[str, ...] = ()
+    # Addresses, networks (CIDR) or host names webhooks may reach although they are loopback,
+    # private or link-local (refused otherwise, see egress.py), e.g. a receiver on the bank's LAN.
+    webhook_allowed_targets: tuple[str, ...] = ()
     log_level: str = "INFO"
 
     @classmethod
@@ -82,6 +95,9 @@ class GatewayConfig:
             gateway_dir = Path(state_dir) / "gateways" / msp_id
             values["operator_key_file"] = str(gateway_dir / "operator.key")
             values["database_url"] = "sqlite:///" + str(gateway_dir / "bank_api.sqlite")
+        allowed = org.get("webhook_allowed_targets")
+        if isinstance(allowed, list):
+            values["webhook_allowed_targets"] = tuple(str(item) for item in allowed)
         url = org.get("gateway_url")
         if isinstance(url, str) and url:
             parsed = urlparse(url)

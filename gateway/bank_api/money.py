@@ -42,7 +42,7 @@ class Currencies:
     exponents: Mapping[str, int]
 
     def exponent(self, currency: object) -> int:
-        if not isinstance(currency, str) or not _CURRENCY.match(currency):
+        if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
             raise MoneyError("unknown_currency", "currency must be a three-letter ISO 4217 code such as USD")
         exponent = self.exponents.get(currency)
         if exponent is None:
@@ -72,7 +72,8 @@ def parse_amount(value: object, exponent: int, field: str = "amount") -> int:
         raise MoneyError("invalid_amount", f"{field} is too long")
     if value.startswith("-"):
         raise MoneyError("invalid_amount", f"{field} must be positive")
-    match = _DECIMAL.match(value)
+    # fullmatch: with match, "$" would also accept a final newline ("1\n").
+    match = _DECIMAL.fullmatch(value)
     if match is None:
         raise MoneyError(
             "invalid_amount",
@@ -104,7 +105,7 @@ def format_amount(minor_units: int, exponent: int) -> str:
 
 def parse_rate(value: object, field: str = "rate") -> Decimal:
     """An FX rate as a decimal string ("7.8125"): positive, at most 12 decimals."""
-    if not isinstance(value, str) or not _RATE.match(value):
+    if not isinstance(value, str) or not _RATE.fullmatch(value):
         raise MoneyError("invalid_request", f'{field} must be a positive decimal string such as "7.8125"')
     try:
         rate = Decimal(value)

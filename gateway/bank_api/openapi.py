@@ -62,6 +62,7 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"type": "integer", "minimum": 400, "maximum": 599},
             "detail": _string(),
             "code": _string(description="Stable machine-readable code, e.g. insufficient_funds"),
+            "request_id": _string(description="On 500 answers: the id under which the gateway logged the failure"),
         },
         ["type", "title", "status", "detail", "code"],
     ),
@@ -380,6 +381,11 @@ RESPONSES: dict[str, Schema] = {
     "Conflict": {"description": "Refused in the current state", "content": _PROBLEM_CONTENT},
     "UnsupportedMediaType": {"description": "The body is not JSON", "content": _PROBLEM_CONTENT},
     "PayloadTooLarge": {"description": "The body is too large", "content": _PROBLEM_CONTENT},
+    "TooManyRequests": {
+        "description": "Over the rate limit of the API key or of the client address; retry after the given delay",
+        "headers": _RETRY_AFTER,
+        "content": _PROBLEM_CONTENT,
+    },
     "BadGateway": {"description": "The ledger failed to process the request", "content": _PROBLEM_CONTENT},
     "Unavailable": {
         "description": "The ledger peer cannot be reached; retry after the given delay",
@@ -408,6 +414,7 @@ def _problems(*names: str) -> dict[str, Schema]:
         "409": "Conflict",
         "413": "PayloadTooLarge",
         "415": "UnsupportedMediaType",
+        "429": "TooManyRequests",
         "502": "BadGateway",
         "503": "Unavailable",
     }
@@ -431,7 +438,10 @@ def _op(
     problems: tuple[str, ...] = _LEDGER_READ,
     description: str | None = None,
     secured: bool = True,
+    rate_limited: bool = True,
 ) -> Schema:
+    if rate_limited:
+        problems = (*problems, "429")
     operation: Schema = {
         "summary": summary,
         "tags": [tag],
@@ -497,6 +507,7 @@ def _paths() -> dict[str, Schema]:
                 {"200": _json("Status", "Up")},
                 problems=(),
                 secured=False,
+                rate_limited=False,
             )
         },
         "/readyz": {
@@ -513,6 +524,7 @@ def _paths() -> dict[str, Schema]:
                 },
                 problems=(),
                 secured=False,
+                rate_limited=False,
             )
         },
         "/metrics": {
@@ -525,8 +537,10 @@ def _paths() -> dict[str, Schema]:
                         "content": {"text/plain": {"schema": _string()}},
                     }
                 },
-                problems=(),
+                problems=("401", "403"),
                 secured=False,
+                description="Open to clients on this machine (as Fabric's operations endpoints); others need the "
+                "operator key.",
             )
         },
         "/v1/me": {

@@ -8,10 +8,12 @@ puts a traceback or customer data into a response.
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, g, has_request_context, json, request
 from werkzeug.exceptions import HTTPException
 
 from gateway.bank_api.ledger import ContractRejected, LedgerFailure, LedgerUnavailable
@@ -94,6 +96,7 @@ _HTTP_CODES = {
     406: "not_acceptable",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
@@ -137,5 +140,29 @@ def register_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        log.exception("unexpected error while handling a request")
-        return problem_response(500, "internal_error", "the gateway failed to process the request")
+        # The last resort: the client gets a problem document with the request id and no
+        # traceback; the log gets the traceback under the same id, so the two can be matched.
+        request_id = current_request_id()
+        log.exception("unexpected error while handling request %s", request_id)
+        return problem_response(
+            500,
+            "internal_error",
+            f"the gateway failed to process the request; quote request id {request_id} to the bank",
+            extra={"request_id": request_id},
+        )
+
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+def current_request_id() -> str:
+    """The request's id: the client's X-Request-Id when it is a sane token, else a fresh one."""
+    if not has_request_context():
+        return "none"
+    request_id = g.get("request_id")
+    if request_id is None:
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        g.request_id = request_id
+    return str(request_id)

@@ -1,16 +1,30 @@
-"""Request parsing at the edge: every field checked, every refusal naming the field.
+"""The gateway's input boundary: every body, query value, header and path value is read here.
 
-The same patterns feed the OpenAPI document (``openapi.py``), so the published schema
-and the checks cannot drift apart.
+Each reader either returns a typed value or raises a 4xx ``ApiProblem`` naming the field, so no
+hostile input can reach a route as an unchecked value or end as a 500. The rules hold for every
+route at once:
+
+- JSON bodies: UTF-8, at most ``MAX_JSON_DEPTH`` levels of nesting, no duplicate keys, no
+  ``NaN``/``Infinity``, no lone surrogates (the size limit, 413, is Flask's ``MAX_CONTENT_LENGTH``).
+- Patterns match the whole value (``re.fullmatch``): a ``$`` in a pattern would otherwise match
+  before a final newline, and ``"1\n"`` would pass as an amount or an id.
+- Numbers are ASCII digits only: ``str.isdigit`` and ``int`` accept other scripts' digits and
+  superscripts, which are not numbers on the wire.
+
+The same patterns feed the OpenAPI document (``openapi.py``), so the published schema and the
+checks cannot drift apart. They keep their ``^...$`` anchors there because JSON Schema patterns
+are ECMA-262 regular expressions, where ``$`` without the multiline flag means end of input.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import request
+from flask import g, request
 
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
@@ -23,6 +37,16 @@ CURRENCY = r"^[A-Z]{3}$"
 PAYMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 CYCLE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 OPAQUE_ID = r"^[A-Za-z0-9_-]{1,64}$"
+# Query values and other free text that must stay printable ASCII (bookmarks, keys).
+PRINTABLE_ASCII = r"^[\x20-\x7e]*$"
+
+# Deeper than any body of this API needs (they are flat objects with one list at most), and far
+# below the recursion limit of the JSON parser, whose RecursionError would otherwise escape.
+MAX_JSON_DEPTH = 8
+MAX_QUERY_VALUE = 2048
+_ASCII_DIGITS = re.compile(r"[0-9]{1,9}")
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -38,23 +62,107 @@ def _pattern(pattern: str) -> re.Pattern[str]:
     return compiled
 
 
+def matches(pattern: str, value: str) -> bool:
+    """Whether ``value`` matches ``pattern`` as a whole (never a prefix, never before a final newline)."""
+    return _pattern(pattern).fullmatch(value) is not None
+
+
+def ascii_int(raw: str) -> int | None:
+    """The value of a run of ASCII digits (at most nine), or None for anything else."""
+    if _ASCII_DIGITS.fullmatch(raw) is None:
+        return None
+    return int(raw)
+
+
 def bad_request(detail: str, code: str = "invalid_request") -> ApiProblem:
     return ApiProblem(400, code, detail)
 
 
 def json_object() -> dict[str, Any]:
-    """The request body as a JSON object (an empty body counts as ``{}``)."""
+    """The request body as a JSON object (an empty body counts as ``{}``); parsed once per request."""
+    cached = g.get("json_body")
+    if cached is not None:
+        return dict(cached)
     raw = request.get_data(cache=True)
     if not raw.strip():
-        return {}
-    if not request.is_json:
-        raise ApiProblem(415, "unsupported_media_type", "send the body as application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise bad_request("the body is not valid JSON")
-    if not isinstance(body, dict):
-        raise bad_request("the body must be a JSON object")
-    return body
+        body: dict[str, Any] = {}
+    else:
+        if not request.is_json:
+            raise ApiProblem(415, "unsupported_media_type", "send the body as application/json")
+        parsed = parse_json(raw)
+        if not isinstance(parsed, dict):
+            raise bad_request("the body must be a JSON object")
+        body = parsed
+    g.json_body = body
+    return dict(body)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: refuses what a hostile client sends instead of failing on it later."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("the body is not valid UTF-8") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise bad_request(f"the body is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
+    except _DuplicateKey as error:
+        raise bad_request(f"the body names the field {error.args[0]!r} more than once") from None
+    except (ValueError, RecursionError):
+        raise bad_request("the body is not valid JSON") from None
+    try:
+        # Lone surrogates ("\ud800") parse, but no database, log or signature can carry them.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_request("the body holds a string that is not valid Unicode") from None
+    return value
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text``, brackets inside strings not counted.
+
+    Counted before parsing because the parser recurses once per level. Unclosed strings or
+    brackets can only make the count larger, which refuses a body that is invalid anyway.
+    """
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING_LITERAL.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # With duplicates, which value counts depends on the parser; refuse rather than guess.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key[:64])
+        result[key] = value
+    return result
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
 
 
 class Fields:
@@ -64,7 +172,8 @@ class Fields:
         self.body = body
         unknown = sorted(set(body) - set(allowed))
         if unknown:
-            raise bad_request(f"unknown field(s): {', '.join(unknown)}")
+            shown = ", ".join(name[:64] for name in unknown[:5])
+            raise bad_request(f"unknown field(s): {shown}")
 
     def text(
         self,
@@ -86,9 +195,9 @@ class Fields:
             raise bad_request(f"{name} must not be empty")
         if len(value) > max_length:
             raise bad_request(f"{name} must be at most {max_length} characters")
-        if pattern is not None and value != "" and not _pattern(pattern).match(value):
+        if pattern is not None and value != "" and not matches(pattern, value):
             raise bad_request(f"{name} is malformed{': ' + what if what else ''}")
-        if not _printable(value):
+        if not printable(value):
             raise bad_request(f"{name} must not contain control characters")
         return value
 
@@ -119,13 +228,26 @@ class Fields:
             raise ApiProblem(400, error.code, f"{name}: {error.message}") from error
         return str(value)
 
+    def choices(self, name: str, options: Iterable[str], default: list[str]) -> list[str]:
+        """A non-empty list of strings, each one of ``options``."""
+        value = self.body.get(name, default)
+        allowed = list(options)
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(item, str) and item in allowed for item in value)
+        ):
+            raise bad_request(f"{name} must be a non-empty list drawn from {', '.join(allowed)}")
+        return list(value)
 
-def _printable(value: str) -> bool:
+
+def printable(value: str) -> bool:
+    """No control, format, separator (other than space) or surrogate characters."""
     return all(ch.isprintable() or ch == " " for ch in value)
 
 
 def path_id(value: str, pattern: str, name: str) -> str:
-    if not _pattern(pattern).match(value):
+    if not matches(pattern, value):
         raise bad_request(f"{name} in the path is malformed")
     return value
 
@@ -134,14 +256,15 @@ def page_size() -> int:
     raw = request.args.get("page_size")
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise bad_request(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    return int(raw)
+    size = ascii_int(raw)
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
+        raise bad_request(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE} in ASCII digits")
+    return size
 
 
 def cursor() -> str:
     raw = request.args.get("cursor", "")
-    if len(raw) > MAX_BOOKMARK or not raw.isprintable():
+    if len(raw) > MAX_BOOKMARK or not matches(PRINTABLE_ASCII, raw):
         raise bad_request("cursor is malformed")
     return raw
 
@@ -160,6 +283,15 @@ def query_pattern(name: str, pattern: str) -> str | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not _pattern(pattern).match(raw):
+    if not matches(pattern, raw):
         raise bad_request(f"{name} is malformed")
     return raw
+
+
+def check_query_string() -> None:
+    """Every request: query values are bounded printable ASCII (no route takes anything else)."""
+    for name, value in request.args.items(multi=True):
+        if len(name) > 64 or len(value) > MAX_QUERY_VALUE:
+            raise bad_request("a query parameter is too long")
+        if not matches(PRINTABLE_ASCII, name) or not matches(PRINTABLE_ASCII, value):
+            raise bad_request("query parameters must be printable ASCII")

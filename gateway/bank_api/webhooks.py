@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import secrets
+import socket
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.bank_api.egress import EgressPolicy, EgressRefused, Target
 from gateway.bank_api.storage.db import Database
 from gateway.bank_api.storage.models import WebhookDelivery, WebhookSubscription, utcnow
 
@@ -71,18 +72,22 @@ class NewSubscription:
 
 
 class WebhookStore:
-    def __init__(self, db: Database, allowed_hosts: tuple[str, ...] = ()) -> None:
+    def __init__(self, db: Database, allowed_hosts: tuple[str, ...] = (), policy: EgressPolicy | None = None) -> None:
         self.db = db
         self.allowed_hosts = allowed_hosts
+        self.policy = policy or EgressPolicy()
 
     def check_url(self, url: str) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise WebhookError("url must be an absolute http or https URL")
-        if parsed.username or parsed.password:
-            raise WebhookError("url must not carry credentials")
-        if self.allowed_hosts and parsed.hostname not in self.allowed_hosts:
-            raise WebhookError(f"webhooks may only go to {', '.join(self.allowed_hosts)}")
+        """Refuse a URL the gateway must not call; the name is resolved too when it resolves now."""
+        try:
+            target = self.policy.check_url(url)
+            if self.allowed_hosts and target.host.lower() not in (h.lower() for h in self.allowed_hosts):
+                raise WebhookError(f"webhooks may only go to {', '.join(self.allowed_hosts)}")
+            self.policy.resolve(url)
+        except EgressRefused as error:
+            # A name that does not resolve yet may be registered; delivery checks again anyway.
+            if "does not resolve" not in str(error):
+                raise WebhookError(str(error)) from error
 
     def subscribe(self, account_id: str, url: str, event_types: list[str]) -> NewSubscription:
         self.check_url(url)
@@ -201,8 +206,10 @@ class WebhookSender:
         max_attempts: int,
         on_attempt: Any = None,
         poll_seconds: float = 0.5,
+        policy: EgressPolicy | None = None,
     ) -> None:
         self.db = db
+        self.policy = policy or EgressPolicy()
         self.timeout = timeout_seconds
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
@@ -250,26 +257,36 @@ class WebhookSender:
         self, url: str, secret: str, payload: str, delivery_id: str, event_type: str
     ) -> tuple[int | None, str | None]:
         body = payload.encode()
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "deposit-token-bank-api",
-                SIGNATURE_HEADER: sign(secret, int(time.time()), body),
-                "Bank-Api-Delivery": delivery_id,
-                "Bank-Api-Event": event_type,
-            },
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return int(response.status), None
-        except urllib.error.HTTPError as error:
-            return int(error.code), f"receiver answered {error.code}"
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            reason = getattr(error, "reason", error)
-            return None, f"could not reach the receiver: {reason}"[:500]
+            # Checked again now, on what the name resolves to now: it may have changed since
+            # registration (DNS rebinding), and the connection goes to the address checked here.
+            target = self.policy.resolve(url)
+        except EgressRefused as error:
+            return None, f"refused: {error}"[:500]
+        connection = _pinned_connection(target, self.timeout)
+        try:
+            connection.request(
+                "POST",
+                target.path,
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": "deposit-token-bank-api",
+                    SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+                    "Bank-Api-Delivery": delivery_id,
+                    "Bank-Api-Event": event_type,
+                },
+            )
+            status = int(connection.getresponse().status)
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            return None, f"could not reach the receiver: {error}"[:500]
+        finally:
+            connection.close()
+        if 300 <= status < 400:
+            return status, f"receiver answered {status}; redirects are not followed"
+        if not 200 <= status < 300:
+            return status, f"receiver answered {status}"
+        return status, None
 
     def _record(self, delivery_id: str, status: int | None, error: str | None) -> None:
         ok = status is not None and 200 <= status < 300
@@ -290,3 +307,33 @@ class WebhookSender:
                 delivery.state = "failed"
             else:
                 delivery.next_attempt_at = now + timedelta(seconds=backoff_seconds(delivery.attempts))
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the checked address, not to whatever the host name resolves to later."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._address = str(target.address)
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """The same for TLS: the certificate is still checked against the host name."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout, context=ssl.create_default_context())
+        self._address = str(target.address)
+        self._tls = ssl.create_default_context()
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+
+
+def _pinned_connection(target: Target, timeout: float) -> http.client.HTTPConnection:
+    if target.scheme == "https":
+        return _PinnedHTTPSConnection(target, timeout)
+    return _PinnedHTTPConnection(target, timeout)

@@ -489,6 +489,7 @@ def start_workers(services: Services, *, follow: bool, webhooks: bool) -> None:
             services.config.webhook_timeout_seconds,
             services.config.webhook_max_attempts,
             on_attempt=lambda outcome: services.metrics.webhook_deliveries.labels(outcome).inc(),
+            policy=services.egress,
         )
         sender.start()
         services.workers.append(sender)

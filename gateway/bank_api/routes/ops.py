@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+import ipaddress
+
+from flask import Blueprint, Response, request
 
 from gateway.bank_api.app import services
+from gateway.bank_api.auth import OPERATOR, requires
 from gateway.bank_api.ledger import LedgerError, LedgerUnavailable
 from gateway.bank_api.problems import problem_response
 from gateway.bank_api.routes.common import json_response
@@ -45,4 +48,19 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    """For the bank's own monitoring: from this machine (as Fabric's operations endpoints), or with the operator key."""
+    if not _from_loopback():
+        _require_operator()
     return Response(services().metrics.render(), mimetype="text/plain", content_type="text/plain; version=0.0.4")
+
+
+def _from_loopback() -> bool:
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _require_operator() -> None:
+    # The same check the API routes make, without wrapping this view in it (loopback needs no key).
+    requires(OPERATOR)(lambda: None)()

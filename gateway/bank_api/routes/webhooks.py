@@ -17,7 +17,7 @@ bp = Blueprint("webhooks", __name__, url_prefix="/v1")
 
 
 def _store() -> WebhookStore:
-    return WebhookStore(services().db, services().config.webhook_allowed_hosts)
+    return WebhookStore(services().db, services().config.webhook_allowed_hosts, services().egress)
 
 
 def _account() -> str:
@@ -55,9 +55,7 @@ def _delivery_body(row: WebhookDelivery) -> dict[str, object]:
 def subscribe() -> Response:
     fields = Fields(json_object(), ("url", "events"))
     url = fields.required_text("url", max_length=2048)
-    events = fields.body.get("events", list(EVENT_TYPES))
-    if not isinstance(events, list) or not events or not all(isinstance(e, str) and e in EVENT_TYPES for e in events):
-        raise bad_request(f"events must be a non-empty list drawn from {', '.join(EVENT_TYPES)}")
+    events = fields.choices("events", EVENT_TYPES, default=list(EVENT_TYPES))
     try:
         created = _store().subscribe(_account(), url, sorted(set(events)))
     except WebhookError as error:

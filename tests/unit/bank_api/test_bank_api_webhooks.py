@@ -15,7 +15,7 @@ import pytest
 from gateway.bank_api.storage.models import WebhookDelivery, utcnow
 from gateway.bank_api.webhooks import SIGNATURE_HEADER, WebhookSender, backoff_seconds, sign, verify
 from gateway.bank_api.workers import PaymentFollower
-from tests.unit.bank_api.conftest import Gateway
+from tests.unit.bank_api.conftest import Gateway, GatewayFactory
 
 
 class Receiver:
@@ -55,6 +55,17 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
+@pytest.fixture
+def us(make_gateway: GatewayFactory) -> Gateway:
+    # The receivers of these tests listen on loopback, which only an allow-list opens.
+    return make_gateway("USBankMSP", webhook_allowed_targets=("127.0.0.1",))
+
+
+@pytest.fixture
+def hk(make_gateway: GatewayFactory) -> Gateway:
+    return make_gateway("HKBankMSP", webhook_allowed_targets=("127.0.0.1",))
+
+
 def _merchant(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -92,7 +103,7 @@ def test_payment_received_is_delivered_signed(us: Gateway, hk: Gateway, receiver
     for _ in range(2):  # every event, then all of them again (a replay after a crash)
         for event in list(us.ledger.network.events):
             follower.handle_with_retries(event)
-    sender = WebhookSender(hk.services.db, timeout_seconds=5, max_attempts=3)
+    sender = WebhookSender(hk.services.db, timeout_seconds=5, max_attempts=3, policy=hk.services.egress)
     assert sender.send_due() == 1
     assert sender.send_due() == 0  # delivered once, even though the events were replayed
     headers, body = receiver.requests[0]
@@ -115,7 +126,7 @@ def test_failed_delivery_is_retried_with_backoff_then_given_up(us: Gateway, rece
     with us.services.db.session() as session:
         assert enqueue(session, account, "payment.completed", "evt-1", {"payment_id": "p"}) == 1
     receiver.fail_next = 10
-    sender = WebhookSender(us.services.db, timeout_seconds=5, max_attempts=3)
+    sender = WebhookSender(us.services.db, timeout_seconds=5, max_attempts=3, policy=us.services.egress)
     assert sender.send_due() == 1
     assert sender.send_due() == 0  # not due again before its backoff
     with us.services.db.session(write=False) as session:
