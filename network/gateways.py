@@ -8,7 +8,6 @@ is in the profile as ``operator_key_file``).
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -42,17 +41,12 @@ def gateway_spec(net: Consortium, msp_id: str) -> processes.NodeSpec:
             "--port",
             str(port),
         ],
-        env={"PYTHONUNBUFFERED": "1", **_passed_settings()},
+        env={"PYTHONUNBUFFERED": "1"},
         cwd=str(ROOT),
         health_url=f"http://{org.host}:{port}/healthz",
         ports=[port],
         host=org.host,
     )
-
-
-def _passed_settings() -> dict[str, str]:
-    """Gateway settings given to the network tool's own environment (e.g. a test's webhook allow-list)."""
-    return {key: value for key, value in os.environ.items() if key.startswith("BANK_API_")}
 
 
 def start_gateways(net: Consortium, restart: bool = True) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from network.org import ADMIN, CLIENT
@@ -17,6 +18,8 @@ def build_profile(net: Consortium) -> dict[str, Any]:
     own entry and nothing else.
     """
     topology, ports = net.topology, net.ports
+    # webhook targets the gateways may reach although private (a test's receiver on loopback)
+    allowed = [t.strip() for t in os.environ.get("BANK_API_WEBHOOK_ALLOWED_TARGETS", "").split(",") if t.strip()]
     orgs: dict[str, Any] = {}
     for org in topology.peer_orgs:
         p = ports.peers[org.msp_id]
@@ -53,6 +56,8 @@ def build_profile(net: Consortium) -> dict[str, Any]:
             "gateway_url": f"http://{p.host}:{p.gateway}",
             "operator_key_file": str(home.gateway_dir / "operator.key"),
         }
+        if allowed:
+            orgs[org.msp_id]["webhook_allowed_targets"] = allowed
     return {
         "channel": topology.channel,
         "state_dir": str(net.state_dir),

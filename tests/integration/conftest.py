@@ -40,7 +40,9 @@ def network_cli(*args: str, check: bool = True, timeout: float = 600) -> subproc
         str(STATE_DIR),
         *args,
     ]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    # the webhook tests' receivers listen on loopback, which the gateways refuse unless allowed
+    env = {**os.environ, "BANK_API_WEBHOOK_ALLOWED_TARGETS": "127.0.0.1"}
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"

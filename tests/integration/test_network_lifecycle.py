@@ -47,7 +47,7 @@ def test_a_taken_port_is_named_in_the_error() -> None:
     busy = plan.peers["HKBankMSP"].operations
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", busy))
+        sock.bind((plan.peers["HKBankMSP"].host, busy))
         sock.listen()
         result = cli("up", "--no-deploy", "--no-gateways")
     assert result.returncode != 0
@@ -69,9 +69,9 @@ def test_up_from_nothing_then_down_frees_everything() -> None:
     assert down.returncode == 0, down.stderr
     assert our_pids() == []
     fabric_ports = [
-        port for port, what in plan.all_ports() if "gateway" not in what and "chaincode" not in what
+        (host, port) for host, port, what in plan.host_ports() if "gateway" not in what and "chaincode" not in what
     ]
-    assert [p for p in fabric_ports if port_in_use(p)] == []
+    assert [(h, p) for h, p in fabric_ports if port_in_use(p, h)] == []
     assert not STATE.exists()
 
 

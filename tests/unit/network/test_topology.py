@@ -16,9 +16,12 @@ def raw() -> dict[str, Any]:
     return copy.deepcopy(data)
 
 
-def test_default_topology_has_three_raft_orderers_three_banks_and_a_regulator() -> None:
+def test_default_topology_gives_every_org_an_orderer_and_a_host_of_its_own() -> None:
     t = load_topology()
-    assert len(t.orderer.nodes) == 3
+    assert t.orderer.consensus == "etcdraft"
+    assert [n.org.name for n in t.orderers] == ["USBank", "HKBank", "SGBank", "Regulator"]
+    assert len({org.host for org in t.peer_orgs}) == len(t.peer_orgs)
+    assert t.crypto == "ca"
     assert [b.name for b in t.banks] == ["USBank", "HKBank", "SGBank"]
     assert t.regulator.currencies == ()
     assert t.org("HKBankMSP").currencies == ("HKD", "CNH", "USD")
@@ -44,7 +47,17 @@ def test_adding_a_bank_is_one_entry() -> None:
         (lambda d: d["banks"][0].update(msp_id="usbank"), "banks[0].msp_id"),
         (lambda d: d["banks"][2].pop("jurisdiction"), "banks[2].jurisdiction"),
         (lambda d: d["banks"][0].update(colour="red"), "banks[0].colour"),
+        (lambda d: d["orderer"].update(consensus="pbft"), "orderer.consensus"),
         (lambda d: d["orderer"].update(nodes=["o1", "o2"]), "orderer.nodes"),
+        (lambda d: d["banks"][0].update(host="not-an-ip"), "banks[0].host"),
+        (lambda d: d["banks"][0].update(host="0.0.0.0"), "banks[0].host"),
+        (lambda d: d["banks"][1].update(orderers=7), "banks[1].orderers"),
+        (lambda d: d["network"].update(crypto="openssl"), "network.crypto"),
+        (lambda d: [b.update(orderers=0) for b in [*d["banks"], d["regulator"]]], "banks[*].orderers"),
+        (lambda d: d["orderer"].update(consensus="BFT") or d["banks"][0].update(orderers=0), "orderer.consensus"),
+        # two orgs on one host with the same port block
+        (lambda d: d["banks"][1].update(host=d["banks"][0]["host"], port_block=d["network"]["base_port"] + 100),
+         "banks[1]"),
         (lambda d: d["network"].update(base_port="7000"), "network.base_port"),
         (lambda d: d["currencies"].update(USD=2.5), "currencies.USD"),
         (lambda d: d["banks"][1].update(msp_id="USBankMSP"), "banks[1].msp_id"),
@@ -73,3 +86,19 @@ def test_test_and_demo_port_plans_do_not_overlap() -> None:
     test = {p for p, _ in plan_ports(t, 17000).all_ports()}
     assert demo.isdisjoint(test)
     assert min(test) == 17000
+
+
+def test_two_orgs_may_share_a_host_when_their_ports_differ() -> None:
+    data = raw()
+    data["banks"][1]["host"] = data["banks"][0]["host"]
+    t = parse_topology(data)
+    plan = plan_ports(t, 7000)
+    pairs = [(host, port) for host, port, _what in plan.host_ports()]
+    assert len(pairs) == len(set(pairs))
+
+
+def test_bft_needs_four_ordering_nodes_and_accepts_them() -> None:
+    data = raw()
+    data["orderer"]["consensus"] = "BFT"
+    t = parse_topology(data)
+    assert [n.consenter_id for n in t.orderers] == [1, 2, 3, 4]
