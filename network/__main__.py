@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     # What one org runs on its own host, with only its own folder and the public consortium folder.
     org_cmd = sub.add_parser("org", help="one organisation's own steps, on its own host (see network/README.md)")
     org_cmd.add_argument(
-        "action", choices=("init", "export", "start", "stop", "status", "gateway"),
-        help="init: CAs and identities, then export; export: write the org definition; start: nodes, channel "
-        "join, chaincode install, server and approval; stop; status; gateway: start the bank's REST gateway",
+        "action", choices=("init", "export", "start", "deploy", "stop", "status", "gateway"),
+        help="init: CAs and identities, then export; export: write the org definition; start: nodes and "
+        "channel join; deploy: chaincode install, server and approval (once the ordering service has a "
+        "quorum); stop; status; gateway: start the bank's REST gateway",
     )  # fmt: skip
     org_cmd.add_argument("--org", required=True, help="the org's name in the topology, e.g. HKBank")
     org_cmd.add_argument("--home", type=Path, required=True, help="the org's own folder")

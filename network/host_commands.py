@@ -63,6 +63,8 @@ def run_org_command(topology: Topology, base_port: int, args: argparse.Namespace
         t = net.step(f"{org.name}: joining its peer to the channel")
         net.join_peer(org)
         net.done(t)
+        return 0
+    if args.action == "deploy":
         from network.deploy import approve_for_org
 
         for cc in topology.chaincodes_for(args.with_test_chaincodes):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +146,58 @@ def test_each_node_has_its_pid_and_log_in_its_own_orgs_folder(net: Consortium) -
         assert spec.name.endswith(home.org.msp_id) or spec.name.endswith(home.org.name), spec.name
         assert (home.root / "logs" / f"{spec.name}.log").exists()
         assert (home.root / "run" / f"{spec.name}.pid").exists()
+
+
+def _public_key(data: bytes) -> bytes | None:
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        return None
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _certificate_keys(folder: Path) -> set[bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    keys: set[bytes] = set()
+    for path in folder.rglob("*"):
+        if not path.is_file() or path.stat().st_size > 64_000:
+            continue
+        data = path.read_bytes()
+        if b"BEGIN CERTIFICATE" not in data:
+            continue
+        for cert in x509.load_pem_x509_certificates(data):
+            keys.add(cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            ))  # fmt: skip
+    return keys
+
+
+def test_no_org_holds_another_orgs_private_key(net: Consortium) -> None:
+    """Every private key in an org's folder belongs to that org, and only public material is shared."""
+    private: dict[str, list[tuple[Path, bytes]]] = {}
+    for msp_id, home in net.homes.items():
+        found = []
+        for path in home.root.rglob("*"):
+            if path.is_file() and path.stat().st_size < 16_000 and b"PRIVATE KEY" in path.read_bytes():
+                public = _public_key(path.read_bytes())
+                assert public is not None, f"{path} looks like a key but does not load"
+                found.append((path, public))
+        assert len(found) >= 8, f"{msp_id}: expected the CAs', nodes' and users' keys, found {len(found)}"
+        private[msp_id] = found
+    own_certs = {msp_id: _certificate_keys(home.root / "msp") | _certificate_keys(home.root / "users")
+                 | _certificate_keys(home.root / "peers") for msp_id, home in net.homes.items()}  # fmt: skip
+    for msp_id, keys in private.items():
+        for other, certs in own_certs.items():
+            if other == msp_id:
+                continue
+            stolen = [str(path) for path, public in keys if public in certs]
+            assert not stolen, f"{msp_id}'s folder holds keys of {other}'s identities: {stolen}"
+    # what the consortium folder holds is public: no private key at all
+    shared = [p for p in net.consortium_dir.rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
+    assert shared == []

@@ -36,6 +36,34 @@ ORGS = ["USBank", "HKBank", "SGBank", "Regulator"]
 pytestmark = pytest.mark.network
 
 
+def _per_host_commands(cli: list[str], state: Path) -> None:
+    """Build the consortium as separate banks would: each org's own commands, then the shared steps.
+
+    Every org's processes and CLI calls run inside its namespace (the topology's ``netns``);
+    what crosses between orgs is the definition files and the genesis block in ``consortium/``.
+    """
+    public = state / "consortium"
+
+    def run(*args: str) -> str:
+        result = subprocess.run([*cli, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        return result.stdout
+
+    for org in ORGS:  # each org, on its own host; it sends only its definition file
+        run("org", "init", "--org", org, "--home", str(state / "orgs" / org),
+            "--out", str(public / "definitions" / f"{org}.json"))  # fmt: skip
+    run("consortium", "genesis", "--consortium", str(public))
+    for org in ORGS:
+        run("org", "start", "--org", org, "--home", str(state / "orgs" / org), "--consortium", str(public))
+    for org in ORGS:
+        run("org", "deploy", "--org", org, "--home", str(state / "orgs" / org), "--consortium", str(public),
+            "--with-test-chaincodes")  # fmt: skip
+    run("consortium", "commit", "--org", "Regulator", "--home", str(state / "orgs" / "Regulator"),
+        "--consortium", str(public), "--with-test-chaincodes")  # fmt: skip
+    for org in ORGS[:3]:
+        run("org", "gateway", "--org", org, "--home", str(state / "orgs" / org), "--consortium", str(public))
+
+
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, Consortium]]:
     able, why = can_create_namespaces()
@@ -44,17 +72,16 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hosts, Con
     state = tmp_path_factory.mktemp("hosts") / "net"
     with separate_hosts(ORGS) as h:
         topology_file = h.topology(state.parent / "topology.yaml", consensus="BFT", base_port=BASE)
-        cli = [sys.executable, "-m", "network", "--topology", str(topology_file), "--base-port", str(BASE),
-               "--state-dir", str(state)]  # fmt: skip
+        cli = [sys.executable, "-m", "network", "--topology", str(topology_file), "--base-port", str(BASE)]
         net = Consortium(load_topology(topology_file), state, BASE, progress=lambda _m: None)
         try:
-            result = subprocess.run([*cli, "up", "--with-test-chaincodes"], cwd=ROOT, capture_output=True, text=True,
-                                    timeout=600, check=False)  # fmt: skip
-            sys.stderr.write(result.stdout[-4000:])
-            assert result.returncode == 0, f"up failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            _per_host_commands(cli, state)
+            # the test's own view of the whole consortium (every org's folder is on this one machine)
+            net.wait_gossip_membership()
+            net.write_profile()
             yield h, net
         finally:
-            subprocess.run([*cli, "down"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+            net.down()
 
 
 def profile_of(net: Consortium) -> dict[str, Any]:
