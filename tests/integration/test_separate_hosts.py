@@ -130,25 +130,33 @@ def test_the_payment_story_across_hosts(hosts: tuple[Hosts, Consortium]) -> None
 def test_a_bank_cut_off_while_payments_flow_catches_up_and_nothing_is_lost(hosts: tuple[Hosts, Consortium]) -> None:
     h, net = hosts
     banks = gateways_of(profile_of(net))
-    us, hk = banks["USBankMSP"], banks["HKBankMSP"]
+    us, hk, sg = banks["USBankMSP"], banks["HKBankMSP"], banks["SGBankMSP"]
     payer = us.open_account(unique("payer"), "US")
     payee = hk.open_account(unique("payee"), "HK")
+    elsewhere = sg.open_account(unique("payee"), "SG")
     us.issue(payer.account_id, "USD", "1000.00")
 
-    def pay(amount: str) -> str:
-        """A REST payment to HKBank; its id when the payer's bank accepted it, else ''."""
+    def pay(bank: str, account: str, amount: str) -> str:
+        """A REST payment; its id when the payer's bank accepted it, else ''."""
         try:
-            response = us.pay(payer, "HKBankMSP", payee.account_id, "USD", amount, f"cut-{uuid.uuid4().hex[:10]}")
+            response = us.pay(payer, bank, account, "USD", amount, f"cut-{uuid.uuid4().hex[:10]}")
         except requests.RequestException:
             return ""
         return str(response.json().get("payment_id", "")) if response.status_code == 201 else ""
 
-    before = pay("1.00")
+    before = pay("HKBankMSP", payee.account_id, "1.00")
     assert before, "a payment before the partition must be accepted"
     h.cut("HKBank")
     try:
         # HKBank's peer, orderer and gateway are unreachable; the other three consenters go on ordering
-        during = [pay(f"{2 + i}.00") for i in range(3)]
+        during = [pay("HKBankMSP", payee.account_id, f"{2 + i}.00") for i in range(3)]
+        to_sg = [pay("SGBankMSP", elsewhere.account_id, f"{5 + i}.00") for i in range(3)]
+        assert all(to_sg), f"payments between the connected banks must go on during the partition: {to_sg}"
+        for payment_id in to_sg:
+            assert wait_for(lambda pid=payment_id: us.payment(pid)["status"] == "completed", timeout=120), (
+                f"payment {payment_id} to SGBank did not complete while HKBank was cut off"
+            )
+        behind = (net.peer_height("USBankMSP") or 0) - (net.peer_height("HKBankMSP") or 0)
     finally:
         healed_at = time.monotonic()
         h.heal("HKBank")
@@ -158,8 +166,9 @@ def test_a_bank_cut_off_while_payments_flow_catches_up_and_nothing_is_lost(hosts
         return len(set(heights.values())) == 1 and None not in heights.values()
 
     assert wait_for(caught_up, timeout=180), "HKBank's peer did not catch up after the partition healed"
-    sys.stderr.write(f"partition: heal to caught-up {time.monotonic() - healed_at:.1f}s\n")
-    for payment_id in [before, *(pid for pid in during if pid)]:
+    took = time.monotonic() - healed_at
+    sys.stderr.write(f"partition: HKBank {behind} blocks behind, heal to caught-up {took:.1f}s\n")
+    for payment_id in [before, *(pid for pid in during if pid), *to_sg]:
         final = wait_for(
             lambda pid=payment_id: us.payment(pid)["status"] in ("completed", "refunded") and us.payment(pid),
             timeout=180,
