@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from network import processes
@@ -128,8 +128,9 @@ def server_node_spec(spec: CASpec, tls_cert: Path, tls_key: Path | None) -> proc
     return processes.NodeSpec(
         name=spec.node_name,
         kind="ca",
-        command=[*(["ip", "netns", "exec", spec.netns] if spec.netns else []),
-                 str(fabric_bin("fabric-ca-server")), "start", "-H", str(spec.home)],
+        command=[
+            *processes.netns_prefix(spec.netns), str(fabric_bin("fabric-ca-server")), "start", "-H", str(spec.home)
+        ],
         env=server_env(spec, tls_cert, tls_key),
         cwd=str(spec.home),
         health_url=f"http://{spec.host}:{spec.operations_port}/healthz",
@@ -174,22 +175,10 @@ def _load_cert(path: Path) -> x509.Certificate:
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``issuer``'s key signed ``cert`` (names alone prove nothing)."""
-    if cert.issuer != issuer.subject:
-        return False
-    public_key = issuer.public_key()
+    """True when ``issuer``'s key signed ``cert`` and names it as issuer (names alone prove nothing)."""
     try:
-        if isinstance(public_key, ec.EllipticCurvePublicKey):
-            assert cert.signature_hash_algorithm is not None
-            public_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
-        elif isinstance(public_key, rsa.RSAPublicKey):
-            assert cert.signature_hash_algorithm is not None
-            public_key.verify(
-                cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
-            )
-        else:
-            return False
-    except Exception:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 

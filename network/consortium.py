@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from network import processes
+from network.ca import CASpec, OrgCAs
 from network.definition import export_definition, load_definitions
 from network.material import MaterialError, write_genesis_block
 from network.nodes import admin_env, fabric_bin, fabric_home, orderer_spec, peer_spec
@@ -73,7 +74,7 @@ class Consortium:
         self.ports: PortPlan = plan_ports(self.topology, self.base_port)
         self.homes: dict[str, OrgHome] = {
             org.msp_id: OrgHome(
-                Path(self.org_homes.get(org.msp_id, self.state_dir / "orgs" / org.folder_name)).resolve(), org
+                Path(self.org_homes.get(org.msp_id, self.state_dir / "orgs" / org.name)).resolve(), org
             )
             for org in self.topology.peer_orgs
         }
@@ -101,8 +102,7 @@ class Consortium:
 
     def orderer_endpoint(self, org: Org) -> tuple[str, Path]:
         """The ordering node an org's admin sends to: its own if it runs one, else the first of the channel."""
-        own = [n for n in self.topology.orderers if n.org.msp_id == org.msp_id]
-        node = own[0] if own else self.topology.orderers[0]
+        node = (self.topology.orderers_of(org) or self.topology.orderers)[0]
         return self.ports.orderers[node.name].address, self.org_tls_ca(node.org.msp_id)
 
     # -- helpers ---------------------------------------------------------
@@ -154,7 +154,7 @@ class Consortium:
             self.progress(f"Network already running in {self.state_dir} (base port {self.base_port}): reusing it.")
         elif fabric_nodes and (self.consortium_dir / ".joined").exists():
             self.progress(f"Found a stopped network in {self.state_dir}: starting its nodes again.")
-            self._start_nodes(fabric_nodes, fresh=False)
+            self.start_nodes(fabric_nodes, fresh=False)
             self.wait_gossip_membership()
         else:
             if self.state_dir.exists() and any(self.state_dir.iterdir()):
@@ -213,7 +213,7 @@ class Consortium:
         self.create_genesis_block()
         self.done(t)
         specs = self.for_each_org(self.save_node_specs)
-        self._start_nodes([item for org_specs in specs for item in org_specs], fresh=True)
+        self.start_nodes([item for org_specs in specs for item in org_specs], fresh=True)
         t = self.step("Each org joins its ordering nodes to the channel (osnadmin, its own admin)")
         self.for_each_org(self.join_orderers, self.topology.orderer_orgs)
         self.wait_ordering_service()
@@ -244,9 +244,7 @@ class Consortium:
             cryptogen_identities(home, self.topology, fabric_bin("cryptogen"))
         home.identities_done.write_text("")
 
-    def org_cas(self, org: Org) -> Any:
-        from network.ca import CASpec, OrgCAs
-
+    def org_cas(self, org: Org) -> OrgCAs:
         home = self.home(org)
         p = self.ports.cas[org.msp_id]
         dns = (org.ca_host, "localhost") if org.host.startswith("127.") else (org.ca_host,)
@@ -280,7 +278,7 @@ class Consortium:
 
     def save_node_specs(self, org: Org) -> list[tuple[OrgHome, processes.NodeSpec]]:
         home = self.home(org)
-        specs = [orderer_spec(home, self.ports, n) for n in self.topology.orderers if n.org.msp_id == org.msp_id]
+        specs = [orderer_spec(home, self.ports, n) for n in self.topology.orderers_of(org)]
         specs.append(peer_spec(home, self.ports, org))
         processes.save_specs(home.root, specs)
         return [(home, spec) for spec in specs]
@@ -289,9 +287,10 @@ class Consortium:
         """``osnadmin channel <args>`` on one of the org's own nodes, as the org's admin (mutual TLS)."""
         home = self.home(node.org)
         admin_tls = home.user_dir(ADMIN) / "tls"
+        ports = self.ports.orderers[node.name]
         command = [
             str(fabric_bin("osnadmin")), "channel", *args,
-            "-o", f"{self.ports.orderers[node.name].host}:{self.ports.orderers[node.name].admin}",
+            "-o", f"{ports.host}:{ports.admin}",
             "--ca-file", str(home.tls_ca),
             "--client-cert", str(admin_tls / "client.crt"),
             "--client-key", str(admin_tls / "client.key"),
@@ -299,9 +298,7 @@ class Consortium:
         return run_in(node.org, command, f"osnadmin channel {args[0]} on {node.name}", timeout=timeout)
 
     def join_orderers(self, org: Org) -> None:
-        for node in self.topology.orderers:
-            if node.org.msp_id != org.msp_id:
-                continue
+        for node in self.topology.orderers_of(org):
             out = ""
             for attempt in range(20):
                 try:
@@ -333,7 +330,7 @@ class Consortium:
                     raise
                 time.sleep(0.5)
 
-    def _start_nodes(self, specs: list[tuple[OrgHome, processes.NodeSpec]], fresh: bool) -> None:
+    def start_nodes(self, specs: list[tuple[OrgHome, processes.NodeSpec]], fresh: bool) -> None:
         if not fresh:
             for home, spec in specs:
                 if processes.running_pid(home.root, spec.name) is not None:
@@ -498,12 +495,18 @@ class Consortium:
         }
 
     # -- down ------------------------------------------------------------
-    def down(self, keep_data: bool = False) -> list[str]:
+    def stop(self, orgs: Iterable[Org] | None = None) -> list[str]:
+        """Stop the orgs' processes (every org's by default), gateways first and CAs last; data stays."""
+        homes = [self.home(org) for org in (self.topology.peer_orgs if orgs is None else orgs)]
+        located = [(home, spec) for home in homes for spec in processes.load_specs(home.root)]
         stopped: list[str] = []
-        located = self.located_specs()
         for home, spec in sorted(located, key=lambda item: STOP_ORDER.get(item[1].kind, 9)):
             if processes.stop(home.root, spec.name):
                 stopped.append(spec.name)
+        return stopped
+
+    def down(self, keep_data: bool = False) -> list[str]:
+        stopped = self.stop()
         self._stop_strays()
         if not keep_data and self.state_dir.exists():
             shutil.rmtree(self.state_dir)

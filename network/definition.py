@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
-from network.ca import node_ous_config
+from network.ca import issued_by, node_ous_config
 from network.org import OrgHome
 from network.ports import PortPlan
 from network.topology import Topology
@@ -100,9 +99,7 @@ def export_definition(home: OrgHome, topology: Topology, ports: PortPlan) -> Org
     org = home.org
     peer = ports.peers[org.msp_id]
     orderers = []
-    for node in topology.orderers:
-        if node.org.msp_id != org.msp_id:
-            continue
+    for node in topology.orderers_of(org):
         p = ports.orderers[node.name]
         folder = home.orderer_dir(node)
         orderers.append(
@@ -280,16 +277,11 @@ def _ca_cert(pem: str, where: str) -> x509.Certificate:
         is_ca = False
     if not is_ca:
         raise DefinitionError(f"{where}: not a CA certificate (basic constraints CA:TRUE missing)")
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise DefinitionError(f"{where}: a root certificate must be self-signed ({exc or 'bad signature'})") from exc
+    if not issued_by(cert, cert):
+        raise DefinitionError(f"{where}: a root certificate must be self-signed")
     return cert
 
 
 def _chains(pem: str, issuer: x509.Certificate, where: str, issuer_name: str) -> None:
-    cert = _load(pem, where)
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise DefinitionError(f"{where}: does not chain to {issuer_name}") from exc
+    if not issued_by(_load(pem, where), issuer):
+        raise DefinitionError(f"{where}: does not chain to {issuer_name}")

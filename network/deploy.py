@@ -23,6 +23,7 @@ import json
 import sys
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,23 @@ def endorsement_policy(net: Consortium) -> str:
     return signature_policy_any(org.msp_id for org in net.topology.peer_orgs)
 
 
-def _definition(net: Consortium, cc: ChaincodeSpec) -> tuple[str, Path | None, str]:
+@dataclass(frozen=True)
+class Definition:
+    """The chaincode definition every org approves: endorsement policy and collections config."""
+
+    policy: str
+    collections_file: Path | None
+    fingerprint: str  # changes whenever a redeploy must approve and commit a new sequence
+
+    def cli_args(self, channel: str, cc: ChaincodeSpec, sequence: int) -> list[str]:
+        args = ["-C", channel, "-n", cc.name, "-v", cc.version, "--sequence", str(sequence),
+                "--signature-policy", self.policy]  # fmt: skip
+        if self.collections_file:
+            args += ["--collections-config", str(self.collections_file)]
+        return args
+
+
+def _definition(net: Consortium, cc: ChaincodeSpec) -> Definition:
     policy = endorsement_policy(net)
     collections_file: Path | None = None
     fingerprint_parts: list[Any] = [cc.version, policy]
@@ -100,7 +117,7 @@ def _definition(net: Consortium, cc: ChaincodeSpec) -> tuple[str, Path | None, s
         collections_file.write_text(json.dumps(config, indent=2))
         fingerprint_parts.append(config)
     fingerprint = hashlib.sha256(json.dumps(fingerprint_parts, sort_keys=True).encode()).hexdigest()
-    return policy, collections_file, fingerprint
+    return Definition(policy, collections_file, fingerprint)
 
 
 def committed_definition(net: Consortium, cc_name: str, org: Org | None = None) -> dict[str, Any] | None:
@@ -167,7 +184,7 @@ def deploy_all(net: Consortium, with_test_chaincodes: bool = False) -> None:
 
 def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
     orgs = net.topology.peer_orgs
-    policy, collections_file, fingerprint = _definition(net, cc)
+    definition = _definition(net, cc)
     stamp_path = net.consortium_dir / "chaincode" / cc.name / "committed.json"
     stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
     current = committed_definition(net, cc.name)
@@ -184,7 +201,7 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
 
     up_to_date = (
         current is not None
-        and stamp.get("fingerprint") == fingerprint
+        and stamp.get("fingerprint") == definition.fingerprint
         and stamp.get("sequence") == current_sequence
         and stamp.get("package_ids") == package_ids
     )
@@ -193,37 +210,34 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
     else:
         sequence = current_sequence + 1
         t = net.step(f"Each org approves '{cc.name}' v{cc.version} sequence {sequence}; then one commits it")
-        common = ["-C", net.topology.channel, "-n", cc.name, "-v", cc.version, "--sequence", str(sequence),
-                  "--signature-policy", policy]  # fmt: skip
-        if collections_file:
-            common += ["--collections-config", str(collections_file)]
+        common = definition.cli_args(net.topology.channel, cc, sequence)
         net.for_each_org(lambda org: approve(net, org, common, package_ids[org.msp_id]))
         commit(net, orgs[0], common)
         stamp_path.parent.mkdir(parents=True, exist_ok=True)
-        stamp_path.write_text(
-            json.dumps({"fingerprint": fingerprint, "sequence": sequence, "package_ids": package_ids}, indent=2)
-        )
+        stamp = {"fingerprint": definition.fingerprint, "sequence": sequence, "package_ids": package_ids}
+        stamp_path.write_text(json.dumps(stamp, indent=2))
         net.done(t)
 
     t = net.step(f"Waiting until '{cc.name}' answers on every peer")
     net.for_each_org(lambda org: wait_chaincode_answers(net, cc, org))
     net.done(t)
 
-    if cc.init_function and not stamp.get("initialised"):
-        t = net.step(
-            f"Initialising '{cc.name}' with the topology's reference data ({cc.init_function}, by the regulator)"
-        )
-        invoke(
-            net,
-            cc.name,
-            net.topology.regulator,
-            cc.init_function,
-            [json.dumps(net.topology.reference_data())],
-        )
-        stamp = json.loads(stamp_path.read_text())
-        stamp["initialised"] = True
-        stamp_path.write_text(json.dumps(stamp, indent=2))
-        net.done(t)
+    initialise(net, cc)
+
+
+def initialise(net: Consortium, cc: ChaincodeSpec) -> None:
+    """Submit the chaincode's init function once, as the regulator (its own folder remembers it did)."""
+    if not cc.init_function:
+        return
+    regulator = net.topology.regulator
+    marker = net.home(regulator).chaincode_dir / cc.name / "initialised"
+    if marker.exists():
+        return
+    t = net.step(f"Initialising '{cc.name}' with the topology's reference data ({cc.init_function}, by the regulator)")
+    invoke(net, cc.name, regulator, cc.init_function, [json.dumps(net.topology.reference_data())])
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("")
+    net.done(t)
 
 
 def install(net: Consortium, cc: ChaincodeSpec, org: Org) -> str:
@@ -320,15 +334,6 @@ def invoke(
     )  # fmt: skip
 
 
-def _definition_args(net: Consortium, cc: ChaincodeSpec, sequence: int) -> list[str]:
-    policy, collections_file, _fingerprint = _definition(net, cc)
-    args = ["-C", net.topology.channel, "-n", cc.name, "-v", cc.version, "--sequence", str(sequence),
-            "--signature-policy", policy]  # fmt: skip
-    if collections_file:
-        args += ["--collections-config", str(collections_file)]
-    return args
-
-
 def approve_for_org(net: Consortium, cc: ChaincodeSpec, org: Org) -> None:
     """One org, on its own host: install, start its chaincode server, approve the next definition."""
     if not contract_present(cc):
@@ -339,7 +344,7 @@ def approve_for_org(net: Consortium, cc: ChaincodeSpec, org: Org) -> None:
     current = committed_definition(net, cc.name, org)
     # a definition already committed is approved at its own sequence (an org catching up); else the next one
     sequence = int(current["sequence"]) if current else 1
-    approve(net, org, _definition_args(net, cc, sequence), package_id)
+    approve(net, org, _definition(net, cc).cli_args(net.topology.channel, cc, sequence), package_id)
     net.done(t)
 
 
@@ -350,14 +355,10 @@ def commit_for_consortium(net: Consortium, cc: ChaincodeSpec, committer: Org) ->
     current = committed_definition(net, cc.name, committer)
     if current is None:
         t = net.step(f"{committer.name}: committing '{cc.name}' (endorsed by every org's peer)")
-        commit(net, committer, _definition_args(net, cc, 1))
+        commit(net, committer, _definition(net, cc).cli_args(net.topology.channel, cc, 1))
         net.done(t)
     wait_chaincode_answers(net, cc, committer)
-    if cc.init_function:
-        if committer.kind != "regulator":
-            net.progress(f"    '{cc.name}' needs {cc.init_function} by the regulator: run the commit as the regulator")
-            return
-        marker = net.home(committer).chaincode_dir / cc.name / "initialised"
-        if not marker.exists():
-            invoke(net, cc.name, committer, cc.init_function, [json.dumps(net.topology.reference_data())])
-            marker.write_text("")
+    if cc.init_function and committer.kind != "regulator":
+        net.progress(f"    '{cc.name}' needs {cc.init_function} by the regulator: run the commit as the regulator")
+        return
+    initialise(net, cc)

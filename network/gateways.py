@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from network import processes
@@ -49,32 +50,23 @@ def gateway_spec(net: Consortium, msp_id: str) -> processes.NodeSpec:
     )
 
 
-def start_gateways(net: Consortium, restart: bool = True) -> None:
+def start_gateways(net: Consortium, banks: Iterable[Org] | None = None) -> None:
+    """Start (or restart, to pick up new code) the REST gateway of each bank, every bank by default."""
     if importlib.util.find_spec("gateway.bank_api.__main__") is None:
         net.progress("==> Skipping the REST gateways: gateway/bank_api is not there yet")
         return
+    chosen = list(net.topology.banks if banks is None else banks)
     net.write_profile()  # the gateways read it
-    t = net.step(f"Each bank starts its REST gateway ({len(net.topology.banks)})")
+    t = net.step(f"Each bank starts its REST gateway ({', '.join(b.name for b in chosen)})")
     specs = []
-    for bank in net.topology.banks:
+    for bank in chosen:
         home, spec = net.home(bank), gateway_spec(net, bank.msp_id)
         processes.save_specs(home.root, [spec])
-        if restart:
-            processes.stop(home.root, spec.name)  # pick up new code
+        processes.stop(home.root, spec.name)  # pick up new code
         processes.start(home.root, spec)
         specs.append((home, spec))
     for home, spec in specs:
         processes.wait_healthy(home.root, [spec], timeout=60)
-    for bank in net.topology.banks:
+    for bank in chosen:
         net.progress(f"    {bank.name}: http://{bank.host}:{net.ports.peers[bank.msp_id].gateway}")
     net.done(t)
-
-
-def start_gateway(net: Consortium, org: Org) -> None:
-    """One bank starts its own gateway (the per-host ``org gateway`` command)."""
-    home, spec = net.home(org), gateway_spec(net, org.msp_id)
-    processes.save_specs(home.root, [spec])
-    processes.stop(home.root, spec.name)
-    processes.start(home.root, spec)
-    processes.wait_healthy(home.root, [spec], timeout=60)
-    net.progress(f"{org.name}: REST gateway on http://{org.host}:{net.ports.peers[org.msp_id].gateway}")

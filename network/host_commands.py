@@ -14,8 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from network import processes
-from network.consortium import STOP_ORDER, Consortium, NetworkError
+from network.consortium import Consortium, NetworkError
 from network.topology import Org, Topology
 
 
@@ -55,7 +54,7 @@ def run_org_command(topology: Topology, base_port: int, args: argparse.Namespace
                 f"'python -m network consortium genesis --consortium {net.consortium_dir}' first"
             )
         located = net.save_node_specs(org)
-        net._start_nodes(located, fresh=False)
+        net.start_nodes(located, fresh=False)
         if org.orderer_count:
             t = net.step(f"{org.name}: joining its ordering nodes to the channel")
             net.join_orderers(org)
@@ -71,15 +70,12 @@ def run_org_command(topology: Topology, base_port: int, args: argparse.Namespace
             approve_for_org(net, cc, org)
         return 0
     if args.action == "gateway":
-        from network.gateways import start_gateway
+        from network.gateways import start_gateways
 
-        net.write_profile()
-        start_gateway(net, org)
+        start_gateways(net, [org])
         return 0
     if args.action == "stop":
-        specs = sorted(processes.load_specs(home.root), key=lambda s: STOP_ORDER.get(s.kind, 9))
-        stopped = [s.name for s in specs if processes.stop(home.root, s.name)]
-        print(f"{org.name}: stopped {len(stopped)} processes")
+        print(f"{org.name}: stopped {len(net.stop([org]))} processes")
         return 0
     if args.action == "status":
         info = net.status()

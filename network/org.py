@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from network import processes
 from network.ca import OrgCAs, node_ous_config, run_parallel
 from network.material import run
 from network.topology import OrdererNode, Org, Topology
@@ -116,7 +117,7 @@ class OrgHome:
 
 def netns_prefix(org: Org) -> list[str]:
     """Run a command inside the org's network namespace, when the topology gives it one."""
-    return ["ip", "netns", "exec", org.netns] if org.netns else []
+    return processes.netns_prefix(org.netns)
 
 
 def run_in(org: Org, command: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 120.0) -> str:
@@ -136,7 +137,7 @@ def node_sans(org: Org, dns_name: str) -> list[str]:
 def enroll_identities(home: OrgHome, topology: Topology, cas: OrgCAs) -> None:
     """Register and enroll every identity of the org from its own CAs, in parallel (see network.ca)."""
     org = home.org
-    nodes = [n for n in topology.orderers if n.org.msp_id == org.msp_id]
+    nodes = topology.orderers_of(org)
     jobs: list[Callable[[], None]] = [
         lambda: cas.enroll_node("peer0", "peer", node_sans(org, org.peer_host), home.peer_dir),
         lambda: cas.enroll_user(ADMIN, "admin", home.user_dir(ADMIN), tls=True),
@@ -161,7 +162,7 @@ def cryptogen_identities(home: OrgHome, topology: Topology, cryptogen: Path) -> 
     all this option is for.
     """
     org = home.org
-    nodes = [n for n in topology.orderers if n.org.msp_id == org.msp_id]
+    nodes = topology.orderers_of(org)
     specs = [{"Hostname": "peer0", "SANS": node_sans(org, org.peer_host)},
              {"Hostname": "chaincode", "SANS": node_sans(org, org.chaincode_host)}]  # fmt: skip
     specs += [{"Hostname": n.folder, "SANS": node_sans(org, n.dns_name)} for n in nodes]

@@ -20,12 +20,20 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from network.topology import Topology
 
 HOST = "127.0.0.1"
 PORT_SPAN = 600
 PPROF_OFFSET = 4
+
+
+class Listener(NamedTuple):
+    host: str
+    port: int
+    what: str  # e.g. "HKBankMSP peer ops", "orderer0.HKBankMSP admin"
+    org: str  # the MSP id of the org that runs it
 
 
 @dataclass(frozen=True)
@@ -69,56 +77,24 @@ class PortPlan:
     peers: dict[str, PeerPorts]  # by MSP id
     cas: dict[str, CAPorts]  # by MSP id
 
-    def addresses(self, topology: Topology) -> list[tuple[str, int, str, str]]:
-        """Every (host, port, what, topology field) the network listens on."""
-        fields = {org.msp_id: (f"banks[{i}]" if org.kind == "bank" else "regulator") for i, org in
-                  enumerate(topology.peer_orgs)}  # fmt: skip
-        out: list[tuple[str, int, str, str]] = []
-        for node in topology.orderers:
-            o = self.orderers[node.name]
-            where = f"{fields[node.org.msp_id]}.orderers"
-            out += [(o.host, port, f"{node.name} {what}", where) for port, what in
+    def listeners(self) -> list[Listener]:
+        """Every address the network listens on, with what listens there and the org that runs it."""
+        out: list[Listener] = []
+        for name, o in self.orderers.items():
+            org = name.split(".", 1)[1]
+            out += [Listener(o.host, port, f"{name} {what}", org) for port, what in
                     ((o.listen, "listen"), (o.admin, "admin"), (o.operations, "ops"))]  # fmt: skip
         for msp, p in self.peers.items():
-            where = fields[msp]
-            out += [
-                (p.host, p.listen, f"{msp} peer", where),
-                (p.host, p.chaincode, f"{msp} peer chaincode", where),
-                (p.host, p.operations, f"{msp} peer ops", where),
-                (p.host, p.gateway, f"{msp} REST gateway", where),
-            ]
-            out += [(p.host, port, f"{msp} chaincode server {cc}", where) for cc, port in p.chaincode_servers.items()]
             c = self.cas[msp]
-            out += [
-                (c.host, c.tls, f"{msp} TLS CA", where),
-                (c.host, c.sign, f"{msp} signing CA", where),
-                (c.host, c.tls_operations, f"{msp} TLS CA ops", where),
-                (c.host, c.sign_operations, f"{msp} signing CA ops", where),
-            ]
-        return out
-
-    def host_ports(self) -> list[tuple[str, int, str]]:
-        """Every (host, port, what) the network listens on."""
-        out: list[tuple[str, int, str]] = []
-        for name, o in self.orderers.items():
-            out += [(o.host, o.listen, f"{name} listen"), (o.host, o.admin, f"{name} admin"),
-                    (o.host, o.operations, f"{name} ops")]  # fmt: skip
-        for msp, p in self.peers.items():
-            out += [
-                (p.host, p.listen, f"{msp} peer"),
-                (p.host, p.chaincode, f"{msp} peer chaincode"),
-                (p.host, p.operations, f"{msp} peer ops"),
-                (p.host, p.gateway, f"{msp} REST gateway"),
-            ]
-            out += [(p.host, port, f"{msp} chaincode server {cc}") for cc, port in p.chaincode_servers.items()]
-            c = self.cas[msp]
-            out += [(c.host, c.tls, f"{msp} TLS CA"), (c.host, c.sign, f"{msp} signing CA"),
-                    (c.host, c.tls_operations, f"{msp} TLS CA ops"),
-                    (c.host, c.sign_operations, f"{msp} signing CA ops")]  # fmt: skip
+            named = [(p.listen, "peer"), (p.chaincode, "peer chaincode"), (p.operations, "peer ops"),
+                     (p.gateway, "REST gateway"), (c.tls, "TLS CA"), (c.sign, "signing CA"),
+                     (c.tls_operations, "TLS CA ops"), (c.sign_operations, "signing CA ops")]  # fmt: skip
+            named += [(port, f"chaincode server {cc}") for cc, port in p.chaincode_servers.items()]
+            out += [Listener(p.host, port, f"{msp} {what}", msp) for port, what in named]
         return out
 
     def all_ports(self) -> list[tuple[int, str]]:
-        return [(port, what) for _host, port, what in self.host_ports()]
+        return [(listener.port, listener.what) for listener in self.listeners()]
 
 
 def plan_ports(topology: Topology, base_port: int | None = None) -> PortPlan:
@@ -170,4 +146,4 @@ def port_in_use(port: int, host: str = HOST) -> bool:
 
 
 def taken_ports(plan: PortPlan) -> list[tuple[int, str]]:
-    return [(port, what) for host, port, what in plan.host_ports() if port_in_use(port, host)]
+    return [(item.port, item.what) for item in plan.listeners() if port_in_use(item.port, item.host)]

@@ -39,6 +39,11 @@ class NodeError(RuntimeError):
     pass
 
 
+def netns_prefix(netns: str | None) -> list[str]:
+    """The command prefix that runs a program inside a network namespace (none: this host's own)."""
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
 def save_specs(state_dir: Path, specs: Iterable[NodeSpec]) -> None:
     existing = {s.name: s for s in load_specs(state_dir)}
     for spec in specs:

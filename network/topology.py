@@ -67,10 +67,6 @@ class Org:
     def chaincode_host(self) -> str:
         return f"chaincode.{self.domain}"
 
-    @property
-    def folder_name(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
 class OrdererNode:
@@ -141,6 +137,10 @@ class Topology:
             for local in range(org.orderer_count):
                 nodes.append(OrdererNode(org=org, local_index=local, index=len(nodes)))
         return tuple(nodes)
+
+    def orderers_of(self, org: Org) -> tuple[OrdererNode, ...]:
+        """The ordering nodes ``org`` runs."""
+        return tuple(node for node in self.orderers if node.org.msp_id == org.msp_id)
 
     @property
     def orderer_orgs(self) -> tuple[Org, ...]:
@@ -316,14 +316,16 @@ def _check_addresses(topology: Topology) -> None:
     """No two nodes of the consortium may listen on one host:port."""
     from network.ports import plan_ports
 
-    plan = plan_ports(topology)
+    fields = {org.msp_id: (f"banks[{i}]" if org.kind == "bank" else "regulator")
+              for i, org in enumerate(topology.peer_orgs)}  # fmt: skip
     owners: dict[tuple[str, int], str] = {}
-    for host, port, what, where in plan.addresses(topology):
-        if (host, port) in owners:
+    for item in plan_ports(topology).listeners():
+        if (item.host, item.port) in owners:
             raise TopologyError(
-                f"{where}: {what} would listen on {host}:{port}, which {owners[(host, port)]} already uses"
+                f"{fields[item.org]}: {item.what} would listen on {item.host}:{item.port}, "
+                f"which {owners[(item.host, item.port)]} already uses"
             )
-        owners[(host, port)] = what
+        owners[(item.host, item.port)] = item.what
 
 
 def _org(raw: Any, where: str, kind: str, domain: str, currencies: dict[str, int]) -> Org:

@@ -51,7 +51,7 @@ class Hosts:
 
     orgs: list[str]
     tag: str = field(default_factory=lambda: f"{os.getpid() % 10000:04d}")
-    subnet: int = field(default_factory=lambda: 18 + (os.getpid() % 200))  # 198.18.<subnet>.0/24 ... see below
+    subnet: int = field(default_factory=lambda: 18 + (os.getpid() % 200))  # the bridge is 198.18.<subnet>.0/24
     namespaces: dict[str, str] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)
     host_links: dict[str, str] = field(default_factory=dict)
@@ -61,9 +61,8 @@ class Hosts:
         return f"dtbr{self.tag}"
 
     def create(self) -> None:
-        third = self.subnet % 256
         _ip("link", "add", self.bridge, "type", "bridge")
-        _ip("addr", "add", f"198.18.{third}.1/24", "dev", self.bridge)
+        _ip("addr", "add", f"198.18.{self.subnet}.1/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
         for i, org in enumerate(self.orgs):
             ns = f"dt{self.tag}-{i}"
@@ -75,7 +74,7 @@ class Hosts:
             _ip("link", "set", ns_end, "netns", ns)
             _ip("link", "set", host_end, "master", self.bridge)
             _ip("link", "set", host_end, "up")
-            address = f"198.18.{third}.{10 + i}"
+            address = f"198.18.{self.subnet}.{10 + i}"
             _ip("addr", "add", f"{address}/24", "dev", ns_end, netns=ns)
             _ip("link", "set", ns_end, "up", netns=ns)
             _ip("link", "set", "lo", "up", netns=ns)

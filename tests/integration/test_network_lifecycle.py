@@ -68,10 +68,8 @@ def test_up_from_nothing_then_down_frees_everything() -> None:
         down = cli("down")
     assert down.returncode == 0, down.stderr
     assert our_pids() == []
-    fabric_ports = [
-        (host, port) for host, port, what in plan.host_ports() if "gateway" not in what and "chaincode" not in what
-    ]
-    assert [(h, p) for h, p in fabric_ports if port_in_use(p, h)] == []
+    fabric = [item for item in plan.listeners() if "gateway" not in item.what and "chaincode" not in item.what]
+    assert [item for item in fabric if port_in_use(item.port, item.host)] == []
     assert not STATE.exists()
 
 

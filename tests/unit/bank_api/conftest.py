@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 
 from gateway.bank_api.app import Services, create_app
 from tests.unit.bank_api.fake_ledger import FakeLedger, FakeNetwork
+from tests.unit.bank_api.receiver import Receiver
 
 
 @dataclass
@@ -95,3 +97,24 @@ def us(make_gateway: GatewayFactory) -> Gateway:
 @pytest.fixture
 def hk(make_gateway: GatewayFactory) -> Gateway:
     return make_gateway("HKBankMSP")
+
+
+@pytest.fixture
+def seeded(us: Gateway, hk: Gateway) -> tuple[str, str]:
+    """A USBank account with 100.00 USD: its id and its merchant key."""
+    own, key = us.open_account("Payer Co")
+    us.issue(own, "100.00", ref="dep-seed")
+    return own, key
+
+
+def ledger_snapshot(gateway: Gateway) -> Any:
+    """Everything the fake ledger holds, to prove a refused request changed nothing."""
+    network = gateway.ledger.network
+    return copy.deepcopy((network.accounts, network.supply, network.payments, network.cycles, network.references))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
-from tests.unit.bank_api.conftest import Gateway
+from tests.unit.bank_api.conftest import Gateway, ledger_snapshot
 
 PAY = {"payee_bank": "HKBankMSP", "payee_account": "acc_payee", "currency": "USD", "amount": "1.00"}
 
@@ -192,18 +191,6 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
 ]
 
 
-@pytest.fixture
-def seeded(us: Gateway, hk: Gateway) -> tuple[str, str]:
-    own, key = us.open_account("Payer Co")
-    us.issue(own, "100.00", ref="dep-seed")
-    return own, key
-
-
-def _snapshot(gateway: Gateway) -> Any:
-    network = gateway.ledger.network
-    return copy.deepcopy((network.accounts, network.supply, network.payments, network.cycles, network.references))
-
-
 @pytest.mark.parametrize(("who", "method", "path", "body", "status", "code"), CASES)
 def test_bad_input_table(us: Gateway, seeded, who, method, path, body, status, code) -> None:
     own, merchant_key = seeded
@@ -219,7 +206,7 @@ def test_bad_input_table(us: Gateway, seeded, who, method, path, body, status, c
         kwargs["json"] = {k: (v.format(own=own) if isinstance(v, str) else v) for k, v in body.items()}
     elif body is not None:
         kwargs["json"] = body
-    before = _snapshot(us)
+    before = ledger_snapshot(us)
     response = getattr(us.client, method)(path, **kwargs)
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
@@ -229,7 +216,7 @@ def test_bad_input_table(us: Gateway, seeded, who, method, path, body, status, c
     assert problem["type"].endswith(code)
     assert problem["title"] and problem["detail"]
     assert "Traceback" not in problem["detail"]
-    assert _snapshot(us) == before
+    assert ledger_snapshot(us) == before
 
 
 def test_payment_without_idempotency_key_is_refused(us: Gateway, seeded) -> None:

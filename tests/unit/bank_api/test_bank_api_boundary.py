@@ -7,7 +7,6 @@ and check the same three things each time: no 5xx, a problem document, and no ch
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.bank_api.validation import MAX_JSON_DEPTH, json_depth
-from tests.unit.bank_api.conftest import Gateway
+from tests.unit.bank_api.conftest import Gateway, ledger_snapshot
 
 REFUSALS = {400, 401, 403, 404, 405, 409, 413, 415, 429}
 
@@ -44,18 +43,6 @@ LIST_ROUTES: list[tuple[str, str]] = [
 # Superscript two, Arabic-Indic one and three, Devanagari five, fullwidth one, mathematical one,
 # circled five, NKo one: all "digits" to str.isdigit, none a number on the wire.
 UNICODE_DIGITS = ["\u00b2", "\u0661", "\u0663", "\u096b", "\uff11", "\U0001d7d9", "\u2464", "\u07c1"]
-
-
-@pytest.fixture
-def seeded(us: Gateway, hk: Gateway) -> tuple[str, str]:
-    own, key = us.open_account("Payer Co")
-    us.issue(own, "100.00", ref="dep-seed")
-    return own, key
-
-
-def _snapshot(gateway: Gateway) -> Any:
-    network = gateway.ledger.network
-    return copy.deepcopy((network.accounts, network.supply, network.payments, network.cycles, network.references))
 
 
 def _headers(us: Gateway, seeded: tuple[str, str], who: str, key: str = "k-1") -> dict[str, str]:
@@ -90,12 +77,12 @@ DEEP_BODIES = [
 @pytest.mark.parametrize("body", DEEP_BODIES, ids=range(len(DEEP_BODIES)))
 @pytest.mark.parametrize(("method", "path", "who"), ROUTES)
 def test_deep_or_unclosed_json_is_400(us: Gateway, seeded, method, path, who, body) -> None:
-    before = _snapshot(us)
+    before = ledger_snapshot(us)
     response = getattr(us.client, method)(
         path.format(own=seeded[0]), data=body, content_type="application/json", headers=_headers(us, seeded, who)
     )
     _assert_refused(response, 400, "invalid_request")
-    assert _snapshot(us) == before
+    assert ledger_snapshot(us) == before
 
 
 @pytest.mark.parametrize(
@@ -112,7 +99,7 @@ def test_deep_or_unclosed_json_is_400(us: Gateway, seeded, method, path, who, bo
     ],
 )
 def test_strict_json(us: Gateway, seeded, raw: str) -> None:
-    before = _snapshot(us)
+    before = ledger_snapshot(us)
     response = us.client.post(
         "/v1/payments",
         data=raw.encode("utf-8"),
@@ -120,7 +107,7 @@ def test_strict_json(us: Gateway, seeded, raw: str) -> None:
         headers=_headers(us, seeded, "merchant"),
     )
     _assert_refused(response, 400)
-    assert _snapshot(us) == before
+    assert ledger_snapshot(us) == before
 
 
 def test_body_that_is_not_utf8_is_400(us: Gateway, seeded) -> None:
@@ -150,7 +137,7 @@ def test_body_that_is_not_utf8_is_400(us: Gateway, seeded) -> None:
 )
 def test_amounts_are_ascii_digits_matched_whole(us: Gateway, seeded, amount: str) -> None:
     own, _ = seeded
-    before = _snapshot(us)
+    before = ledger_snapshot(us)
     pay = {"payee_bank": "HKBankMSP", "payee_account": "acc_payee", "currency": "USD", "amount": amount}
     response = us.client.post(
         "/v1/payments", json=pay, headers=_headers(us, seeded, "merchant", f"a-{amount.encode().hex()}")
@@ -161,7 +148,7 @@ def test_amounts_are_ascii_digits_matched_whole(us: Gateway, seeded, amount: str
         "/v1/issuances", json=issue, headers=_headers(us, seeded, "operator", f"i-{amount.encode().hex()}")
     )
     _assert_refused(response, 400, "invalid_amount")
-    assert _snapshot(us) == before
+    assert ledger_snapshot(us) == before
 
 
 @pytest.mark.parametrize(
@@ -176,7 +163,7 @@ def test_amounts_are_ascii_digits_matched_whole(us: Gateway, seeded, amount: str
 )
 def test_pattern_fields_match_whole(us: Gateway, seeded, field: str, value: str) -> None:
     own, _ = seeded
-    before = _snapshot(us)
+    before = ledger_snapshot(us)
     body = {
         "account_id": own,
         "currency": "USD",
@@ -186,7 +173,7 @@ def test_pattern_fields_match_whole(us: Gateway, seeded, field: str, value: str)
     }
     response = us.client.post("/v1/issuances", json=body, headers=_headers(us, seeded, "operator"))
     _assert_refused(response, 400)
-    assert _snapshot(us) == before
+    assert ledger_snapshot(us) == before
 
 
 @pytest.mark.parametrize("value", [*UNICODE_DIGITS, "1\n", "+5", "-1", "5.0", " 5", "0x10", "1_0", "9" * 30, ""])
@@ -288,28 +275,28 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(Healt
 @given(route=st.sampled_from(ROUTES), body=OBJECTS | JSON_VALUES)
 def test_any_json_body_on_any_route(us: Gateway, seeded, route: tuple[str, str, str], body: Any) -> None:
     method, path, who = route
-    before = _snapshot(us)
+    before = ledger_snapshot(us)
     response = getattr(us.client, method)(
         path.format(own=seeded[0]), json=body, headers=_headers(us, seeded, who, f"fuzz-{hash(json.dumps(body))}")
     )
     assert response.status_code < 500, response.get_data(as_text=True)
     if response.status_code >= 400:
         _assert_refused(response)
-        assert _snapshot(us) == before
+        assert ledger_snapshot(us) == before
 
 
 @FUZZ
 @given(route=st.sampled_from(ROUTES), raw=RAW_BODIES)
 def test_any_bytes_on_any_route(us: Gateway, seeded, route: tuple[str, str, str], raw: bytes) -> None:
     method, path, who = route
-    before = _snapshot(us)
+    before = ledger_snapshot(us)
     response = getattr(us.client, method)(
         path.format(own=seeded[0]), data=raw, content_type="application/json", headers=_headers(us, seeded, who)
     )
     assert response.status_code < 500, response.get_data(as_text=True)
     if response.status_code >= 400:
         _assert_refused(response)
-        assert _snapshot(us) == before
+        assert ledger_snapshot(us) == before
 
 
 @FUZZ

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,6 +14,7 @@ from gateway.bank_api.egress import EgressPolicy, EgressRefused, IPAddress, forb
 from gateway.bank_api.storage.models import WebhookDelivery
 from gateway.bank_api.webhooks import WebhookSender, enqueue
 from tests.unit.bank_api.conftest import Gateway, GatewayFactory
+from tests.unit.bank_api.receiver import Receiver
 
 LOOPBACK_SPELLINGS = [
     "http://127.0.0.1/",
@@ -166,39 +164,6 @@ def test_any_text_is_a_checked_target_or_a_refusal(text: str) -> None:
 
 
 # --- through the API and the sender -------------------------------------------------------------
-
-
-class Receiver:
-    def __init__(self, status: int = 204, location: str | None = None) -> None:
-        self.hits: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.hits.append(self.path)
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from client_test_keys import Credentials, make_credentials
+from fake_gateway import FakeGateway
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +23,8 @@ def msp_dir(tmp_path: Path, credentials: Credentials) -> Path:
     (msp / "signcerts" / "User1@bank.example.com-cert.pem").write_bytes(credentials.cert_pem)
     (msp / "keystore" / "priv_sk").write_bytes(credentials.key_pem)
     return msp
+
+
+@pytest.fixture
+def fake() -> FakeGateway:
+    return FakeGateway()

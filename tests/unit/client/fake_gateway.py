@@ -10,10 +10,12 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from client_test_keys import Credentials
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,6 +32,8 @@ from fabric_protos.peer import (
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
+
+from gateway.fabric_client import ECDSASigner, Gateway, Identity
 
 REFUSAL = "chaincode response 404, [ACCOUNT_NOT_FOUND] no such account"
 
@@ -239,3 +243,19 @@ class FakeGatewayServer:
 
     def __exit__(self, *exc: object) -> None:
         self.server.stop(grace=None)
+
+
+@contextmanager
+def connected(fake: FakeGateway, credentials: Credentials, **options: Any) -> Iterator[Gateway]:
+    """A client connected as USBankMSP to the fake Gateway service, served in-process."""
+    with (
+        FakeGatewayServer(fake) as server,
+        Gateway.connect(
+            identity=Identity("USBankMSP", credentials.cert_pem),
+            signer=ECDSASigner.from_pem(credentials.key_pem),
+            endpoint=server.endpoint,
+            insecure=True,
+            **options,
+        ) as gateway,
+    ):
+        yield gateway

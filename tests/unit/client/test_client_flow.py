@@ -10,7 +10,7 @@ import grpc
 import pytest
 from client_test_keys import Credentials
 from fabric_protos.peer import transaction_pb2
-from fake_gateway import FakeGateway, FakeGatewayServer
+from fake_gateway import FakeGateway, FakeGatewayServer, connected
 from google.rpc import code_pb2
 
 from gateway.fabric_client import (
@@ -26,21 +26,8 @@ from gateway.fabric_client import (
 
 
 @pytest.fixture
-def fake() -> FakeGateway:
-    return FakeGateway()
-
-
-@pytest.fixture
 def gateway(fake: FakeGateway, credentials: Credentials) -> Iterator[Gateway]:
-    with (
-        FakeGatewayServer(fake) as server,
-        Gateway.connect(
-            identity=Identity("USBankMSP", credentials.cert_pem),
-            signer=ECDSASigner.from_pem(credentials.key_pem),
-            endpoint=server.endpoint,
-            insecure=True,
-        ) as gw,
-    ):
+    with connected(fake, credentials) as gw:
         yield gw
 
 

@@ -7,29 +7,14 @@ from collections.abc import Iterator
 import pytest
 from client_test_keys import Credentials
 from fabric_protos.peer import transaction_pb2
-from fake_gateway import QSCC_HEIGHT, QSCC_TX_BLOCK, FakeGateway, FakeGatewayServer
+from fake_gateway import QSCC_HEIGHT, QSCC_TX_BLOCK, FakeGateway, connected
 
-from gateway.fabric_client import ECDSASigner, Gateway, Identity, Ledger
-
-
-@pytest.fixture
-def fake() -> FakeGateway:
-    return FakeGateway()
+from gateway.fabric_client import Gateway, Identity, Ledger
 
 
 @pytest.fixture
 def ledger(fake: FakeGateway, credentials: Credentials) -> Iterator[Ledger]:
-    with (
-        FakeGatewayServer(fake) as server,
-        Gateway.connect(
-            identity=Identity("USBankMSP", credentials.cert_pem),
-            signer=ECDSASigner.from_pem(credentials.key_pem),
-            endpoint=server.endpoint,
-            insecure=True,
-            keepalive_time=120,
-            keepalive_timeout=10,
-        ) as gateway,
-    ):
+    with connected(fake, credentials, keepalive_time=120, keepalive_timeout=10) as gateway:
         yield gateway.get_network("tokens").get_ledger()
 
 

@@ -93,7 +93,7 @@ def test_two_orgs_may_share_a_host_when_their_ports_differ() -> None:
     data["banks"][1]["host"] = data["banks"][0]["host"]
     t = parse_topology(data)
     plan = plan_ports(t, 7000)
-    pairs = [(host, port) for host, port, _what in plan.host_ports()]
+    pairs = [(item.host, item.port) for item in plan.listeners()]
     assert len(pairs) == len(set(pairs))
 
 
