@@ -15,7 +15,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m network",
         description="Start, inspect and stop the multi-bank Fabric network on this machine.",
     )
-    parser.add_argument("--topology", type=Path, default=DEFAULT_TOPOLOGY, help="topology file (default: %(default)s)")
+    parser.add_argument(
+        "--topology", type=Path, default=None,
+        help=f"topology file (default: the running consortium's, else {DEFAULT_TOPOLOGY})",
+    )  # fmt: skip
     parser.add_argument(
         "--base-port", type=int, default=None, help="first port of the port plan (default: from topology)"
     )
@@ -37,6 +40,19 @@ def main(argv: list[str] | None = None) -> int:
     restart = sub.add_parser("start-node", help="start one stopped node and wait for it to be healthy")
     restart.add_argument("name")
     sub.add_parser("profile", help="print the path of the network profile")
+    add = sub.add_parser(
+        "add-bank",
+        help="add a bank to the running channel: its CAs, the config update signed by each member, "
+        "its nodes, the next chaincode definition, the reference data, its gateway",
+    )  # fmt: skip
+    add.add_argument("--name", required=True, help="the bank's name, e.g. EUBank")
+    add.add_argument("--msp-id", required=True, help="its MSP id, e.g. EUBankMSP")
+    add.add_argument("--jurisdiction", required=True, help="2 to 4 capital letters, e.g. EU")
+    add.add_argument("--currencies", required=True, help="the currencies it issues, comma-separated, e.g. EUR")
+    add.add_argument("--new-currency", action="append", default=[], metavar="CODE=EXPONENT",
+                     help="a currency the consortium does not know yet, e.g. CHF=2 (repeatable)")  # fmt: skip
+    add.add_argument("--host", help="the address its nodes bind to (default: the next free 127.0.0.x)")
+    add.add_argument("--orderers", type=int, default=0, help="ordering nodes it runs (default: 0)")
 
     # What one org runs on its own host, with only its own folder and the public consortium folder.
     org_cmd = sub.add_parser("org", help="one organisation's own steps, on its own host (see network/README.md)")
@@ -61,18 +77,24 @@ def main(argv: list[str] | None = None) -> int:
     cons.add_argument("--with-test-chaincodes", action="store_true")
     args = parser.parse_args(argv)
 
-    try:
-        topology = load_topology(args.topology)
-    except TopologyError as exc:
-        print(f"error: {args.topology}: {exc}", file=sys.stderr)
-        return 2
-
+    from network.channel_config import ConfigUpdateError
     from network.consortium import Consortium, NetworkError, default_state_dir
     from network.material import MaterialError
+    from network.membership import running_topology
     from network.processes import NodeError
 
-    base_port = args.base_port if args.base_port is not None else topology.base_port
-    state_dir = args.state_dir or default_state_dir(base_port)
+    topology_file = args.topology or DEFAULT_TOPOLOGY
+    try:
+        topology = load_topology(topology_file)
+        base_port = args.base_port if args.base_port is not None else topology.base_port
+        state_dir = args.state_dir or default_state_dir(base_port)
+        if args.topology is None and running_topology(state_dir, topology_file) != topology_file:
+            # banks have joined this consortium since it started: its live topology lists them
+            topology_file = running_topology(state_dir, topology_file)
+            topology = load_topology(topology_file)
+    except TopologyError as exc:
+        print(f"error: {topology_file}: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.command in ("org", "consortium"):
             from network.host_commands import run_consortium_command, run_org_command
@@ -115,12 +137,39 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name} started and healthy")
         elif args.command == "profile":
             print(net.state_dir / "profile.json")
-    except (NetworkError, MaterialError, NodeError, FileNotFoundError, ValueError, KeyError) as exc:
+        elif args.command == "add-bank":
+            return _add_bank(net, args)
+    except (NetworkError, MaterialError, NodeError, ConfigUpdateError, FileNotFoundError, ValueError,
+            KeyError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; run 'python -m network down' to clean up", file=sys.stderr)
         return 130
+    return 0
+
+
+def _add_bank(net: object, args: argparse.Namespace) -> int:
+    from network.consortium import Consortium, NetworkError
+    from network.membership import BankJoin, NewBank
+
+    assert isinstance(net, Consortium)
+    if not net.running_nodes():
+        raise NetworkError(f"no network is running in {net.state_dir}: run 'up' first")
+    new_currencies: list[tuple[str, int]] = []
+    for item in args.new_currency:
+        code, _, exponent = item.partition("=")
+        if not exponent.isdigit():
+            raise NetworkError(f"--new-currency {item!r}: expected CODE=EXPONENT, e.g. CHF=2")
+        new_currencies.append((code, int(exponent)))
+    used = {org.host for org in net.topology.peer_orgs}
+    host = args.host or next(f"127.0.0.{i}" for i in range(2, 255) if f"127.0.0.{i}" not in used)
+    bank = NewBank(
+        name=args.name, msp_id=args.msp_id, jurisdiction=args.jurisdiction,
+        currencies=tuple(c.strip() for c in args.currencies.split(",") if c.strip()),
+        host=host, orderers=args.orderers, new_currencies=tuple(new_currencies),
+    )  # fmt: skip
+    BankJoin(net.topology, net.state_dir, net.base_port, bank).run()
     return 0
 
 

@@ -182,7 +182,12 @@ def deploy_all(net: Consortium, with_test_chaincodes: bool = False) -> None:
         deploy_chaincode(net, cc)
 
 
-def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
+def deploy_chaincode(net: Consortium, cc: ChaincodeSpec, restart_servers: bool = True) -> None:
+    """Install, serve, approve and commit ``cc`` for every org; a new definition gets the next sequence.
+
+    ``restart_servers`` restarts running chaincode servers to pick up new code; without it only
+    servers that are not running start (a bank joining leaves the others' servers serving).
+    """
     orgs = net.topology.peer_orgs
     definition = _definition(net, cc)
     stamp_path = net.consortium_dir / "chaincode" / cc.name / "committed.json"
@@ -195,9 +200,14 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
     net.done(t)
 
     # Start the servers before the definition is committed: the peer dials them on first use.
-    t = net.step(f"Each org starts its own chaincode server for '{cc.name}'")
-    net.for_each_org(lambda org: start_server(net, cc, org, package_ids[org.msp_id]))
-    net.done(t)
+    starting = [
+        org for org in orgs
+        if restart_servers or processes.running_pid(net.home(org).root, f"cc.{cc.name}.{org.msp_id}") is None
+    ]  # fmt: skip
+    if starting:
+        t = net.step(f"{_who(starting, orgs)} starts its own chaincode server for '{cc.name}'")
+        net.for_each_org(lambda org: start_server(net, cc, org, package_ids[org.msp_id]), starting)
+        net.done(t)
 
     up_to_date = (
         current is not None
@@ -223,6 +233,10 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec) -> None:
     net.done(t)
 
     initialise(net, cc)
+
+
+def _who(chosen: list[Org], everyone: tuple[Org, ...]) -> str:
+    return "Each org" if len(chosen) == len(everyone) else ", ".join(org.name for org in chosen)
 
 
 def initialise(net: Consortium, cc: ChaincodeSpec) -> None:

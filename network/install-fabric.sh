@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FABRIC_HOME="${FABRIC_HOME:-$ROOT/.cache/fabric}"
 BIN="$FABRIC_HOME/bin"
 MODULE=github.com/hyperledger/fabric
-BINARIES=(peer orderer configtxgen cryptogen osnadmin)
+BINARIES=(peer orderer configtxgen configtxlator cryptogen osnadmin)
 
 # Candidates, newest first: "<pseudo-version> <human version>".
 # v3.1.5 is commit 86c1172bec37e6590c6b1ae6f847833df48d65fc.
@@ -69,8 +69,9 @@ overlay_latest() {
 
 # Fabric: peer, orderer and the tools, built without cgo; the sampleconfig is copied too.
 install_fabric() {
-  if [[ -f "$FABRIC_HOME/VERSION" ]] && all_present; then
-    installed="$(cat "$FABRIC_HOME/VERSION")"
+  local installed="" c
+  [[ -f "$FABRIC_HOME/VERSION" ]] && installed="$(cat "$FABRIC_HOME/VERSION")"
+  if [[ -n "$installed" ]] && all_present; then
     for c in "${CANDIDATES[@]}"; do
       if [[ "$installed" == "${c%% *}" ]]; then
         say "Fabric ${c#* } already installed in $BIN (skipping build)"
@@ -104,6 +105,11 @@ install_fabric() {
   i=0
   for b in "${BINARIES[@]}"; do
     i=$((i + 1)); t=$(date +%s)
+    # a binary added to the list later is built alone; the others of this version stay
+    if [[ "$installed" == "$version" && -x "$BIN/$b" ]]; then
+      say "[$i/${#BINARIES[@]}] $b $label already built"
+      continue
+    fi
     say "[$i/${#BINARIES[@]}] go install $MODULE/cmd/$b@$version (the first build takes a few minutes)"
     go install -ldflags "$ldflags" "$MODULE/cmd/$b@$version"
     say "[$i/${#BINARIES[@]}] $b built in $(( $(date +%s) - t ))s"

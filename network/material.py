@@ -70,6 +70,46 @@ def smartbft_options(ordering: Ordering) -> dict[str, Any]:
     }
 
 
+def application_org(d: OrgDefinition, msp_dir: Path) -> dict[str, Any]:
+    """The org as a member of the channel's Application group (configtx.yaml form)."""
+    return {
+        "Name": d.msp_id,
+        "ID": d.msp_id,
+        "MSPDir": str(msp_dir),
+        "Policies": _org_policies(d.msp_id, application=True),
+        "AnchorPeers": [{"Host": h, "Port": p} for h, p in d.anchor_peers],
+    }
+
+
+def orderer_org(d: OrgDefinition, msp_dir: Path) -> dict[str, Any]:
+    """The org as a member of the channel's Orderer group: its MSP and its nodes' endpoints."""
+    return {
+        "Name": d.msp_id,
+        "ID": d.msp_id,
+        "MSPDir": str(msp_dir),
+        "Policies": _org_policies(d.msp_id, application=False),
+        "OrdererEndpoints": [o.address for o in d.orderers],
+    }
+
+
+def print_org(work: Path, org: dict[str, Any], configtxgen: Path) -> dict[str, Any]:
+    """The org's config group as configtxlator JSON (``configtxgen -printOrg``), for a config update.
+
+    An org with ``OrdererEndpoints`` comes out as an Orderer org group, else as an Application one.
+    """
+    import json
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "configtx.yaml").write_text(
+        yaml.safe_dump({"Organizations": [org], "Capabilities": {"Channel": {"V3_0": True}}}, sort_keys=False)
+    )
+    name = org["Name"]
+    out = run([str(configtxgen), "-configPath", str(work), "-printOrg", name], f"configtxgen -printOrg {name}")
+    # the JSON is on stdout; log lines (stderr) follow it
+    group, _end = json.JSONDecoder().raw_decode(out[out.index("{") :])
+    return dict(group)
+
+
 def write_configtx(
     consortium_dir: Path, definitions: list[OrgDefinition], ordering: Ordering
 ) -> Path:
@@ -84,26 +124,10 @@ def write_configtx(
     bft: list[dict[str, Any]] = []
     for d in definitions:
         msp_dir = write_channel_msp(d, msp_root / d.msp_id)
-        application_orgs.append(
-            {
-                "Name": d.msp_id,
-                "ID": d.msp_id,
-                "MSPDir": str(msp_dir),
-                "Policies": _org_policies(d.msp_id, application=True),
-                "AnchorPeers": [{"Host": h, "Port": p} for h, p in d.anchor_peers],
-            }
-        )
+        application_orgs.append(application_org(d, msp_dir))
         if not d.orderers:
             continue
-        orderer_orgs.append(
-            {
-                "Name": d.msp_id,
-                "ID": d.msp_id,
-                "MSPDir": str(msp_dir),
-                "Policies": _org_policies(d.msp_id, application=False),
-                "OrdererEndpoints": [o.address for o in d.orderers],
-            }
-        )
+        orderer_orgs.append(orderer_org(d, msp_dir))
         for o in d.orderers:
             folder = node_root / o.name
             folder.mkdir(parents=True, exist_ok=True)

@@ -123,11 +123,27 @@ class Topology:
     chaincodes: tuple[ChaincodeSpec, ...]
     crypto: str = "ca"  # "ca": every org's own Fabric CAs; "cryptogen": the fast, single-folder option
     source: Path = field(default=DEFAULT_TOPOLOGY)
+    founding_banks: int | None = None  # how many of ``banks`` were in the genesis block (None: all)
+
+    @property
+    def founders(self) -> tuple[Org, ...]:
+        """The orgs of the channel's genesis block: the founding banks and the regulator."""
+        return (*self.banks[: self.founding_count], self.regulator)
+
+    @property
+    def founding_count(self) -> int:
+        return len(self.banks) if self.founding_banks is None else self.founding_banks
+
+    @property
+    def joined_banks(self) -> tuple[Org, ...]:
+        """Banks added to the running channel later, in the order they joined."""
+        return self.banks[self.founding_count :]
 
     @property
     def peer_orgs(self) -> tuple[Org, ...]:
-        """Banks first, then the regulator: the order ports are assigned in."""
-        return (*self.banks, self.regulator)
+        """The founding banks, the regulator, then the banks that joined later: the order ports
+        and consenter ids are assigned in, so a bank joining never moves an existing org's."""
+        return (*self.founders, *self.joined_banks)
 
     @property
     def orderers(self) -> tuple[OrdererNode, ...]:
@@ -191,7 +207,9 @@ def load_topology(path: Path | str = DEFAULT_TOPOLOGY) -> Topology:
 
 def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
     root = _mapping(raw, "<root>")
-    _no_unknown(root, "<root>", {"network", "orderer", "currencies", "banks", "regulator", "chaincodes"})
+    _no_unknown(
+        root, "<root>", {"network", "orderer", "currencies", "banks", "joined_banks", "regulator", "chaincodes"}
+    )
 
     net = _mapping(_required(root, "network", "<root>"), "network")
     _no_unknown(net, "network", {"channel", "domain", "base_port", "crypto"})
@@ -237,14 +255,26 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
         raise TopologyError("banks: at least one bank is required")
     if len(banks_raw) > MAX_BANKS:
         raise TopologyError(f"banks: at most {MAX_BANKS} banks fit the port plan, got {len(banks_raw)}")
-    banks = tuple(_org(b, f"banks[{i}]", "bank", domain, currencies) for i, b in enumerate(banks_raw))
+    founding = tuple(_org(b, f"banks[{i}]", "bank", domain, currencies) for i, b in enumerate(banks_raw))
+    # banks added to the running channel (python -m network add-bank writes this section)
+    joined_raw = _list(root.get("joined_banks", []), "joined_banks")
+    joined = tuple(_org(b, f"joined_banks[{i}]", "bank", domain, currencies) for i, b in enumerate(joined_raw))
+    banks = (*founding, *joined)
+    if len(banks) > MAX_BANKS:
+        raise TopologyError(f"joined_banks: at most {MAX_BANKS} banks fit the port plan, got {len(banks)}")
     regulator = _org(_required(root, "regulator", "<root>"), "regulator", "regulator", domain, currencies)
+
+    def field_of(org: Org) -> str:
+        if org.kind == "regulator":
+            return "regulator"
+        i = banks.index(org)
+        return f"banks[{i}]" if i < len(founding) else f"joined_banks[{i - len(founding)}]"
 
     seen_names: dict[str, str] = {}
     seen_msps: dict[str, str] = {}
     seen_netns: dict[str, str] = {}
-    for i, org in enumerate((*banks, regulator)):
-        where = f"banks[{i}]" if org.kind == "bank" else "regulator"
+    for org in (*banks, regulator):
+        where = field_of(org)
         if org.name.lower() in seen_names:
             raise TopologyError(f"{where}.name: {org.name!r} is already used by {seen_names[org.name.lower()]}")
         if org.msp_id in seen_msps:
@@ -307,6 +337,7 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
         chaincodes=tuple(chaincodes),
         crypto=crypto,
         source=source,
+        founding_banks=len(founding) if joined else None,
     )
     _check_addresses(topology)
     return topology
@@ -316,8 +347,10 @@ def _check_addresses(topology: Topology) -> None:
     """No two nodes of the consortium may listen on one host:port."""
     from network.ports import plan_ports
 
-    fields = {org.msp_id: (f"banks[{i}]" if org.kind == "bank" else "regulator")
-              for i, org in enumerate(topology.peer_orgs)}  # fmt: skip
+    founding = topology.founding_count
+    fields = {org.msp_id: "regulator" if org.kind == "regulator" else
+              (f"banks[{i}]" if i < founding else f"joined_banks[{i - founding}]")
+              for i, org in enumerate((*topology.banks, topology.regulator))}  # fmt: skip
     owners: dict[tuple[str, int], str] = {}
     for item in plan_ports(topology).listeners():
         if (item.host, item.port) in owners:
