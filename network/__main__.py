@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="a currency the consortium does not know yet, e.g. CHF=2 (repeatable)")  # fmt: skip
     add.add_argument("--host", help="the address its nodes bind to (default: the next free 127.0.0.x)")
     add.add_argument("--orderers", type=int, default=0, help="ordering nodes it runs (default: 0)")
+    add.add_argument("--resume", action="store_true", help="finish a join that was interrupted")
 
     # What one org runs on its own host, with only its own folder and the public consortium folder.
     org_cmd = sub.add_parser("org", help="one organisation's own steps, on its own host (see network/README.md)")
@@ -169,7 +170,7 @@ def _add_bank(net: object, args: argparse.Namespace) -> int:
         currencies=tuple(c.strip() for c in args.currencies.split(",") if c.strip()),
         host=host, orderers=args.orderers, new_currencies=tuple(new_currencies),
     )  # fmt: skip
-    BankJoin(net.topology, net.state_dir, net.base_port, bank).run()
+    BankJoin(net.topology, net.state_dir, net.base_port, bank, resume=args.resume).run()
     return 0
 
 

@@ -155,11 +155,16 @@ class BankJoin:
     """Adds ``bank`` to the consortium running in ``state_dir``, step by step."""
 
     def __init__(self, topology: Topology, state_dir: Path, base_port: int, bank: NewBank,
-                 progress: Any = None) -> None:  # fmt: skip
+                 progress: Any = None, resume: bool = False) -> None:  # fmt: skip
         self.bank_request = bank
         self.state_dir = state_dir.resolve()
         if any(org.msp_id == bank.msp_id for org in topology.peer_orgs):
-            extended = topology  # a join under way (or done): resume it
+            if not resume:
+                raise NetworkError(
+                    f"{bank.name} ({bank.msp_id}) is already a member of the consortium (see {topology.source}); "
+                    "to finish an interrupted join, run add-bank again with --resume"
+                )
+            extended = topology
         else:
             extended, raw = with_bank(topology, bank)
             write_live_topology(self.state_dir, raw)

@@ -1,0 +1,212 @@
+"""The consortium changes while it runs, with REST payments flowing through every change.
+
+A network of its own (ports 19700+): the changes are permanent (a bank joins for good), so the
+shared test network stays as the other tests expect it. Each test ends with every payment the
+flow sent in a final state, every flow account's balance matching the completed payments, and
+each issuer's supply equal to what it owes its customers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+from gateway.fabric_client.profile import connect_org
+from network import channel_config
+from network.channel_config import ConfigUpdateError
+from network.consortium import Consortium, NetworkError
+from network.material import MaterialError
+from network.membership import BankJoin, NewBank, running_topology
+from network.topology import DEFAULT_TOPOLOGY, load_topology
+from tests.integration.bank_api_support import BankGateway, gateways_of, unique, wait_for
+from tests.integration.deposit_token_support import Org as ClientOrg
+from tests.integration.payment_flow import PaymentFlow
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = int(os.environ.get("DT_TEST_CHANGES_PORT", "19700"))
+STATE = (ROOT / ".state" / f"changes-{BASE}").resolve()
+EU = "EUBankMSP"
+FOUNDERS = ("USBankMSP", "HKBankMSP", "SGBankMSP")
+
+pytestmark = pytest.mark.network
+
+
+def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BANK_API_WEBHOOK_ALLOWED_TARGETS": "127.0.0.1"}
+    return subprocess.run(
+        [sys.executable, "-m", "network", "--base-port", str(BASE), "--state-dir", str(STATE), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False, env=env,
+    )  # fmt: skip
+
+
+def consortium() -> Consortium:
+    """The running consortium as its live topology describes it (with the banks that joined)."""
+    return Consortium(load_topology(running_topology(STATE, DEFAULT_TOPOLOGY)), STATE, BASE, progress=print)
+
+
+def gateways() -> dict[str, BankGateway]:
+    return gateways_of(json.loads((STATE / "profile.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def flow() -> Iterator[PaymentFlow]:
+    """The network, up, with payments flowing between the founding banks."""
+    cli("down")
+    result = cli("up")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = gateways()
+    for bank in found.values():
+        assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
+    payments = PaymentFlow({})
+    for msp_id in FOUNDERS:
+        payments.add_bank(msp_id, found[msp_id])
+    payments.start()
+    try:
+        yield payments
+    finally:
+        payments.stop()
+        cli("down")
+
+
+def conserved(banks: list[str]) -> dict[str, int]:
+    """Each issuer's supply (read on the regulator's peer, its supervisory view) equals its book totals."""
+    profile_path = STATE / "profile.json"
+    regulator = ClientOrg("RegulatorMSP", connect_org(profile_path, "RegulatorMSP"))
+    try:
+        supply = {(c["issuer"], c["currency"]): c["supply"] for c in regulator.evaluate("GetSupply")["token_classes"]}
+    finally:
+        regulator.gateway.close()
+    for bank in banks:
+        org = ClientOrg(bank, connect_org(profile_path, bank))
+        try:
+            books = org.evaluate("GetBookTotals")["balances"]
+        finally:
+            org.gateway.close()
+        issued = {currency: amount for (issuer, currency), amount in supply.items() if issuer == bank}
+        assert {c: a for c, a in books.items() if a} == {c: a for c, a in issued.items() if a}, (bank, books, issued)
+    return {f"{issuer}/{currency}": amount for (issuer, currency), amount in supply.items()}
+
+
+def test_a_bank_joins_while_payments_flow(flow: PaymentFlow) -> None:
+    net = consortium()
+    wait_for(lambda: flow.count() >= 6, timeout=120)
+    started, sent_before = time.monotonic(), flow.count()
+    eubank = NewBank(name="EUBank", msp_id=EU, jurisdiction="EU", currencies=("EUR",), host="127.0.0.6")
+    join = BankJoin(net.topology, STATE, BASE, eubank, progress=print)
+    join.prepare()
+    summary = join.propose()
+    assert [r["policy"] for r in summary["requirements"]] == ["/Channel/Application/Admins"]
+
+    # Two of the four members sign: the tool refuses before sending, naming how many are missing.
+    us, hk, sg, regulator = (join.net.topology.org(m) for m in (*FOUNDERS, "RegulatorMSP"))
+    join.sign([us, regulator])
+    with pytest.raises(ConfigUpdateError) as refused:
+        join.submit(regulator)
+    assert "/Channel/Application/Admins" in str(refused.value)
+    assert "1 more signature missing" in str(refused.value)
+    assert "HKBankMSP" in str(refused.value) and "SGBankMSP" in str(refused.value)
+    # Sent anyway, the orderer refuses it too, and the channel is unchanged.
+    with pytest.raises(MaterialError) as rejected:
+        channel_config.submit(join.net, join.update_dir, regulator, force=True)
+    assert "not satisfied" in str(rejected.value) or "policy" in str(rejected.value), rejected.value
+    assert not join.is_member()
+
+    # A signature over something else does not count: the file is refused by name.
+    forged = join.update_dir / channel_config.SIGNATURES / "SGBankMSP.sig"
+    other = join.update_dir.parent / "other"
+    other.mkdir(exist_ok=True)
+    (other / channel_config.UPDATE_FILE).write_bytes(b"not this update")
+    forged.write_bytes(channel_config.sign_as_org(join.net, other, sg).read_bytes())
+    with pytest.raises(ConfigUpdateError, match=r"SGBankMSP\.sig: the signature of SGBankMSP does not match"):
+        join.submit(regulator)
+    forged.unlink()
+
+    join.sign([hk])  # the third of four: a majority
+    join.submit(regulator)
+    assert join.is_member()
+    join.join()
+    join.chaincode()
+    join.register()
+    join.gateway()
+    eu_gateway = gateways()[EU]
+    assert wait_for(eu_gateway.ready, timeout=60)
+    sent_at_join = flow.count()
+    flow.add_bank(EU, eu_gateway)
+    first = flow.wait_completed_since(sent_at_join, EU, timeout=180)
+    to_first_payment = time.monotonic() - started
+    during = sent_at_join - sent_before
+    print(f"\nFIGURE add-bank: {to_first_payment:.1f}s from the start of the join to the first completed payment "
+          f"of EUBank ({first.payer_bank} -> {first.payee_bank}); {during} payments sent during the join")  # fmt: skip
+
+    # EUBank pays and is paid by every founding bank.
+    wanted = {(EU, bank) for bank in FOUNDERS} | {(bank, EU) for bank in FOUNDERS}
+
+    def completed_pairs() -> set[tuple[str, str]]:
+        return {(s.payer_bank, s.payee_bank) for s in list(flow.sent)
+                if (s.payer_bank, s.payee_bank) in wanted and flow.status(s) == "completed"}  # fmt: skip
+
+    wait_for(lambda: completed_pairs() == wanted, timeout=240, interval=2)
+    assert completed_pairs() == wanted
+
+    # A second join of the same bank is refused, by the tool and by the channel.
+    again = cli("add-bank", "--name", "EUBank", "--msp-id", EU, "--jurisdiction", "EU", "--currencies", "EUR")
+    assert again.returncode == 1 and "already a member of the consortium" in again.stderr, again.stderr
+    with pytest.raises(ConfigUpdateError, match="already a member of channel"):
+        join.propose()
+
+    # The regulator's supply view shows the new bank's tokens.
+    supply = conserved([*FOUNDERS, EU])
+    assert supply.get(f"{EU}/EUR", 0) > 0, supply
+
+    # EUBank takes part in the next settlement cycle and confirms its leg.
+    banks = gateways()
+    cycle_id = unique("cycle")
+    opened = wait_for(
+        lambda: (r := banks["USBankMSP"].post("/v1/settlement-cycles", {"cycle_id": cycle_id})).status_code != 503
+        and r, timeout=300)  # fmt: skip
+    assert opened and opened.status_code == 201, opened.text if opened else "503 throughout"
+    cycle = opened.json()
+    assert EU in cycle["banks"], cycle["banks"]
+    for currency in {ccy for by_ccy in cycle["positions"].values() for ccy in by_ccy}:
+        assert sum(Decimal(by.get(currency, "0")) for by in cycle["positions"].values()) == 0
+    for msp_id in cycle["banks"]:
+        confirmed = confirm(banks[msp_id], cycle_id)
+        assert confirmed.status_code == 200, confirmed.text
+    assert banks["USBankMSP"].get(f"/v1/settlement-cycles/{cycle_id}").json()["status"] == "settled"
+
+    figures = flow.settle_and_check()
+    print(f"FIGURE add-bank payments: {figures}")
+    assert figures["completed"] > during
+    conserved([*FOUNDERS, EU])
+    # the live topology lists the bank, so the network tool sees its nodes
+    status = cli("status", "--json")
+    names = {node["name"] for node in json.loads(status.stdout)["nodes"]}
+    assert {f"peer.{EU}", f"gateway.{EU}", f"cc.deposit_token.{EU}"} <= names
+
+
+def confirm(bank: BankGateway, cycle_id: str) -> requests.Response:
+    """Confirm the bank's leg, retrying 503s (the same reference again is a no-op at the contract)."""
+    reference, deadline = unique("rtgs"), time.monotonic() + 300
+    while True:
+        response = bank.post(f"/v1/settlement-cycles/{cycle_id}/confirmation", {"external_ref": reference})
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        time.sleep(1)
+
+
+def test_join_refused_for_unknown_currency() -> None:
+    """A bank whose currency the consortium does not know is refused before anything changes."""
+    net = consortium()
+    strange = NewBank(name="ChBank", msp_id="ChBankMSP", jurisdiction="CH", currencies=("CHF",), host="127.0.0.7")
+    with pytest.raises(NetworkError, match="CHF"):
+        BankJoin(net.topology, STATE, BASE, strange)
+    assert "ChBankMSP" not in running_topology(STATE, DEFAULT_TOPOLOGY).read_text()
