@@ -54,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--host", help="the address its nodes bind to (default: the next free 127.0.0.x)")
     add.add_argument("--orderers", type=int, default=0, help="ordering nodes it runs (default: 0)")
     add.add_argument("--resume", action="store_true", help="finish a join that was interrupted")
+    upgrade = sub.add_parser(
+        "upgrade-chaincode",
+        help="a new version of a chaincode, approved and committed by every org while the old one keeps serving",
+    )  # fmt: skip
+    upgrade.add_argument("name", help="the chaincode, e.g. deposit_token")
+    upgrade.add_argument("--version", required=True, help="its new version, e.g. 1.1")
+    upgrade.add_argument("--contract", help="module:Class of the new contract (default: the current one)")
 
     # What one org runs on its own host, with only its own folder and the public consortium folder.
     org_cmd = sub.add_parser("org", help="one organisation's own steps, on its own host (see network/README.md)")
@@ -140,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             print(net.state_dir / "profile.json")
         elif args.command == "add-bank":
             return _add_bank(net, args)
+        elif args.command == "upgrade-chaincode":
+            from network.upgrade import upgrade_chaincode
+
+            if not net.running_nodes():
+                raise NetworkError(f"no network is running in {net.state_dir}: run 'up' first")
+            upgrade_chaincode(net, args.name, args.version, args.contract)
     except (NetworkError, MaterialError, NodeError, ConfigUpdateError, FileNotFoundError, ValueError,
             KeyError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)

@@ -55,11 +55,19 @@ def _tar_bytes(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def package_chaincode(net: Consortium, cc: ChaincodeSpec, org: Org) -> tuple[Path, str]:
-    """Write the org's CCaaS package; return its path and package id."""
+def current_slot(net: Consortium, cc_name: str, org: Org) -> int:
+    """Which of its two server slots the org's chaincode ``cc_name`` is served from (0 until upgraded)."""
+    path = net.home(org).chaincode_dir / cc_name / "slot"
+    return int(path.read_text()) if path.exists() else 0
+
+
+def package_chaincode(net: Consortium, cc: ChaincodeSpec, org: Org, slot: int | None = None) -> tuple[Path, str]:
+    """Write the org's CCaaS package for its server in ``slot`` (the current one by default); return its
+    path and package id."""
     label = f"{cc.name}_{cc.version}"
     home = net.home(org)
-    address = f"{org.host}:{net.ports.peers[org.msp_id].chaincode_servers[cc.name]}"
+    slot = current_slot(net, cc.name, org) if slot is None else slot
+    address = f"{org.host}:{net.ports.peers[org.msp_id].chaincode_server(cc.name, slot)}"
     # Mutual TLS between the peer and its chaincode server: the server presents the org's
     # "chaincode" TLS identity, and the peer authenticates with its own TLS certificate.
     # Fabric wants PEM contents here, not paths.
@@ -76,7 +84,7 @@ def package_chaincode(net: Consortium, cc: ChaincodeSpec, org: Org) -> tuple[Pat
     code = _tar_bytes({"connection.json": json.dumps(connection, indent=2).encode()})
     metadata = json.dumps({"type": "ccaas", "label": label}).encode()
     package = _tar_bytes({"metadata.json": metadata, "code.tar.gz": code})
-    out = home.chaincode_dir / cc.name / "package.tar.gz"
+    out = home.chaincode_dir / cc.name / f"package-{cc.version}-slot{slot}.tar.gz"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(package)
     return out, f"{label}:{hashlib.sha256(package).hexdigest()}"
@@ -104,7 +112,7 @@ class Definition:
         return args
 
 
-def _definition(net: Consortium, cc: ChaincodeSpec) -> Definition:
+def chaincode_definition(net: Consortium, cc: ChaincodeSpec) -> Definition:
     policy = endorsement_policy(net)
     collections_file: Path | None = None
     fingerprint_parts: list[Any] = [cc.version, policy]
@@ -138,8 +146,11 @@ def committed_definition(net: Consortium, cc_name: str, org: Org | None = None) 
     return definition
 
 
-def chaincode_server_spec(net: Consortium, cc: ChaincodeSpec, org: Org, package_id: str) -> processes.NodeSpec:
-    port = net.ports.peers[org.msp_id].chaincode_servers[cc.name]
+def chaincode_server_spec(
+    net: Consortium, cc: ChaincodeSpec, org: Org, package_id: str, slot: int | None = None
+) -> processes.NodeSpec:
+    slot = current_slot(net, cc.name, org) if slot is None else slot
+    port = net.ports.peers[org.msp_id].chaincode_server(cc.name, slot)
     home = net.home(org)
     return processes.NodeSpec(
         name=f"cc.{cc.name}.{org.msp_id}",
@@ -189,7 +200,7 @@ def deploy_chaincode(net: Consortium, cc: ChaincodeSpec, restart_servers: bool =
     servers that are not running start (a bank joining leaves the others' servers serving).
     """
     orgs = net.topology.peer_orgs
-    definition = _definition(net, cc)
+    definition = chaincode_definition(net, cc)
     stamp_path = net.consortium_dir / "chaincode" / cc.name / "committed.json"
     stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
     current = committed_definition(net, cc.name)
@@ -254,9 +265,9 @@ def initialise(net: Consortium, cc: ChaincodeSpec) -> None:
     net.done(t)
 
 
-def install(net: Consortium, cc: ChaincodeSpec, org: Org) -> str:
+def install(net: Consortium, cc: ChaincodeSpec, org: Org, slot: int | None = None) -> str:
     """The org packages the chaincode for its own server and installs it on its own peer; returns the package id."""
-    package, package_id = package_chaincode(net, cc, org)
+    package, package_id = package_chaincode(net, cc, org, slot)
     marker = net.home(org).chaincode_dir / cc.name / "installed"
     if marker.exists() and marker.read_text() == package_id:
         return package_id
@@ -358,7 +369,7 @@ def approve_for_org(net: Consortium, cc: ChaincodeSpec, org: Org) -> None:
     current = committed_definition(net, cc.name, org)
     # a definition already committed is approved at its own sequence (an org catching up); else the next one
     sequence = int(current["sequence"]) if current else 1
-    approve(net, org, _definition(net, cc).cli_args(net.topology.channel, cc, sequence), package_id)
+    approve(net, org, chaincode_definition(net, cc).cli_args(net.topology.channel, cc, sequence), package_id)
     net.done(t)
 
 
@@ -369,7 +380,7 @@ def commit_for_consortium(net: Consortium, cc: ChaincodeSpec, committer: Org) ->
     current = committed_definition(net, cc.name, committer)
     if current is None:
         t = net.step(f"{committer.name}: committing '{cc.name}' (endorsed by every org's peer)")
-        commit(net, committer, _definition(net, cc).cli_args(net.topology.channel, cc, 1))
+        commit(net, committer, chaincode_definition(net, cc).cli_args(net.topology.channel, cc, 1))
         net.done(t)
     wait_chaincode_answers(net, cc, committer)
     if cc.init_function and committer.kind != "regulator":

@@ -105,6 +105,14 @@ def write_live_topology(state_dir: Path, raw: dict[str, Any]) -> Path:
     return path
 
 
+def remember_topology(state_dir: Path, path: Path) -> None:
+    """Record in the network's settings which topology file describes it now."""
+    settings = state_dir / "network-settings.json"
+    data = json.loads(settings.read_text()) if settings.exists() else {}
+    data["topology"] = str(path)
+    settings.write_text(json.dumps(data, indent=2))
+
+
 # -- the config update ---------------------------------------------------------------
 
 
@@ -169,18 +177,12 @@ class BankJoin:
             extended, raw = with_bank(topology, bank)
             write_live_topology(self.state_dir, raw)
             extended = load_topology(live_topology_file(self.state_dir))
-            self._remember_topology(extended)
+            remember_topology(self.state_dir, extended.source)
         kwargs = {"progress": progress} if progress is not None else {}
         self.net = Consortium(extended, self.state_dir, base_port, **kwargs)
         self.bank: Org = extended.org(bank.msp_id)
         self.members = [org for org in extended.peer_orgs if org.msp_id != bank.msp_id]
         self.update_dir = self.net.consortium_dir / "updates" / f"add-{bank.msp_id}"
-
-    def _remember_topology(self, topology: Topology) -> None:
-        settings = self.state_dir / "network-settings.json"
-        data = json.loads(settings.read_text()) if settings.exists() else {}
-        data["topology"] = str(topology.source)
-        settings.write_text(json.dumps(data, indent=2))
 
     # the member that fetches the config and submits the update; the regulator coordinates admissions
     @property

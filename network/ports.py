@@ -9,7 +9,9 @@ host (see the topology), so a port is only ever meaningful together with that ho
     peer org i (banks first,  base + 100 + 20i + 0 (peer), +1 (chaincode callback),
     then the regulator)          +2 (operations), +3 (REST gateway), +4 (Go pprof, only with
                                  DT_PEER_PPROF=1), +5 (TLS CA), +6 (signing CA), +7 and +8
-                                 (their operations), +10+j (chaincode server j)
+                                 (their operations), +10+j (chaincode server j), +15+j (chaincode
+                                 server j's second slot: a new version starts there while the
+                                 current one keeps serving, see network/upgrade.py)
 
 An org with ``port_block`` in the topology uses that instead of ``base + 100 + 20i`` (moved by
 the same amount as the base port when ``--base-port`` differs from the file's).
@@ -27,6 +29,7 @@ from network.topology import Topology
 HOST = "127.0.0.1"
 PORT_SPAN = 600
 PPROF_OFFSET = 4
+CHAINCODE_SLOT_SHIFT = 5  # the second slot of chaincode server j is 5 ports above the first
 
 
 class Listener(NamedTuple):
@@ -61,6 +64,10 @@ class PeerPorts:
     def address(self) -> str:
         return f"{self.host}:{self.listen}"
 
+    def chaincode_server(self, name: str, slot: int = 0) -> int:
+        """The port of chaincode ``name``'s server in ``slot`` (0 or 1)."""
+        return self.chaincode_servers[name] + CHAINCODE_SLOT_SHIFT * slot
+
 
 @dataclass(frozen=True)
 class CAPorts:
@@ -90,6 +97,8 @@ class PortPlan:
                      (p.gateway, "REST gateway"), (c.tls, "TLS CA"), (c.sign, "signing CA"),
                      (c.tls_operations, "TLS CA ops"), (c.sign_operations, "signing CA ops")]  # fmt: skip
             named += [(port, f"chaincode server {cc}") for cc, port in p.chaincode_servers.items()]
+            named += [(port + CHAINCODE_SLOT_SHIFT, f"chaincode server {cc} (second slot)")
+                      for cc, port in p.chaincode_servers.items()]  # fmt: skip
             out += [Listener(p.host, port, f"{msp} {what}", msp) for port, what in named]
         return out
 

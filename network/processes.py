@@ -153,6 +153,32 @@ def stop(state_dir: Path, name: str, timeout: float = 15.0, sig: int = signal.SI
     return True
 
 
+def rename(state_dir: Path, name: str, new_name: str) -> NodeSpec | None:
+    """Carry on tracking the running node ``name`` as ``new_name`` (its spec and pid file move).
+
+    A chaincode upgrade starts the new version's server under the usual name while the old one,
+    renamed, keeps serving until the new definition is committed.
+    """
+    specs = {spec.name: spec for spec in load_specs(state_dir)}
+    spec = specs.get(name)
+    if spec is None:
+        return None
+    renamed = NodeSpec(**{**asdict(spec), "name": new_name})
+    save_specs(state_dir, [renamed])
+    if pid_file(state_dir, name).exists():
+        pid_file(state_dir, name).replace(pid_file(state_dir, new_name))
+    return renamed
+
+
+def forget(state_dir: Path, name: str) -> None:
+    """Drop ``name``'s spec (a node that is gone for good)."""
+    remaining = [spec for spec in load_specs(state_dir) if spec.name != name]
+    path = state_dir / "nodes.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([asdict(s) for s in remaining], indent=2))
+    tmp.replace(path)
+
+
 def _reap(pid: int) -> None:
     # a node started by this very process is our child: collect it so it does not linger as a zombie
     with contextlib.suppress(ChildProcessError):

@@ -34,6 +34,7 @@ _NETNS = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 MAX_BANKS = 20
 MAX_ORDERERS_PER_ORG = 3
 MAX_ORDERERS = 10  # the port plan gives orderers base + 0 .. base + 99
+MAX_CHAINCODES = 5  # each has two server slots in the org's port block (network/ports.py)
 CONSENSUS_TYPES = ("etcdraft", "BFT")
 CRYPTO_SOURCES = ("ca", "cryptogen")
 
@@ -298,6 +299,8 @@ def parse_topology(raw: Any, source: Path = DEFAULT_TOPOLOGY) -> Topology:
         )
 
     chaincodes_raw = _list(root.get("chaincodes", []), "chaincodes")
+    if len(chaincodes_raw) > MAX_CHAINCODES:
+        raise TopologyError(f"chaincodes: at most {MAX_CHAINCODES} fit the port plan, got {len(chaincodes_raw)}")
     chaincodes: list[ChaincodeSpec] = []
     for i, cc_raw in enumerate(chaincodes_raw):
         where = f"chaincodes[{i}]"

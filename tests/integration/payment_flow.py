@@ -67,6 +67,7 @@ class PaymentFlow:
             self._banks.append(msp_id)
 
     def start(self) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="payment-flow", daemon=True)
         self._thread.start()
 
@@ -143,9 +144,19 @@ class PaymentFlow:
         response = self.gateways[item.payer_bank].get(f"/v1/payments/{item.payment_id}", item.payer.headers)
         return str(response.json().get("status")) if response.status_code == 200 else f"http {response.status_code}"
 
-    def settle_and_check(self, timeout: float = 240) -> dict[str, Any]:
-        """Every sent payment reaches a final state; every flow account's balance matches them."""
+    def settle_and_check(self, timeout: float = 240, resume: bool = True) -> dict[str, Any]:
+        """Every sent payment reaches a final state; every flow account's balance matches them.
+
+        The flow pauses for the check (balances move otherwise) and, with ``resume``, goes on after.
+        """
         self.stop()
+        try:
+            return self._check(timeout)
+        finally:
+            if resume:
+                self.start()
+
+    def _check(self, timeout: float) -> dict[str, Any]:
         pending = {item.payment_id: item for item in self.sent}
         deadline = time.monotonic() + timeout
         statuses: dict[str, str] = {}

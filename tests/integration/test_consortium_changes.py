@@ -27,8 +27,11 @@ from network.consortium import Consortium, NetworkError
 from network.material import MaterialError
 from network.membership import BankJoin, NewBank, running_topology
 from network.topology import DEFAULT_TOPOLOGY, load_topology
+from network.upgrade import upgrade_chaincode
+from tests.integration import upgraded_deposit_token as upgraded
 from tests.integration.bank_api_support import BankGateway, gateways_of, unique, wait_for
 from tests.integration.deposit_token_support import Org as ClientOrg
+from tests.integration.deposit_token_support import Refused
 from tests.integration.payment_flow import PaymentFlow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,3 +213,45 @@ def test_join_refused_for_unknown_currency() -> None:
     with pytest.raises(NetworkError, match="CHF"):
         BankJoin(net.topology, STATE, BASE, strange)
     assert "ChBankMSP" not in running_topology(STATE, DEFAULT_TOPOLOGY).read_text()
+
+
+def test_the_chaincode_is_upgraded_while_payments_flow(flow: PaymentFlow) -> None:
+    net = consortium()
+    banks = [org.msp_id for org in net.topology.banks]
+    us = ClientOrg("USBankMSP", connect_org(STATE / "profile.json", "USBankMSP"))
+    try:
+        with pytest.raises(Refused):
+            us.evaluate("GetContractVersion")
+        wait_for(lambda: flow.count() >= 4, timeout=60)
+        unfinished = [s for s in list(flow.sent) if flow.status(s) != "completed"]
+        sent_before = flow.count()
+        elapsed = upgrade_chaincode(net, "deposit_token", "1.1", f"{upgraded.__name__}:UpgradedDepositTokenContract")
+        sent_during = flow.count() - sent_before
+        assert us.evaluate("GetContractVersion") == {"version": upgraded.VERSION}
+    finally:
+        us.gateway.close()
+    print(f"\nFIGURE upgrade: v1.1 committed and answering on every peer {elapsed:.1f}s after the upgrade began; "
+          f"{sent_during} payments sent meanwhile, {len(unfinished)} in flight when it began")  # fmt: skip
+
+    # every org's peer answers on the new version, and the gateways' reference data shows the new field
+    for msp_id in banks:
+        org = ClientOrg(msp_id, connect_org(STATE / "profile.json", msp_id))
+        try:
+            assert org.evaluate("GetContractVersion") == {"version": upgraded.VERSION}, msp_id
+        finally:
+            org.gateway.close()
+    # the old servers are gone; the new ones serve from the second slot
+    nodes = json.loads(cli("status", "--json").stdout)["nodes"]
+    assert not [n["name"] for n in nodes if n["name"].endswith(".retiring")]
+    servers = [n for n in nodes if n["name"].startswith("cc.deposit_token.")]
+    assert servers and all(n["healthy"] for n in servers)
+    assert all(n["ports"][0] == net.ports.peers[n["name"].rsplit(".", 1)[1]].chaincode_server("deposit_token", 1)
+               for n in servers)  # fmt: skip
+
+    # payments in flight when the upgrade began, and those sent during it, finish on the new version
+    sent_after = flow.count()
+    flow.wait_completed_since(sent_after, "USBankMSP", timeout=120)
+    figures = flow.settle_and_check()
+    print(f"FIGURE upgrade payments: {figures}")
+    assert all(flow.status(s) == "completed" for s in unfinished)
+    conserved(banks)
