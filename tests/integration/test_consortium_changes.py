@@ -197,11 +197,12 @@ def test_a_bank_joins_while_payments_flow(flow: PaymentFlow) -> None:
 
 
 def confirm(bank: BankGateway, cycle_id: str) -> requests.Response:
-    """Confirm the bank's leg, retrying 503s (the same reference again is a no-op at the contract)."""
+    """Confirm the bank's leg, retrying 503s (the same reference again is a no-op at the contract), and a
+    404 while the bank's own peer has not committed the block that opened the cycle yet."""
     reference, deadline = unique("rtgs"), time.monotonic() + 300
     while True:
         response = bank.post(f"/v1/settlement-cycles/{cycle_id}/confirmation", {"external_ref": reference})
-        if response.status_code != 503 or time.monotonic() > deadline:
+        if response.status_code not in (503, 404) or time.monotonic() > deadline:
             return response
         time.sleep(1)
 
