@@ -517,6 +517,33 @@ class OrgCAs:
             self._tls_enroll(name, "client", hosts, out_dir / "server.crt", out_dir / "server.key")
         _write(out_dir / "ca.crt", self.tls_root_cert.read_bytes())
 
+    def renew_tls(self, name: str, node_type: str, hosts: list[str], out_dir: Path) -> None:
+        """A new TLS server key and certificate for a node (``out_dir/tls``), its signing identity kept."""
+        if node_type not in NODE_TYPES:
+            raise ValueError(f"node_type must be one of {NODE_TYPES}, not {node_type!r}")
+        tls = out_dir / "tls"
+        self._tls_enroll(name, node_type, hosts, tls / "server.crt", tls / "server.key")
+
+    def revoke(self, cert_path: Path, reason: str = "keycompromise") -> bytes:
+        """Revoke one certificate of the signing CA (by serial and key id) and return the CA's new CRL (PEM).
+
+        Only that certificate is revoked, not the identity: the same user may enroll again.
+        """
+        cert = _load_cert(cert_path)
+        if not issued_by(cert, _load_cert(self.sign_root_cert)):
+            raise CAError(f"{cert_path} was not issued by {self.sign.name}: it cannot revoke it")
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        if aki is None:
+            raise CAError(f"{cert_path} has no authority key identifier")
+        msp = self._registrar_msp(self.sign)
+        self._client(
+            self.sign,
+            ["revoke", "-M", str(msp), "-s", format(cert.serial_number, "x"), "-a", aki.hex(), "-r", reason,
+             "--gencrl"],
+            msp.parent,
+        )  # fmt: skip
+        return (msp / "crls" / "crl.pem").read_bytes()
+
     def write_channel_msp(self, out_dir: Path) -> None:
         """The org's public channel MSP (configtx ``MSPDir``): both roots and config.yaml, no keys."""
         self._write_public_msp(out_dir)

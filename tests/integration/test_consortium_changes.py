@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,13 +21,19 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
 
-from gateway.fabric_client.profile import connect_org
+from gateway.fabric_client import Gateway, GatewayError
+from gateway.fabric_client.identity import Identity
+from gateway.fabric_client.profile import connect_org, load_profile
+from gateway.fabric_client.signer import ECDSASigner
 from network import channel_config
 from network.channel_config import ConfigUpdateError
 from network.consortium import Consortium, NetworkError
+from network.credentials import reissue_client, restart_gateway, revoke, rotate_peer_tls
 from network.material import MaterialError
 from network.membership import BankJoin, NewBank, running_topology
+from network.org import CLIENT
 from network.topology import DEFAULT_TOPOLOGY, load_topology
 from network.upgrade import upgrade_chaincode
 from tests.integration import upgraded_deposit_token as upgraded
@@ -256,3 +264,73 @@ def test_the_chaincode_is_upgraded_while_payments_flow(flow: PaymentFlow) -> Non
     print(f"FIGURE upgrade payments: {figures}")
     assert all(flow.status(s) == "completed" for s in unfinished)
     conserved(banks)
+
+
+def gateway_as(msp_id: str, cert_pem: bytes, key_pem: bytes) -> Gateway:
+    """A client of ``msp_id``'s peer signing with the given certificate and key."""
+    org = load_profile(STATE / "profile.json")["orgs"][msp_id]
+    peer, tls = org["peer"], org["client"]
+    return Gateway.connect(
+        identity=Identity(msp_id, cert_pem), signer=ECDSASigner.from_pem(key_pem), endpoint=peer["address"],
+        tls_root_cert=Path(peer["tls_ca"]).read_bytes(), host_override=peer.get("host_override") or None,
+        client_cert=Path(tls["tls_cert"]).read_bytes(), client_key=Path(tls["tls_key"]).read_bytes(),
+    )  # fmt: skip
+
+
+def test_a_compromised_key_is_revoked_while_payments_flow(flow: PaymentFlow) -> None:
+    net = consortium()
+    hk = net.topology.org("HKBankMSP")
+    home = net.home(hk)
+    old_cert, old_key = home.user_cert(CLIENT).read_bytes(), home.user_key(CLIENT).read_bytes()
+    old = ClientOrg(hk.msp_id, gateway_as(hk.msp_id, old_cert, old_key))
+    try:
+        # the gateway moves to a fresh certificate first, so it never signs with a revoked one
+        new_cert = reissue_client(net, hk)
+        assert new_cert != old_cert
+        restart_gateway(net, hk)
+        assert old.evaluate("GetReferenceData")["regulator"] == "RegulatorMSP"  # not revoked yet: still works
+
+        update_dir, committed = revoke(net, hk, old_cert)
+        summary = json.loads((update_dir / channel_config.SUMMARY_FILE).read_text())
+        assert sorted(r["policy"] for r in summary["requirements"]) == [
+            "/Channel/Application/HKBankMSP/Admins", "/Channel/Orderer/HKBankMSP/Admins"]  # fmt: skip
+        assert [p.name for p in (update_dir / channel_config.SIGNATURES).iterdir()] == ["HKBankMSP.sig"]
+        attempts, refused_after = 0, None
+        while refused_after is None and attempts < 100:
+            attempts += 1
+            try:
+                old.evaluate("GetReferenceData")
+            except (GatewayError, Refused) as error:
+                refused_after = time.monotonic() - committed
+                message = str(error)
+            else:
+                time.sleep(0.1)
+        assert refused_after is not None, "the revoked certificate kept working"
+        print(f"\nFIGURE revocation: the revoked certificate was refused on attempt {attempts} after the CRL "
+              f"update committed on every peer ({'0' if attempts == 1 else f'{refused_after:.2f}'} s of use); "
+              f"refusal: {message[:200]}")  # fmt: skip
+        assert attempts == 1
+        with pytest.raises((GatewayError, Refused)):
+            old.submit("OpenAccount", {"account_id": unique("acct"), "holder": "Mallory", "jurisdiction": "HK"},
+                       retries=1)  # fmt: skip
+    finally:
+        old.gateway.close()
+
+    # the gateway carries on with its fresh certificate
+    flow.wait_completed_since(flow.count(), "HKBankMSP", timeout=120)
+
+    # the peer's TLS certificate is renewed; the peer comes back on it and payments go on
+    serial = rotate_peer_tls(net, hk)
+    peer = net.ports.peers[hk.msp_id]
+    context = ssl.create_default_context(cafile=str(home.tls_ca))
+    context.check_hostname = False
+    with (
+        socket.create_connection((peer.host, peer.listen), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=hk.peer_host) as tls,
+    ):
+        presented = tls.getpeercert(binary_form=True)
+    assert presented and format(x509.load_der_x509_certificate(presented).serial_number, "x") == serial
+    flow.wait_completed_since(flow.count(), "HKBankMSP", timeout=180)
+    figures = flow.settle_and_check()
+    print(f"FIGURE revocation payments: {figures}")
+    conserved([org.msp_id for org in net.topology.banks])
