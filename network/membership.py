@@ -288,6 +288,9 @@ class BankJoin:
             t = self.net.step(f"The regulator adds {self.bank.msp_id} and its currencies to the reference data")
             invoke(self.net, cc.name, self.net.topology.regulator, cc.init_function,
                    [json.dumps(self.net.topology.reference_data())])  # fmt: skip
+            # the new bank acts through its own peer: it must have the block that registers it
+            height = self.net.peer_height(self.net.topology.regulator.msp_id) or 0
+            self.net.wait_peer_heights(minimum=height)
             self.net.done(t)
 
     # 8
