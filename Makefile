@@ -12,7 +12,7 @@ STATE_DIR ?= .state/demo
 NET := $(PY) -m network --base-port $(BASE_PORT) --state-dir $(STATE_DIR)
 PYTEST_ARGS ?=
 
-.PHONY: help venv fabric up deploy down status test unit-test integration-test demo bench caliper lint clean
+.PHONY: help venv fabric up deploy down status test unit-test integration-test demo bench caliper lint clean hfc-venv hfc-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -58,12 +58,18 @@ demo: venv fabric ## set everything up and play the cross-border trade scenario
 bench: venv fabric ## benchmarks on their own network (ports 19000+)
 	@$(PY) -m bench $(BENCH_ARGS)
 
+hfc-venv: venv ## the fabric-sdk-py (hfc) environment .venv-hfc, built once (docs/hfc.md)
+	@$(PY) compat/hfc/venv.py --venv .venv-hfc >/dev/null
+
+hfc-check: hfc-venv fabric ## an hfc application against a test network (docs/hfc.md)
+	@$(PY) -m pytest tests/integration/test_hfc.py $(PYTEST_ARGS)
+
 caliper: venv fabric ## Hyperledger Caliper (official Node client) on the bench network; needs npm (caliper/README.md)
 	@bash caliper/run.sh
 
 lint: venv ## ruff and mypy
-	@$(VENV)/bin/ruff check network chaincode gateway tests bench demo
-	@$(VENV)/bin/mypy network chaincode gateway demo bench
+	@$(VENV)/bin/ruff check network chaincode gateway tests bench demo compat
+	@$(VENV)/bin/mypy network chaincode gateway demo bench compat
 
 clean: ## remove the venv, caches and network state (not the Fabric build cache)
-	rm -rf $(VENV) .state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-hfc .venv-hfc.lock .state .pytest_cache .mypy_cache .ruff_cache

@@ -538,6 +538,7 @@ class Consortium:
 
     # -- profile ---------------------------------------------------------
     def write_profile(self) -> Path:
+        from network.hfc_profile import write_hfc_profile
         from network.profile import build_profile
 
         profile = build_profile(self)
@@ -545,6 +546,7 @@ class Consortium:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(profile, indent=2))
         tmp.replace(path)
+        write_hfc_profile(self)
         return path
 
 
