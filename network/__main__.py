@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--host", help="the address its nodes bind to (default: the next free 127.0.0.x)")
     add.add_argument("--orderers", type=int, default=0, help="ordering nodes it runs (default: 0)")
     add.add_argument("--resume", action="store_true", help="finish a join that was interrupted")
+    add.add_argument(
+        "--from-snapshot", action="store_true",
+        help="join the new peer from a ledger snapshot of a member's peer, not from the genesis block",
+    )  # fmt: skip
     upgrade = sub.add_parser(
         "upgrade-chaincode",
         help="a new version of a chaincode, approved and committed by every org while the old one keeps serving",
@@ -183,7 +187,7 @@ def _add_bank(net: object, args: argparse.Namespace) -> int:
         currencies=tuple(c.strip() for c in args.currencies.split(",") if c.strip()),
         host=host, orderers=args.orderers, new_currencies=tuple(new_currencies),
     )  # fmt: skip
-    BankJoin(net.topology, net.state_dir, net.base_port, bank, resume=args.resume).run()
+    BankJoin(net.topology, net.state_dir, net.base_port, bank, resume=args.resume).run(args.from_snapshot)
     return 0
 
 

@@ -23,6 +23,7 @@ The steps, in order (each one is what a real party would run, and each can be re
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,9 @@ from network import channel_config, processes
 from network.channel_config import JSON, ConfigUpdateError
 from network.consortium import Consortium, NetworkError
 from network.definition import OrgDefinition, load_definition, write_channel_msp
-from network.material import application_org, orderer_org, print_org
-from network.nodes import fabric_bin
+from network.material import MaterialError, application_org, orderer_org, print_org
+from network.nodes import admin_env, fabric_bin
+from network.org import run_in
 from network.topology import Org, Topology, TopologyError, load_topology, parse_topology
 
 LIVE_TOPOLOGY = "topology.yaml"
@@ -246,7 +248,7 @@ class BankJoin:
         raise NetworkError(f"the members' peers did not reach block {height} within {timeout:.0f}s: {heights}")
 
     # 5
-    def join(self) -> None:
+    def join(self, from_snapshot: bool = False) -> None:
         home = self.net.home(self.bank)
         specs = [(home, spec) for spec in processes.load_specs(home.root) if spec.kind in ("orderer", "peer")]
         self.net.start_nodes(specs, fresh=True)
@@ -262,12 +264,61 @@ class BankJoin:
                     raise NetworkError(f"osnadmin join on {node.name} answered unexpectedly: {out.strip()}")
             self.net.wait_orderers_in_step()
             self.net.done(t)
-        t = self.net.step(f"{self.bank.name} joins its peer with the channel's genesis block and catches up")
-        self.net.join_peer(self.bank)
+        if from_snapshot:
+            t = self.net.step(f"{self.bank.name} joins its peer from a ledger snapshot of "
+                              f"{self.coordinator.name}'s peer and catches up")  # fmt: skip
+            self.join_by_snapshot(self.take_snapshot())
+        else:
+            t = self.net.step(f"{self.bank.name} joins its peer with the channel's genesis block and catches up")
+            self.net.join_peer(self.bank)
         target = max(self.net.peer_height(org.msp_id) or 0 for org in self.members)
         self.net.wait_peer_heights(minimum=target, timeout=120)
         self.net.wait_gossip_membership()
         self.net.done(t, f"at block {target}; every peer knows every other")
+
+    def take_snapshot(self, timeout: float = 120) -> Path:
+        """A ledger snapshot of the coordinator's peer, taken now (after the config update that added
+        the bank), copied into the new bank's folder as a file tree; returns the copy."""
+        source = self.coordinator
+        env = admin_env(self.net.home(source), self.net.ports)
+        peer = self.net.ports.peers[source.msp_id]
+        completed = self.net.home(source).data(f"peer.{source.msp_id}") / "snapshots" / "completed"
+        completed = completed / self.net.topology.channel
+        before = {p.name for p in completed.iterdir()} if completed.exists() else set()
+        run_in(source, [str(fabric_bin("peer")), "snapshot", "submitrequest", "-c", self.net.topology.channel,
+                        "-b", "0", "--peerAddress", peer.address, "--tlsRootCertFile",
+                        str(self.net.home(source).tls_ca)], "peer snapshot submitrequest", env=env)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # the peer writes the snapshot elsewhere and renames it into completed/ when it is whole
+            done = [p for p in completed.iterdir() if p.name not in before] if completed.exists() else []
+            if done:
+                snapshot = max(done, key=lambda p: int(p.name))
+                target = self.net.home(self.bank).root / "snapshots" / self.net.topology.channel / snapshot.name
+                if target.exists():
+                    shutil.rmtree(target)
+                shutil.copytree(snapshot, target)
+                self.net.progress(f"    snapshot at block {snapshot.name} copied to {target}")
+                return target
+            time.sleep(0.5)
+        raise NetworkError(f"{source.name}'s peer did not complete a snapshot within {timeout:.0f}s")
+
+    def join_by_snapshot(self, snapshot: Path, timeout: float = 120) -> None:
+        env = admin_env(self.net.home(self.bank), self.net.ports)
+        peer = str(fabric_bin("peer"))
+        try:
+            run_in(self.bank, [peer, "channel", "joinbysnapshot", "--snapshotpath", str(snapshot)],
+                   "peer channel joinbysnapshot", env=env)  # fmt: skip
+        except MaterialError as exc:
+            if "already exists" not in str(exc):
+                raise
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = run_in(self.bank, [peer, "channel", "joinbysnapshotstatus"], "joinbysnapshotstatus", env=env)
+            if "No joinbysnapshot operation is in progress" in out:
+                return
+            time.sleep(0.5)
+        raise NetworkError(f"{self.bank.name}'s peer did not finish joining from the snapshot within {timeout:.0f}s")
 
     # 6
     def chaincode(self) -> None:
@@ -300,7 +351,7 @@ class BankJoin:
         start_gateways(self.net, banks=[self.bank])
         self.net.write_profile()
 
-    def run(self) -> float:
+    def run(self, from_snapshot: bool = False) -> float:
         """Every step in order; returns the seconds it took."""
         begin = time.monotonic()
         self.prepare()
@@ -310,7 +361,7 @@ class BankJoin:
             self.propose()
             self.sign()
             self.submit()
-        self.join()
+        self.join(from_snapshot)
         self.chaincode()
         self.register()
         self.gateway()

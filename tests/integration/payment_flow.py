@@ -20,9 +20,17 @@ import requests
 from tests.integration.bank_api_support import BankGateway, Merchant, unique, wait_for
 
 # what a bank's merchants pay in, and what its payees are paid in
-HOME_CURRENCY = {"USBankMSP": "USD", "HKBankMSP": "HKD", "SGBankMSP": "SGD", "EUBankMSP": "EUR"}
-FUNDING = "100000.00"
-AMOUNT = "1.00"
+HOME_CURRENCY = {"USBankMSP": "USD", "HKBankMSP": "HKD", "SGBankMSP": "SGD", "EUBankMSP": "EUR", "JPBankMSP": "JPY"}
+FUNDING = {"JPY": "10000000"}  # in the currency's own units; others get the default
+AMOUNT = {"JPY": "100"}
+
+
+def funding(currency: str) -> str:
+    return FUNDING.get(currency, "100000.00")
+
+
+def amount(currency: str) -> str:
+    return AMOUNT.get(currency, "1.00")
 TERMINAL = {"completed", "rejected", "refunded"}
 
 
@@ -58,7 +66,7 @@ class PaymentFlow:
         """Open and fund a payer, and open a payee, at ``msp_id``; from now on it pays and is paid."""
         jurisdiction = msp_id.removesuffix("BankMSP")
         payer = gateway.open_account(f"Flow payer {jurisdiction}", jurisdiction)
-        gateway.issue(payer.account_id, HOME_CURRENCY[msp_id], FUNDING)
+        gateway.issue(payer.account_id, HOME_CURRENCY[msp_id], funding(HOME_CURRENCY[msp_id]))
         payee = gateway.open_account(f"Flow payee {jurisdiction}", jurisdiction)
         with self._lock:
             self.gateways[msp_id] = gateway
@@ -96,7 +104,7 @@ class PaymentFlow:
         gateway, payer, payee = self.gateways[payer_bank], self.payers[payer_bank], self.payees[payee_bank]
         key = unique("flow")
         body = {"payee_bank": payee_bank, "payee_account": payee.account_id, "currency": HOME_CURRENCY[payer_bank],
-                "amount": AMOUNT, "payee_currency": HOME_CURRENCY[payee_bank]}  # fmt: skip
+                "amount": amount(HOME_CURRENCY[payer_bank]), "payee_currency": HOME_CURRENCY[payee_bank]}  # fmt: skip
         attempts = 0
         deadline = time.monotonic() + 120
         while True:
@@ -175,7 +183,7 @@ class PaymentFlow:
         for bank, payer in self.payers.items():
             out = sum(Decimal(s.amount) for s in completed if s.payer_bank == bank)
             balance = self.gateways[bank].balances(payer).get(HOME_CURRENCY[bank], "0")
-            assert Decimal(balance) == Decimal(FUNDING) - out, (bank, balance, out)
+            assert Decimal(balance) == Decimal(funding(HOME_CURRENCY[bank])) - out, (bank, balance, out)
         for bank, payee in self.payees.items():
             incoming = sum(Decimal(s.payee_amount) for s in completed if s.payee_bank == bank)
             balance = self.gateways[bank].balances(payee).get(HOME_CURRENCY[bank], "0")

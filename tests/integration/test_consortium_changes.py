@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = int(os.environ.get("DT_TEST_CHANGES_PORT", "19700"))
 STATE = (ROOT / ".state" / f"changes-{BASE}").resolve()
 EU = "EUBankMSP"
+JP = "JPBankMSP"
 FOUNDERS = ("USBankMSP", "HKBankMSP", "SGBankMSP")
 
 pytestmark = pytest.mark.network
@@ -202,6 +203,27 @@ def test_a_bank_joins_while_payments_flow(flow: PaymentFlow) -> None:
     status = cli("status", "--json")
     names = {node["name"] for node in json.loads(status.stdout)["nodes"]}
     assert {f"peer.{EU}", f"gateway.{EU}", f"cc.deposit_token.{EU}"} <= names
+
+
+def test_a_second_bank_joins_from_a_snapshot_with_one_command(flow: PaymentFlow) -> None:
+    """``add-bank --from-snapshot``: the new peer starts from a member's ledger snapshot, not block 0."""
+    result = cli("add-bank", "--name", "JPBank", "--msp-id", JP, "--jurisdiction", "JP", "--currencies", "JPY",
+                 "--host", "127.0.0.7", "--from-snapshot")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "snapshot at block" in result.stdout and "JPBank joined the running consortium" in result.stdout
+    net = consortium()
+    assert [org.msp_id for org in net.topology.joined_banks] == [EU, JP]
+    jp_gateway = gateways()[JP]
+    assert wait_for(jp_gateway.ready, timeout=60)
+    sent = flow.count()
+    flow.add_bank(JP, jp_gateway)
+    flow.wait_completed_since(sent, JP, timeout=180)
+    wanted = {(JP, EU), (EU, JP), (JP, "USBankMSP"), ("USBankMSP", JP)}
+    wait_for(lambda: wanted <= {(s.payer_bank, s.payee_bank) for s in list(flow.sent) if flow.status(s) == "completed"},
+             timeout=240, interval=2)  # fmt: skip
+    figures = flow.settle_and_check()
+    print(f"\nFIGURE add-bank from a snapshot (one command): {figures}")
+    conserved([org.msp_id for org in net.topology.banks])
 
 
 def confirm(bank: BankGateway, cycle_id: str) -> requests.Response:
