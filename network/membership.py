@@ -155,7 +155,28 @@ def config_with_org(net: Consortium, config: JSON, definition: OrgDefinition, wo
                      "identity": _b64(node.identity_pem), "client_tls_cert": _b64(node.tls_cert_pem),
                      "server_tls_cert": _b64(node.tls_cert_pem)}
                 )  # fmt: skip
+        if consensus["type"] == "BFT":
+            orderer["policies"]["BlockValidation"]["policy"]["value"] = bft_block_validation(
+                orderer["values"]["Orderers"]["value"]["consenter_mapping"]
+            )
     return updated
+
+
+def bft_block_validation(mapping: list[JSON]) -> JSON:
+    """The BlockValidation policy SmartBFT requires for a consenter set: a quorum of the consenters'
+    own signatures (ceil((n + f + 1) / 2), f = (n - 1) // 3), one identity per consenter in mapping
+    order. The orderer refuses a config whose policy differs from this one."""
+    n = len(mapping)
+    f = (n - 1) // 3
+    quorum = -(-(n + f + 1) // 2)
+    return {
+        "identities": [
+            {"principal": {"mspid": c["msp_id"], "id_bytes": c["identity"]}, "principal_classification": "IDENTITY"}
+            for c in mapping
+        ],
+        "rule": {"n_out_of": {"n": quorum, "rules": [{"signed_by": i} for i in range(n)]}},
+        "version": 0,
+    }
 
 
 # -- the whole join ----------------------------------------------------------------
