@@ -112,11 +112,13 @@ def test_a_bank_joins_while_payments_flow(flow: PaymentFlow) -> None:
     net = consortium()
     wait_for(lambda: flow.count() >= 6, timeout=120)
     started, sent_before = time.monotonic(), flow.count()
-    eubank = NewBank(name="EUBank", msp_id=EU, jurisdiction="EU", currencies=("EUR",), host="127.0.0.6")
+    # EUBank runs an ordering node too: it joins the Raft consenter set in the same update
+    eubank = NewBank(name="EUBank", msp_id=EU, jurisdiction="EU", currencies=("EUR",), host="127.0.0.6", orderers=1)
     join = BankJoin(net.topology, STATE, BASE, eubank, progress=print)
     join.prepare()
     summary = join.propose()
-    assert [r["policy"] for r in summary["requirements"]] == ["/Channel/Application/Admins"]
+    assert {r["policy"] for r in summary["requirements"]} == {"/Channel/Application/Admins", "/Channel/Orderer/Admins"}
+    assert "/Channel/Orderer/ConsensusType" in {r["modifies"] for r in summary["requirements"]}
 
     # Two of the four members sign: the tool refuses before sending, naming how many are missing.
     us, hk, sg, regulator = (join.net.topology.org(m) for m in (*FOUNDERS, "RegulatorMSP"))
@@ -146,6 +148,8 @@ def test_a_bank_joins_while_payments_flow(flow: PaymentFlow) -> None:
     join.submit(regulator)
     assert join.is_member()
     join.join()
+    info = join.net.orderer_channel_info(f"orderer0.{EU}")
+    assert (info["consensusRelation"], info["status"]) == ("consenter", "active"), info
     join.chaincode()
     join.register()
     join.gateway()

@@ -102,3 +102,43 @@ def test_bft_needs_four_ordering_nodes_and_accepts_them() -> None:
     data["orderer"]["consensus"] = "BFT"
     t = parse_topology(data)
     assert [n.consenter_id for n in t.orderers] == [1, 2, 3, 4]
+
+
+def test_a_bank_that_joins_later_moves_no_existing_port_or_consenter_id() -> None:
+    before = load_topology()
+    data = raw()
+    data["joined_banks"] = [{"name": "EUBank", "msp_id": "EUBankMSP", "jurisdiction": "EU", "currencies": ["EUR"],
+                             "host": "127.0.0.6", "orderers": 1}]  # fmt: skip
+    after = parse_topology(data)
+    assert [o.msp_id for o in after.peer_orgs] == [*(o.msp_id for o in before.peer_orgs), "EUBankMSP"]
+    assert [o.msp_id for o in after.founders] == [o.msp_id for o in before.peer_orgs]
+    assert [b.msp_id for b in after.joined_banks] == ["EUBankMSP"]
+    assert "EUBankMSP" in [b.msp_id for b in after.banks]  # collections and reference data include it
+    old, new = plan_ports(before, 7000), plan_ports(after, 7000)
+    for msp_id, ports in old.peers.items():
+        assert new.peers[msp_id] == ports
+    for name, ports in old.orderers.items():
+        assert new.orderers[name] == ports
+    ids = [(n.name, n.consenter_id) for n in after.orderers]
+    assert ids[:-1] == [(n.name, n.consenter_id) for n in before.orderers]
+    assert after.orderers[-1].name == "orderer0.EUBankMSP" and after.orderers[-1].consenter_id == 5
+    listeners = [(item.host, item.port) for item in new.listeners()]
+    assert len(listeners) == len(set(listeners))
+
+
+def test_a_joined_bank_is_checked_like_a_founding_one() -> None:
+    data = raw()
+    data["joined_banks"] = [{"name": "HKBank", "msp_id": "HK2BankMSP", "jurisdiction": "HK", "currencies": ["HKD"]}]
+    with pytest.raises(TopologyError, match=r"joined_banks\[0\]\.name: 'HKBank' is already used"):
+        parse_topology(data)
+    data["joined_banks"] = [{"name": "ChBank", "msp_id": "ChBankMSP", "jurisdiction": "CH", "currencies": ["CHF"]}]
+    with pytest.raises(TopologyError, match=r"joined_banks\[0\]\.currencies\[0\]"):
+        parse_topology(data)
+
+
+def test_each_chaincode_has_a_second_server_slot_in_the_port_plan() -> None:
+    plan = plan_ports(load_topology(), 7000)
+    peer = plan.peers["HKBankMSP"]
+    assert peer.chaincode_server("deposit_token", 1) == peer.chaincode_server("deposit_token", 0) + 5
+    whats = {item.what for item in plan.listeners()}
+    assert "HKBankMSP chaincode server deposit_token (second slot)" in whats
