@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from network.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology
+from network.topology import DEFAULT_TOPOLOGY, Org, TopologyError, load_topology
+
+# the steps of add-bank, in order (network/membership.py)
+STEPS = ("prepare", "propose", "sign", "submit", "join", "chaincode", "register", "gateway")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--orderers", type=int, default=0, help="ordering nodes it runs (default: 0)")
     add.add_argument("--resume", action="store_true", help="finish a join that was interrupted")
     add.add_argument(
+        "--step", choices=STEPS,
+        help="run one step only, as the party that runs it would (default: every step in order); "
+        "sign and submit take --org",
+    )  # fmt: skip
+    add.add_argument("--org", help="--step sign: the member that signs (default: every member); "
+                     "--step submit: the member that submits (default: the regulator)")  # fmt: skip
+    add.add_argument(
         "--from-snapshot", action="store_true",
         help="join the new peer from a ledger snapshot of a member's peer, not from the genesis block",
     )  # fmt: skip
+    for name, what in (("rotate-client", "the org's gateway gets a fresh certificate; the old one is revoked "
+                                          "and the CRL published in the org's MSP (a config update it signs)"),
+                       ("rotate-peer-tls", "a new TLS certificate for the org's peer, which restarts on it")):
+        rotate = sub.add_parser(name, help=what)
+        rotate.add_argument("--org", required=True, help="the org's name or MSP id, e.g. HKBank")
     upgrade = sub.add_parser(
         "upgrade-chaincode",
         help="a new version of a chaincode, approved and committed by every org while the old one keeps serving",
@@ -151,6 +166,16 @@ def main(argv: list[str] | None = None) -> int:
             print(net.state_dir / "profile.json")
         elif args.command == "add-bank":
             return _add_bank(net, args)
+        elif args.command in ("rotate-client", "rotate-peer-tls"):
+            from network.credentials import rotate_client, rotate_peer_tls
+
+            org = _org_named(net, args.org)
+            if args.command == "rotate-client":
+                rotation = rotate_client(net, org)
+                print(f"{org.name}: client certificate {rotation.old_serial} revoked; the gateway uses "
+                      f"{rotation.new_serial} (update: {rotation.update_dir})")  # fmt: skip
+            else:
+                print(f"{org.name}: peer TLS certificate is now {rotate_peer_tls(net, org)}")
         elif args.command == "upgrade-chaincode":
             from network.upgrade import upgrade_chaincode
 
@@ -187,8 +212,39 @@ def _add_bank(net: object, args: argparse.Namespace) -> int:
         currencies=tuple(c.strip() for c in args.currencies.split(",") if c.strip()),
         host=host, orderers=args.orderers, new_currencies=tuple(new_currencies),
     )  # fmt: skip
-    BankJoin(net.topology, net.state_dir, net.base_port, bank, resume=args.resume).run(args.from_snapshot)
+    if args.step is None:
+        BankJoin(net.topology, net.state_dir, net.base_port, bank, resume=args.resume).run(args.from_snapshot)
+        return 0
+    # one step: the first one adds the bank to the live topology, every later one finds it there
+    join = BankJoin(net.topology, net.state_dir, net.base_port, bank, resume=args.step != "prepare" or args.resume)
+    org = _org_named(join.net, args.org) if args.org else None
+    if args.step == "prepare":
+        join.prepare()
+    elif args.step == "propose":
+        join.propose()
+    elif args.step == "sign":
+        join.sign([org] if org else None)
+    elif args.step == "submit":
+        join.submit(org)
+    elif args.step == "join":
+        join.join(args.from_snapshot)
+    elif args.step == "chaincode":
+        join.chaincode()
+    elif args.step == "register":
+        join.register()
+    elif args.step == "gateway":
+        join.gateway()
     return 0
+
+
+def _org_named(net: object, name: str) -> Org:
+    from network.consortium import Consortium, NetworkError
+
+    assert isinstance(net, Consortium)
+    for org in net.topology.peer_orgs:
+        if name in (org.name, org.msp_id):
+            return org
+    raise NetworkError(f"no org named {name!r} (known: {', '.join(o.name for o in net.topology.peer_orgs)})")
 
 
 def _print_status(info: dict[str, object]) -> None:
