@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from network.regulator_commands import add_regulator_parser, run_regulator_command
 from network.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology
 
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     cons.add_argument("--org", help="commit: the committing org")
     cons.add_argument("--home", type=Path, help="commit: the committing org's folder")
     cons.add_argument("--with-test-chaincodes", action="store_true")
+    add_regulator_parser(sub)
     args = parser.parse_args(argv)
 
     try:
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name} started and healthy")
         elif args.command == "profile":
             print(net.state_dir / "profile.json")
+        elif args.command == "regulator":
+            return run_regulator_command(net, args)
     except (NetworkError, MaterialError, NodeError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
