@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from network.regulator_commands import add_regulator_parser, run_regulator_command
 from network.topology import DEFAULT_TOPOLOGY, Org, TopologyError, load_topology
 
 # the steps of add-bank, in order (network/membership.py)
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     cons.add_argument("--org", help="commit: the committing org")
     cons.add_argument("--home", type=Path, help="commit: the committing org's folder")
     cons.add_argument("--with-test-chaincodes", action="store_true")
+    add_regulator_parser(sub)
     args = parser.parse_args(argv)
 
     from network.channel_config import ConfigUpdateError
@@ -184,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
             upgrade_chaincode(net, args.name, args.version, args.contract)
     except (NetworkError, MaterialError, NodeError, ConfigUpdateError, FileNotFoundError, ValueError,
             KeyError) as exc:  # fmt: skip
+        elif args.command == "regulator":
+            return run_regulator_command(net, args)
+    except (NetworkError, MaterialError, NodeError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

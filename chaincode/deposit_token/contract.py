@@ -51,6 +51,19 @@ class DepositTokenContract(Contract):
             raise refusal("invalid_request", "'seconds' must be a whole number of seconds")
         return reference.set_payment_timeout(ctx, Ledger(ctx.stub), int(seconds))
 
+    @transaction
+    def suspend_bank(self, ctx: Context, msp_id: str, reason: str) -> Result:
+        """Suspend a bank: no new payment to or from it, no issue or transfer at it (regulator only).
+
+        What is in flight still finishes and the bank still settles; ``reason`` is public.
+        """
+        return reference.suspend_bank(ctx, Ledger(ctx.stub), msp_id, reason)
+
+    @transaction
+    def reinstate_bank(self, ctx: Context, msp_id: str) -> Result:
+        """Lift a bank's suspension (regulator only)."""
+        return reference.reinstate_bank(ctx, Ledger(ctx.stub), msp_id)
+
     @query
     def get_reference_data(self, ctx: Context) -> Result:
         """Regulator, currencies, banks, corridor policy and payment timeout."""

@@ -22,6 +22,9 @@ STATUS_OF_CODE: dict[str, int] = {
     "currency_not_issued": 403,
     "account_exists": 409,
     "account_frozen": 409,
+    # Like a frozen account, one bank level up: the caller may do this, just not while the
+    # regulator suspends the bank; it may succeed again once the bank is reinstated.
+    "bank_suspended": 409,
     "account_closed": 409,
     "account_not_empty": 409,
     "insufficient_funds": 409,

@@ -14,6 +14,10 @@ between banks takes two transactions:
     An ``initiated`` payment older than the timeout may be refunded by the payer bank too,
     so no payment stays in flight forever.
 
+A suspended bank (``reference.require_active``) can neither initiate a payment nor be
+named as payee of a new one, but it still completes, rejects and refunds the payments
+already in flight, so their money always reaches the payee or returns to the payer.
+
 Where things live: the public record (banks, currencies, amounts, status, timeline,
 salted hash of the details) in public state; the details (payer and payee account,
 their jurisdictions, remittance text) in the two banks' bilateral collection; each
@@ -54,7 +58,7 @@ from chaincode.deposit_token.corridor import check_corridor
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record, encode, newest_first, parse_iso
 from chaincode.deposit_token.money import convert, parse_rate
-from chaincode.deposit_token.reference import MSP_ID, Bank, Config, require_bank
+from chaincode.deposit_token.reference import MSP_ID, Bank, Config, require_active, require_bank
 from chaincode.deposit_token.requests import Request
 from chaincode.deposit_token.supply import change_supply
 
@@ -195,6 +199,11 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
         }
     if ledger.get(keys.payment(payment_id)) is not None:
         raise refusal("invalid_state", f"a payment record {payment_id} exists that this bank's books do not hold")
+    # Only now, so that a retry of a payment made before a suspension still gets its answer
+    # above. Both bank records are in the read set: a suspension committed between this
+    # simulation and its commit fails it with a read conflict, and its retry is refused here.
+    for bank in (payer_bank, payee_bank):
+        require_active(bank, "no new payment to or from it is accepted")
 
     # The account, its head and the listed credits are all read by the debit: one request.
     books.prefetch_balance(payer_account, pending_credits, with_account=True)

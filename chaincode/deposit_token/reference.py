@@ -1,7 +1,10 @@
 """Reference data (banks, currencies, corridor policy, payment timeout) and who may act.
 
 All of it is public state written by the regulator, and every key carries a state-based
-policy naming the regulator, so no bank can rewrite it even with altered chaincode.
+policy naming the regulator, so no bank can rewrite it even with altered chaincode. That
+includes a bank's status: the regulator may suspend a bank and reinstate it later
+(docs/decisions/0019-bank-suspension.md); while it is suspended the contract refuses the
+bank's new business (:func:`require_active`) and lets what is in flight finish.
 
 Authority: the caller's org is the creator's MSP id, and it must equal the MSP of the
 peer running the chaincode. A bank's books live only on its own peer, and a client of
@@ -11,20 +14,24 @@ one bank must not drive another bank's peer to act on that bank's books.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chaincode.deposit_token import keys
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record
 from chaincode.deposit_token.money import CURRENCY_CODE
-from chaincode.deposit_token.requests import JURISDICTION
+from chaincode.deposit_token.requests import JURISDICTION, Request
 from chaincode.shim.contract import Context
 
 MSP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_PAYMENT_TIMEOUT_SECONDS = 300
 MAX_PAYMENT_TIMEOUT_SECONDS = 7 * 24 * 3600
 DEFAULT_CORRIDOR_POLICY: Record = {"rules": [{"currency": "CNH", "cross_border_only": True}]}
+ACTIVE = "active"
+SUSPENDED = "suspended"
+MAX_SUSPENSION_REASON = 200
+STATUS_FIELDS = ("status", "status_reason", "status_since")
 
 
 @dataclass(frozen=True)
@@ -33,9 +40,18 @@ class Bank:
     name: str
     jurisdiction: str
     currencies: tuple[str, ...]
+    status: str = ACTIVE
+    # Why the bank is suspended (public text from the regulator), None while it is active.
+    status_reason: str | None = None
+    # Timestamp of the transaction that last suspended or reinstated it; None if neither ever happened.
+    status_since: str | None = None
 
     def issues(self, currency: str) -> bool:
         return currency in self.currencies
+
+    @property
+    def suspended(self) -> bool:
+        return self.status == SUSPENDED
 
     def as_record(self) -> Record:
         return {
@@ -43,6 +59,9 @@ class Bank:
             "name": self.name,
             "jurisdiction": self.jurisdiction,
             "currencies": list(self.currencies),
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "status_since": self.status_since,
         }
 
 
@@ -75,11 +94,15 @@ def load_config(ledger: Ledger) -> Config:
 
 
 def _bank_from(record: Record) -> Bank:
+    # Records written before banks could be suspended carry no status: those banks are active.
     return Bank(
         msp_id=record["msp_id"],
         name=record["name"],
         jurisdiction=record["jurisdiction"],
         currencies=tuple(record["currencies"]),
+        status=record.get("status", ACTIVE),
+        status_reason=record.get("status_reason"),
+        status_since=record.get("status_since"),
     )
 
 
@@ -99,6 +122,21 @@ def require_bank(ledger: Ledger, msp_id: object, field: str) -> Bank:
 
 def all_banks(ledger: Ledger) -> list[Bank]:
     return [_bank_from(record) for _, record in ledger.scan_records(keys.BANK) if record is not None]
+
+
+def require_active(bank: Bank, refused: str) -> None:
+    """Refuse new business of a suspended bank; ``refused`` says what is not accepted.
+
+    Only new business: what a bank must do to finish payments already in flight
+    (complete, reject, refund) and to settle (open and confirm cycles) never calls this,
+    so no money is stuck while the bank is suspended.
+    """
+    if bank.suspended:
+        raise refusal(
+            "bank_suspended",
+            f"{bank.msp_id} is suspended by the regulator since {bank.status_since} "
+            f"(reason: {bank.status_reason}); {refused}",
+        )
 
 
 # -- who is calling ------------------------------------------------------------
@@ -128,11 +166,11 @@ def caller_bank(ctx: Context, ledger: Ledger, *also_read: str) -> Bank:
     return bank
 
 
-def caller_regulator(ctx: Context, ledger: Ledger) -> Config:
+def caller_regulator(ctx: Context, ledger: Ledger, action: str = "change the reference data") -> Config:
     org = caller_org(ctx)
     config = load_config(ledger)
     if org != config.regulator:
-        raise refusal("not_authorized", "only the regulator may change the reference data")
+        raise refusal("not_authorized", f"only the regulator may {action}")
     return config
 
 
@@ -152,14 +190,15 @@ def _parse_currencies(value: Any) -> dict[str, int]:
     return currencies
 
 
-def _parse_banks(value: Any, currencies: dict[str, int], regulator: str) -> list[Bank]:
+def _parse_banks(value: Any, currencies: dict[str, int], regulator: str) -> list[tuple[Bank, dict[str, Any]]]:
+    """Each listed bank, with the status fields the entry repeats (if any)."""
     if not isinstance(value, list):
         raise refusal("invalid_request", "'banks' must be a list")
-    banks: list[Bank] = []
+    banks: list[tuple[Bank, dict[str, Any]]] = []
     seen: set[str] = set()
     for index, item in enumerate(value):
         where = f"banks[{index}]"
-        if not isinstance(item, dict) or set(item) - {"msp_id", "name", "jurisdiction", "currencies"}:
+        if not isinstance(item, dict) or set(item) - {"msp_id", "name", "jurisdiction", "currencies", *STATUS_FIELDS}:
             raise refusal("invalid_request", f"'{where}' must be an object of msp_id, name, jurisdiction, currencies")
         msp = item.get("msp_id")
         if not isinstance(msp, str) or not MSP_ID.fullmatch(msp):
@@ -179,7 +218,10 @@ def _parse_banks(value: Any, currencies: dict[str, int], regulator: str) -> list
         for code in issued:
             if code not in currencies:
                 raise refusal("unknown_currency", f"'{where}.currencies': {code} is not in 'currencies'")
-        banks.append(Bank(msp, name, jurisdiction, tuple(dict.fromkeys(issued))))
+        # The status fields are read back below: a bank list taken from GetReferenceData may be
+        # sent again as it is, but a status changes only by SuspendBank and ReinstateBank.
+        status = {field: item[field] for field in STATUS_FIELDS if field in item}
+        banks.append((Bank(msp, name, jurisdiction, tuple(dict.fromkeys(issued))), status))
     return banks
 
 
@@ -218,18 +260,34 @@ def init_reference_data(ctx: Context, ledger: Ledger, data: dict[str, Any]) -> R
     if changed:
         ledger.put(keys.config(), new_config.as_record())
         ledger.require_endorsers(keys.config(), [regulator])
-    for bank in banks:
-        bank_key = keys.bank(bank.msp_id)
-        if ledger.get(bank_key) != bank.as_record():
+    for index, (listed, status) in enumerate(banks):
+        bank_key = keys.bank(listed.msp_id)
+        known = load_bank(ledger, listed.msp_id)
+        # The reference data lists who a bank is; whether it is suspended is a separate
+        # decision of the regulator, which re-running the initialisation must not undo.
+        bank = listed
+        if known is not None:
+            bank = replace(
+                listed, status=known.status, status_reason=known.status_reason, status_since=known.status_since
+            )
+        current = bank.as_record()
+        for field, value in status.items():
+            if value != current[field]:
+                raise refusal(
+                    "invalid_request",
+                    f"'banks[{index}].{field}' differs from the ledger's: a bank's status changes only "
+                    "by SuspendBank and ReinstateBank",
+                )
+        if ledger.get(bank_key) != current:
             changed = True
-            ledger.put(bank_key, bank.as_record())
+            ledger.put(bank_key, current)
             ledger.require_endorsers(bank_key, [regulator])
     if ledger.get(keys.corridor()) is None:
         changed = True
         ledger.put(keys.corridor(), DEFAULT_CORRIDOR_POLICY)
         ledger.require_endorsers(keys.corridor(), [regulator])
     if changed:
-        ledger.emit("ReferenceDataChanged", {"regulator": regulator, "banks": sorted(b.msp_id for b in banks)})
+        ledger.emit("ReferenceDataChanged", {"regulator": regulator, "banks": sorted(b.msp_id for b, _ in banks)})
     return {"changed": changed, "banks": len(banks), "currencies": len(merged)}
 
 
@@ -248,6 +306,48 @@ def set_payment_timeout(ctx: Context, ledger: Ledger, seconds: int) -> Record:
     ledger.put(keys.config(), Config(config.regulator, config.currencies, timeout).as_record())
     ledger.emit("PaymentTimeoutChanged", {"payment_timeout_seconds": timeout})
     return {"payment_timeout_seconds": timeout}
+
+
+# -- suspension ----------------------------------------------------------------
+
+
+def _save_bank(ledger: Ledger, config: Config, bank: Bank) -> None:
+    key = keys.bank(bank.msp_id)
+    ledger.put(key, bank.as_record())
+    # The policy set at initialisation survives a value-only write; restating it, as
+    # InitReferenceData does, keeps this function right on its own at the cost of one metadata write.
+    ledger.require_endorsers(key, [config.regulator])
+
+
+def parse_suspension_reason(value: str) -> str:
+    # The reason is public and is repeated in every refusal: one line of text, no customer data.
+    return Request({"reason": value}, ["reason"]).text("reason", max_length=MAX_SUSPENSION_REASON)
+
+
+def suspend_bank(ctx: Context, ledger: Ledger, msp_id: str, reason: str) -> Record:
+    config = caller_regulator(ctx, ledger, "suspend or reinstate a bank")
+    bank = require_bank(ledger, msp_id, "msp_id")
+    reason = parse_suspension_reason(reason)
+    if bank.suspended:
+        raise refusal(
+            "invalid_state",
+            f"{bank.msp_id} is already suspended since {bank.status_since} (reason: {bank.status_reason})",
+        )
+    suspended = replace(bank, status=SUSPENDED, status_reason=reason, status_since=ledger.now_iso)
+    _save_bank(ledger, config, suspended)
+    ledger.emit("BankSuspended", {"bank": bank.msp_id, "reason": reason, "since": ledger.now_iso})
+    return suspended.as_record()
+
+
+def reinstate_bank(ctx: Context, ledger: Ledger, msp_id: str) -> Record:
+    config = caller_regulator(ctx, ledger, "suspend or reinstate a bank")
+    bank = require_bank(ledger, msp_id, "msp_id")
+    if not bank.suspended:
+        raise refusal("invalid_state", f"{bank.msp_id} is {bank.status}, not suspended: nothing to reinstate")
+    reinstated = replace(bank, status=ACTIVE, status_reason=None, status_since=ledger.now_iso)
+    _save_bank(ledger, config, reinstated)
+    ledger.emit("BankReinstated", {"bank": bank.msp_id, "since": ledger.now_iso})
+    return reinstated.as_record()
 
 
 def reference_data(ledger: Ledger) -> Record:

@@ -14,7 +14,7 @@ from chaincode.deposit_token.accounts import Books
 from chaincode.deposit_token.corridor import check_corridor
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record
-from chaincode.deposit_token.reference import Bank
+from chaincode.deposit_token.reference import Bank, require_active
 from chaincode.deposit_token.supply import change_supply
 
 
@@ -42,6 +42,7 @@ def issue(ledger: Ledger, bank: Bank, account_id: str, currency: str, amount: in
     content = {"account_id": account_id, "currency": currency, "amount": amount}
     if not _first_use(ledger, books, keys.deposit(deposit_ref), content, "deposit_ref"):
         return {"issued": False}
+    require_active(bank, "it may not issue new tokens")
     account.require_can_be_paid()
     books.credit(account_id, currency, amount, "issue", deposit_ref)
     change_supply(ledger, bank.msp_id, currency, amount)
@@ -97,6 +98,7 @@ def transfer(
     content = {"from_account": from_account, "to_account": to_account, "currency": currency, "amount": amount}
     if not _first_use(ledger, books, keys.transfer(transfer_id), content, "transfer_id"):
         return {"transferred": False}
+    require_active(bank, "no new transfer within it is accepted")
     payee.require_can_be_paid()
     check_corridor(ledger, currency, payer.jurisdiction, payee.jurisdiction)
     books.debit(

@@ -54,6 +54,7 @@ CONTRACT_CODES: dict[str, int] = {
     "unknown_account": 404,
     "account_exists": 409,
     "account_frozen": 409,
+    "bank_suspended": 409,
     "account_closed": 409,
     "account_not_empty": 409,
     "insufficient_funds": 409,

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.bank_api import validation as v
+from gateway.bank_api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from gateway.bank_api.representations import PAYMENT_STATUSES
 from gateway.bank_api.webhooks import EVENT_TYPES
 
@@ -269,8 +270,13 @@ SCHEMAS: dict[str, Schema] = {
                         "name": _nullable(_string()),
                         "jurisdiction": _nullable(_string()),
                         "currencies": {"type": "array", "items": _string()},
+                        "status": _string(
+                            description="active, or suspended by the regulator (no new payment to or from it)",
+                            enum=["active", "suspended"],
+                        ),
+                        "status_reason": _nullable(_string(description="The regulator's reason while suspended")),
                     },
-                    ["msp_id", "currencies"],
+                    ["msp_id", "currencies", "status"],
                 ),
             },
             "fx_rates": {"type": "object", "additionalProperties": _string()},
@@ -378,7 +384,38 @@ RESPONSES: dict[str, Schema] = {
     },
     "Forbidden": {"description": "The key may not do this", "content": _PROBLEM_CONTENT},
     "NotFound": {"description": "No such resource", "content": _PROBLEM_CONTENT},
-    "Conflict": {"description": "Refused in the current state", "content": _PROBLEM_CONTENT},
+    "Conflict": {
+        "description": (
+            "Refused in the current state; `code` says which (insufficient_funds, account_frozen, "
+            "bank_suspended, ...). bank_suspended: the regulator has suspended the payer's or the payee's "
+            "bank, so it takes no new payment, issue or transfer; `detail` names the bank and the "
+            "regulator's reason. Payments already under way still finish or are refunded. The refusal "
+            "is stored under the Idempotency-Key: once the bank is reinstated, send the request again "
+            "with a new key."
+        ),
+        "content": {
+            PROBLEM_MEDIA_TYPE: {
+                "schema": _ref("Problem"),
+                "examples": {
+                    "bank_suspended": {
+                        "summary": "The payee's bank is suspended by the regulator",
+                        "value": problem_body(
+                            409,
+                            "bank_suspended",
+                            "HKBankMSP is suspended by the regulator since 2025-01-06T09:00:00.000000Z "
+                            "(reason: AML review 2025-17); no new payment to or from it is accepted",
+                        ),
+                    },
+                    "insufficient_funds": {
+                        "summary": "The paying account's balance is too low",
+                        "value": problem_body(
+                            409, "insufficient_funds", "account balance 1000 USD is below the debit 2500"
+                        ),
+                    },
+                },
+            }
+        },
+    },
     "UnsupportedMediaType": {"description": "The body is not JSON", "content": _PROBLEM_CONTENT},
     "PayloadTooLarge": {"description": "The body is too large", "content": _PROBLEM_CONTENT},
     "TooManyRequests": {
@@ -668,7 +705,8 @@ def _paths() -> dict[str, Schema]:
                 problems=_LEDGER_WRITE,
                 description=(
                     "Same Idempotency-Key and body: the first answer again (header Idempotent-Replayed). "
-                    "Same key, different body: 409 idempotency_key_reused."
+                    "Same key, different body: 409 idempotency_key_reused. While the regulator suspends "
+                    "the payer's or the payee's bank: 409 bank_suspended, naming the bank and the reason."
                 ),
             ),
             "get": _op(

@@ -93,6 +93,9 @@ def reference_data() -> Response:
             "name": bank.get("name"),
             "jurisdiction": bank.get("jurisdiction"),
             "currencies": list(bank.get("currencies") or []),
+            # A record from before suspensions existed has no status: that bank is active.
+            "status": bank.get("status") or "active",
+            "status_reason": bank.get("status_reason"),
         }
         for bank in data.get("banks") or []
         if isinstance(bank, dict)

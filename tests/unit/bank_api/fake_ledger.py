@@ -3,6 +3,7 @@
 ``FakeNetwork`` holds the state every bank shares; ``FakeNetwork.ledger(msp)`` is one bank's
 view of it, implementing the ``Ledger`` port with the contract's rules and error codes
 (docs/contract-api.md), so the HTTP layer and the follower are tested without Fabric.
+``FakeNetwork.suspend``/``reinstate`` stand in for the regulator's SuspendBank/ReinstateBank.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class FakeNetwork:
     calls: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Condition = field(default_factory=threading.Condition)
     tx_counter: int = 0
+    # Banks the regulator suspended: MSP id -> (reason, since).
+    suspended: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def ledger(self, msp_id: str) -> FakeLedger:
         return FakeLedger(self, msp_id)
@@ -58,6 +61,24 @@ class FakeNetwork:
     def next_tx(self) -> str:
         self.tx_counter += 1
         return f"tx{self.tx_counter:06d}"
+
+    def suspend(self, msp_id: str, reason: str) -> None:
+        """The regulator's SuspendBank (the regulator has no gateway, so it acts here directly)."""
+        with self.lock:
+            self.suspended[msp_id] = (reason, iso(self.clock()))
+            self.emit(self.next_tx(), "BankSuspended", {"bank": msp_id, "reason": reason})
+
+    def reinstate(self, msp_id: str) -> None:
+        with self.lock:
+            del self.suspended[msp_id]
+            self.emit(self.next_tx(), "BankReinstated", {"bank": msp_id})
+
+    def require_active(self, msp_id: str, refused: str) -> None:
+        if msp_id in self.suspended:
+            reason, since = self.suspended[msp_id]
+            raise rejected(
+                "bank_suspended", f"{msp_id} is suspended by the regulator since {since} (reason: {reason}); {refused}"
+            )
 
     def emit(self, tx_id: str, name: str, payload: JSON) -> None:
         # One transaction per block keeps the checkpoint arithmetic easy to follow.
@@ -180,10 +201,16 @@ class FakeLedger:
 
     def get_reference_data(self) -> JSON:
         self._call("GetReferenceData")
+        banks = []
+        with self.network.lock:
+            for bank in copy.deepcopy(BANKS):
+                reason, since = self.network.suspended.get(bank["msp_id"], (None, None))
+                status = "active" if reason is None else "suspended"
+                banks.append({**bank, "status": status, "status_reason": reason, "status_since": since})
         return {
             "regulator": "RegulatorMSP",
             "currencies": dict(CURRENCIES),
-            "banks": copy.deepcopy(BANKS),
+            "banks": banks,
             "corridor_policy": {"rules": [{"currency": "CNH", "cross_border_only": True}]},
         }
 
@@ -276,6 +303,7 @@ class FakeLedger:
                 if previous != content:
                     raise rejected("duplicate_reference", "deposit_ref was used for another issue")
                 return {"issued": False}
+            self.network.require_active(self._msp_id, "it may not issue new tokens")
             account = self._account(account_id)
             if account["status"] != "active":
                 raise rejected(f"account_{account['status']}", f"the account is {account['status']}")
@@ -308,6 +336,7 @@ class FakeLedger:
         with self.network.lock:
             if (self._msp_id, "transfer:" + transfer_id) in self.network.references:
                 return {"transferred": False}
+            self.network.require_active(self._msp_id, "no new transfer within it is accepted")
             payer = self._account(from_account)
             payee = self._account(to_account)
             if payee["status"] != "active":
@@ -344,6 +373,8 @@ class FakeLedger:
             if payee_currency not in payee_bank["currencies"]:
                 raise rejected("currency_not_issued", f"{payee_bank['msp_id']} does not issue {payee_currency}")
             self._issues(currency)
+            for bank in (self._msp_id, payee_bank["msp_id"]):
+                self.network.require_active(bank, "no new payment to or from it is accepted")
             account = self._account(request["payer_account"])
             self._debit(account, currency, request["amount"])
             self.network.supply[(self._msp_id, currency)] -= request["amount"]
