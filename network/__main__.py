@@ -184,11 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             if not net.running_nodes():
                 raise NetworkError(f"no network is running in {net.state_dir}: run 'up' first")
             upgrade_chaincode(net, args.name, args.version, args.contract)
-    except (NetworkError, MaterialError, NodeError, ConfigUpdateError, FileNotFoundError, ValueError,
-            KeyError) as exc:  # fmt: skip
         elif args.command == "regulator":
             return run_regulator_command(net, args)
-    except (NetworkError, MaterialError, NodeError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (NetworkError, MaterialError, NodeError, ConfigUpdateError, FileNotFoundError, ValueError,
+            KeyError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
