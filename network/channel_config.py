@@ -42,6 +42,7 @@ from fabric_protos.msp import identities_pb2
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
+from network.ca import issued_by
 from network.material import MaterialError, run
 from network.nodes import admin_env, fabric_bin, orderer_cli_args
 from network.org import ADMIN, run_in
@@ -328,7 +329,7 @@ def verified_signers(update_dir: Path, config: JSON) -> list[Signer]:
             public_key.verify(signature.signature, signature.signature_header + update, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature as exc:
             raise ConfigUpdateError(f"{path}: the signature of {msp_id} does not match this update") from exc
-        if not any(_issued_by(cert, root) for root in _roots(config, msp_id)):
+        if not any(issued_by(cert, root) for root in _roots(config, msp_id)):
             raise ConfigUpdateError(f"{path}: the certificate is not issued by {msp_id}'s CA in the channel config")
         if msp_id in seen:
             continue  # Fabric counts one signature per identity; a second file adds nothing
@@ -336,14 +337,6 @@ def verified_signers(update_dir: Path, config: JSON) -> list[Signer]:
         ous = {a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)}
         signers.append(Signer(msp_id, frozenset(str(ou) for ou in ous), signature, path))
     return signers
-
-
-def _issued_by(cert: x509.Certificate, root: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(root)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def check_signatures(update_dir: Path, config: JSON) -> tuple[list[Signer], list[str]]:

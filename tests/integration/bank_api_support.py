@@ -121,3 +121,11 @@ def gateways_of(profile: dict[str, Any]) -> dict[str, BankGateway]:
             continue
         banks[msp_id] = BankGateway(msp_id, org["gateway_url"], Path(org["operator_key_file"]))
     return banks
+
+
+def ready_gateways(profile: dict[str, Any]) -> dict[str, BankGateway]:
+    """Every bank's gateway in the profile, once each says it is ready."""
+    found = gateways_of(profile)
+    for bank in found.values():
+        assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
+    return found

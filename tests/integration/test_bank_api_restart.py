@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.bank_api_support import BankGateway, gateways_of, unique, wait_for
+from tests.integration.bank_api_support import BankGateway, ready_gateways, unique, wait_for
 from tests.integration.conftest import network_cli
 
 pytestmark = pytest.mark.network
@@ -18,10 +18,7 @@ pytestmark = pytest.mark.network
 
 @pytest.fixture(scope="module")
 def banks(network: dict[str, Any]) -> dict[str, BankGateway]:
-    found = gateways_of(network)
-    for bank in found.values():
-        assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
-    return found
+    return ready_gateways(network)
 
 
 def _fabric_calls(bank: BankGateway, transaction: str) -> float:

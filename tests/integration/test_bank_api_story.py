@@ -20,17 +20,15 @@ import pytest
 import requests
 
 from gateway.bank_api.webhooks import verify
-from tests.integration.bank_api_support import BankGateway, gateways_of, unique, wait_for
+from tests.integration.bank_api_support import BankGateway, ready_gateways, unique, wait_for
 
 pytestmark = pytest.mark.network
 
 
 @pytest.fixture(scope="module")
 def banks(network: dict[str, Any]) -> dict[str, BankGateway]:
-    found = gateways_of(network)
+    found = ready_gateways(network)
     assert set(found) >= {"USBankMSP", "HKBankMSP", "SGBankMSP"}
-    for bank in found.values():
-        assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
     return found
 
 

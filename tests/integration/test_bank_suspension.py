@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.bank_api_support import BankGateway, Merchant, gateways_of, unique, wait_for
+from tests.integration.bank_api_support import BankGateway, Merchant, ready_gateways, unique, wait_for
 from tests.integration.conftest import network_cli
 from tests.integration.deposit_token_support import Consortium
 
@@ -178,10 +178,7 @@ def _instant(text: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def banks(network: dict[str, Any]) -> dict[str, BankGateway]:
-    found = gateways_of(network)
-    for bank in found.values():
-        assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
-    return found
+    return ready_gateways(network)
 
 
 @pytest.fixture(scope="module")

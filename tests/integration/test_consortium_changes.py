@@ -37,7 +37,7 @@ from network.org import CLIENT
 from network.topology import DEFAULT_TOPOLOGY, load_topology
 from network.upgrade import upgrade_chaincode
 from tests.integration import upgraded_deposit_token as upgraded
-from tests.integration.bank_api_support import BankGateway, gateways_of, unique, wait_for
+from tests.integration.bank_api_support import BankGateway, gateways_of, ready_gateways, unique, wait_for
 from tests.integration.deposit_token_support import Org as ClientOrg
 from tests.integration.deposit_token_support import Refused
 from tests.integration.payment_flow import PaymentFlow
@@ -75,9 +75,7 @@ def flow() -> Iterator[PaymentFlow]:
     cli("down")
     result = cli("up")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    found = gateways()
-    for bank in found.values():
-        assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
+    found = ready_gateways(json.loads((STATE / "profile.json").read_text()))
     payments = PaymentFlow({})
     for msp_id in FOUNDERS:
         payments.add_bank(msp_id, found[msp_id])
