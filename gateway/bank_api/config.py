@@ -72,6 +72,8 @@ class GatewayConfig:
     # private or link-local (refused otherwise, see egress.py), e.g. a receiver on the bank's LAN.
     webhook_allowed_targets: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Test networks only: a JSON file naming payment actions to hold (faults.py); never set in production.
+    fault_file: str | None = None
 
     @classmethod
     def from_profile(cls, profile_path: str, msp_id: str, **overrides: Any) -> GatewayConfig:
