@@ -63,6 +63,9 @@ class GatewayConfig:
     # Deadlines for one ledger call, so a dead peer gives 503 instead of a hang.
     evaluate_timeout_seconds: float = 10.0
     submit_timeout_seconds: float = 30.0
+    # Seconds a write waits for its commit before it is looked up on the ledger and, when not there,
+    # submitted again (its orderer may have died with it); within submit_timeout_seconds in all.
+    commit_wait_seconds: float = 5.0
     fx_rates: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATES))
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 8

@@ -29,7 +29,7 @@ from .identity import Identity
 from .ledger import Ledger
 from .network import Network
 from .proposal import Proposal
-from .retry import submit_with_retry
+from .retry import submit_idempotent, submit_with_retry
 from .signer import ECDSASigner, Signer, sha256
 from .transaction import SubmittedTransaction, Transaction
 
@@ -63,5 +63,6 @@ __all__ = [
     "Transaction",
     "connect",
     "sha256",
+    "submit_idempotent",
     "submit_with_retry",
 ]
