@@ -66,6 +66,10 @@ class GatewayConfig:
     # Seconds a write waits for its commit before it is looked up on the ledger and, when not there,
     # submitted again (its orderer may have died with it); within submit_timeout_seconds in all.
     commit_wait_seconds: float = 5.0
+    # /readyz (readiness.py): whether the peer must see every other bank's peer (else one will do),
+    # and how many blocks it may be behind the channel.
+    readiness_requires_all_banks: bool = True
+    readiness_max_blocks_behind: int = 10
     fx_rates: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATES))
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 8

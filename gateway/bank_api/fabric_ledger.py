@@ -31,6 +31,7 @@ from gateway.bank_api.config import ConfigError, GatewayConfig
 from gateway.bank_api.ledger import (
     JSON,
     ChaincodeUnavailable,
+    ChannelView,
     Contention,
     ContractRejected,
     CounterpartyUnreachable,
@@ -127,6 +128,9 @@ def translate(error: GatewayError, own_msp: str = "") -> LedgerError:
         )
     if _CHAINCODE_DOWN.search(said):
         return ChaincodeUnavailable(f"{error.operation} failed: the chaincode does not answer")
+    if isinstance(error, CommitStatusError) and error.grpc_code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        # Submitted, then neither committed in time nor found on the ledger: its fate is unknown.
+        return OrderingUnavailable(f"{error.operation} did not complete: {error.grpc_code}")
     if error.grpc_code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not error.details:
         # No node's details: the call never got an answer from our own peer.
         return PeerUnreachable(f"{error.operation} failed: {error.grpc_code}: the peer does not answer")
@@ -432,6 +436,14 @@ class FabricLedger:
 
     def ping(self) -> None:
         self.evaluate("GetReferenceData", timeout=PING_TIMEOUT_SECONDS)
+
+    def channel_view(self) -> ChannelView:
+        height = self._guard(lambda: self.network.get_ledger().height(PING_TIMEOUT_SECONDS))
+        peers = self._guard(lambda: self.network.get_channel_peers(PING_TIMEOUT_SECONDS))
+        members: dict[str, int] = {}
+        for peer in peers:
+            members[peer.msp_id] = max(members.get(peer.msp_id, 0), peer.ledger_height or 0)
+        return ChannelView(height=height, members=members)
 
     def events(self, start_block: int, after_transaction_id: str | None) -> Iterator[LedgerEvent]:
         stream = self._guard(

@@ -98,6 +98,17 @@ class OrderingUnavailable(LedgerUnavailable):
     default_retry_after = 2
 
 
+# Every reason a request may be answered 503, most specific first (the OpenAPI document lists them).
+UNAVAILABLE_REASONS: tuple[type[LedgerUnavailable], ...] = (
+    PeerUnreachable,
+    ChaincodeUnavailable,
+    CounterpartyUnreachable,
+    Contention,
+    OrderingUnavailable,
+    LedgerUnavailable,
+)
+
+
 class LedgerFailure(LedgerError):
     """Anything else: an invalid transaction, a chaincode crash, an answer we cannot read."""
 
@@ -165,6 +176,19 @@ class LedgerEvent:
     payload: JSON
 
 
+@dataclass(frozen=True)
+class ChannelView:
+    """What this bank's peer knows of the channel, for readiness.
+
+    ``height`` is the peer's own ledger height; ``members`` maps each organisation whose peers the
+    peer sees through gossip to the highest ledger height it knows of them (0 when not yet known).
+    Until a restarted peer sees the other banks' peers it cannot hand them a payment's details.
+    """
+
+    height: int
+    members: dict[str, int]
+
+
 class Ledger(Protocol):
     """The deposit-token contract as seen from one bank's gateway."""
 
@@ -208,6 +232,10 @@ class Ledger(Protocol):
     # operations
     def ping(self) -> None:
         """Raise LedgerUnavailable/LedgerFailure unless the peer answers and the chaincode runs."""
+        ...
+
+    def channel_view(self) -> ChannelView:
+        """The peer's ledger height and the channel's members it sees; raises LedgerUnavailable."""
         ...
 
     def events(self, start_block: int, after_transaction_id: str | None) -> Iterator[LedgerEvent]:

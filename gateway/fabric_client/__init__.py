@@ -16,6 +16,7 @@ from .checkpointer import Checkpointer, FileCheckpointer, InMemoryCheckpointer, 
 from .client import Deadlines
 from .commit import Commit, Status
 from .contract import Contract
+from .discovery import ChannelPeer
 from .errors import (
     CommitError,
     CommitStatusError,
@@ -38,6 +39,7 @@ __all__ = [
     "ChaincodeEvent",
     "ChaincodeEventStream",
     "ChaincodeEventsRequest",
+    "ChannelPeer",
     "Checkpointer",
     "Commit",
     "CommitError",
