@@ -127,8 +127,8 @@ class GatewayConfig:
         return cls(**coerced)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-        """Profile (BANK_API_PROFILE + BANK_API_MSP_ID), then file, then the other BANK_API_* vars."""
+    def env_settings(cls, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The settings file (``BANK_API_CONFIG_FILE``), then the ``BANK_API_*`` variables, unparsed."""
         env = os.environ if environ is None else environ
         settings: dict[str, Any] = {}
         config_file = env.get(ENV_PREFIX + "CONFIG_FILE")
@@ -138,6 +138,13 @@ class GatewayConfig:
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
                 settings[f.name] = raw
+        return settings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+        """Profile (BANK_API_PROFILE + BANK_API_MSP_ID), then file, then the other BANK_API_* vars."""
+        env = os.environ if environ is None else environ
+        settings = cls.env_settings(env)
         # Short aliases: BANK_API_PROFILE and BANK_API_MSP.
         for alias, name in (("PROFILE", "profile_path"), ("MSP", "msp_id")):
             if env.get(ENV_PREFIX + alias):

@@ -394,7 +394,15 @@ class FabricLedger:
     # -- payments --------------------------------------------------------------------------
 
     def initiate_payment(self, request: JSON) -> JSON:
-        return self._debit("InitiatePayment", str(request["payer_account"]), request)
+        try:
+            return self._debit("InitiatePayment", str(request["payer_account"]), request)
+        except CounterpartyUnreachable as error:
+            # Not every dissemination failure names the collection ("Failed disseminating 1 out of 1
+            # private dissemination plans", when gossip still lists a peer that just died); the
+            # payment's own payee bank is the one that could not be reached.
+            if error.counterparty is None and isinstance(request.get("payee_bank"), str):
+                error.counterparty = request["payee_bank"]
+            raise
 
     def complete_payment(self, payment_id: str) -> JSON:
         return self.submit("CompletePayment", request={"payment_id": payment_id})
