@@ -137,7 +137,7 @@ def submit_idempotent(
     retryable = frozenset(retry_codes)
     ledger = contract.network.get_ledger()
     end = clock() + deadline
-    tried: list[_Attempt] = []
+    unresolved: list[_Attempt] = []  # attempts of unknown fate: only these may still have committed
     runs = 0
     last_unknown: CommitStatusError | None = None
 
@@ -145,8 +145,8 @@ def submit_idempotent(
         return max(0.001, end - clock())
 
     def earlier_commit() -> bytes | None:
-        """The result of an earlier attempt the ledger holds as valid, if any."""
-        for attempt in tried:
+        """The result of an earlier attempt of unknown fate that the ledger now holds as valid, if any."""
+        for attempt in unresolved:
             try:
                 code = ledger.validation_code(attempt.transaction_id, timeout=min(5.0, remaining()))
             except GatewayError:
@@ -166,19 +166,20 @@ def submit_idempotent(
             if found is not None:
                 return found
             raise
-        tried.append(_Attempt(transaction.transaction_id, transaction.result))
         try:
             submitted = _submit_until_accepted(transaction, remaining, sleep, backoff, max_backoff, clock, end)
-        except SubmitError:
+        except SubmitError as refused:
             found = earlier_commit()
             if found is not None:
                 return found
-            raise
+            # A submit that timed out may have reached an orderer after all: report what is unknown.
+            raise last_unknown or refused from None
         outcome, error = _outcome(submitted, ledger, min(commit_wait, remaining()), remaining)
         if outcome == _COMMITTED:
             return transaction.result
         if outcome == _UNKNOWN:
             assert isinstance(error, CommitStatusError)
+            unresolved.append(_Attempt(transaction.transaction_id, transaction.result))
             last_unknown = error
             _log.warning(
                 "transaction %s of %s not committed within %.1fs and not on the ledger; running it again",
@@ -231,9 +232,10 @@ def _submit_until_accepted(
 def _outcome(
     submitted: SubmittedTransaction, ledger: Ledger, wait: float, remaining: Callable[[], float]
 ) -> tuple[str, GatewayError | None]:
+    block = -1  # not known when the outcome comes from the ledger lookup
     try:
         status = submitted.status(wait)
-        code = status.code
+        code, block = status.code, status.block_number
     except CommitStatusError as waited_out:
         try:
             found = ledger.validation_code(submitted.transaction_id, timeout=min(5.0, remaining()))
@@ -244,4 +246,4 @@ def _outcome(
         code = found
     if code == transaction_pb2.VALID:
         return _COMMITTED, None
-    return _INVALID, CommitError(transaction_id=submitted.transaction_id, code=code, block_number=-1)
+    return _INVALID, CommitError(transaction_id=submitted.transaction_id, code=code, block_number=block)

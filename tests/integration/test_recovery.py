@@ -201,6 +201,7 @@ def test_a_stuck_completion_holds_up_no_other_payment_and_survives_a_restart(
 @dataclass
 class Sent:
     flow: int
+    payer: int
     key: str
     started: float
     accepted: float | None = None
@@ -211,13 +212,14 @@ class Sent:
 
 
 class PaymentLoad:
-    """Interbank payments at a steady rate, round robin over flows (payer bank, payer, payee bank, payee).
+    """Interbank payments at a steady rate, round robin over flows (payer bank, payers, payee bank, payee)
+    and over each flow's payers.
 
     Each payment keeps its Idempotency-Key and is retried while the gateway answers 503 (after its
     Retry-After) or cannot be reached, as a well-behaved client does; completions are watched.
     """
 
-    def __init__(self, flows: list[tuple[BankGateway, Merchant, str, str]], rate: float) -> None:
+    def __init__(self, flows: list[tuple[BankGateway, list[Merchant], str, str]], rate: float) -> None:
         self.flows = flows
         self.interval = 1.0 / rate
         self.sent: list[Sent] = []
@@ -246,7 +248,9 @@ class PaymentLoad:
     def _send(self) -> None:
         n = 0
         while not self._stop.is_set():
-            record = Sent(n % len(self.flows), unique("load"), time.monotonic())
+            flow = n % len(self.flows)
+            payer = (n // len(self.flows)) % len(self.flows[flow][1])
+            record = Sent(flow, payer, unique("load"), time.monotonic())
             with self._lock:
                 self.sent.append(record)
             self._pool.submit(self._pay, record)
@@ -254,7 +258,8 @@ class PaymentLoad:
             self._stop.wait(self.interval)
 
     def _pay(self, record: Sent) -> None:
-        payer_bank, payer, payee_bank, payee = self.flows[record.flow]
+        payer_bank, payers, payee_bank, payee = self.flows[record.flow]
+        payer = payers[record.payer]
         deadline = record.started + 150
         while time.monotonic() < deadline:
             try:
@@ -294,9 +299,9 @@ class PaymentLoad:
             if finished:
                 return
             for record in waiting:
-                payer_bank, payer, _, _ = self.flows[record.flow]
+                payer_bank, payers, _, _ = self.flows[record.flow]
                 assert record.payment_id is not None
-                if _status(payer_bank, record.payment_id, payer) == "completed":
+                if _status(payer_bank, record.payment_id, payers[record.payer]) == "completed":
                     record.completed = time.monotonic()
             time.sleep(0.3)
 
@@ -305,21 +310,20 @@ def test_payments_resume_within_seconds_of_the_raft_leader_dying(
     banks: dict[str, BankGateway], net: Consortium, capsys: pytest.CaptureFixture[str]
 ) -> None:
     us, hk, sg = banks[US], banks[HK], banks[SG]
-    # One payer account per flow: debits of one account are serialised (one per block), and a hot
-    # payer's read conflicts are not what this test is about.
-    payers = [
-        (us, us.open_account("Leader Test US Payer A", "US")),
-        (us, us.open_account("Leader Test US Payer B", "US")),
-        (hk, hk.open_account("Leader Test HK Payer", "HK")),
-    ]
-    for bank, payer in payers:
-        bank.issue(payer.account_id, "USD", "500.00")
+    # Several payers per flow, as in real traffic: the debits of one account are serialised (one per
+    # block), and a single hot payer's read conflicts are not what this test is about.
+    def payers(bank: BankGateway, jurisdiction: str, flow: str) -> list[Merchant]:
+        found = [bank.open_account(f"Leader Test Payer {flow}{n}", jurisdiction) for n in range(4)]
+        for payer in found:
+            bank.issue(payer.account_id, "USD", "100.00")
+        return found
+
     hk_shop = hk.open_account("Leader Test HK Shop", "HK")
     sg_shop = sg.open_account("Leader Test SG Shop", "SG")
     flows = [
-        (payers[0][0], payers[0][1], HK, hk_shop.account_id),
-        (payers[1][0], payers[1][1], SG, sg_shop.account_id),
-        (payers[2][0], payers[2][1], SG, sg_shop.account_id),
+        (us, payers(us, "US", "a"), HK, hk_shop.account_id),
+        (us, payers(us, "US", "b"), SG, sg_shop.account_id),
+        (hk, payers(hk, "HK", "c"), SG, sg_shop.account_id),
     ]
     load = PaymentLoad(flows, rate=4.0)
     load.start()
@@ -352,7 +356,7 @@ def test_payments_resume_within_seconds_of_the_raft_leader_dying(
     _figures(
         capsys,
         [
-            f"{len(sent)} payments at 4/s over 3 flows; {leader} (Raft leader) killed; "
+            f"{len(sent)} payments at 4/s over 3 flows of 4 payers each; {leader} (Raft leader) killed; "
             f"{new_leader} elected {elected:.1f} s later",
             f"fault to first completed payment started after it: {min(done_after):.1f} s",
             f"worst latency of a payment in flight at the fault: {worst_in_flight:.1f} s ({len(in_flight)} in flight)",
