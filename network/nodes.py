@@ -19,6 +19,16 @@ from network.processes import NodeSpec
 from network.topology import OrdererNode, Org
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The Gateway service inside every peer dials orderers (to submit) and other orgs' peers (to endorse)
+# with a gRPC client config that sets no keep-alive (fabric internal/pkg/gateway/endpoint.go), and
+# grpc-go raises a keep-alive time of 0 to its 10 s minimum: those connections ping every 10 s, even
+# when idle. Peers (peer.keepalive.minInterval) and orderers (General.Keepalive.ServerMinInterval)
+# accept a ping at most every 60 s by default, count faster ones as strikes and, after the third,
+# close the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings": logged by every bank's peer
+# about 40 s after its gateway first dialled, then again on every redial. Accepting pings every 10 s
+# matches what those clients send; other clients still ping at 60 s and are unaffected.
+KEEPALIVE_MIN_INTERVAL = "10s"
 BUILDER_DIR = Path(__file__).resolve().parent / "builders" / "ccaas"
 
 
@@ -56,6 +66,8 @@ def orderer_spec(home: OrgHome, ports: PortPlan, node: OrdererNode) -> NodeSpec:
         "ORDERER_ADMIN_TLS_CLIENTROOTCAS": f"[{home.tls_ca}]",
         "ORDERER_OPERATIONS_LISTENADDRESS": f"{p.host}:{p.operations}",
         "ORDERER_METRICS_PROVIDER": "prometheus",
+        # Peers' Gateway services ping the orderers every 10 s (see KEEPALIVE_MIN_INTERVAL).
+        "ORDERER_GENERAL_KEEPALIVE_SERVERMININTERVAL": KEEPALIVE_MIN_INTERVAL,
         "ORDERER_FILELEDGER_LOCATION": str(data / "ledger"),
         "ORDERER_CONSENSUS_WALDIR": str(data / "wal"),
         "ORDERER_CONSENSUS_SNAPDIR": str(data / "snapshot"),
@@ -109,6 +121,8 @@ def peer_spec(home: OrgHome, ports: PortPlan, org: Org) -> NodeSpec:
         "CORE_CHAINCODE_EXTERNALBUILDERS": builders,
         "CORE_CHAINCODE_EXECUTETIMEOUT": "30s",
         "CORE_PEER_PROFILE_ENABLED": "false",
+        # Other peers' Gateway services ping this one every 10 s (see KEEPALIVE_MIN_INTERVAL).
+        "CORE_PEER_KEEPALIVE_MININTERVAL": KEEPALIVE_MIN_INTERVAL,
     }
     if os.environ.get("DT_PEER_PPROF") == "1":
         # Go's pprof endpoints, for performance work only: never on by default, the org's host only.

@@ -27,7 +27,12 @@ def _config(args: argparse.Namespace, **overrides: Any) -> GatewayConfig:
     if args.profile:
         if not args.msp:
             raise ConfigError("--msp is required with --profile")
-        config = GatewayConfig.from_profile(args.profile, args.msp, **overrides)
+        # The documented precedence (config.py): the profile, then the file and BANK_API_* variables;
+        # the command line last. Profile and bank come from the command line here.
+        settings = GatewayConfig.env_settings()
+        for name in ("profile_path", "msp_id"):
+            settings.pop(name, None)
+        config = GatewayConfig.from_profile(args.profile, args.msp, **{**settings, **overrides})
     else:
         config = GatewayConfig.from_env().with_overrides(**overrides)
     if not config.msp_id:

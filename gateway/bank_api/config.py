@@ -63,6 +63,13 @@ class GatewayConfig:
     # Deadlines for one ledger call, so a dead peer gives 503 instead of a hang.
     evaluate_timeout_seconds: float = 10.0
     submit_timeout_seconds: float = 30.0
+    # Seconds a write waits for its commit before it is looked up on the ledger and, when not there,
+    # submitted again (its orderer may have died with it); within submit_timeout_seconds in all.
+    commit_wait_seconds: float = 5.0
+    # /readyz (readiness.py): whether the peer must see every other bank's peer (else one will do),
+    # and how many blocks it may be behind the channel.
+    readiness_requires_all_banks: bool = True
+    readiness_max_blocks_behind: int = 10
     fx_rates: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATES))
     webhook_timeout_seconds: float = 5.0
     webhook_max_attempts: int = 8
@@ -72,6 +79,8 @@ class GatewayConfig:
     # private or link-local (refused otherwise, see egress.py), e.g. a receiver on the bank's LAN.
     webhook_allowed_targets: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Test networks only: a JSON file naming payment actions to hold (faults.py); never set in production.
+    fault_file: str | None = None
 
     @classmethod
     def from_profile(cls, profile_path: str, msp_id: str, **overrides: Any) -> GatewayConfig:
@@ -118,8 +127,8 @@ class GatewayConfig:
         return cls(**coerced)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-        """Profile (BANK_API_PROFILE + BANK_API_MSP_ID), then file, then the other BANK_API_* vars."""
+    def env_settings(cls, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The settings file (``BANK_API_CONFIG_FILE``), then the ``BANK_API_*`` variables, unparsed."""
         env = os.environ if environ is None else environ
         settings: dict[str, Any] = {}
         config_file = env.get(ENV_PREFIX + "CONFIG_FILE")
@@ -129,6 +138,13 @@ class GatewayConfig:
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is not None:
                 settings[f.name] = raw
+        return settings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+        """Profile (BANK_API_PROFILE + BANK_API_MSP_ID), then file, then the other BANK_API_* vars."""
+        env = os.environ if environ is None else environ
+        settings = cls.env_settings(env)
         # Short aliases: BANK_API_PROFILE and BANK_API_MSP.
         for alias, name in (("PROFILE", "profile_path"), ("MSP", "msp_id")):
             if env.get(ENV_PREFIX + alias):

@@ -1,23 +1,26 @@
 """The ledger port on the real network: the deposit-token chaincode through our Fabric client.
 
 Every write is endorsed by this bank's own peer only (``endorsing_organizations=[own MSP]``)
-and returns after it committed; read conflicts are retried with a fresh transaction
-(``submit_with_retry``). Private input travels in the transient map under ``request``.
+and returns after it committed; read conflicts are retried with a fresh transaction, and a
+transaction not committed within a few seconds is looked up and run again under the same
+business reference (``submit_idempotent``). Private input travels in the transient map under
+``request``.
 Debits are first tried against the account's folded balance alone; only a refusal for
 insufficient funds makes the gateway read the account's ``pending_credits`` and try again
 with them, so received money is still spendable (docs/contract-api.md, "Balances, credits and
 pending_credits") without a query before every debit (docs/decisions/0011).
 
-Failures are translated once, here: a contract refusal keeps its code; an unreachable
-peer or orderer, an unknown commit status and exhausted read conflicts become
-``LedgerUnavailable`` (the caller may retry: every write is idempotent by its reference);
-anything else is ``LedgerFailure``.
+Failures are translated once, here: a contract refusal keeps its code; what the caller may
+retry becomes a ``LedgerUnavailable`` naming its reason (our peer unreachable, our chaincode
+down, the other bank's peer unreachable, contention, the ordering service; every write is
+idempotent by its reference, so a retry is safe); anything else is ``LedgerFailure``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -27,11 +30,17 @@ from fabric_protos.peer import transaction_pb2
 from gateway.bank_api.config import ConfigError, GatewayConfig
 from gateway.bank_api.ledger import (
     JSON,
+    ChaincodeUnavailable,
+    ChannelView,
+    Contention,
     ContractRejected,
+    CounterpartyUnreachable,
     LedgerError,
     LedgerEvent,
     LedgerFailure,
     LedgerUnavailable,
+    OrderingUnavailable,
+    PeerUnreachable,
     parse_contract_error,
 )
 from gateway.bank_api.metrics import GatewayMetrics
@@ -43,8 +52,9 @@ from gateway.fabric_client import (
     Gateway,
     GatewayError,
     SubmitError,
-    submit_with_retry,
+    submit_idempotent,
 )
+from gateway.fabric_client.errors import RETRYABLE_VALIDATION_CODES
 from gateway.fabric_client.profile import connect_org
 
 log = logging.getLogger(__name__)
@@ -54,7 +64,8 @@ T = TypeVar("T")
 TRANSIENT_KEY = "request"
 MAX_PENDING_CREDITS = 1000
 SUBMIT_ATTEMPTS = 6
-POLICY_RETRIES = 2
+DEFAULT_SUBMIT_DEADLINE = 30.0
+DEFAULT_COMMIT_WAIT = 5.0
 ENDORSEMENT_POLICY_FAILURE = int(transaction_pb2.ENDORSEMENT_POLICY_FAILURE)
 PING_TIMEOUT_SECONDS = 3.0
 
@@ -66,10 +77,34 @@ _UNAVAILABLE_CODES = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.CANCELLED,
 }
+# Invalid commits a fresh run may clear: read conflicts, and a state-based policy a concurrent
+# transaction tightened (the same payment moved on by another worker, say). Only read conflicts that
+# outlast the retries are reported as contention: a policy failure that persists is a real refusal.
+CONTENTION_CODES = frozenset(RETRYABLE_VALIDATION_CODES | {ENDORSEMENT_POLICY_FAILURE})
+
+# What the peer says when it cannot hand a private collection's data to the other bank's peer
+# (the bilateral collections need one: decision 0004), naming the collection.
+_DISSEMINATION = re.compile(
+    r"(failed to distribute private collection|required to disseminate to at least)"
+    r"(?:.*?collection (?P<collection>[A-Za-z0-9_.-]+))?",
+    re.DOTALL,
+)
+# What the peer says when its chaincode server does not answer (down, restarting, or hung).
+_CHAINCODE_DOWN = re.compile(
+    r"could not launch chaincode|chaincode stream terminated|timeout expired while executing transaction",
+    re.IGNORECASE,
+)
 
 
-def translate(error: GatewayError) -> LedgerError:
-    """One Fabric client error → the port's error."""
+def _counterparty(collection: str | None, own_msp: str) -> str | None:
+    if not collection or not collection.startswith("bilateral-"):
+        return None
+    others = [msp for msp in collection.removeprefix("bilateral-").split("-") if msp and msp != own_msp]
+    return others[0] if len(others) == 1 else None
+
+
+def translate(error: GatewayError, own_msp: str = "") -> LedgerError:
+    """One Fabric client error → the port's error (each reason its own type, see ledger.py)."""
     if error.chaincode_status is not None:
         if 400 <= error.chaincode_status < 500:
             rejected = parse_contract_error(
@@ -82,10 +117,25 @@ def translate(error: GatewayError) -> LedgerError:
         return LedgerFailure(f"chaincode failed with status {error.chaincode_status}")
     if isinstance(error, CommitError):
         if error.is_retryable:
-            return LedgerUnavailable(f"read conflicts persisted ({error.code_name})", retry_after=1)
+            return Contention(f"read conflicts persisted through every retry ({error.code_name})")
         return LedgerFailure(f"transaction invalid: {error.code_name}")
+    said = "\n".join([error.message, *(detail.message for detail in error.details)])
+    disseminate = _DISSEMINATION.search(said)
+    if disseminate is not None:
+        counterparty = _counterparty(disseminate.group("collection"), own_msp)
+        return CounterpartyUnreachable(
+            f"private data could not reach {counterparty or 'the other bank'}'s peer", counterparty
+        )
+    if _CHAINCODE_DOWN.search(said):
+        return ChaincodeUnavailable(f"{error.operation} failed: the chaincode does not answer")
+    if isinstance(error, CommitStatusError) and error.grpc_code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        # Submitted, then neither committed in time nor found on the ledger: its fate is unknown.
+        return OrderingUnavailable(f"{error.operation} did not complete: {error.grpc_code}")
+    if error.grpc_code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not error.details:
+        # No node's details: the call never got an answer from our own peer.
+        return PeerUnreachable(f"{error.operation} failed: {error.grpc_code}: the peer does not answer")
     if isinstance(error, CommitStatusError | SubmitError):
-        return LedgerUnavailable(f"{error.operation} did not complete: {error.grpc_code}", retry_after=2)
+        return OrderingUnavailable(f"{error.operation} did not complete: {error.grpc_code}")
     if error.grpc_code in _UNAVAILABLE_CODES:
         return LedgerUnavailable(f"{error.operation} failed: {error.grpc_code}")
     return LedgerFailure(f"{error.operation} failed: {error.grpc_code}")
@@ -106,8 +156,9 @@ def _decode(raw: bytes, what: str) -> JSON:
 class ChaincodeEventFeed:
     """Chaincode events as ``LedgerEvent``s; ``close()`` ends the stream from any thread."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, msp_id: str = "") -> None:
         self._stream = stream
+        self._msp = msp_id
         self._events = self._generate()
 
     def _generate(self) -> Iterator[LedgerEvent]:
@@ -124,7 +175,7 @@ class ChaincodeEventFeed:
                     payload=payload if isinstance(payload, dict) else {},
                 )
         except GatewayError as error:
-            raise translate(error) from None
+            raise translate(error, self._msp) from None
 
     def __iter__(self) -> ChaincodeEventFeed:
         return self
@@ -145,6 +196,7 @@ class FabricLedger:
         chaincode: str = "deposit_token",
         commit_timeout: float | None = None,
         metrics: GatewayMetrics | None = None,
+        commit_wait: float = DEFAULT_COMMIT_WAIT,
     ) -> None:
         self.metrics = metrics or GatewayMetrics()
         self.gateway = gateway
@@ -153,6 +205,7 @@ class FabricLedger:
         self.chaincode = chaincode
         self.contract: Contract = self.network.get_contract(chaincode)
         self.commit_timeout = commit_timeout
+        self.commit_wait = commit_wait
 
     @classmethod
     def from_config(cls, config: GatewayConfig, metrics: GatewayMetrics | None = None) -> FabricLedger:
@@ -168,7 +221,15 @@ class FabricLedger:
             gateway = connect_org(config.profile_path, config.msp_id, deadlines=deadlines)
         except (OSError, ValueError, KeyError) as error:
             raise ConfigError(f"cannot connect as {config.msp_id} from {config.profile_path}: {error}") from error
-        return cls(gateway, config.msp_id, config.channel, config.chaincode, config.submit_timeout_seconds, metrics)
+        return cls(
+            gateway,
+            config.msp_id,
+            config.channel,
+            config.chaincode,
+            config.submit_timeout_seconds,
+            metrics,
+            commit_wait=config.commit_wait_seconds,
+        )
 
     @property
     def msp_id(self) -> str:
@@ -183,7 +244,7 @@ class FabricLedger:
             with self.metrics.fabric_call(kind, transaction):
                 return call()
         except GatewayError as error:
-            translated = translate(error)
+            translated = translate(error, self._msp_id)
             if not isinstance(translated, ContractRejected):
                 log.warning("ledger call failed: %s", translated)
             raise translated from None
@@ -208,29 +269,30 @@ class FabricLedger:
         return _decode(raw, name)
 
     def submit(self, name: str, *args: str, request: JSON | None = None) -> JSON:
+        """Submit and return once committed, within ``commit_timeout`` seconds in all.
+
+        Every write of the contract is idempotent by its business reference (payment id, deposit
+        reference, account id, state machine), so a transaction not committed within ``commit_wait``
+        seconds (its orderer died, say) is looked up on the ledger and, when not there, submitted
+        again (``submit_idempotent``): after a Raft leader dies, writes resume once a new one is
+        elected instead of waiting out the whole deadline.
+        """
         transient = self._transient(request)
-
-        def run() -> bytes:
-            for attempt in range(POLICY_RETRIES + 1):
-                try:
-                    return submit_with_retry(
-                        self.contract,
-                        name,
-                        *args,
-                        transient=transient,
-                        endorsing_organizations=[self._msp_id],
-                        attempts=SUBMIT_ATTEMPTS,
-                        commit_timeout=self.commit_timeout,
-                    )
-                except CommitError as error:
-                    # A concurrent transaction moved a key we wrote on to a stricter state-based
-                    # policy (the same payment settled by another worker, say). Like a read
-                    # conflict, a fresh run sees the new state and usually finds nothing to do.
-                    if error.code != ENDORSEMENT_POLICY_FAILURE or attempt == POLICY_RETRIES:
-                        raise
-            raise AssertionError("unreachable: the loop returns or raises")
-
-        raw = self._guard(run, "submit", name)
+        raw = self._guard(
+            lambda: submit_idempotent(
+                self.contract,
+                name,
+                *args,
+                transient=transient,
+                endorsing_organizations=[self._msp_id],
+                commit_wait=self.commit_wait,
+                deadline=self.commit_timeout or DEFAULT_SUBMIT_DEADLINE,
+                attempts=SUBMIT_ATTEMPTS,
+                retry_codes=CONTENTION_CODES,
+            ),
+            "submit",
+            name,
+        )
         return _decode(raw, name)
 
     def _spendable(self, account_id: str) -> JSON:
@@ -332,7 +394,15 @@ class FabricLedger:
     # -- payments --------------------------------------------------------------------------
 
     def initiate_payment(self, request: JSON) -> JSON:
-        return self._debit("InitiatePayment", str(request["payer_account"]), request)
+        try:
+            return self._debit("InitiatePayment", str(request["payer_account"]), request)
+        except CounterpartyUnreachable as error:
+            # Not every dissemination failure names the collection ("Failed disseminating 1 out of 1
+            # private dissemination plans", when gossip still lists a peer that just died); the
+            # payment's own payee bank is the one that could not be reached.
+            if error.counterparty is None and isinstance(request.get("payee_bank"), str):
+                error.counterparty = request["payee_bank"]
+            raise
 
     def complete_payment(self, payment_id: str) -> JSON:
         return self.submit("CompletePayment", request={"payment_id": payment_id})
@@ -375,13 +445,21 @@ class FabricLedger:
     def ping(self) -> None:
         self.evaluate("GetReferenceData", timeout=PING_TIMEOUT_SECONDS)
 
+    def channel_view(self) -> ChannelView:
+        height = self._guard(lambda: self.network.get_ledger().height(PING_TIMEOUT_SECONDS))
+        peers = self._guard(lambda: self.network.get_channel_peers(PING_TIMEOUT_SECONDS))
+        members: dict[str, int] = {}
+        for peer in peers:
+            members[peer.msp_id] = max(members.get(peer.msp_id, 0), peer.ledger_height or 0)
+        return ChannelView(height=height, members=members)
+
     def events(self, start_block: int, after_transaction_id: str | None) -> Iterator[LedgerEvent]:
         stream = self._guard(
             lambda: self.network.get_chaincode_events(
                 self.chaincode, start_block=start_block, after_transaction_id=after_transaction_id
             )
         )
-        return ChaincodeEventFeed(stream)
+        return ChaincodeEventFeed(stream, self._msp_id)
 
     def close(self) -> None:
         self.gateway.close()

@@ -34,11 +34,79 @@ class ContractRejected(LedgerError):
 
 
 class LedgerUnavailable(LedgerError):
-    """The peer (or the ordering service behind it) cannot be reached right now; retry later."""
+    """The ledger cannot take the request right now; the same request may succeed later.
 
-    def __init__(self, message: str, retry_after: int = 5) -> None:
+    ``code`` is the problem code the HTTP layer answers with (503, ``Retry-After: retry_after``);
+    ``public_detail`` what it tells the client. Each subclass is one reason, so that an operator
+    and a client can tell a dead peer from a busy account. When a write's fate is unknown (it may
+    still commit), repeating the *same* request (same Idempotency-Key) is safe and finds it.
+    """
+
+    code = "ledger_unavailable"
+    public_detail = "the bank's ledger cannot take the request right now; retry later"
+    default_retry_after = 5
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after = self.default_retry_after if retry_after is None else retry_after
+
+
+class PeerUnreachable(LedgerUnavailable):
+    """This bank's own peer does not answer (down, restarting, or the network to it is cut)."""
+
+    code = "peer_unreachable"
+    public_detail = "the bank's ledger peer cannot be reached right now; retry later"
+    default_retry_after = 5
+
+
+class ChaincodeUnavailable(LedgerUnavailable):
+    """The peer answers, but this bank's chaincode server does not (down or restarting)."""
+
+    code = "chaincode_unavailable"
+    public_detail = "the bank's deposit-token chaincode is not running right now; retry later"
+    default_retry_after = 5
+
+
+class CounterpartyUnreachable(LedgerUnavailable):
+    """The other bank's peer cannot be reached, so the payment's details cannot be handed to it."""
+
+    code = "counterparty_unreachable"
+    public_detail = "the payee's bank cannot be reached right now; the payment was not made; retry later"
+    default_retry_after = 10
+
+    def __init__(self, message: str, counterparty: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, retry_after)
+        self.counterparty = counterparty
+
+
+class Contention(LedgerUnavailable):
+    """Other transactions kept changing what this one read (read conflicts) through every retry."""
+
+    code = "contention"
+    public_detail = "the account is busy with other transactions; retry in a moment"
+    default_retry_after = 1
+
+
+class OrderingUnavailable(LedgerUnavailable):
+    """The ordering service did not take the transaction, or did not commit it in time."""
+
+    code = "ordering_unavailable"
+    public_detail = (
+        "the ledger's ordering service did not confirm the transaction in time; "
+        "repeat the same request (same Idempotency-Key) to learn its outcome"
+    )
+    default_retry_after = 2
+
+
+# Every reason a request may be answered 503, most specific first (the OpenAPI document lists them).
+UNAVAILABLE_REASONS: tuple[type[LedgerUnavailable], ...] = (
+    PeerUnreachable,
+    ChaincodeUnavailable,
+    CounterpartyUnreachable,
+    Contention,
+    OrderingUnavailable,
+    LedgerUnavailable,
+)
 
 
 class LedgerFailure(LedgerError):
@@ -109,6 +177,19 @@ class LedgerEvent:
     payload: JSON
 
 
+@dataclass(frozen=True)
+class ChannelView:
+    """What this bank's peer knows of the channel, for readiness.
+
+    ``height`` is the peer's own ledger height; ``members`` maps each organisation whose peers the
+    peer sees through gossip to the highest ledger height it knows of them (0 when not yet known).
+    Until a restarted peer sees the other banks' peers it cannot hand them a payment's details.
+    """
+
+    height: int
+    members: dict[str, int]
+
+
 class Ledger(Protocol):
     """The deposit-token contract as seen from one bank's gateway."""
 
@@ -152,6 +233,10 @@ class Ledger(Protocol):
     # operations
     def ping(self) -> None:
         """Raise LedgerUnavailable/LedgerFailure unless the peer answers and the chaincode runs."""
+        ...
+
+    def channel_view(self) -> ChannelView:
+        """The peer's ledger height and the channel's members it sees; raises LedgerUnavailable."""
         ...
 
     def events(self, start_block: int, after_transaction_id: str | None) -> Iterator[LedgerEvent]:

@@ -51,6 +51,11 @@ class GatewayMetrics:
             "Interbank payments to this bank still initiated (not yet completed or rejected)",
             registry=self.registry,
         )
+        self.payment_tasks = Gauge(
+            "bank_api_payment_tasks_pending",
+            "Payment tasks (completions, refunds, notifications) queued and not yet done, at the last sweep",
+            registry=self.registry,
+        )
         self.incoming_handled = Counter(
             "bank_api_incoming_payments_handled",
             "Incoming interbank payments this gateway completed or rejected",

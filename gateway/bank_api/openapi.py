@@ -10,7 +10,9 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.bank_api import validation as v
+from gateway.bank_api.ledger import UNAVAILABLE_REASONS
 from gateway.bank_api.problems import PROBLEM_MEDIA_TYPE, problem_body
+from gateway.bank_api.readiness import READINESS_CODES
 from gateway.bank_api.representations import PAYMENT_STATUSES
 from gateway.bank_api.webhooks import EVENT_TYPES
 
@@ -67,6 +69,37 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["type", "title", "status", "detail", "code"],
     ),
+    "Unavailable": {
+        "allOf": [
+            _ref("Problem"),
+            _object(
+                {
+                    "code": {"type": "string", "enum": [reason.code for reason in UNAVAILABLE_REASONS]},
+                    "counterparty": _string(description="counterparty_unreachable: the other bank's MSP id"),
+                }
+            ),
+        ]
+    },
+    "NotReady": {
+        "allOf": [
+            _ref("Problem"),
+            _object(
+                {
+                    "code": {"type": "string", "enum": list(READINESS_CODES)},
+                    "banks": {
+                        "type": "array",
+                        "items": _string(),
+                        "description": "counterparty_unreachable: the banks the peer does not see",
+                    },
+                    "checks": {
+                        "type": "object",
+                        "additionalProperties": _string(),
+                        "description": "Each check and what it found (database, peer, chaincode, channel, ledger)",
+                    },
+                }
+            ),
+        ]
+    },
     "Me": _object(
         {
             "role": {"type": "string", "enum": ["operator", "merchant"]},
@@ -370,7 +403,14 @@ SCHEMAS: dict[str, Schema] = {
         {"deliveries": {"type": "array", "items": _ref("Delivery")}, "next_cursor": _nullable(_string())},
         ["deliveries", "next_cursor"],
     ),
-    "Status": _object({"status": _string(), "bank": _string()}, ["status"]),
+    "Status": _object(
+        {
+            "status": _string(),
+            "bank": _string(),
+            "checks": {"type": "object", "additionalProperties": _string(), "description": "What each check found"},
+        },
+        ["status"],
+    ),
 }
 
 _PROBLEM_CONTENT = {"application/problem+json": {"schema": _ref("Problem")}}
@@ -425,9 +465,13 @@ RESPONSES: dict[str, Schema] = {
     },
     "BadGateway": {"description": "The ledger failed to process the request", "content": _PROBLEM_CONTENT},
     "Unavailable": {
-        "description": "The ledger peer cannot be reached; retry after the given delay",
+        "description": (
+            "The ledger cannot take the request now; retry after the given delay. The `code` names why: "
+            + "; ".join(f"`{reason.code}`: {reason.public_detail}" for reason in UNAVAILABLE_REASONS)
+            + ". A write whose outcome is unknown is safe to repeat with the same Idempotency-Key."
+        ),
         "headers": _RETRY_AFTER,
-        "content": _PROBLEM_CONTENT,
+        "content": {"application/problem+json": {"schema": _ref("Unavailable")}},
     },
 }
 
@@ -549,14 +593,15 @@ def _paths() -> dict[str, Schema]:
         },
         "/readyz": {
             "get": _op(
-                "Readiness: the database, the peer and the chaincode answer",
+                "Readiness: a payment can be made and completed now",
                 "operations",
                 {
                     "200": _json("Status", "Ready"),
                     "503": {
-                        "description": "Not ready",
+                        "description": "Not ready; the `code` names the first unmet condition: "
+                        + "; ".join(f"`{code}`: {meaning}" for code, meaning in READINESS_CODES.items()),
                         "headers": _RETRY_AFTER,
-                        "content": _PROBLEM_CONTENT,
+                        "content": {"application/problem+json": {"schema": _ref("NotReady")}},
                     },
                 },
                 problems=(),

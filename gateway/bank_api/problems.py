@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, g, has_request_context, json, request
 from werkzeug.exceptions import HTTPException
 
-from gateway.bank_api.ledger import ContractRejected, LedgerFailure, LedgerUnavailable
+from gateway.bank_api.ledger import ContractRejected, CounterpartyUnreachable, LedgerFailure, LedgerUnavailable
 from gateway.bank_api.money import MoneyError
 
 PROBLEM_TYPE_PREFIX = "urn:deposit-token:problem:"
@@ -115,13 +115,7 @@ def register_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(LedgerUnavailable)
     def _unavailable(error: LedgerUnavailable) -> Response:
-        log.warning("ledger unavailable: %s", error)
-        return problem_response(
-            503,
-            "ledger_unavailable",
-            "the bank's ledger peer cannot be reached right now; retry later",
-            headers={"Retry-After": str(error.retry_after)},
-        )
+        return unavailable_response(error)
 
     @app.errorhandler(LedgerFailure)
     def _failure(error: LedgerFailure) -> Response:
@@ -150,6 +144,17 @@ def register_problem_handlers(app: Flask) -> None:
             f"the gateway failed to process the request; quote request id {request_id} to the bank",
             extra={"request_id": request_id},
         )
+
+
+def unavailable_response(error: LedgerUnavailable) -> Response:
+    """503 with the reason's own code (ledger.py) and Retry-After."""
+    log.warning("ledger unavailable (%s): %s", error.code, error)
+    extra = {}
+    if isinstance(error, CounterpartyUnreachable) and error.counterparty:
+        extra["counterparty"] = error.counterparty
+    return problem_response(
+        503, error.code, error.public_detail, headers={"Retry-After": str(error.retry_after)}, extra=extra
+    )
 
 
 REQUEST_ID_HEADER = "X-Request-Id"

@@ -19,6 +19,7 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,8 +197,22 @@ def enqueue(session: Session, account_id: str, event_type: str, event_id: str, d
     return queued
 
 
+@dataclass(frozen=True)
+class _Job:
+    delivery_id: str
+    subscription_id: str
+    url: str
+    secret: str
+    payload: str
+    event_type: str
+
+
 class WebhookSender:
-    """Background worker: sends due deliveries, one at a time, with backoff on failure."""
+    """Background worker: sends due deliveries on a small pool, with backoff on failure.
+
+    Each subscription has at most one delivery in flight, so a receiver that answers slowly (or
+    not at all, until the timeout) holds one worker and delays no other merchant's webhooks.
+    """
 
     def __init__(
         self,
@@ -207,6 +222,7 @@ class WebhookSender:
         on_attempt: Any = None,
         poll_seconds: float = 0.5,
         policy: EgressPolicy | None = None,
+        concurrency: int = 8,
     ) -> None:
         self.db = db
         self.policy = policy or EgressPolicy()
@@ -214,7 +230,11 @@ class WebhookSender:
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
         self.on_attempt = on_attempt
+        self.concurrency = max(1, concurrency)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._in_flight: dict[str, str] = {}  # delivery id -> subscription id
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -223,34 +243,76 @@ class WebhookSender:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self.timeout + 5)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sent = self.send_due()
-            except Exception:
-                log.exception("webhook sender failed; retrying")
-                sent = 0
-            if sent == 0:
-                self._stop.wait(self.poll_seconds)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook-sender") as pool:
+            while not self._stop.is_set():
+                self._wake.clear()
+                with self._lock:
+                    free = self.concurrency - len(self._in_flight)
+                jobs: list[_Job] = []
+                if free > 0:
+                    try:
+                        jobs = self._due(utcnow(), free)
+                    except Exception:
+                        log.exception("webhook sender could not read its queue; retrying")
+                for job in jobs:
+                    with self._lock:
+                        self._in_flight[job.delivery_id] = job.subscription_id
+                    pool.submit(self._send_tracked, job)
+                if not jobs:
+                    self._wake.wait(self.poll_seconds)
 
-    def send_due(self, now: datetime | None = None, limit: int = 20) -> int:
-        """Attempt every delivery that is due; returns how many were attempted."""
-        moment = now or utcnow()
+    def _send_tracked(self, job: _Job) -> None:
+        try:
+            self._send(job)
+        except Exception:
+            log.exception("webhook delivery %s failed unexpectedly", job.delivery_id)
+        finally:
+            with self._lock:
+                self._in_flight.pop(job.delivery_id, None)
+            self._wake.set()
+
+    def _due(self, moment: datetime, limit: int) -> list[_Job]:
+        """Due deliveries, oldest first, at most one per subscription and none of a busy subscription."""
+        with self._lock:
+            busy = set(self._in_flight.values())
         with self.db.session(write=False) as session:
             due = session.execute(
                 select(WebhookDelivery, WebhookSubscription)
                 .join(WebhookSubscription, WebhookDelivery.subscription_id == WebhookSubscription.id)
-                .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= moment)
+                .where(
+                    WebhookDelivery.state == "pending",
+                    WebhookDelivery.next_attempt_at <= moment,
+                    WebhookDelivery.subscription_id.not_in(busy),
+                )
                 .order_by(WebhookDelivery.next_attempt_at)
-                .limit(limit)
+                .limit(limit * 4)
             ).all()
-            jobs = [(d.id, s.url, s.secret, d.payload, d.event_type) for d, s in due]
-        for delivery_id, url, secret, payload, event_type in jobs:
-            status, error = self._post(url, secret, payload, delivery_id, event_type)
-            self._record(delivery_id, status, error)
+        jobs: list[_Job] = []
+        for d, s in due:
+            if s.id in busy or len(jobs) == limit:
+                continue
+            busy.add(s.id)
+            jobs.append(_Job(d.id, s.id, s.url, s.secret, d.payload, d.event_type))
+        return jobs
+
+    def _send(self, job: _Job) -> None:
+        status, error = self._post(job.url, job.secret, job.payload, job.delivery_id, job.event_type)
+        self._record(job.delivery_id, status, error)
+
+    def send_due(self, now: datetime | None = None, limit: int = 20) -> int:
+        """Attempt the deliveries that are due (one per subscription, in parallel), here and now;
+        returns how many were attempted."""
+        jobs = self._due(now or utcnow(), limit)
+        if len(jobs) > 1:
+            with ThreadPoolExecutor(min(len(jobs), self.concurrency)) as pool:
+                list(pool.map(self._send, jobs))
+        elif jobs:
+            self._send(jobs[0])
         return len(jobs)
 
     def _post(

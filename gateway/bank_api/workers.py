@@ -1,27 +1,33 @@
-"""Background work of a gateway: the incoming-payment follower, the sweeper, the webhook sender.
+"""Background work of a gateway: the event follower, the payment tasks, the sweeper, the webhook sender.
 
-The follower reads the chaincode's events from a checkpoint kept in the gateway database:
+The follower reads the chaincode's events from a checkpoint kept in the gateway database and
+turns each event that asks something of this bank into a *payment task*, a row of
+``payment_tasks``:
 
-- ``PaymentInitiated`` to this bank: complete it (credit the payee), or reject it with the
-  contract's reason code when the payee cannot be credited (unknown, frozen or closed
-  account, limits, corridor), so that the payer's bank refunds its customer;
-- ``PaymentRejected`` of a payment this bank sent: refund the payer;
-- completions and refunds: queue webhooks for the merchants concerned.
+- ``PaymentInitiated`` to this bank: ``complete`` it (credit the payee), or reject it with the
+  contract's reason code when the payee cannot be credited (unknown, frozen or closed account,
+  limits, corridor), so that the payer's bank refunds its customer;
+- ``PaymentRejected`` of a payment this bank sent: ``refund`` the payer;
+- completions, rejections and refunds this bank's merchants take part in: ``notify`` them
+  (webhooks), when any merchant has a subscription.
 
-Every action is idempotent at the contract (a payment moves on from ``initiated`` once),
-so the rule is simple: handle the event, then checkpoint. A crash in between repeats the
-handling, which the contract turns into a no-op; nothing is missed because the checkpoint
-never runs ahead of the handling. The checkpoint is written at most once per
-``CHECKPOINT_INTERVAL`` (and when the stream ends): a crash repeats at most that much
-handling, and the gateway no longer pays a database commit for every event on the channel.
-Events this bank has nothing to do for (another bank's transfers, payments between two other
-banks) are passed over on the stream's thread, without a hand-off to the pool. Webhook rows
-are unique per subscription and event, so merchants hear of each payment once even when an
-event is handled twice.
+The rows are written in the same database transaction as the checkpoint that passes the event,
+so the follower never waits for the ledger: the checkpoint moves past every event at once,
+whatever happens to the payments. Events that ask nothing of this bank (another bank's
+transfers, payments between two other banks) move only the in-memory position, written at
+most once per ``CHECKPOINT_INTERVAL``. A crash loses no task (the row is durable) and repeats
+none (rows are unique per action and payment, and the checkpoint committed with them).
 
-The sweeper is the safety net for what events alone cannot do: it refunds this bank's
-payments that the payee bank never answered (after the timeout), retries incoming ones a
-failed event handling left behind, and refreshes the pending-incoming gauge.
+``PaymentTasks`` runs the rows: a dispatcher hands due rows to a pool, each on its own, so a
+slow or stuck completion holds one worker and delays no other payment. A peer outage is waited
+out; any other failure is retried with backoff a few times, then the row is marked failed and
+left to the sweeper. Every action is idempotent at the contract (a payment moves on from
+``initiated`` once), so a row run twice (a worker died after the ledger call, before recording
+it) changes nothing the second time.
+
+The sweeper is the safety net for what events alone cannot do: every few seconds it lists this
+bank's open payments and queues (or revives) the tasks they still need: incoming payments left
+initiated, ours the payee bank rejected, ours it never answered within the timeout.
 """
 
 from __future__ import annotations
@@ -29,15 +35,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
 
 from gateway.bank_api import representations
+from gateway.bank_api.faults import Faults
 from gateway.bank_api.ledger import (
     JSON,
     ContractRejected,
@@ -46,7 +53,7 @@ from gateway.bank_api.ledger import (
     LedgerFailure,
     LedgerUnavailable,
 )
-from gateway.bank_api.storage.models import EventCheckpoint, WebhookSubscription, utcnow
+from gateway.bank_api.storage.models import EventCheckpoint, PaymentTask, WebhookSubscription, utcnow
 from gateway.bank_api.webhooks import WebhookSender, enqueue
 
 if TYPE_CHECKING:
@@ -72,16 +79,51 @@ REJECTION_CODES = frozenset(
 # Refusals meaning someone (an earlier run of this handler, another worker) already moved it on.
 ALREADY_DONE_CODES = frozenset({"invalid_state", "already_confirmed"})
 
-MAX_ATTEMPTS_PER_EVENT = 5
+# Failures other than an outage before a task is marked failed (the sweeper revives it later).
+MAX_ATTEMPTS_PER_TASK = 5
+# Seconds a worker holds a task; a gateway that died with it leaves it to be taken over after this
+# (at once by the next start of a gateway on the same database, see ``release_claims``).
+TASK_LEASE_SECONDS = 120.0
+# Done tasks are kept this long so that a late replay of their event (a checkpoint written at an
+# interval, below) finds them and does not act again; then the sweeper deletes them.
+DONE_TASK_RETENTION = timedelta(days=2)
+# How often the dispatcher looks for tasks that became due (new ones wake it at once).
+DISPATCH_POLL_SECONDS = 0.5
 
-# Seconds between checkpoint writes while events keep coming (see the module docstring).
+# Seconds between checkpoint writes while only events that ask nothing of us keep coming.
 CHECKPOINT_INTERVAL = 1.0
+
+COMPLETE, REFUND, NOTIFY = "complete", "refund", "notify"
 
 _ANY_ACTIVE_SUBSCRIPTION = (
     select(WebhookSubscription.id).where(WebhookSubscription.disabled_at.is_(None)).limit(1)
 )
 
 PAYMENT_EVENTS = frozenset({"PaymentInitiated", "PaymentRejected", "PaymentCompleted", "PaymentRefunded"})
+
+Notice = tuple[str, str, str, JSON]  # account, webhook event type, event id, data
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What is to be done for one payment: an action, and for ``notify`` the event to tell of."""
+
+    action: str
+    payment_id: str
+    event_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        if self.event_name:
+            return f"{self.action}:{self.event_name}:{self.payment_id}"
+        return f"{self.action}:{self.payment_id}"
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    id: int
+    spec: TaskSpec
+    attempts: int
 
 
 class Checkpoints:
@@ -98,20 +140,31 @@ class Checkpoints:
                 return 0, None
             return row.block_number, row.transaction_id
 
+    def write(self, session: Session, event: LedgerEvent) -> None:
+        row = session.get(EventCheckpoint, self.name)
+        if row is None:
+            row = EventCheckpoint(name=self.name, block_number=0, updated_at=utcnow())
+            session.add(row)
+        row.block_number = event.block_number
+        row.transaction_id = event.transaction_id
+        row.updated_at = utcnow()
+
 
 class IncomingPayments:
-    """What the gateway does about one payment; shared by the follower and the sweeper."""
+    """What the gateway does about one payment; shared by the tasks and the follower's direct handling."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, faults: Faults | None = None) -> None:
         self.services = services
         self.ledger = services.ledger
         self.msp_id = services.msp_id
+        self.faults = faults or Faults(services.config.fault_file)
 
-    def settle_incoming(self, payment_id: str) -> str:
+    def settle_incoming(self, payment_id: str, stop: threading.Event | None = None) -> str:
         """Complete an incoming payment, or reject it with the reason the payee cannot be paid.
 
         Returns what happened: completed, rejected, already (someone else did it) or skipped.
         """
+        self.faults.hold_completion(self.ledger, payment_id, stop or threading.Event())
         try:
             result = self.ledger.complete_payment(payment_id)
         except ContractRejected as refusal:
@@ -148,35 +201,283 @@ class IncomingPayments:
         log.info("payment %s refunded to the payer", payment_id)
         return "refunded"
 
+    def notices(self, event_name: str, payment_id: str) -> list[Notice]:
+        """The webhooks this bank's merchants get for one payment event (needs the private details)."""
+        kinds = {
+            "PaymentRejected": (("payment.rejected", True),),
+            "PaymentCompleted": (("payment.completed", True), ("payment.received", False)),
+            "PaymentRefunded": (("payment.refunded", True),),
+        }.get(event_name, ())
+        if not kinds:
+            return []
+        record = self.ledger.get_payment(payment_id, details=True)
+        details = record.get("details")
+        if not isinstance(details, dict):
+            return []
+        found: list[Notice] = []
+        for event_type, payer in kinds:
+            if record.get("payer_bank" if payer else "payee_bank") != self.msp_id:
+                continue
+            account_id = details.get("payer_account" if payer else "payee_account")
+            if not isinstance(account_id, str):
+                continue
+            data = representations.payment(record, self.services.currencies())
+            found.append((account_id, event_type, f"{event_type}:{payment_id}", data))
+        return found
+
+    def perform(self, spec: TaskSpec, stop: threading.Event | None = None) -> tuple[str, list[Notice]]:
+        """Do one task against the ledger; returns its outcome and the webhooks to queue."""
+        if spec.action == COMPLETE:
+            return self.settle_incoming(spec.payment_id, stop), []
+        if spec.action == REFUND:
+            return self.refund(spec.payment_id), []
+        if spec.action == NOTIFY and spec.event_name:
+            notices = self.notices(spec.event_name, spec.payment_id)
+            return f"{len(notices)} notices", notices
+        raise ValueError(f"unknown payment task {spec.key}")
+
+
+class PaymentTasks:
+    """The durable queue of payment tasks and the pool that runs it (see the module docstring)."""
+
+    def __init__(self, services: Services, concurrency: int | None = None, retry_seconds: float = 2.0) -> None:
+        self.services = services
+        self.db = services.db
+        self.payments = IncomingPayments(services)
+        self.concurrency = max(1, concurrency or services.config.follower_concurrency)
+        self.retry_seconds = retry_seconds
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._running: set[int] = set()
+        self._running_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- queueing ---------------------------------------------------------------------------------
+
+    def add(
+        self, session: Session, specs: list[TaskSpec], block_number: int | None = None, *, revive: bool = False
+    ) -> int:
+        """Queue ``specs`` in the caller's transaction; returns how many became due.
+
+        A task already queued is left alone; with ``revive``, one that is done or failed is made
+        due again (the sweeper found its payment still open).
+        """
+        now = utcnow()
+        queued = 0
+        for spec in specs:
+            row = session.scalar(select(PaymentTask).where(PaymentTask.task_key == spec.key))
+            if row is None:
+                session.add(
+                    PaymentTask(
+                        task_key=spec.key,
+                        action=spec.action,
+                        payment_id=spec.payment_id,
+                        event_name=spec.event_name,
+                        state="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        block_number=block_number,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                queued += 1
+            elif revive and row.state != "pending":
+                row.state, row.attempts, row.next_attempt_at, row.updated_at = "pending", 0, now, now
+                queued += 1
+        return queued
+
+    def queue(self, specs: list[TaskSpec], *, revive: bool = False) -> int:
+        with self.db.session() as session:
+            queued = self.add(session, specs, revive=revive)
+        if queued:
+            self.wake()
+        return queued
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def release_claims(self) -> int:
+        """End the leases of tasks left running by an earlier process, so they run again at once.
+
+        As with idempotency claims, a lease from before this start belongs to a process that
+        died; were it alive (a second gateway on the same database), running the task again
+        would only repeat an idempotent ledger call.
+        """
+        with self.db.session() as session:
+            rows = session.scalars(select(PaymentTask).where(PaymentTask.claimed_until.is_not(None))).all()
+            for row in rows:
+                row.claimed_until = None
+            return len(rows)
+
+    def counts(self) -> dict[str, int]:
+        with self.db.session(write=False) as session:
+            rows = session.execute(select(PaymentTask.state, func.count()).group_by(PaymentTask.state)).all()
+        return {str(state): int(count) for state, count in rows}
+
+    def prune(self, now: datetime | None = None) -> int:
+        cutoff = (now or utcnow()) - DONE_TASK_RETENTION
+        with self.db.session() as session:
+            result = session.execute(
+                delete(PaymentTask).where(PaymentTask.state == "done", PaymentTask.updated_at < cutoff)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        released = self.release_claims()
+        if released:
+            log.info("%d payment task(s) left running by an earlier run are due again", released)
+        self._thread = threading.Thread(target=self._dispatch, name="payment-tasks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def run_due(self, now: datetime | None = None) -> dict[str, int]:
+        """Run every task due now once, here, one after the other (tests; the workers do this in the app).
+
+        Returns how many ended in each state.
+        """
+        ended: dict[str, int] = {}
+        for task in self._claim(1000, now):
+            state = self._run(task)
+            ended[state] = ended.get(state, 0) + 1
+        return ended
+
+    def _dispatch(self) -> None:
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="payment-task") as pool:
+            while not self._stop.is_set():
+                self._wake.clear()
+                with self._running_lock:
+                    free = self.concurrency - len(self._running)
+                claimed: list[ClaimedTask] = []
+                if free > 0:
+                    try:
+                        claimed = self._claim(free)
+                    except Exception:
+                        log.exception("could not read the payment tasks; trying again")
+                for task in claimed:
+                    with self._running_lock:
+                        self._running.add(task.id)
+                    pool.submit(self._run_in_pool, task)
+                if not claimed or len(claimed) < free:
+                    self._wake.wait(DISPATCH_POLL_SECONDS)
+
+    def _run_in_pool(self, task: ClaimedTask) -> None:
+        try:
+            self._run(task)
+        except Exception:
+            log.exception("payment task %s failed unexpectedly", task.spec.key)
+        finally:
+            with self._running_lock:
+                self._running.discard(task.id)
+            self._wake.set()
+
+    def _due(self, now: datetime) -> Any:
+        with self._running_lock:
+            running = list(self._running)
+        return (
+            select(PaymentTask)
+            .where(
+                PaymentTask.state == "pending",
+                PaymentTask.next_attempt_at <= now,
+                or_(PaymentTask.claimed_until.is_(None), PaymentTask.claimed_until <= now),
+                PaymentTask.id.not_in(running),
+            )
+            .order_by(PaymentTask.next_attempt_at, PaymentTask.id)
+        )
+
+    def _claim(self, limit: int, now: datetime | None = None) -> list[ClaimedTask]:
+        moment = now or utcnow()
+        # A read first: most polls find nothing, and they should not take the write lock for it.
+        with self.db.session(write=False) as session:
+            if session.scalar(self._due(moment).with_only_columns(PaymentTask.id).limit(1)) is None:
+                return []
+        with self.db.session() as session:
+            rows = session.scalars(self._due(moment).limit(limit).with_for_update(skip_locked=True)).all()
+            claimed = []
+            for row in rows:
+                row.claimed_until = moment + timedelta(seconds=TASK_LEASE_SECONDS)
+                spec = TaskSpec(row.action, row.payment_id, row.event_name)
+                claimed.append(ClaimedTask(row.id, spec, row.attempts))
+            return claimed
+
+    def _run(self, task: ClaimedTask) -> str:
+        """Run one claimed task and record how it ended; returns its new state."""
+        notices: list[Notice] = []
+        error: str | None = None
+        retry_in: float | None = None
+        attempts = task.attempts
+        try:
+            outcome, notices = self.payments.perform(task.spec, self._stop)
+        except LedgerUnavailable as unavailable:
+            # Waited out without counting: the payment is fine, the way to the ledger is not.
+            outcome, error = "", f"{type(unavailable).__name__}: {unavailable}"
+            retry_in = max(self.retry_seconds, float(unavailable.retry_after) / 2)
+        except (LedgerError, ValueError) as failure:
+            attempts += 1
+            outcome, error = "", f"{type(failure).__name__}: {failure}"
+            if attempts < MAX_ATTEMPTS_PER_TASK:
+                retry_in = self.retry_seconds * attempts
+        now = utcnow()
+        with self.db.session() as session:
+            row = session.get(PaymentTask, task.id)
+            if row is None:
+                return "gone"
+            row.claimed_until = None
+            row.attempts = attempts
+            row.updated_at = now
+            row.last_error = error[:256] if error else None
+            if error is None:
+                row.state, row.outcome = "done", outcome[:32]
+                for account_id, event_type, event_id, data in notices:
+                    enqueue(session, account_id, event_type, event_id, data)
+            elif retry_in is not None:
+                row.next_attempt_at = now + timedelta(seconds=retry_in)
+            else:
+                row.state = "failed"
+                log.error("giving up on payment task %s after %d attempts: %s", task.spec.key, attempts, error)
+            return row.state
+
 
 class PaymentFollower:
-    """Thread that follows chaincode events from the checkpoint and acts on them.
+    """Thread that follows chaincode events from the checkpoint and queues what they ask for.
 
-    Events are handled by a small pool, so one slow completion (a commit takes a block) does not
-    hold up the others: a burst of incoming payments is completed in parallel. The checkpoint
-    only ever moves to the newest event whose predecessors are all handled, so a restart
-    resumes before anything unfinished. Webhook rows are written by the handling itself
-    (unique per subscription and event), not with the checkpoint.
+    It makes no ledger call per event, so nothing a payment does can hold the stream up (see the
+    module docstring); the tasks run in ``PaymentTasks``.
     """
 
-    def __init__(self, services: Services, retry_seconds: float = 2.0, concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        retry_seconds: float = 2.0,
+        concurrency: int | None = None,
+        tasks: PaymentTasks | None = None,
+    ) -> None:
         self.services = services
         self.ledger = services.ledger
         self.msp_id = services.msp_id
-        self.payments = IncomingPayments(services)
+        self.tasks = tasks or PaymentTasks(services, concurrency, retry_seconds)
+        self.payments = self.tasks.payments
         self.checkpoints = Checkpoints(services)
         self.retry_seconds = retry_seconds
-        self.concurrency = max(1, concurrency or services.config.follower_concurrency)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stream: Any = None
-        self._pending: deque[tuple[LedgerEvent, Future[None]]] = deque()
-        self._pending_lock = threading.Lock()
-        self._unsaved: LedgerEvent | None = None  # handled, but not yet in the checkpoint
+        self._owns_tasks = tasks is None
+        self._position_lock = threading.Lock()
+        self._unsaved: LedgerEvent | None = None  # passed, but not yet in the checkpoint
         self._saved_at = 0.0
         self._flush_timer: threading.Timer | None = None
 
     def start(self) -> None:
+        if self._owns_tasks:
+            self.tasks.start()
         self._thread = threading.Thread(target=self.run, name="payment-follower", daemon=True)
         self._thread.start()
 
@@ -190,172 +491,107 @@ class PaymentFollower:
         timer = self._flush_timer
         if timer is not None:
             timer.cancel()  # the run loop flushed on its way out
+        if self._owns_tasks:
+            self.tasks.stop()
 
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
 
     def run(self) -> None:
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="payment-follower") as pool:
-            while not self._stop.is_set():
-                block, tx_id = self.checkpoints.load()
-                try:
-                    self._stream = self.ledger.events(block, tx_id)
-                    for event in self._stream:
-                        if self._stop.is_set():
-                            break
-                        self._submit(pool, event)
-                except LedgerError as error:
-                    log.warning("event stream interrupted (%s); resuming from the checkpoint", type(error).__name__)
-                except Exception:
-                    log.exception("event follower failed; resuming from the checkpoint")
-                finally:
-                    stream, self._stream = self._stream, None
-                    if stream is not None and hasattr(stream, "close"):
-                        stream.close()
-                    self._wait_for_pending()
-                self._stop.wait(self.retry_seconds)
+        while not self._stop.is_set():
+            block, tx_id = self.checkpoints.load()
+            try:
+                self._stream = self.ledger.events(block, tx_id)
+                for event in self._stream:
+                    if self._stop.is_set():
+                        break
+                    self.record(event)
+            except LedgerError as error:
+                log.warning("event stream interrupted (%s); resuming from the checkpoint", type(error).__name__)
+            except Exception:
+                log.exception("event follower failed; resuming from the checkpoint")
+            finally:
+                stream, self._stream = self._stream, None
+                if stream is not None and hasattr(stream, "close"):
+                    stream.close()
+                self.flush()
+            self._stop.wait(self.retry_seconds)
 
     def concerns_us(self, event: LedgerEvent) -> bool:
-        """Whether ``handle`` could do anything for this event (cheap: the stream's thread asks)."""
         if event.name not in PAYMENT_EVENTS:
             return False
         payload = event.payload
         return self.msp_id in (payload.get("payer_bank"), payload.get("payee_bank"))
 
-    def _submit(self, pool: ThreadPoolExecutor, event: LedgerEvent) -> None:
-        if not self.concerns_us(event):
-            self.handle(event)  # counts it and does nothing else: no hand-off to the pool
-            done: Future[None] = Future()
-            done.set_result(None)
-            with self._pending_lock:
-                self._pending.append((event, done))
-            self._advance()
-            return
-        while True:
-            with self._pending_lock:
-                oldest = self._pending[0][1] if len(self._pending) >= self.concurrency else None
-            if oldest is None:
-                break
-            wait([oldest])  # room in the window once the oldest is done
-            self._advance()
-        future = pool.submit(self.process, event)
-        with self._pending_lock:
-            self._pending.append((event, future))
-        future.add_done_callback(lambda _: self._advance())
-
-    def _advance(self, *, flush: bool = False) -> None:
-        """Checkpoint the newest event whose predecessors are all handled (at most once per interval)."""
-        with self._pending_lock:
-            while self._pending and self._pending[0][1].done():
-                self._unsaved = self._pending.popleft()[0]
-            if self._unsaved is None:
-                return
-            now = time.monotonic()
-            if flush or now - self._saved_at >= CHECKPOINT_INTERVAL:
-                self.checkpoint(self._unsaved)
-                self._unsaved, self._saved_at = None, now
-            elif self._flush_timer is None or not self._flush_timer.is_alive():
-                # The stream may go quiet now: write what is handled once the interval is up.
-                self._flush_timer = threading.Timer(CHECKPOINT_INTERVAL, self._advance, kwargs={"flush": True})
-                self._flush_timer.daemon = True
-                self._flush_timer.start()
-
-    def _wait_for_pending(self) -> None:
-        with self._pending_lock:
-            futures = [future for _, future in self._pending]
-        wait(futures)
-        self._advance(flush=True)
-
-    def handle_with_retries(self, event: LedgerEvent) -> None:
-        """Handle one event, then checkpoint it (the sequential form of what ``run`` does)."""
-        self.process(event)
-        self.checkpoint(event)
-
-    def process(self, event: LedgerEvent) -> None:
-        """Handle one event. Peer outages are waited out; other failures are retried a few times,
-        then the event is passed over (the sweeper picks the payment up later)."""
-        attempt = 0
-        while not self._stop.is_set():
-            attempt += 1
-            try:
-                notices = self.handle(event)
-            except LedgerUnavailable:
-                self._stop.wait(self.retry_seconds)
-                continue
-            except LedgerError as error:
-                if attempt < MAX_ATTEMPTS_PER_EVENT:
-                    self._stop.wait(self.retry_seconds * attempt)
-                    continue
-                log.error(
-                    "giving up on event %s in tx %s: %s",
-                    event.name,
-                    event.transaction_id,
-                    type(error).__name__,
-                )
-                return
-            if notices:
-                try:
-                    with self.services.db.session() as session:
-                        for account_id, event_type, event_id, data in notices:
-                            enqueue(session, account_id, event_type, event_id, data)
-                except IntegrityError:
-                    pass  # the same event handled twice at once: the other handling queued it
-            return
-
-    def checkpoint(self, event: LedgerEvent) -> None:
-        with self.services.db.session() as session:
-            row = session.get(EventCheckpoint, self.checkpoints.name)
-            if row is None:
-                row = EventCheckpoint(name=self.checkpoints.name, block_number=0, updated_at=utcnow())
-                session.add(row)
-            row.block_number = event.block_number
-            row.transaction_id = event.transaction_id
-            row.updated_at = utcnow()
-
-    def handle(self, event: LedgerEvent) -> list[tuple[str, str, str, JSON]]:
-        """Act on one event; returns the webhook notices (account, type, event id, data) to queue."""
-        self.services.metrics.follower_events.labels(event.name).inc()
+    def tasks_for(self, event: LedgerEvent) -> list[TaskSpec]:
+        """What an event asks of this bank (nothing for most events on the channel)."""
         payment_id = event.payload.get("payment_id")
         if not self.concerns_us(event) or not isinstance(payment_id, str) or not payment_id:
             return []
-        payer_bank = event.payload.get("payer_bank")
-        payee_bank = event.payload.get("payee_bank")
-        if event.name == "PaymentInitiated":
-            if payee_bank == self.msp_id:
-                self.payments.settle_incoming(payment_id)
-            return []
-        if event.name == "PaymentRejected":
-            notices = self._notices(event, payment_id, "payment.rejected", payer=True)
-            if payer_bank == self.msp_id:
-                self.payments.refund(payment_id)
-            return notices
-        if event.name == "PaymentCompleted":
-            notices = self._notices(event, payment_id, "payment.completed", payer=True)
-            return notices + self._notices(event, payment_id, "payment.received", payer=False)
-        if event.name == "PaymentRefunded":
-            return self._notices(event, payment_id, "payment.refunded", payer=True)
-        return []
+        ours = event.payload.get("payer_bank") == self.msp_id
+        theirs_to_us = event.payload.get("payee_bank") == self.msp_id
+        specs: list[TaskSpec] = []
+        if event.name == "PaymentInitiated" and theirs_to_us:
+            specs.append(TaskSpec(COMPLETE, payment_id))
+        if event.name == "PaymentRejected" and ours:
+            specs.append(TaskSpec(REFUND, payment_id))
+        tells = {"PaymentRejected": ours, "PaymentCompleted": ours or theirs_to_us, "PaymentRefunded": ours}
+        if tells.get(event.name) and self._has_subscriptions():
+            specs.append(TaskSpec(NOTIFY, payment_id, event.name))
+        return specs
 
-    def _notices(
-        self, event: LedgerEvent, payment_id: str, event_type: str, *, payer: bool
-    ) -> list[tuple[str, str, str, JSON]]:
-        bank = event.payload.get("payer_bank" if payer else "payee_bank")
-        if bank != self.msp_id or not self._has_subscriptions():
-            return []
-        record = self.ledger.get_payment(payment_id, details=True)
-        details = record.get("details")
-        if not isinstance(details, dict):
-            return []
-        account_id = details.get("payer_account" if payer else "payee_account")
-        if not isinstance(account_id, str):
-            return []
-        data = representations.payment(record, self.services.currencies())
-        event_id = f"{event_type}:{payment_id}"
-        return [(account_id, event_type, event_id, data)]
+    def record(self, event: LedgerEvent) -> None:
+        """Pass one event: queue its tasks with the checkpoint, or just move the position on."""
+        self.services.metrics.follower_events.labels(event.name).inc()
+        specs = self.tasks_for(event)
+        if not specs:
+            self._advance(event)
+            return
+        with self._position_lock:
+            with self.services.db.session() as session:
+                self.tasks.add(session, specs, event.block_number)
+                self.checkpoints.write(session, event)
+            self._unsaved, self._saved_at = None, time.monotonic()
+        self.tasks.wake()
+
+    def _advance(self, event: LedgerEvent) -> None:
+        with self._position_lock:
+            self._unsaved = event
+            if time.monotonic() - self._saved_at < CHECKPOINT_INTERVAL:
+                if self._flush_timer is None or not self._flush_timer.is_alive():
+                    # The stream may go quiet now: write the position once the interval is up.
+                    self._flush_timer = threading.Timer(CHECKPOINT_INTERVAL, self.flush)
+                    self._flush_timer.daemon = True
+                    self._flush_timer.start()
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the position reached, if it is ahead of the checkpoint."""
+        with self._position_lock:
+            event = self._unsaved
+            if event is None:
+                return
+            with self.services.db.session() as session:
+                self.checkpoints.write(session, event)
+            self._unsaved, self._saved_at = None, time.monotonic()
+
+    def handle_with_retries(self, event: LedgerEvent) -> None:
+        """Pass one event and run what it queued, here and now (the sequential form of ``run``)."""
+        self.record(event)
+        self.flush()
+        self.tasks.run_due()
+
+    def handle(self, event: LedgerEvent) -> list[Notice]:
+        """Do what the event asks at once, without queueing or checkpointing; returns the webhooks due."""
+        notices: list[Notice] = []
+        for spec in self.tasks_for(event):
+            notices.extend(self.payments.perform(spec)[1])
+        return notices
 
     def _has_subscriptions(self) -> bool:
-        # Asked for every completion this bank takes part in, so a plain statement on a pooled
+        # Asked for every payment event this bank takes part in, so a plain statement on a pooled
         # connection rather than an ORM session (which was a fifth of the gateway's CPU under load).
         # Never cached: a subscription made a moment ago must hear of the next payment.
         with self.services.db.engine.connect() as connection:
@@ -365,11 +601,11 @@ class PaymentFollower:
 class PaymentSweeper:
     """Periodic pass over this bank's unfinished payments (see the module docstring)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, tasks: PaymentTasks | None = None) -> None:
         self.services = services
         self.ledger = services.ledger
         self.msp_id = services.msp_id
-        self.payments = IncomingPayments(services)
+        self.tasks = tasks or PaymentTasks(services)
         self.interval = services.config.sweep_interval_seconds
         self.timeout = services.config.payment_timeout_seconds
         self.grace = services.config.sweep_grace_seconds
@@ -395,49 +631,33 @@ class PaymentSweeper:
                 log.exception("payment sweep failed")
 
     def sweep(self, now: float | None = None) -> dict[str, int]:
-        """One pass; returns counts of what it did (for logs and tests)."""
+        """One pass: queue what open payments still need; returns counts (for logs and tests).
+
+        It only reads the ledger; the tasks it queues run on the task workers, so one stuck
+        payment never holds up the pass.
+        """
         moment = time.time() if now is None else now
         timeout = self._timeout()
-        counts = {"completed": 0, "rejected": 0, "refunded": 0, "pending_incoming": 0, "failed": 0}
+        counts = {"completions_queued": 0, "refunds_queued": 0, "pending_incoming": 0}
+        specs: list[tuple[str, TaskSpec]] = []
         for payment in self._payments("initiated"):
             payment_id = str(payment.get("payment_id"))
             created = _epoch(payment.get("created_at"))
             age = moment - created if created is not None else float("inf")
-            try:
-                if payment.get("payee_bank") == self.msp_id:
-                    if age < self.grace:
-                        # Fresh: the follower is on it; settling it here too would only collide.
-                        counts["pending_incoming"] += 1
-                        continue
-                    outcome = self.payments.settle_incoming(payment_id)
-                    if outcome in ("completed", "rejected"):
-                        counts[outcome] += 1
-                    else:
-                        counts["pending_incoming"] += 1
-                elif (
-                    payment.get("payer_bank") == self.msp_id
-                    and age >= timeout
-                    and self.payments.refund(payment_id) == "refunded"
-                ):
-                    counts["refunded"] += 1
-            except LedgerUnavailable:
-                raise
-            except LedgerError:
-                # One stuck payment must not stop the pass; it is tried again next time.
-                counts["failed"] += 1
-                if payment.get("payee_bank") == self.msp_id:
-                    counts["pending_incoming"] += 1
+            if payment.get("payee_bank") == self.msp_id:
+                counts["pending_incoming"] += 1
+                if age >= self.grace:  # fresh ones are the follower's: acting too would only collide
+                    specs.append(("completions_queued", TaskSpec(COMPLETE, payment_id)))
+            elif payment.get("payer_bank") == self.msp_id and age >= timeout:
+                specs.append(("refunds_queued", TaskSpec(REFUND, payment_id)))
         for payment in self._payments("rejected"):
-            if payment.get("payer_bank") != self.msp_id:
-                continue
-            try:
-                if self.payments.refund(str(payment.get("payment_id"))) == "refunded":
-                    counts["refunded"] += 1
-            except LedgerUnavailable:
-                raise
-            except LedgerError:
-                counts["failed"] += 1
+            if payment.get("payer_bank") == self.msp_id:
+                specs.append(("refunds_queued", TaskSpec(REFUND, str(payment.get("payment_id")))))
+        for counter, spec in specs:
+            counts[counter] += self.tasks.queue([spec], revive=True)
         self.services.metrics.pending_incoming.set(counts["pending_incoming"])
+        self.services.metrics.payment_tasks.set(self.tasks.counts().get("pending", 0))
+        self.tasks.prune()
         return counts
 
     def _timeout(self) -> float:
@@ -478,11 +698,14 @@ def _epoch(value: Any) -> float | None:
 
 def start_workers(services: Services, *, follow: bool, webhooks: bool) -> None:
     if follow:
-        follower = PaymentFollower(services)
-        sweeper = PaymentSweeper(services)
+        tasks = PaymentTasks(services)
+        follower = PaymentFollower(services, tasks=tasks)
+        sweeper = PaymentSweeper(services, tasks=tasks)
+        tasks.start()
         follower.start()
         sweeper.start()
-        services.workers += [follower, sweeper]
+        # Stopped in this order: nothing queues new tasks once the workers stop.
+        services.workers += [follower, sweeper, tasks]
     if webhooks:
         sender = WebhookSender(
             services.db,

@@ -16,6 +16,7 @@ from .checkpointer import Checkpointer, FileCheckpointer, InMemoryCheckpointer, 
 from .client import Deadlines
 from .commit import Commit, Status
 from .contract import Contract
+from .discovery import ChannelPeer
 from .errors import (
     CommitError,
     CommitStatusError,
@@ -29,7 +30,7 @@ from .identity import Identity
 from .ledger import Ledger
 from .network import Network
 from .proposal import Proposal
-from .retry import submit_with_retry
+from .retry import submit_idempotent, submit_with_retry
 from .signer import ECDSASigner, Signer, sha256
 from .transaction import SubmittedTransaction, Transaction
 
@@ -38,6 +39,7 @@ __all__ = [
     "ChaincodeEvent",
     "ChaincodeEventStream",
     "ChaincodeEventsRequest",
+    "ChannelPeer",
     "Checkpointer",
     "Commit",
     "CommitError",
@@ -63,5 +65,6 @@ __all__ = [
     "Transaction",
     "connect",
     "sha256",
+    "submit_idempotent",
     "submit_with_retry",
 ]

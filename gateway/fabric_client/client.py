@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
+from fabric_protos.discovery import protocol_pb2_grpc
 from fabric_protos.gateway import gateway_pb2_grpc
 from fabric_protos.peer import events_pb2_grpc
 
@@ -54,6 +55,7 @@ class GatewayClient:
         self.deadlines = deadlines or Deadlines()
         self._gateway = gateway_pb2_grpc.GatewayStub(channel)
         self._deliver = events_pb2_grpc.DeliverStub(channel)
+        self._discovery = protocol_pb2_grpc.DiscoveryStub(channel)
         self.closed = False
 
     def evaluate(self, request: Any, timeout: float | None = None) -> Any:
@@ -98,6 +100,15 @@ class GatewayClient:
             lambda e: CommitStatusError.from_rpc_error(
                 e, transaction_id=transaction_id, endpoint=self.endpoint
             ),
+        )
+
+    def discover(self, signed_request: Any, timeout: float | None = None) -> Any:
+        """``Discovery.Discover``; raises ``GatewayError``."""
+        return self._unary(
+            self._discovery.Discover,
+            signed_request,
+            timeout or self.deadlines.evaluate,
+            lambda e: GatewayError.from_rpc_error(e, endpoint=self.endpoint, operation="discover"),
         )
 
     def chaincode_events(self, signed_request: Any, timeout: float | None = None) -> Any:

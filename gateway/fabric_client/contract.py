@@ -30,6 +30,11 @@ class Contract:
         self.chaincode_name = chaincode_name
         self.contract_name = contract_name
 
+    @property
+    def network(self) -> Network:
+        """The channel this contract is on."""
+        return self._network
+
     def qualified_name(self, transaction_name: str) -> str:
         """The name sent to the chaincode: ``<contract_name>:<name>`` when a contract name is set."""
         return f"{self.contract_name}:{transaction_name}" if self.contract_name else transaction_name

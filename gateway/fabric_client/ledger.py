@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.peer import transaction_pb2
 
+from .errors import GatewayError
+
 if TYPE_CHECKING:
     from .network import Network
 
@@ -63,3 +65,15 @@ class Ledger:
         return transaction_pb2.ProcessedTransaction.FromString(
             self._query("GetTransactionByID", transaction_id, timeout=timeout)
         )
+
+    def validation_code(self, transaction_id: str, timeout: float | None = None) -> int | None:
+        """The ``TxValidationCode`` the peer recorded for ``transaction_id`` (``0``, ``VALID``, when it changed
+        the ledger), or ``None`` when the peer's ledger has no such transaction (not ordered, or not yet
+        committed on this peer). Raises ``GatewayError`` when the peer cannot say (unreachable, say)."""
+        try:
+            return int(self.transaction(transaction_id, timeout).validationCode)
+        except GatewayError as error:
+            # qscc: "Failed to get transaction with id <id>, error no such transaction ID [<id>] in index"
+            if error.chaincode_status is not None and "no such transaction ID" in (error.chaincode_message or ""):
+                return None
+            raise

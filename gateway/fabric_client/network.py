@@ -8,6 +8,7 @@ from .block_events import BlockEventStream, build_seek_envelope
 from .chaincode_events import ChaincodeEventsRequest, ChaincodeEventStream, build_chaincode_events_request
 from .checkpointer import Checkpointer
 from .contract import Contract
+from .discovery import ChannelPeer, channel_peers
 from .ledger import Ledger
 
 if TYPE_CHECKING:
@@ -30,6 +31,11 @@ class Network:
         """The chaincode ``chaincode_name`` (and, for a chaincode holding several, its contract
         ``contract_name``). Makes no call; raises ``ValueError`` for an empty name."""
         return Contract(self, chaincode_name, contract_name)
+
+    def get_channel_peers(self, timeout: float | None = None) -> list[ChannelPeer]:
+        """The channel's peers the gateway's peer sees through gossip (itself included), with their
+        organisation and ledger height, from the peer's discovery service. Raises ``GatewayError``."""
+        return channel_peers(self.gateway, self.name, timeout)
 
     def get_ledger(self) -> Ledger:
         """Block and transaction queries on this channel through the ``qscc`` system chaincode."""

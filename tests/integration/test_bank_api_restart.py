@@ -142,7 +142,7 @@ def test_peer_down_gives_503_with_retry_after_and_recovers(banks: dict[str, Bank
         assert ready.status_code == 503 and int(ready.headers["Retry-After"]) > 0
         read = us.get(f"/v1/accounts/{buyer.account_id}", buyer.headers)
         assert read.status_code == 503, read.text
-        assert read.json()["code"] == "ledger_unavailable" and int(read.headers["Retry-After"]) > 0
+        assert read.json()["code"] == "peer_unreachable" and int(read.headers["Retry-After"]) > 0
         key = unique("outage")
         paid = us.pay(buyer, "HKBankMSP", supplier.account_id, "USD", "3.00", key)
         assert paid.status_code == 503, paid.text

@@ -8,8 +8,8 @@ from flask import Blueprint, Response, request
 
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import OPERATOR, requires
-from gateway.bank_api.ledger import LedgerError, LedgerUnavailable
 from gateway.bank_api.problems import problem_response
+from gateway.bank_api.readiness import check_readiness
 from gateway.bank_api.routes.common import json_response
 
 bp = Blueprint("ops", __name__)
@@ -23,27 +23,15 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready when the database answers, the peer is reachable and the chaincode answers a query."""
+    """Ready when a payment can be made and completed now (readiness.py says what that takes)."""
     svc = services()
-    try:
-        with svc.db.session(write=False) as session:
-            session.connection().exec_driver_sql("SELECT 1")
-    except Exception:
-        return problem_response(
-            503, "database_unavailable", "the gateway database does not answer", {"Retry-After": "5"}
-        )
-    try:
-        svc.ledger.ping()
-    except LedgerUnavailable as error:
-        return problem_response(
-            503,
-            "ledger_unavailable",
-            "the bank's peer cannot be reached",
-            {"Retry-After": str(error.retry_after)},
-        )
-    except LedgerError:
-        return problem_response(503, "ledger_unavailable", "the chaincode does not answer", {"Retry-After": "5"})
-    return json_response({"status": "ready", "bank": svc.msp_id})
+    found = check_readiness(svc)
+    if not found.ready:
+        extra: dict[str, object] = {"checks": found.checks}
+        if found.missing_banks:
+            extra["banks"] = found.missing_banks
+        return problem_response(503, found.code, found.detail, {"Retry-After": str(found.retry_after)}, extra)
+    return json_response({"status": "ready", "bank": svc.msp_id, "checks": found.checks})
 
 
 @bp.get("/metrics")

@@ -148,3 +148,32 @@ class InternalTransfer(Base):
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     remittance: Mapped[str | None] = mapped_column(String(140))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class PaymentTask(Base):
+    """One thing the gateway must do for a payment (complete, refund, notify), until it is done.
+
+    The follower writes the row in the same transaction as the checkpoint that passes the event,
+    so the event is neither lost (the row outlives a crash) nor acted on twice (``task_key`` is
+    unique). Workers take due rows one by one, each on its own, so a stuck payment holds up
+    nobody else. ``claimed_until`` is a lease: a worker that died leaves the row to be taken over.
+    """
+
+    __tablename__ = "payment_tasks"
+    __table_args__ = (UniqueConstraint("task_key", name="uq_payment_tasks_task_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # "<action>:<payment id>", or "notify:<event name>:<payment id>" for webhooks
+    task_key: Mapped[str] = mapped_column(String(160), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # complete, refund, notify
+    payment_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    event_name: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # pending, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(256))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)

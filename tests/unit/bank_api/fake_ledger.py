@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from gateway.bank_api.ledger import CONTRACT_CODES, JSON, ContractRejected, LedgerEvent, LedgerUnavailable
+from gateway.bank_api.ledger import (
+    CONTRACT_CODES,
+    JSON,
+    ChannelView,
+    ContractRejected,
+    LedgerEvent,
+    LedgerUnavailable,
+    PeerUnreachable,
+)
 from gateway.bank_api.money import convert
 
 CURRENCIES = {"USD": 2, "EUR": 2, "JPY": 0, "CNH": 2, "HKD": 2, "SGD": 2}
@@ -50,6 +58,11 @@ class FakeNetwork:
     cycles: dict[str, JSON] = field(default_factory=dict)
     events: list[LedgerEvent] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    # What the peer's gossip shows (organisation -> ledger height); every bank, up to date, when None.
+    channel_members: dict[str, int] | None = None
+    # When set, every call fails with it (one reason the ledger is unavailable: ledger.py).
+    outage: LedgerUnavailable | None = None
+    blocks_behind: int = 0
     lock: threading.Condition = field(default_factory=threading.Condition)
     tx_counter: int = 0
     # Banks the regulator suspended: MSP id -> (reason, since).
@@ -113,7 +126,7 @@ class FakeEventStream:
                 if self.closed:
                     raise StopIteration
                 if self.network.down:
-                    raise LedgerUnavailable("peer down")
+                    raise PeerUnreachable("peer down")
                 for event in self.network.events:
                     if event.block_number < self.position:
                         continue
@@ -143,7 +156,9 @@ class FakeLedger:
 
     def _call(self, name: str) -> None:
         if self.network.down:
-            raise LedgerUnavailable("peer down")
+            raise PeerUnreachable("peer down")
+        if self.network.outage is not None:
+            raise self.network.outage
         self.network.calls.append((self._msp_id, name))
 
     def _books(self) -> dict[str, JSON]:
@@ -599,9 +614,16 @@ class FakeLedger:
     def ping(self) -> None:
         self._call("ping")
 
+    def channel_view(self) -> ChannelView:
+        self._call("discover")
+        height = len(self.network.events) + 1
+        if self.network.channel_members is not None:
+            return ChannelView(height - self.network.blocks_behind, dict(self.network.channel_members))
+        return ChannelView(height - self.network.blocks_behind, {bank["msp_id"]: height for bank in BANKS})
+
     def events(self, start_block: int, after_transaction_id: str | None) -> Iterator[LedgerEvent]:
         if self.network.down:
-            raise LedgerUnavailable("peer down")
+            raise PeerUnreachable("peer down")
         return FakeEventStream(self.network, start_block, after_transaction_id)
 
     def close(self) -> None:

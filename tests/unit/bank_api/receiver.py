@@ -11,19 +11,22 @@ class Receiver:
     """Answers every POST with ``status`` (and ``Location``, if given), or 500 while ``fail_next`` > 0.
 
     ``hits`` lists the path of every request that arrived; ``requests`` the headers and body of
-    those it accepted.
+    those it accepted. While ``stall`` holds an unset event, every answer waits for it.
     """
 
     def __init__(self, status: int = 204, location: str | None = None) -> None:
         self.hits: list[str] = []
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.fail_next = 0
+        self.stall: threading.Event | None = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 receiver.hits.append(self.path)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if receiver.stall is not None:
+                    receiver.stall.wait(30)
                 if receiver.fail_next > 0:
                     receiver.fail_next -= 1
                     self.send_response(500)

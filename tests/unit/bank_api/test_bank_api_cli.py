@@ -48,3 +48,15 @@ def test_configuration_errors_exit_2_with_a_message(
     assert "--msp is required" in capsys.readouterr().err
     assert main(["migrate", "--profile", str(tmp_path / "missing.json"), "--msp", "USBankMSP"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_variables_apply_over_the_profile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As config.py documents: the profile first, then BANK_API_* variables (here: the database)."""
+    database = tmp_path / "elsewhere.sqlite"
+    monkeypatch.setenv("BANK_API_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("BANK_API_MSP", "SGBankMSP")  # the command line names the bank, not this
+    assert main(["migrate", "--profile", str(_profile(tmp_path)), "--msp", "USBankMSP"]) == 0
+    assert database.exists()
+    assert not (tmp_path / "gateways" / "USBankMSP" / "bank_api.sqlite").exists()

@@ -76,7 +76,7 @@ def test_input_errors_and_outages_do_not_bind_the_key(network: FakeNetwork, us: 
     network.down = True
     down = _pay(us, key, "k", supplier, "10.00")
     assert down.status_code == 503 and down.headers["Retry-After"]
-    assert down.get_json()["code"] == "ledger_unavailable"
+    assert down.get_json()["code"] == "peer_unreachable"
     network.down = False
     ok = _pay(us, key, "k", supplier, "10.00")
     assert ok.status_code == 201

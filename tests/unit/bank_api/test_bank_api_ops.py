@@ -23,12 +23,14 @@ def test_healthz_needs_no_peer(network: FakeNetwork, us: Gateway) -> None:
 
 
 def test_readyz_follows_the_peer(network: FakeNetwork, us: Gateway) -> None:
-    assert us.client.get("/readyz").get_json() == {"status": "ready", "bank": "USBankMSP"}
+    ready = us.client.get("/readyz").get_json()
+    assert (ready["status"], ready["bank"]) == ("ready", "USBankMSP")
     network.down = True
     down = us.client.get("/readyz")
     assert down.status_code == 503
     assert down.headers["Retry-After"]
-    assert down.get_json()["code"] == "ledger_unavailable"
+    assert down.get_json()["code"] == "peer_unreachable"
+    assert down.get_json()["checks"] == {"database": "ok", "peer": "does not answer"}
 
 
 def test_peer_down_gives_503_with_retry_after(network: FakeNetwork, us: Gateway) -> None:

@@ -157,13 +157,19 @@ def test_payment_to_an_unknown_account_is_rejected(us: Gateway, hk: Gateway) -> 
         headers=_merchant(buyer_key, "ghost"),
     ).get_json()
     sweeper = PaymentSweeper(hk.services)
-    assert sweeper.sweep()["pending_incoming"] == 1  # fresh: left to the follower
+    fresh = sweeper.sweep()
+    assert (fresh["pending_incoming"], fresh["completions_queued"]) == (1, 0)  # fresh: left to the follower
+    assert sweeper.tasks.run_due() == {}
     assert us.ledger.network.payments[payment["payment_id"]]["status"] == "initiated"
-    sweeper.sweep(now=time.time() + 60)  # still open well after the grace period: the sweeper acts
+    # Still open well after the grace period: the sweeper queues its completion, which rejects it.
+    assert sweeper.sweep(now=time.time() + 60)["completions_queued"] == 1
+    assert sweeper.tasks.run_due() == {"done": 1}
     assert us.ledger.network.payments[payment["payment_id"]]["status"] == "rejected"
     assert us.ledger.network.payments[payment["payment_id"]]["reason"] == "unknown_account"
-    counts = PaymentSweeper(us.services).sweep()
-    assert counts["refunded"] == 1
+    payer_sweeper = PaymentSweeper(us.services)
+    assert payer_sweeper.sweep()["refunds_queued"] == 1
+    assert payer_sweeper.sweep()["refunds_queued"] == 0  # queued once, however often the sweeper passes
+    assert payer_sweeper.tasks.run_due() == {"done": 1}
     assert us.ledger.network.balance("USBankMSP", buyer, "USD") == 500
 
 
@@ -178,10 +184,11 @@ def test_stale_initiated_payment_is_refunded_after_the_timeout(network: FakeNetw
         headers=_merchant(buyer_key, "slow"),
     ).get_json()
     sweeper = PaymentSweeper(us.services)
-    assert sweeper.sweep(now=now[0] + 10)["refunded"] == 0
+    assert sweeper.sweep(now=now[0] + 10)["refunds_queued"] == 0
     assert network.payments[payment["payment_id"]]["status"] == "initiated"
     now[0] += 301
-    assert sweeper.sweep(now=now[0])["refunded"] == 1
+    assert sweeper.sweep(now=now[0])["refunds_queued"] == 1
+    sweeper.tasks.run_due()
     assert network.payments[payment["payment_id"]]["status"] == "refunded"
     assert network.balance("USBankMSP", buyer, "USD") == 500
 
@@ -201,8 +208,9 @@ def test_settlement_cycle_nets_and_settles(us: Gateway, hk: Gateway) -> None:
         json={"payee_bank": "USBankMSP", "payee_account": buyer, "currency": "USD", "amount": "15.00"},
         headers=_merchant(supplier_key, "b"),
     )
-    PaymentSweeper(hk.services).sweep(now=time.time() + 60)
-    PaymentSweeper(us.services).sweep(now=time.time() + 60)
+    for sweeper in (PaymentSweeper(hk.services), PaymentSweeper(us.services)):
+        sweeper.sweep(now=time.time() + 60)
+        sweeper.tasks.run_due()
     positions = us.client.get("/v1/positions", headers=us.op()).get_json()
     assert positions["positions"] == {"HKBankMSP": {"USD": "45.00"}, "USBankMSP": {"USD": "-45.00"}}
     opened = us.client.post("/v1/settlement-cycles", json={"cycle_id": "c-1"}, headers=us.op())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from gateway.bank_api.storage.models import WebhookDelivery, utcnow
 from gateway.bank_api.webhooks import SIGNATURE_HEADER, WebhookSender, backoff_seconds, sign, verify
 from gateway.bank_api.workers import PaymentFollower
 from tests.unit.bank_api.conftest import Gateway, GatewayFactory
+from tests.unit.bank_api.fake_ledger import stop_when
 from tests.unit.bank_api.receiver import Receiver
 
 
@@ -109,3 +111,33 @@ def test_webhooks_are_per_account(us: Gateway) -> None:
     assert us.client.delete(f"/v1/webhooks/{hook['id']}", headers=_merchant(key_b)).status_code == 404
     assert us.client.delete(f"/v1/webhooks/{hook['id']}", headers=_merchant(key_a)).status_code == 204
     assert us.client.get("/v1/webhooks", headers=_merchant(key_a)).get_json() == {"webhooks": []}
+
+
+def test_a_stalled_receiver_delays_no_other_merchant(us: Gateway, receiver: Receiver) -> None:
+    from gateway.bank_api.webhooks import enqueue
+
+    slow = Receiver()
+    slow.stall = threading.Event()
+    try:
+        slow_account, slow_key = us.open_account("Slow Merchant")
+        fast_account, fast_key = us.open_account("Fast Merchant")
+        us.client.post("/v1/webhooks", json={"url": slow.url}, headers=_merchant(slow_key))
+        us.client.post("/v1/webhooks", json={"url": receiver.url}, headers=_merchant(fast_key))
+        with us.services.db.session() as session:
+            enqueue(session, slow_account, "payment.completed", "evt-slow", {"payment_id": "p1"})
+        sender = WebhookSender(us.services.db, timeout_seconds=30, max_attempts=3, policy=us.services.egress)
+        sender.start()
+        try:
+            assert stop_when(lambda: len(slow.hits) == 1)  # in flight, and it will not answer
+            with us.services.db.session() as session:
+                for n in range(3):
+                    enqueue(session, fast_account, "payment.completed", f"evt-fast-{n}", {"payment_id": f"f{n}"})
+            assert stop_when(lambda: len(receiver.requests) == 3)
+            assert slow.requests == []  # still waiting on the stalled receiver
+            slow.stall.set()
+            assert stop_when(lambda: len(slow.requests) == 1)
+        finally:
+            slow.stall.set()
+            sender.stop()
+    finally:
+        slow.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -113,6 +113,17 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
     submitted: list[str] = field(default_factory=list)
     events_requests: list[Any] = field(default_factory=list)
     stream_cancelled: threading.Event = field(default_factory=threading.Event)
+    # Recovery scripting (submit_idempotent): the next N submitted transactions are lost (never
+    # committed, unknown to the ledger) or commit late (after the client's status deadline); the next
+    # N submits fail as in a Raft election. ``ledger_codes`` answers GetTransactionByID when set.
+    lose_next: int = 0
+    commit_late_next: int = 0
+    unavailable_submits: int = 0
+    submit_calls: int = 0
+    ledger_codes: dict[str, int] | None = None
+    lost: set[str] = field(default_factory=set)
+    on_endorse: Callable[[FakeGateway, str], None] | None = None
+    result_with_tx_id: bool = False
 
     def _check_proposal(self, signed: Any, transaction_id: str) -> dict[str, Any]:
         parts = unpack_proposal(signed)
@@ -129,6 +140,20 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"bad proposal: {error!r}")
         parts["target_organizations"] = list(request.target_organizations)
         self.evaluated.append(parts)
+        if parts["chaincode"] == "qscc" and parts["args"][0] == b"GetTransactionByID" and self.ledger_codes is not None:
+            tx_id = parts["args"][2].decode()
+            if tx_id not in self.ledger_codes:
+                message = f"Failed to get transaction with id {tx_id}, error no such transaction ID [{tx_id}] in index"
+                rich_abort(
+                    context,
+                    code_pb2.UNKNOWN,
+                    "evaluate call to endorser returned error: chaincode response 500, " + message,
+                    [("peer0.usbank.example.com:7051", "USBankMSP", "chaincode response 500, " + message)],
+                )
+            processed = transaction_pb2.ProcessedTransaction(validationCode=self.ledger_codes[tx_id])
+            return gateway_pb2.EvaluateResponse(
+                result=proposal_response_pb2.Response(status=200, payload=processed.SerializeToString())
+            )
         if parts["chaincode"] == "qscc":
             return gateway_pb2.EvaluateResponse(
                 result=proposal_response_pb2.Response(status=200, payload=qscc_answer(parts["args"]))
@@ -157,10 +182,14 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"bad proposal: {error!r}")
         parts["endorsing_organizations"] = list(request.endorsing_organizations)
         self.endorsed.append(parts)
+        if self.on_endorse is not None:
+            self.on_endorse(self, request.transaction_id)
         if self.endorse_error is not None:
             code, message, details = self.endorse_error
             rich_abort(context, code, message, details)
         result = b"endorsed:" + b"|".join(parts["args"])
+        if self.result_with_tx_id:
+            result += b"@" + request.transaction_id.encode()
         action = proposal_pb2.ChaincodeAction(
             response=proposal_response_pb2.Response(status=200, payload=result)
         )
@@ -194,7 +223,26 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
             context.abort(
                 grpc.StatusCode.ABORTED, "received unsuccessful response from orderer: status=BAD_REQUEST"
             )
+        self.submit_calls += 1
+        if self.unavailable_submits > 0:
+            self.unavailable_submits -= 1
+            rich_abort(
+                context,
+                code_pb2.UNAVAILABLE,
+                "insufficient number of orderers could successfully process transaction",
+                [("orderer0.hk:7050", "HKBankMSP", "received unsuccessful response from orderer: SERVICE_UNAVAILABLE")],
+            )
         self.submitted.append(request.transaction_id)
+        if self.lose_next > 0:
+            self.lose_next -= 1
+            self.lost.add(request.transaction_id)
+        elif self.commit_late_next > 0:
+            self.commit_late_next -= 1
+            self.lost.add(request.transaction_id)
+            if self.ledger_codes is not None:
+                self.ledger_codes[request.transaction_id] = self.commit_code
+        elif self.ledger_codes is not None:
+            self.ledger_codes[request.transaction_id] = self.commit_code
         return gateway_pb2.SubmitResponse()
 
     def CommitStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -207,6 +255,8 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
             threading.Event().wait(self.commit_delay)
         if inner.transaction_id not in self.submitted:
             context.abort(grpc.StatusCode.NOT_FOUND, "unknown transaction")
+        while inner.transaction_id in self.lost and context.is_active():
+            threading.Event().wait(0.02)  # as a peer waits for a block that never brings it
         return gateway_pb2.CommitStatusResponse(result=self.commit_code, block_number=self.commit_block)
 
     def ChaincodeEvents(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
