@@ -13,9 +13,9 @@ import logging
 import time
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, flash, redirect, request, send_from_directory, session, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, request, send_from_directory, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from gateway.bank_api.console import merchant, operator
@@ -156,7 +156,10 @@ def _csrf(error: CSRFError) -> Response:
 def _http(error: HTTPException) -> Response:
     status = error.code or 500
     refusal = ApiRefused(status, "http_error", error.description or "the request was refused")
-    return page("console/error.html", status, error=refusal)
+    response = page("console/error.html", status, error=refusal)
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
 
 
 @bp.errorhandler(Exception)
@@ -221,6 +224,27 @@ def logout() -> Response:
     session.clear()
     flash("Logged out.", "done")
     return redirect(url_for("console.login"), code=303)
+
+
+@bp.route("/<path:unknown>", methods=["GET", "POST"])
+def not_found(unknown: str) -> Response:
+    """A console address that names no page: the console's own 404 (or 405) page, not the API's JSON.
+
+    This catch-all also matches a page's address sent with another method (GET of a form's
+    target), which must stay a 405: so look for a page at this address under the other method.
+    """
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in ("GET", "POST"):
+        try:
+            rule, _ = adapter.match(method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if rule.endpoint != request.endpoint:
+            allowed.append(method)
+    if allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+    abort(404)
 
 
 @bp.get("/assets/<name>")

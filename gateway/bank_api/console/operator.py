@@ -239,7 +239,7 @@ def money() -> Response:
     return _money_page()
 
 
-def _movement(kind: str, path: str, reference_field: str) -> Response:
+def _movement(kind: str, done_word: str, path: str, reference_field: str) -> Response:
     values = {name: form_text(name) for name in ("account_id", "currency", "amount", "reference", "idempotency_key")}
     body = {
         "account_id": values["account_id"],
@@ -253,22 +253,22 @@ def _movement(kind: str, path: str, reference_field: str) -> Response:
         return _money_page(refusal.status, error=refusal, values=values, failed=kind)
     result = answer.body
     if answer.status == 200:
-        message = f"Already done earlier under reference {values['reference']}: nothing {kind}d again."
+        message = f"Already done earlier under reference {values['reference']}: nothing {done_word.lower()} again."
     else:
-        message = f"{kind.capitalize()}d {result['amount']} {result['currency']} for account {result['account_id']}."
+        message = f"{done_word} {result['amount']} {result['currency']} for account {result['account_id']}."
     return done(message, "console.operator.account", account_id=result["account_id"])
 
 
 @bp.post("/issue")
 @requires_role(ROLE)
 def issue() -> Response:
-    return _movement("issue", "/v1/issuances", "deposit_ref")
+    return _movement("issue", "Issued", "/v1/issuances", "deposit_ref")
 
 
 @bp.post("/redeem")
 @requires_role(ROLE)
 def redeem() -> Response:
-    return _movement("redeem", "/v1/redemptions", "withdrawal_ref")
+    return _movement("redeem", "Redeemed", "/v1/redemptions", "withdrawal_ref")
 
 
 # --- payments, positions, settlement --------------------------------------------------------
