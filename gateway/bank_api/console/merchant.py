@@ -19,6 +19,7 @@ from gateway.bank_api.console.pages import (
     current_login,
     done,
     form_text,
+    key_after,
     new_idempotency_key,
     page,
     requires_role,
@@ -151,6 +152,7 @@ def confirm() -> Response:
     try:
         payment = api("POST", "/v1/payments", body=body, idempotency_key=values["idempotency_key"] or None)
     except ApiRefused as refusal:
+        values["idempotency_key"] = key_after(refusal, values["idempotency_key"])
         return page("console/merchant/review.html", refusal.status, values=values, quote=quote, error=refusal)
     return done(
         f"Payment {payment['payment_id']} accepted: {payment['status']}.",

@@ -18,6 +18,7 @@ from gateway.bank_api.console.pages import (
     checked_id,
     done,
     form_text,
+    key_after,
     new_idempotency_key,
     page,
     requires_role,
@@ -127,6 +128,7 @@ def open_account() -> Response:
     try:
         opened = api("POST", "/v1/accounts", body=body, idempotency_key=values["idempotency_key"] or None)
     except ApiRefused as refusal:
+        values["idempotency_key"] = key_after(refusal, values["idempotency_key"])
         return _accounts_page(refusal.status, error=refusal, values=values)
     # The merchant's first API key is on this answer only; the account page never shows it again.
     return page("console/operator/opened.html", 201, opened=opened)
@@ -250,6 +252,7 @@ def _movement(kind: str, done_word: str, path: str, reference_field: str) -> Res
     try:
         answer = api_answer("POST", path, body=body, idempotency_key=values["idempotency_key"] or None)
     except ApiRefused as refusal:
+        values["idempotency_key"] = key_after(refusal, values["idempotency_key"])
         return _money_page(refusal.status, error=refusal, values=values, failed=kind)
     result = answer.body
     if answer.status == 200:
@@ -308,12 +311,13 @@ def positions() -> Response:
     )
 
 
-def _cycles_page(status: int = 200, **context: Any) -> Response:
+def _cycles_page(status: int = 200, idempotency_key: str | None = None, **context: Any) -> Response:
     return page(
         "console/operator/cycles.html",
         status,
         cycles=api("GET", "/v1/settlement-cycles")["cycles"][::-1],
-        idempotency_key=new_idempotency_key(),
+        # a refused open shows the same key again, so sending it again cannot open a second cycle
+        idempotency_key=idempotency_key or new_idempotency_key(),
         **context,
     )
 
@@ -327,10 +331,11 @@ def cycles() -> Response:
 @bp.post("/settlement")
 @requires_role(ROLE)
 def open_cycle() -> Response:
+    key = form_text("idempotency_key") or None
     try:
-        cycle = api("POST", "/v1/settlement-cycles", body={}, idempotency_key=form_text("idempotency_key") or None)
+        cycle = api("POST", "/v1/settlement-cycles", body={}, idempotency_key=key)
     except ApiRefused as refusal:
-        return _cycles_page(refusal.status, error=refusal)
+        return _cycles_page(refusal.status, key_after(refusal, key or ""), error=refusal)
     return done(
         f"Settlement cycle {cycle['cycle_id']} opened over {cycle['payments']} payment(s).",
         "console.operator.cycle",

@@ -139,6 +139,16 @@ def new_idempotency_key() -> str:
     return "console-" + secrets.token_urlsafe(18)
 
 
+def key_after(refusal: ApiRefused, key: str) -> str:
+    """The idempotency key for the form shown again after ``refusal``.
+
+    After a 5xx the outcome is unknown, so sending the form again must reuse its key (the API then
+    answers what happened, once). A 4xx is settled and did nothing; the API keeps some of those under
+    the key, so a corrected form needs a fresh key or the API would refuse it as a reused key.
+    """
+    return key if refusal.unavailable and key else new_idempotency_key()
+
+
 def page(template: str, status: int = 200, **context: Any) -> Response:
     response = make_response(render_template(template, **context), status)
     return response

@@ -163,6 +163,24 @@ def test_a_refused_payment_shows_the_api_s_reason_and_changes_nothing(us: Gatewa
     assert ledger_snapshot(us) == before
 
 
+def test_a_form_corrected_after_a_refusal_goes_through(us: Gateway, merchant: Console, operator: Console) -> None:
+    payee, _ = us.open_account("Payee Co")
+    fields = _pay(merchant, payee_bank="USBankMSP", payee_account=payee, currency="USD", amount="500.00")
+    refused = merchant.post("/console/merchant/pay", {**fields, "quoted_rate": ""})
+    assert refused.status_code == 409
+    # the API keeps this refusal under the form's key; the form shown again carries a fresh one
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', text(refused)).group(1)  # type: ignore[union-attr]
+    assert key != fields["idempotency_key"]
+    corrected = merchant.post("/console/merchant/pay", {**fields, "amount": "50.00", "idempotency_key": key})
+    assert corrected.status_code == 303
+    assert us.ledger.network.balance("USBankMSP", payee, "USD") == 5000
+    operator.get("/console/operator/accounts")
+    first = {"holder": "", "jurisdiction": "US", "kyc_ref": "K-1", "idempotency_key": "open-x"}
+    assert operator.post("/console/operator/accounts", first).status_code == 400
+    again = operator.post("/console/operator/accounts", {**first, "holder": "Fixed Ltd", "idempotency_key": "open-x-2"})
+    assert again.status_code == 201
+
+
 def test_merchant_webhooks_add_list_deliveries_and_remove(us: Gateway, merchant: Console) -> None:
     page = merchant.get("/console/merchant/webhooks")
     assert page.status_code == 200 and "No webhooks." in text(page)
