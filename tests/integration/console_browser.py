@@ -153,6 +153,11 @@ class Browser:
 
     def timings(self) -> dict[str, Any]:
         """The page's weight and render times from the browser's own Performance API."""
+        # the first contentful paint may be recorded a frame after the load event that get() waits for
+        self.wait(
+            lambda d: d.execute_script("return performance.getEntriesByName('first-contentful-paint').length"),
+            seconds=30,
+        )
         script = """
             const nav = performance.getEntriesByType('navigation')[0];
             const resources = performance.getEntriesByType('resource');
@@ -164,8 +169,8 @@ class Browser:
               response_end_ms: nav.responseEnd,
               dom_content_loaded_ms: nav.domContentLoadedEventEnd,
               load_ms: nav.loadEventEnd,
-              first_paint_ms: paints['first-paint'],
-              first_contentful_paint_ms: paints['first-contentful-paint'],
+              first_paint_ms: paints['first-paint'] ?? null,
+              first_contentful_paint_ms: paints['first-contentful-paint'] ?? null,
             });
         """
         return dict(json.loads(self.driver.execute_script(script)))

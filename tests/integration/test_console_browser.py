@@ -99,7 +99,8 @@ def test_merchant_pays_another_bank_and_watches_it_complete(
     assert browser.has("#payment"), browser.refusal()
     payment_id = browser.driver.current_url.rsplit("/", 1)[1]
     # the page follows the payment by itself until HKBank's gateway has completed it
-    browser.wait(lambda d: d.find_element("css selector", "#payment").get_attribute("data-status") == "completed")
+    # (read by script: the page replaces the element each time it looks again)
+    browser.wait(lambda d: d.execute_script("return document.getElementById('payment').dataset.status") == "completed")
     steps = [step.get_attribute("class") for step in browser.find_all("#payment .timeline li")]
     assert steps == ["step step-initiated", "step step-completed"]
     assert quoted_amount in browser.text("#payment")  # delivered what the review page quoted
@@ -151,6 +152,8 @@ def test_operator_sees_the_positions_chart_and_settles_a_cycle(
     browser.screenshot("operator-positions")
     browser.open(f"{us.url}/console/operator/payments")
     browser.screenshot("operator-payments")
+    browser.open(f"{us.url}/console/operator/")
+    browser.screenshot("operator-home")
 
     browser.open(f"{us.url}/console/operator/settlement")
     browser.submit_until_not_unavailable("open-cycle")
@@ -174,8 +177,6 @@ def test_operator_sees_the_positions_chart_and_settles_a_cycle(
     assert browser.text("#cycle-status") == "settled"
     assert not browser.has("#confirm-form")
     browser.screenshot("operator-cycle-settled")
-    browser.open(f"{us.url}/console/operator/")
-    browser.screenshot("operator-home")
     browser.logout()
 
 

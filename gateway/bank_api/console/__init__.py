@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, request, send_from_directory, session, url_for
@@ -108,6 +109,18 @@ def _headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+@bp.app_template_filter("when")
+def _when(value: object) -> str:
+    """An API timestamp (RFC 3339, UTC) as a person reads it: to the second, marked UTC."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @bp.context_processor

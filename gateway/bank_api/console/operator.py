@@ -89,7 +89,7 @@ def home() -> Response:
         positions=positions,
         chart=positions_chart(positions["positions"]),
         cycles=api("GET", "/v1/settlement-cycles")["cycles"][-5:][::-1],
-        charts=True,
+        charts=bool(positions["positions"]),
     )
 
 
@@ -307,7 +307,10 @@ def payment(payment_id: str) -> Response:
 def positions() -> Response:
     found = api("GET", "/v1/positions")
     return page(
-        "console/operator/positions.html", positions=found, chart=positions_chart(found["positions"]), charts=True
+        "console/operator/positions.html",
+        positions=found,
+        chart=positions_chart(found["positions"]),
+        charts=bool(found["positions"]),
     )
 
 

@@ -384,7 +384,13 @@ def test_chart_data_keeps_the_api_s_decimal_strings() -> None:
     assert stacked["series"] == [{"label": "completed", "values": ["0.30"]}]  # exact, no float sum
 
 
-def test_the_chart_library_is_served_by_the_gateway(us: Gateway, operator: Console) -> None:
+def test_the_chart_library_is_served_by_the_gateway_to_pages_with_a_chart(
+    us: Gateway, hk: Gateway, operator: Console, seeded: tuple[str, str]
+) -> None:
+    empty = operator.get("/console/operator/")
+    assert 'id="no-positions"' in text(empty) and "<canvas" not in text(empty)
+    assert [attrs["src"] for tag, attrs in tags(empty) if tag == "script"] == ["/console/static/console.js"]
+    hk.ledger.complete_payment(_interbank(us, hk, seeded[1], "1.00", "lib-1"))
     home = operator.get("/console/operator/")
     scripts = [attrs["src"] for tag, attrs in tags(home) if tag == "script"]
     if not (ASSETS_DIR / ASSET_FILES["chart.umd.min.js"]).is_file():
@@ -394,7 +400,12 @@ def test_the_chart_library_is_served_by_the_gateway(us: Gateway, operator: Conso
     assert library.status_code == 200 and b"Chart" in library.data
     assert operator.get("/console/assets/..%2F..%2Fpackage.json").status_code == 404
     assert operator.get("/console/assets/chart.js").status_code == 404
-    # pages without a chart do not load the library
-    merchant_scripts = [attrs["src"] for tag, attrs in tags(operator.get("/console/operator/accounts"))
-                        if tag == "script"]  # fmt: skip
-    assert merchant_scripts == ["/console/static/console.js"]
+
+
+def test_times_are_shown_to_the_second_in_utc(us: Gateway, seeded: tuple[str, str]) -> None:
+    console = Console(us)
+    home = text(console.login(seeded[1]))
+    shown = re.search(r'<time datetime="([^"]+)">([^<]+)</time>', home)
+    assert shown, home
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", shown.group(2))
+    assert shown.group(1).startswith(shown.group(2)[:10])
