@@ -2,7 +2,7 @@
 
 Every page is rendered on the server from the gateway's own REST API (api.py), called with the
 API key the user logged in with; the key lives only in an encrypted, HTTP-only cookie
-(session.py). Forms carry CSRF tokens (Flask-WTF), pages allow no inline script (CSP), and
+(cookie_session.py). Forms carry CSRF tokens (Flask-WTF), pages allow no inline script (CSP), and
 Jinja escapes every value. One blueprint per role under one parent, so another role's pages
 are one more module in ``_ROLE_MODULES``. Decision 0024 records the choices.
 """
@@ -24,6 +24,7 @@ from gateway.bank_api.console.api import ApiRefused, call_api
 from gateway.bank_api.console.cookie_session import (
     CONSOLE_PATH,
     LOGIN_AT,
+    MAX_SESSION_SECONDS,
     EncryptedCookieSessionInterface,
     derive_key,
     load_secret,
@@ -85,7 +86,9 @@ def register_console(app: Flask) -> None:
     # The REST API authenticates by header and never sees the console's cookie, so only the
     # console's forms need tokens: they are checked in the console's before_request below.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
-    app.config["WTF_CSRF_TIME_LIMIT"] = config.console_idle_minutes * 60 * 24
+    # A token is only good with its own session, which ends after 12 hours at most; a form may stay
+    # open that long (a token older than its session is refused with the session anyway).
+    app.config["WTF_CSRF_TIME_LIMIT"] = MAX_SESSION_SECONDS
     csrf.init_app(app)
     # The console's templates are the app's only ones: drop the blank lines their tags leave.
     app.jinja_env.trim_blocks = True

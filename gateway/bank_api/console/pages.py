@@ -142,21 +142,18 @@ def new_idempotency_key() -> str:
 def key_after(refusal: ApiRefused, key: str) -> str:
     """The idempotency key for the form shown again after ``refusal``.
 
-    After a 5xx the outcome is unknown, so sending the form again must reuse its key (the API then
-    answers what happened, once). A 4xx is settled and did nothing; the API keeps some of those under
-    the key, so a corrected form needs a fresh key or the API would refuse it as a reused key.
+    After a 5xx, or while the first request under the key is still running (a double click), the
+    outcome is unknown, so sending the form again must reuse its key (the API then answers what
+    happened, once). Any other 4xx is settled and did nothing; the API keeps some of those under the
+    key, so a corrected form needs a fresh key or the API would refuse it as a reused key.
     """
-    return key if refusal.unavailable and key else new_idempotency_key()
+    unknown = refusal.unavailable or refusal.code == "idempotency_in_progress"
+    return key if unknown and key else new_idempotency_key()
 
 
 def page(template: str, status: int = 200, **context: Any) -> Response:
     response = make_response(render_template(template, **context), status)
     return response
-
-
-def refused(error: ApiRefused, template: str, **context: Any) -> Response:
-    """The form again, with the API's reason in words and its status (nothing was done)."""
-    return page(template, error.status, error=error, **context)
 
 
 def done(message: str, endpoint: str, **values: Any) -> Response:

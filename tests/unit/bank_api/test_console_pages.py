@@ -9,7 +9,9 @@ import re
 import pytest
 
 from gateway.bank_api.console import ASSET_FILES, ASSETS_DIR
+from gateway.bank_api.console.api import ApiRefused
 from gateway.bank_api.console.operator import payments_chart, positions_chart
+from gateway.bank_api.console.pages import key_after
 from tests.unit.bank_api.conftest import Gateway, ledger_snapshot
 from tests.unit.bank_api.console_support import Console, refusal, tags, text
 
@@ -179,6 +181,20 @@ def test_a_form_corrected_after_a_refusal_goes_through(us: Gateway, merchant: Co
     assert operator.post("/console/operator/accounts", first).status_code == 400
     again = operator.post("/console/operator/accounts", {**first, "holder": "Fixed Ltd", "idempotency_key": "open-x-2"})
     assert again.status_code == 201
+
+
+def test_a_form_shown_again_keeps_its_key_only_while_the_outcome_is_unknown() -> None:
+    for status, code, kept in (
+        (503, "ordering_unavailable", True),
+        (502, "ledger_error", True),
+        (409, "idempotency_in_progress", True),
+        (409, "insufficient_funds", False),
+        (400, "invalid_amount", False),
+        (429, "rate_limited", False),
+    ):
+        after = key_after(ApiRefused(status, code, "words"), "console-first")
+        assert (after == "console-first") is kept, code
+        assert after.startswith("console-")
 
 
 def test_merchant_webhooks_add_list_deliveries_and_remove(us: Gateway, merchant: Console) -> None:
