@@ -128,7 +128,7 @@ def fx_quote() -> Response:
     currency = _required_query("currency", CURRENCY)
     payee_currency = _required_query("payee_currency", CURRENCY)
     amount = currencies.parse_amount(_required_query("amount", PRINTABLE_ASCII), currency)
-    currencies.exponent(payee_currency)
+    currencies.exponent(payee_currency)  # an unknown payee currency is a 400 before any rate is looked up
     if payee_currency == currency:
         payee_amount, rate = amount, Decimal(1)
     else:
