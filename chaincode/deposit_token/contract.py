@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaincode.deposit_token import accounts, keys, payments, reference, settlement, supply, tokens
+from chaincode.deposit_token import accounts, corridor, keys, payments, reference, settlement, supply, tokens
 from chaincode.deposit_token.accounts import Books
-from chaincode.deposit_token.corridor import set_policy
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger
 from chaincode.deposit_token.requests import Request, parse_json_argument
@@ -38,13 +37,6 @@ class DepositTokenContract(Contract):
         return reference.init_reference_data(ctx, ledger, parse_json_argument(reference_data, "reference_data"))
 
     @transaction
-    def set_corridor_policy(self, ctx: Context, policy_json: str) -> Result:
-        """Replace the corridor policy (regulator only)."""
-        ledger = Ledger(ctx.stub)
-        config = reference.caller_regulator(ctx, ledger)
-        return set_policy(ledger, config, parse_json_argument(policy_json, "policy_json"))
-
-    @transaction
     def set_payment_timeout(self, ctx: Context, seconds: str) -> Result:
         """Set after how many seconds a payer bank may refund an initiated payment (regulator only)."""
         if not seconds.isdigit() or len(seconds) > 9:
@@ -64,10 +56,32 @@ class DepositTokenContract(Contract):
         """Lift a bank's suspension (regulator only)."""
         return reference.reinstate_bank(ctx, Ledger(ctx.stub), msp_id)
 
+    @transaction
+    def set_corridor_policy(self, ctx: Context, policy_json: str) -> Result:
+        """Make a new version of the corridor policy the one in force (regulator only).
+
+        {rules, caps?, note?, base_version?}; the version it replaces is kept in the history.
+        """
+        ledger = Ledger(ctx.stub)
+        config = reference.caller_regulator(ctx, ledger, "change the corridor policy")
+        return corridor.set_policy(ledger, config, parse_json_argument(policy_json, "policy_json"))
+
+    @query
+    def get_corridor_policy(self, ctx: Context) -> Result:
+        """The corridor policy in force: version, rules, caps, when and by which transaction it was set."""
+        return corridor.public_policy(corridor.load_policy(Ledger(ctx.stub)))
+
+    @query
+    def get_corridor_policy_history(self, ctx: Context) -> Result:
+        """Every version of the corridor policy, newest first."""
+        return {"versions": [corridor.public_policy(version) for version in corridor.history(Ledger(ctx.stub))]}
+
     @query
     def get_reference_data(self, ctx: Context) -> Result:
         """Regulator, currencies, banks, corridor policy and payment timeout."""
-        return reference.reference_data(Ledger(ctx.stub))
+        ledger = Ledger(ctx.stub)
+        policy = corridor.public_policy(corridor.load_policy(ledger))
+        return {**reference.reference_data(ledger), "corridor_policy": policy}
 
     @query
     def get_supply(self, ctx: Context) -> Result:
@@ -283,7 +297,7 @@ class DepositTokenContract(Contract):
     def initiate_payment(self, ctx: Context) -> Result:
         """Start a payment to another bank's customer (payer bank). See docs/contract-api.md."""
         ledger = Ledger(ctx.stub)
-        bank = reference.caller_bank(ctx, ledger, keys.config())
+        bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
         config = reference.load_config(ledger)
         request = _request(ctx, *payments.INITIATE_FIELDS)
         return payments.initiate(ledger, config, bank, request)
@@ -334,12 +348,14 @@ class DepositTokenContract(Contract):
 
     @query
     def list_payments(self, ctx: Context, filter_json: str = "{}") -> Result:
-        """Payment records, newest first per bank: {bank?, status?, page_size?, bookmark?}."""
+        """Payment records, newest first: {bank?, payer_bank?, payee_bank?, status?, currency?,
+        min_amount?, max_amount?, since?, until?, page_size?, bookmark?, scan_limit?}."""
         ledger = Ledger(ctx.stub)
         data = parse_json_argument(filter_json, "filter_json")
-        request = Request(data, ["bank", "status", "page_size", "bookmark"])
-        bank, status = payments.parse_list_filter(data)
-        return payments.list_payments(ledger, bank, status, request.page_size(), request.bookmark())
+        request = Request(data, payments.LIST_FIELDS)
+        currencies = reference.load_config(ledger).currencies if request.has("currency") else {}
+        where = payments.parse_list_filter(data, currencies)
+        return payments.list_payments(ledger, where, request.page_size(), request.bookmark())
 
     # -- settlement -------------------------------------------------------------
     @transaction

@@ -29,6 +29,9 @@ STATUS_OF_CODE: dict[str, int] = {
     "account_not_empty": 409,
     "insufficient_funds": 409,
     "limit_exceeded": 409,
+    # A corridor cap of the regulator (per payment or per day): a smaller payment, or one on a
+    # later day, may pass, as with an account's own limits.
+    "corridor_cap_exceeded": 409,
     "duplicate_reference": 409,
     "invalid_state": 409,
     "not_expired": 409,

@@ -19,6 +19,7 @@ from chaincode.shim.api import MAX_UNICODE_RUNE, create_composite_key
 CONFIG = "dt.config"
 BANK = "dt.bank"
 CORRIDOR = "dt.corridor"
+CORRIDOR_VERSION = "dt.corridor_version"
 PAYMENT = "dt.payment"
 PAYMENT_INDEX = "payment-index"
 OPEN_PAYMENT_INDEX = "open-payment"
@@ -37,6 +38,7 @@ DEPOSIT = "deposit"
 WITHDRAWAL = "withdrawal"
 TRANSFER = "transfer"
 BOOKED_PAYMENT = "payment"
+CORRIDOR_USAGE = "corridor_usage"
 
 # -- bilateral and supply collections ---------------------------------------
 DETAILS = "details"
@@ -69,6 +71,11 @@ def bank(msp_id: str) -> str:
 
 def corridor() -> str:
     return key(CORRIDOR)
+
+
+def corridor_version(version: int, archived_by_tx: str) -> str:
+    """An archived corridor policy version; the archiving transaction's id makes the name unguessable."""
+    return key(CORRIDOR_VERSION, f"{version:010d}", archived_by_tx)
 
 
 def payment(payment_id: str) -> str:
@@ -131,6 +138,11 @@ def transfer(transfer_id: str) -> str:
 
 def booked_payment(payment_id: str) -> str:
     return key(BOOKED_PAYMENT, payment_id)
+
+
+def corridor_usage(currency: str, source: str, target: str, day: str) -> str:
+    """What the bank sent in a capped corridor on one UTC day (in its own books)."""
+    return key(CORRIDOR_USAGE, currency, source, target, day)
 
 
 def details(payment_id: str) -> str:

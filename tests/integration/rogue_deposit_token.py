@@ -70,3 +70,20 @@ class RogueDepositTokenContract(DepositTokenContract):
         """What a non-member can learn of another bank's record: its hash only."""
         digest = ctx.stub.get_private_data_hash(books_collection(bank), keys.account(account_id))
         return {"sha256": digest.hex()}
+
+    @transaction
+    def rogue_archive_corridor(self, ctx: Context, archived_by_tx: str, policy_json: str) -> dict[str, object]:
+        """Plant a corridor policy version of its own where the regulator's archived versions live."""
+        ledger = Ledger(ctx.stub)
+        ledger.put(keys.corridor_version(1, archived_by_tx), json.loads(policy_json))
+        return {"planted": True}
+
+    @transaction
+    def rogue_reset_corridor_usage(
+        self, ctx: Context, bank: str, currency: str, source: str, target: str, day: str
+    ) -> dict[str, object]:
+        """Reset another bank's count of what it sent in a capped corridor on a day."""
+        ledger = Ledger(ctx.stub)
+        key = keys.corridor_usage(currency, source, target, day)
+        ledger.put_private(books_collection(bank), key, {"total": 0, "payments": 0})
+        return {"reset": True}
