@@ -12,7 +12,7 @@ from typing import Any, cast
 from flask import Flask, Response, current_app, g, request
 
 from gateway.bank_api.auth import KeyStore, presented_key
-from gateway.bank_api.config import ConfigError, GatewayConfig
+from gateway.bank_api.config import REGULATOR, ConfigError, GatewayConfig
 from gateway.bank_api.egress import EgressPolicy, validate_allow_list
 from gateway.bank_api.fx import RateTable
 from gateway.bank_api.idempotency import IdempotencyStore
@@ -174,9 +174,10 @@ def create_app(
 
     from gateway.bank_api.routes import register_blueprints
 
-    register_blueprints(app)
+    register_blueprints(app, config.role)
 
-    if config.follow_events or config.deliver_webhooks:
+    # The regulator's gateway completes and refunds nothing: the banks' workers are not for it.
+    if config.role != REGULATOR and (config.follow_events or config.deliver_webhooks):
         from gateway.bank_api.workers import start_workers
 
         start_workers(services_, follow=config.follow_events, webhooks=config.deliver_webhooks)

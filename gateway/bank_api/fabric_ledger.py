@@ -356,6 +356,20 @@ class FabricLedger:
             query["bookmark"] = bookmark
         return self.evaluate("ListPayments", json.dumps(query, separators=(",", ":")))
 
+    def search_payments(self, query: JSON) -> JSON:
+        return self.evaluate("ListPayments", json.dumps(query, separators=(",", ":")))
+
+    # -- corridor policy (the regulator's) ------------------------------------------------------
+
+    def get_corridor_policy(self) -> JSON:
+        return self.evaluate("GetCorridorPolicy")
+
+    def get_corridor_policy_history(self) -> JSON:
+        return self.evaluate("GetCorridorPolicyHistory")
+
+    def set_corridor_policy(self, policy: JSON) -> JSON:
+        return self.submit("SetCorridorPolicy", json.dumps(policy, separators=(",", ":")))
+
     # -- settlement ---------------------------------------------------------------------------
 
     def open_settlement_cycle(self, cycle_id: str) -> JSON:
