@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import request
@@ -22,7 +23,15 @@ from gateway.bank_api import representations
 from gateway.bank_api.ledger import JSON, OversightLedger
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
-from gateway.bank_api.validation import MSP_ID, bad_request, matches, query_choice, query_pattern
+from gateway.bank_api.validation import (
+    JURISDICTION,
+    MSP_ID,
+    Fields,
+    bad_request,
+    matches,
+    query_choice,
+    query_pattern,
+)
 
 PAYMENT_ID = r"^[0-9a-f]{64}$"
 RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
@@ -285,3 +294,192 @@ def payment_id_in_path(value: str) -> str:
     if not re.fullmatch(PAYMENT_ID, value):
         raise bad_request("payment_id in the path must be 64 lowercase hex digits (an interbank payment's id)")
     return value
+
+
+# -- corridor policy: a new version from the regulator, and what each capped corridor used --------
+
+RULE_FIELDS = ("currency", "cross_border_only", "allowed")
+CAP_FIELDS = ("currency", "from", "to", "per_payment", "daily")
+MAX_POLICY_ITEMS = 100
+NOTE_MAX = 200
+
+
+def policy_request(body: JSON, currencies: Currencies) -> JSON:
+    """The contract's ``SetCorridorPolicy`` argument from the HTTP body (caps in decimal strings)."""
+    fields = Fields(body, ("base_version", "rules", "caps", "note"))
+    base_version = body.get("base_version")
+    if isinstance(base_version, bool) or not isinstance(base_version, int) or base_version < 1:
+        raise bad_request(
+            "base_version is required: the version this change starts from (GET /v1/corridor-policy), "
+            "so that a change made meanwhile by someone else is not overwritten"
+        )
+    policy: JSON = {"base_version": base_version, "rules": [], "caps": []}
+    for index, rule in enumerate(_items(body, "rules")):
+        with _within(f"rules[{index}]"):
+            policy["rules"].append(_rule(rule, currencies))
+    for index, cap in enumerate(_items(body, "caps", required=False)):
+        with _within(f"caps[{index}]"):
+            policy["caps"].append(_cap(cap, currencies))
+    note = fields.text("note", max_length=NOTE_MAX, required=False)
+    if note:
+        policy["note"] = note
+    return policy
+
+
+@contextmanager
+def _within(where: str) -> Iterator[None]:
+    """Name the list entry in a refusal: 'caps[1]: daily has more than 2 decimal places'."""
+    try:
+        yield
+    except ApiProblem as problem:
+        raise ApiProblem(problem.status, problem.code, f"{where}: {problem.detail}") from None
+
+
+def _rule(rule: JSON, currencies: Currencies) -> JSON:
+    item = Fields(rule, RULE_FIELDS)
+    currency = item.currency("currency", currencies)
+    parsed: JSON = {"currency": currency}
+    cross_border_only = rule.get("cross_border_only")
+    if cross_border_only is not None:
+        if not isinstance(cross_border_only, bool):
+            raise bad_request("cross_border_only must be true or false")
+        parsed["cross_border_only"] = cross_border_only
+    allowed = rule.get("allowed")
+    if allowed is not None:
+        if not isinstance(allowed, list) or not all(
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(j, str) and matches(JURISDICTION, j) for j in pair)
+            for pair in allowed
+        ):
+            raise bad_request('allowed must be a list of [jurisdiction, jurisdiction] pairs such as ["US", "HK"]')
+        parsed["allowed"] = allowed
+    if len(parsed) == 1:
+        raise bad_request("cross_border_only or allowed is required")
+    return parsed
+
+
+def _cap(cap: JSON, currencies: Currencies) -> JSON:
+    item = Fields(cap, CAP_FIELDS)
+    currency = item.currency("currency", currencies)
+    assert currency is not None
+    parsed: JSON = {"currency": currency}
+    for end in ("from", "to"):
+        parsed[end] = item.required_text(end, pattern=JURISDICTION, max_length=4, what="2 to 4 capital letters")
+    for limit in ("per_payment", "daily"):
+        parsed[limit] = item.amount(limit, currency, currencies, required=False)
+    if parsed["per_payment"] is None and parsed["daily"] is None:
+        raise bad_request('per_payment or daily is required (a decimal string such as "1000.00")')
+    return parsed
+
+
+def _items(body: JSON, name: str, required: bool = True) -> list[JSON]:
+    value = body.get(name)
+    if value is None and not required:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise bad_request(f"{name} must be a list of objects")
+    if len(value) > MAX_POLICY_ITEMS:
+        raise bad_request(f"{name} may hold at most {MAX_POLICY_ITEMS} entries")
+    return value
+
+
+def corridor_usage(ledger: OversightLedger, day: date, banks: list[JSON]) -> list[JSON]:
+    """Every cap of the policy in force with what each bank of its ``from`` jurisdiction sent on ``day``.
+
+    A payer bank's count in the contract grows with each payment initiated under a version
+    that had a daily cap on that corridor (the payment record names its version), so the
+    same sum over the public records gives the regulator the count each bank is held to,
+    without reading any bank's books.
+    """
+    history = [item for item in ledger.get_corridor_policy_history().get("versions") or [] if isinstance(item, dict)]
+    daily_capped = {
+        version.get("version"): {
+            (cap.get("currency"), cap.get("from"), cap.get("to"))
+            for cap in version.get("caps") or []
+            if isinstance(cap, dict) and cap.get("daily") is not None
+        }
+        for version in history
+    }
+    jurisdiction = {str(bank.get("msp_id")): str(bank.get("jurisdiction")) for bank in banks}
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    window = {
+        "since": start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "until": (start + timedelta(days=1) - timedelta(microseconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+    sent: dict[tuple[str, str, str, str], list[int]] = {}
+    for payment in every_payment(ledger, window, limit=10**9):
+        payer = str(payment.get("payer_bank"))
+        corridor = (payment.get("currency"), jurisdiction.get(payer), jurisdiction.get(str(payment.get("payee_bank"))))
+        amount = payment.get("amount")
+        if corridor in daily_capped.get(payment.get("corridor_version"), set()) and isinstance(amount, int):
+            totals = sent.setdefault((str(corridor[0]), str(corridor[1]), str(corridor[2]), payer), [0, 0])
+            totals[0] += amount
+            totals[1] += 1
+    usage: list[JSON] = []
+    for cap in (history[0].get("caps") if history else None) or []:
+        currency, source, target = str(cap["currency"]), str(cap["from"]), str(cap["to"])
+        senders = sorted(msp for msp, where in jurisdiction.items() if where == source)
+        rows = []
+        for bank in senders:
+            total, count = sent.get((currency, source, target, bank), [0, 0])
+            daily = cap.get("daily")
+            rows.append(
+                {
+                    "bank": bank,
+                    "sent": total,
+                    "payments": count,
+                    "remaining": None if daily is None else max(daily - total, 0),
+                }
+            )
+        usage.append({**cap, "banks": rows})
+    return usage
+
+
+def usage_view(usage: list[JSON], day: date, currencies: Currencies) -> JSON:
+    corridors = []
+    for cap in usage:
+        currency = str(cap["currency"])
+        corridors.append(
+            {
+                "currency": currency,
+                "from": cap["from"],
+                "to": cap["to"],
+                "per_payment": _money(cap.get("per_payment"), currency, currencies),
+                "daily": _money(cap.get("daily"), currency, currencies),
+                "banks": [
+                    {
+                        "bank": row["bank"],
+                        "sent": currencies.format_amount(row["sent"], currency),
+                        "payments": row["payments"],
+                        "remaining": _money(row["remaining"], currency, currencies),
+                    }
+                    for row in cap["banks"]
+                ],
+            }
+        )
+    return {"day": day.isoformat(), "corridors": corridors}
+
+
+USAGE_COLUMNS = ("day", "currency", "from", "to", "per_payment", "daily", "bank", "sent", "payments", "remaining")
+
+
+def usage_rows(view: JSON) -> Iterator[list[Any]]:
+    for cap in view["corridors"]:
+        for row in cap["banks"]:
+            yield [
+                view["day"], cap["currency"], cap["from"], cap["to"], cap["per_payment"], cap["daily"],
+                row["bank"], row["sent"], row["payments"], row["remaining"],
+            ]  # fmt: skip
+
+
+def usage_day() -> date:
+    raw = request.args.get("day")
+    if raw is None:
+        return datetime.now(UTC).date()
+    if not matches(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", raw):
+        raise bad_request("day must be a date such as 2025-01-06 (UTC)")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise bad_request("day must be a date such as 2025-01-06 (UTC)") from None

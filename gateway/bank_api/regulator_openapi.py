@@ -13,6 +13,8 @@ from gateway.bank_api import oversight
 from gateway.bank_api import validation as v
 from gateway.bank_api.csv_export import CSV_MEDIA_TYPE, FORMATS
 from gateway.bank_api.openapi import (
+    _IDEMPOTENCY_OPTIONAL,
+    _REPLAYED,
     AMOUNT,
     CURRENCY,
     MONEY_OUT,
@@ -31,6 +33,7 @@ from gateway.bank_api.openapi import (
 from gateway.bank_api.representations import PAYMENT_STATUSES
 
 MSP: Schema = _string(v.MSP_ID, 64, example="HKBankMSP")
+JURISDICTION: Schema = _string(v.JURISDICTION, 4, example="HK")
 
 REGULATOR_SCHEMAS: dict[str, Schema] = {
     "Problem": SCHEMAS["Problem"],
@@ -141,6 +144,81 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
             "tx_id": _nullable(_string(description="The regulator-endorsed transaction that set this version")),
         },
         ["version", "rules", "caps", "note", "changed_at", "tx_id"],
+    ),
+    "CorridorRuleRequest": _object(
+        {
+            "currency": CURRENCY,
+            "cross_border_only": {"type": "boolean", "description": "Refused between two accounts of one jurisdiction"},
+            "allowed": {
+                "type": "array",
+                "items": {"type": "array", "items": JURISDICTION, "minItems": 2, "maxItems": 2},
+                "description": "Only between these pairs of account jurisdictions (either way); "
+                'a domestic movement needs a pair like ["US", "US"]',
+            },
+        },
+        ["currency"],
+        additionalProperties=False,
+        description="One per currency; cross_border_only, allowed, or both",
+    ),
+    "CorridorCapRequest": _object(
+        {
+            "currency": {**CURRENCY, "description": "The currency the payer pays in"},
+            "from": {**JURISDICTION, "description": "Jurisdiction of the payer bank"},
+            "to": {**JURISDICTION, "description": "Jurisdiction of the payee bank"},
+            "per_payment": _nullable(AMOUNT),
+            "daily": _nullable(
+                {**AMOUNT, "description": "Per payer bank and UTC day; a refunded payment still counts"}
+            ),
+        },
+        ["currency", "from", "to"],
+        additionalProperties=False,
+        description="One per (currency, from, to); per_payment, daily, or both",
+    ),
+    "CorridorPolicyRequest": _object(
+        {
+            "base_version": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The version this change starts from; refused (409) if another change came first",
+            },
+            "rules": {"type": "array", "maxItems": oversight.MAX_POLICY_ITEMS, "items": _ref("CorridorRuleRequest")},
+            "caps": {"type": "array", "maxItems": oversight.MAX_POLICY_ITEMS, "items": _ref("CorridorCapRequest")},
+            "note": _nullable(_string(max_length=oversight.NOTE_MAX, description="Public: why the policy changes")),
+        },
+        ["base_version", "rules"],
+        additionalProperties=False,
+        description="The whole new version: rules and caps not listed are dropped",
+    ),
+    "CorridorUsage": _object(
+        {
+            "day": _string(description="UTC day"),
+            "corridors": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "currency": _nullable(_string()),
+                        "from": _nullable(_string()),
+                        "to": _nullable(_string()),
+                        "per_payment": _nullable(MONEY_OUT),
+                        "daily": _nullable(MONEY_OUT),
+                        "banks": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "bank": _string(),
+                                    "sent": MONEY_OUT,
+                                    "payments": {"type": "integer", "minimum": 0},
+                                    "remaining": _nullable(MONEY_OUT),
+                                },
+                                ["bank", "sent", "payments", "remaining"],
+                            ),
+                        },
+                    },
+                    ["currency", "from", "to", "per_payment", "daily", "banks"],
+                ),
+            },
+        },
+        ["day", "corridors"],
     ),
     "CorridorPolicyHistory": _object(
         {"versions": {"type": "array", "items": _ref("CorridorPolicy")}},
@@ -308,6 +386,29 @@ def _paths() -> dict[str, Schema]:
                 {"200": _json("CorridorPolicy", "The version in force")},
                 problems=read,
             ),
+            "put": _op(
+                "Make a new version of the corridor policy the one in force",
+                "corridor policy",
+                {"200": _json("CorridorPolicy", "The new version, committed", _REPLAYED)},
+                body="CorridorPolicyRequest",
+                params=[_IDEMPOTENCY_OPTIONAL],
+                problems=("400", "401", "403", "409", "413", "415", "502", "503"),
+                description="A regulator-endorsed transaction: the contract applies it from the next payment "
+                "on (payments already initiated complete under the version they started with), keeps the "
+                "version it replaces in the history, and refuses it from any bank.",
+            ),
+        },
+        "/v1/corridor-usage": {
+            "get": _op(
+                "Each cap in force, with what each sending bank used of it on a UTC day",
+                "corridor policy",
+                {"200": _listing("CorridorUsage", "Usage per cap and sending bank")},
+                params=[
+                    _query("day", _string(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", 10), "UTC day (default: today)"),
+                    _FORMAT,
+                ],
+                problems=read,
+            )
         },
         "/v1/corridor-policy/history": {
             "get": _op(
