@@ -176,8 +176,13 @@ def create_app(
 
     register_blueprints(app, config.role)
 
-    # The regulator's gateway completes and refunds nothing: the banks' workers are not for it.
-    if config.role != REGULATOR and (config.follow_events or config.deliver_webhooks):
+    if config.role == REGULATOR:
+        # The regulator's gateway completes and refunds nothing: its one worker is the monitor.
+        if config.follow_events:
+            from gateway.bank_api.alerts import start_monitor
+
+            start_monitor(services_)
+    elif config.follow_events or config.deliver_webhooks:
         from gateway.bank_api.workers import start_workers
 
         start_workers(services_, follow=config.follow_events, webhooks=config.deliver_webhooks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from gateway.bank_api import oversight
+from gateway.bank_api import alerts, oversight
 from gateway.bank_api import validation as v
 from gateway.bank_api.csv_export import CSV_MEDIA_TYPE, FORMATS
 from gateway.bank_api.openapi import (
@@ -220,6 +220,54 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
         },
         ["day", "corridors"],
     ),
+    "Alert": _object(
+        {
+            "alert_id": _string(),
+            "rule": _string(enum=list(alerts.RULES)),
+            "subject": _string(),
+            "state": _string(enum=["open", "acknowledged"]),
+            "raised_at": TIMESTAMP,
+            "evidence": {
+                "type": "object",
+                "description": "What the rule saw: payment ids, banks, figures, the limit it crossed",
+            },
+            "acknowledged_at": TIMESTAMP,
+            "acknowledged_by": _nullable(_string(description="Key id of the operator who acknowledged it")),
+            "note": _nullable(_string()),
+        },
+        ["alert_id", "rule", "subject", "state", "raised_at", "evidence", "acknowledged_at", "acknowledged_by", "note"],
+    ),
+    "AlertList": _object({"alerts": {"type": "array", "items": _ref("Alert")}}, ["alerts"]),
+    "AcknowledgementRequest": _object(
+        {"note": _nullable(_string(max_length=200, description="Why it is settled, for the record"))},
+        additionalProperties=False,
+    ),
+    "AlertRuleSettings": _object(
+        {
+            "enabled": {"type": "boolean"},
+            "thresholds": {
+                "type": "object",
+                "additionalProperties": AMOUNT,
+                "description": "large_payment: currency -> amount at which a single payment is flagged",
+            },
+            "window_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+            "max_payments": _nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
+            "max_amounts": {
+                "type": "object",
+                "additionalProperties": AMOUNT,
+                "description": "velocity: currency -> total between two banks in the window",
+            },
+            "initiated_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+            "rejected_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+            "deadline_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+        },
+        additionalProperties=False,
+        description="Every setting of the rule named in the path (the GET answer shows which)",
+    ),
+    "AlertRules": _object(
+        {"rules": {"type": "object", "additionalProperties": _ref("AlertRuleSettings")}},
+        ["rules"],
+    ),
     "CorridorPolicyHistory": _object(
         {"versions": {"type": "array", "items": _ref("CorridorPolicy")}},
         ["versions"],
@@ -419,6 +467,64 @@ def _paths() -> dict[str, Schema]:
                 problems=read,
             )
         },
+        "/v1/alerts": {
+            "get": _op(
+                "Alerts, newest first, with their evidence",
+                "alerts",
+                {"200": _listing("AlertList", "Alerts")},
+                params=[
+                    _query("state", {"type": "string", "enum": ["open", "acknowledged"]}),
+                    _query("rule", {"type": "string", "enum": list(alerts.RULES)}),
+                    _FORMAT,
+                ],
+                problems=("400", "401", "403"),
+            )
+        },
+        "/v1/alerts/{alert_id}": {
+            "get": _op(
+                "One alert",
+                "alerts",
+                {"200": _json("Alert", "The alert")},
+                params=[_path_param("alert_id", v.OPAQUE_ID, 64)],
+                problems=("400", "401", "403", "404"),
+            )
+        },
+        "/v1/alerts/{alert_id}/acknowledgement": {
+            "post": _op(
+                "Acknowledge an alert, with a note",
+                "alerts",
+                {"200": _json("Alert", "Acknowledged (the same acknowledgement again is answered alike)")},
+                body="AcknowledgementRequest",
+                body_required=False,
+                params=[_path_param("alert_id", v.OPAQUE_ID, 64)],
+                problems=("400", "401", "403", "404", "409", "413", "415"),
+            )
+        },
+        "/v1/alert-rules": {
+            "get": _op(
+                "The alert rules' settings",
+                "alerts",
+                {"200": _json("AlertRules", "Every rule")},
+                problems=("401", "403"),
+            )
+        },
+        "/v1/alert-rules/{rule}": {
+            "put": _op(
+                "Replace one rule's settings; they apply to what is seen from now on",
+                "alerts",
+                {"200": _json("AlertRules", "Every rule, after the change")},
+                body="AlertRuleSettings",
+                params=[
+                    {
+                        "name": "rule",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(alerts.RULES)},
+                    }
+                ],
+                problems=("400", "401", "403", "404", "413", "415"),
+            )
+        },
     }
 
 
@@ -431,14 +537,14 @@ def regulator_document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "The regulator's gateway to the deposit-token ledger: supply, interbank payments, net "
-                "positions, settlement cycles and the corridor policy, all from public records (no customer "
-                'data). Amounts are decimal strings in the currency\'s exponent ("12.34" USD); lists answer '
+                "positions, settlement cycles, the corridor policy and alerts, all from public records (no "
+                'customer data). Amounts are decimal strings in the currency\'s exponent ("12.34" USD); lists answer '
                 "CSV with ?format=csv. Errors are application/problem+json with a stable `code`. Send the "
                 "regulator's operator key as `Authorization: Bearer <key>`."
             ),
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": name} for name in ("oversight", "corridor policy", "operations")],
+        "tags": [{"name": name} for name in ("oversight", "corridor policy", "alerts", "operations")],
         "paths": _paths(),
         "components": {
             "schemas": REGULATOR_SCHEMAS,

@@ -14,9 +14,9 @@ def register_blueprints(app: Flask, role: str) -> None:
 
     modules: tuple[ModuleType, ...]
     if role == REGULATOR:
-        from gateway.bank_api.routes import corridors, oversight
+        from gateway.bank_api.routes import alerts, corridors, oversight
 
-        modules = (ops, docs, oversight, corridors)
+        modules = (ops, docs, oversight, corridors, alerts)
     else:
         from gateway.bank_api.routes import accounts, payments, treasury, webhooks
 

@@ -182,9 +182,7 @@ def test_settlement_cycles_show_who_has_not_confirmed(regulator: Gateway, known:
     assert [c["cycle_id"] for c in regulator.ok(f"/v1/settlement-cycles?pending_bank={HK}")["cycles"]] == ["c-1"]
     assert regulator.ok(f"/v1/settlement-cycles?pending_bank={US}")["cycles"] == []
     rows = _csv(regulator.get("/v1/settlement-cycles?format=csv"))
-    assert [(r["cycle_id"], r["status"], r["pending_banks"], r["payments"]) for r in rows] == [
-        ("c-1", "open", HK, "2")
-    ]
+    assert [(r["cycle_id"], r["status"], r["pending_banks"], r["payments"]) for r in rows] == [("c-1", "open", HK, "2")]
     contract.submit(HK, "ConfirmSettlement", args=["c-1", "RTGS-2"])
     assert regulator.ok("/v1/settlement-cycles?status=open")["cycles"] == []
     settled = regulator.ok("/v1/settlement-cycles/c-1")

@@ -1,0 +1,322 @@
+"""The regulator's seat on the real network: its gateway's views, corridor policy and caps.
+
+Merchants pay one another through their banks' REST gateways; the regulator's gateway (started
+by ``network up`` like the banks') must show exactly those payments, with their timelines, in
+its lists, CSV exports, positions and settlement cycles, and never a customer's data. The
+regulator changes the corridor policy through its gateway: a change applies to the next
+payment and not to one already initiated, a cap refuses the payment that crosses it and changes
+nothing, and no bank can change the policy, not even with altered chaincode. Keys do not cross:
+a bank's key is refused by the regulator's gateway and the regulator's by a bank's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.bank_api_support import TIMEOUT, BankGateway, Merchant, gateways_of, unique, wait_for
+from tests.integration.conftest import network_cli
+from tests.integration.deposit_token_support import Consortium, altered_chaincode
+
+pytestmark = pytest.mark.network
+
+US, HK, SG, REG = "USBankMSP", "HKBankMSP", "SGBankMSP", "RegulatorMSP"
+CNH_RULE = {"currency": "CNH", "cross_border_only": True}
+CUSTOMER_TEXT = ("Regulator Test Buyer", "Regulator Test Seller", "INV-REG-PRIVATE")
+
+
+@dataclass
+class Seat:
+    regulator: BankGateway
+    banks: dict[str, BankGateway]
+    buyer: Merchant  # at USBank
+    seller: Merchant  # at HKBank
+    sg_seller: Merchant  # at SGBank
+    started: str  # RFC 3339, a little before the first payment of this module
+    figures: dict[str, list[float]] = field(default_factory=dict)
+
+    def reg(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.regulator.get(path, **kwargs)
+
+    def ok(self, path: str) -> Any:
+        response = self.reg(path)
+        assert response.status_code == 200, (path, response.status_code, response.text)
+        return response.json()
+
+    def put_policy(self, body: dict[str, Any]) -> requests.Response:
+        return requests.put(
+            self.regulator.url + "/v1/corridor-policy", json=body, headers=self.regulator.op, timeout=TIMEOUT
+        )
+
+    def restore_policy(self) -> None:
+        """Leave the shared network with the policy it started with (a new version of it)."""
+        current = self.ok("/v1/corridor-policy")
+        if current["rules"] != [{"currency": "CNH", "cross_border_only": True, "allowed": None}] or current["caps"]:
+            response = self.put_policy({"base_version": current["version"], "rules": [CNH_RULE], "note": "restored"})
+            assert response.status_code == 200, response.text
+
+    def pay(
+        self, amount: str, payee: Merchant | None = None, payee_bank: str = HK, key: str | None = None
+    ) -> requests.Response:
+        return self.banks[US].pay(
+            self.buyer, payee_bank, (payee or self.seller).account_id, "USD", amount, key or unique("reg-pay"),
+            remittance="INV-REG-PRIVATE",
+        )  # fmt: skip
+
+    def paid(self, amount: str, payee: Merchant | None = None, payee_bank: str = HK) -> str:
+        """A payment through USBank's gateway, waited for until the regulator sees it completed."""
+        response = self.pay(amount, payee, payee_bank)
+        assert response.status_code == 201, response.text
+        payment_id: str = response.json()["payment_id"]
+        accepted = time.monotonic()
+        assert self.completed_at_regulator(payment_id), f"payment {payment_id} never showed completed"
+        self.figures.setdefault("accepted_to_completed_at_regulator_s", []).append(time.monotonic() - accepted)
+        return payment_id
+
+    def completed_at_regulator(self, payment_id: str, timeout: float = 120) -> bool:
+        def completed() -> bool:
+            response = self.reg(f"/v1/payments/{payment_id}")
+            return response.status_code == 200 and response.json()["status"] == "completed"
+
+        return bool(wait_for(completed, timeout=timeout, interval=0.2))
+
+
+def _regulator_gateway(profile: dict[str, Any]) -> BankGateway:
+    org = profile["orgs"][REG]
+    return BankGateway(REG, org["gateway_url"], Path(org["operator_key_file"]))
+
+
+@pytest.fixture(scope="module")
+def seat(network: dict[str, Any]) -> Iterator[Seat]:
+    regulator = _regulator_gateway(network)
+    banks = gateways_of(network)
+    assert wait_for(regulator.ready, timeout=120), "the regulator's gateway is not ready"
+    for bank in banks.values():
+        assert wait_for(bank.ready, timeout=120), f"{bank.msp_id}'s gateway is not ready"
+    started = (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    buyer = banks[US].open_account("Regulator Test Buyer", "US")
+    banks[US].issue(buyer.account_id, "USD", "5000.00")
+    seller = banks[HK].open_account("Regulator Test Seller", "HK")
+    sg_seller = banks[SG].open_account("Regulator Test Seller", "SG")
+    seat = Seat(regulator, banks, buyer, seller, sg_seller, started)
+    yield seat
+    seat.restore_policy()
+    summary = ", ".join(
+        f"{name} median {sorted(values)[len(values) // 2]:.2f} (n={len(values)})"
+        for name, values in seat.figures.items()
+    )
+    sys.stderr.write(f"regulator figures: {summary}\n")
+
+
+def _csv(response: requests.Response) -> list[dict[str, str]]:
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+def test_each_view_shows_the_payments_made_through_the_bank_gateways(seat: Seat) -> None:
+    first = seat.paid("12.34")
+    second = seat.paid("56.78")
+    to_sg = seat.paid("9.00", seat.sg_seller, SG)
+    ours = {first, second, to_sg}
+    since = f"from={seat.started}"
+
+    listed = seat.ok(f"/v1/payments?payer_bank={US}&{since}&page_size=100")["payments"]
+    by_id = {p["payment_id"]: p for p in listed if p["payment_id"] in ours}
+    assert set(by_id) == ours
+    for payment_id, amount, payee_bank in ((first, "12.34", HK), (second, "56.78", HK), (to_sg, "9.00", SG)):
+        record = by_id[payment_id]
+        assert (record["payer_bank"], record["payee_bank"], record["currency"], record["amount"]) == (
+            US, payee_bank, "USD", amount,
+        )  # fmt: skip
+        assert [step["status"] for step in record["timeline"]] == ["initiated", "completed"]
+        assert record["corridor_version"] >= 1 and len(record["details_hash"]) == 64
+        assert seat.ok(f"/v1/payments/{payment_id}") == record
+    # Newest first, and the filters narrow it as they say.
+    assert [p["payment_id"] for p in listed if p["payment_id"] in ours] == [to_sg, second, first]
+    narrowed = seat.ok(f"/v1/payments?payee_bank={HK}&currency=USD&min_amount=12.34&max_amount=56.78&{since}")
+    assert {p["payment_id"] for p in narrowed["payments"]} & ours == {first, second}
+    assert all(12.34 <= float(p["amount"]) <= 56.78 for p in narrowed["payments"])
+    assert {p["payment_id"] for p in seat.ok(f"/v1/payments?bank={SG}&{since}")["payments"]} & ours == {to_sg}
+    assert seat.ok(f"/v1/payments?status=initiated&{since}&payer_bank={US}")["payments"] == []
+    # A page at a time, each payment once.
+    walked: list[str] = []
+    cursor = ""
+    while True:
+        page = seat.ok(f"/v1/payments?payer_bank={US}&{since}&page_size=1{cursor}")
+        walked += [p["payment_id"] for p in page["payments"]]
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert [p for p in walked if p in ours] == [to_sg, second, first] and len(walked) == len(set(walked))
+    rows = _csv(seat.reg(f"/v1/payments?payer_bank={US}&{since}&format=csv"))
+    exported = {row["payment_id"]: row for row in rows}
+    assert set(exported) >= ours
+    assert (exported[first]["amount"], exported[first]["status"], exported[first]["payee_bank"]) == (
+        "12.34",
+        "completed",
+        HK,
+    )
+    assert exported[first]["completed_at"] >= exported[first]["initiated_at"] > ""
+
+    # Supply per token class: what each bank's own gateway reports.
+    regulator_supply = {(c["issuer"], c["currency"]): c["supply"] for c in seat.ok("/v1/supply")["token_classes"]}
+    for msp, bank in seat.banks.items():
+        own = bank.get("/v1/supply").json()["token_classes"]
+        for item in own:
+            if item["issuer"] == msp:
+                assert regulator_supply[(msp, item["currency"])] == item["supply"], (msp, item)
+    supply_rows = _csv(seat.reg("/v1/supply?format=csv"))
+    assert {(r["issuer"], r["currency"]): r["supply"] for r in supply_rows} == regulator_supply
+
+    # Net positions, then a settlement cycle that takes our payments, and who has not confirmed it.
+    positions = seat.ok("/v1/positions")["positions"]
+    assert float(positions[US]["USD"]) <= -(12.34 + 56.78 + 9.00) + 1e-9
+    opened = seat.banks[HK].post("/v1/settlement-cycles", {"cycle_id": unique("reg-cycle")})
+    assert opened.status_code == 201, opened.text
+    cycle_id = opened.json()["cycle_id"]
+    cycle = seat.ok(f"/v1/settlement-cycles/{cycle_id}")
+    assert cycle["status"] == "open" and set(cycle["pending_banks"]) == set(cycle["banks"]) >= {US, HK, SG}
+    assert seat.ok("/v1/positions")["positions"].get(US, {}).get("USD", "0.00") == "0.00"
+    confirmed = seat.banks[US].post(f"/v1/settlement-cycles/{cycle_id}/confirmation", {"external_ref": unique("rtgs")})
+    assert confirmed.status_code == 200, confirmed.text
+    cycle = seat.ok(f"/v1/settlement-cycles/{cycle_id}")
+    assert US not in cycle["pending_banks"] and HK in cycle["pending_banks"]
+    assert cycle_id in {
+        c["cycle_id"] for c in seat.ok(f"/v1/settlement-cycles?pending_bank={HK}&status=open")["cycles"]
+    }
+    assert cycle_id not in {c["cycle_id"] for c in seat.ok(f"/v1/settlement-cycles?pending_bank={US}")["cycles"]}
+    cycle_rows = {r["cycle_id"]: r for r in _csv(seat.reg("/v1/settlement-cycles?format=csv"))}
+    assert US not in cycle_rows[cycle_id]["pending_banks"].split() and HK in cycle_rows[cycle_id]["pending_banks"]
+    for msp in (HK, SG):
+        if msp in cycle["banks"]:
+            answer = seat.banks[msp].post(
+                f"/v1/settlement-cycles/{cycle_id}/confirmation", {"external_ref": unique("rtgs")}
+            )
+            assert answer.status_code == 200, answer.text
+    settled = seat.ok(f"/v1/settlement-cycles/{cycle_id}")
+    assert (settled["status"], settled["pending_banks"]) == ("settled", [])
+
+    # The regulator never sees customer data: names, accounts, remittance text.
+    for path in (f"/v1/payments?{since}", f"/v1/payments?{since}&format=csv", f"/v1/payments/{first}",
+                 "/v1/positions", "/v1/settlement-cycles", "/v1/supply"):  # fmt: skip
+        text = seat.reg(path).text
+        for secret in (*CUSTOMER_TEXT, seat.buyer.account_id, seat.seller.account_id):
+            assert secret not in text, (path, secret)
+
+
+def test_a_cap_refuses_the_payment_that_crosses_it_and_changes_nothing(seat: Seat) -> None:
+    version = seat.ok("/v1/corridor-policy")["version"]
+    cap = {"currency": "USD", "from": "US", "to": "HK", "per_payment": "100.00", "daily": "150.00"}
+    try:
+        changed = seat.put_policy({"base_version": version, "rules": [CNH_RULE], "caps": [cap], "note": "test cap"})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["version"] == version + 1
+        balance = seat.banks[US].balances(seat.buyer)["USD"]
+        listed_before = seat.ok(f"/v1/payments?payer_bank={US}&from={seat.started}&page_size=100")["payments"]
+
+        refused = seat.pay("100.01")
+        assert refused.status_code == 409, refused.text
+        problem = refused.json()
+        assert problem["code"] == "corridor_cap_exceeded"
+        assert problem["detail"] == (
+            f"corridor cap USD US->HK (policy version {version + 1}): 10001 is above the 10000 allowed per payment"
+        )
+        assert seat.banks[US].balances(seat.buyer)["USD"] == balance
+        assert seat.ok(f"/v1/payments?payer_bank={US}&from={seat.started}&page_size=100")["payments"] == listed_before
+
+        seat.paid("100.00")
+        over_the_day = seat.pay("50.01")
+        assert (over_the_day.status_code, over_the_day.json()["code"]) == (409, "corridor_cap_exceeded")
+        assert "daily cap of 15000" in over_the_day.json()["detail"]
+        seat.paid("50.00")
+        usage = seat.ok("/v1/corridor-usage")["corridors"]
+        assert usage[0]["banks"] == [{"bank": US, "sent": "150.00", "payments": 2, "remaining": "0.00"}]
+        # Other corridors are not capped by it.
+        seat.paid("120.00", seat.sg_seller, SG)
+    finally:
+        seat.restore_policy()
+
+
+def test_a_policy_change_applies_to_the_next_payment_and_not_to_one_already_initiated(seat: Seat) -> None:
+    version = seat.ok("/v1/corridor-policy")["version"]
+    # HKBank's gateway would complete the payment at once: stop it so the payment waits, initiated.
+    network_cli("kill-node", f"gateway.{HK}")
+    hk_running = False
+    try:
+        response = seat.pay("7.00")
+        assert response.status_code == 201, response.text
+        under_way = response.json()["payment_id"]
+        assert seat.ok(f"/v1/payments/{under_way}")["status"] == "initiated"
+        # USD may now move only between Singapore and Hong Kong accounts.
+        rule = {"currency": "USD", "allowed": [["SG", "HK"]]}
+        changed = seat.put_policy({"base_version": version, "rules": [CNH_RULE, rule], "note": "USD SG-HK only"})
+        assert changed.status_code == 200, changed.text
+        refused = seat.pay("7.00")
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "corridor_forbidden"
+        assert f"(corridor rule USD, policy version {version + 1})" in refused.json()["detail"]
+        network_cli("start-node", f"gateway.{HK}")
+        hk_running = True
+        # HKBank completes the payment under the version it was initiated with.
+        assert seat.completed_at_regulator(under_way, timeout=180)
+        record = seat.ok(f"/v1/payments/{under_way}")
+        assert record["corridor_version"] == version
+        history = seat.ok("/v1/corridor-policy/history")["versions"]
+        assert [v["version"] for v in history[:2]] == [version + 1, version]
+        assert history[0]["note"] == "USD SG-HK only" and len(history[0]["tx_id"]) == 64
+        rows = _csv(seat.reg("/v1/corridor-policy/history?format=csv"))
+        assert {(r["version"], r["kind"], r["currency"], r["allowed_pairs"]) for r in rows} >= {
+            (str(version + 1), "rule", "USD", "HK-SG")
+        }
+    finally:
+        if not hk_running:
+            network_cli("start-node", f"gateway.{HK}")
+        seat.restore_policy()
+
+
+def test_no_bank_can_change_the_policy_even_with_altered_chaincode(
+    seat: Seat, profile_path: Path, state_dir: Path
+) -> None:
+    version = seat.ok("/v1/corridor-policy")["version"]
+    consortium = Consortium(profile_path)
+    try:
+        refusal = consortium[HK].refused("SetCorridorPolicy", None, json.dumps({"rules": []}))
+        assert (refusal.status, refusal.reason) == (403, "not_authorized")
+        with altered_chaincode(state_dir, HK):
+            outcome = consortium[HK].attempt("RogueCorridor", None, json.dumps({"rules": []}))
+            assert outcome.code == "ENDORSEMENT_POLICY_FAILURE"
+        # A bank's gateway has no route for it.
+        response = requests.put(
+            seat.banks[HK].url + "/v1/corridor-policy", json={"base_version": version, "rules": []},
+            headers=seat.banks[HK].op, timeout=TIMEOUT,
+        )  # fmt: skip
+        assert response.status_code in (404, 405)
+    finally:
+        consortium.close()
+    assert seat.ok("/v1/corridor-policy")["version"] == version
+
+
+def test_keys_do_not_cross_between_the_regulator_and_the_banks(seat: Seat) -> None:
+    for bank in seat.banks.values():
+        response = seat.reg("/v1/payments", headers=bank.op)
+        assert (response.status_code, response.json()["code"]) == (401, "unauthenticated"), bank.msp_id
+        for path in ("/v1/supply", "/v1/positions", "/v1/settlement-cycles"):
+            response = bank.get(path, headers=seat.regulator.op)
+            assert (response.status_code, response.json()["code"]) == (401, "unauthenticated"), (bank.msp_id, path)
+        opened = bank.post("/v1/accounts", {"holder": "X", "jurisdiction": "US", "kyc_ref": "K"}, seat.regulator.op)
+        assert opened.status_code == 401
+    document = requests.get(seat.regulator.url + "/openapi.json", timeout=TIMEOUT).json()
+    assert document["info"]["title"] == "Deposit-token regulator API"
+    assert requests.get(seat.regulator.url + "/docs", timeout=TIMEOUT).status_code == 200
