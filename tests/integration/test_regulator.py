@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -218,11 +219,19 @@ def test_each_view_shows_the_payments_made_through_the_bank_gateways(seat: Seat)
 
 def test_a_cap_refuses_the_payment_that_crosses_it_and_changes_nothing(seat: Seat) -> None:
     version = seat.ok("/v1/corridor-policy")["version"]
-    cap = {"currency": "USD", "from": "US", "to": "HK", "per_payment": "100.00", "daily": "150.00"}
     try:
-        changed = seat.put_policy({"base_version": version, "rules": [CNH_RULE], "caps": [cap], "note": "test cap"})
+        # What USBank already sent today under daily caps (a network kept from an earlier run keeps
+        # its counts), read with a cap that nothing here reaches; then a cap 150.00 above it.
+        roomy = {"currency": "USD", "from": "US", "to": "HK", "daily": "1000000.00"}
+        first = seat.put_policy({"base_version": version, "rules": [CNH_RULE], "caps": [roomy]})
+        assert first.status_code == 200, first.text
+        usage = seat.ok("/v1/corridor-usage")["corridors"][0]["banks"][0]
+        sent_before, count_before = Decimal(usage["sent"]), usage["payments"]
+        daily = sent_before + Decimal("150.00")
+        cap = {"currency": "USD", "from": "US", "to": "HK", "per_payment": "100.00", "daily": f"{daily:.2f}"}
+        changed = seat.put_policy({"base_version": version + 1, "rules": [CNH_RULE], "caps": [cap], "note": "test cap"})
         assert changed.status_code == 200, changed.text
-        assert changed.json()["version"] == version + 1
+        assert changed.json()["version"] == version + 2
         balance = seat.banks[US].balances(seat.buyer)["USD"]
         listed_before = seat.ok(f"/v1/payments?payer_bank={US}&from={seat.started}&page_size=100")["payments"]
 
@@ -231,7 +240,7 @@ def test_a_cap_refuses_the_payment_that_crosses_it_and_changes_nothing(seat: Sea
         problem = refused.json()
         assert problem["code"] == "corridor_cap_exceeded"
         assert problem["detail"] == (
-            f"corridor cap USD US->HK (policy version {version + 1}): 10001 is above the 10000 allowed per payment"
+            f"corridor cap USD US->HK (policy version {version + 2}): 10001 is above the 10000 allowed per payment"
         )
         assert seat.banks[US].balances(seat.buyer)["USD"] == balance
         assert seat.ok(f"/v1/payments?payer_bank={US}&from={seat.started}&page_size=100")["payments"] == listed_before
@@ -239,10 +248,13 @@ def test_a_cap_refuses_the_payment_that_crosses_it_and_changes_nothing(seat: Sea
         seat.paid("100.00")
         over_the_day = seat.pay("50.01")
         assert (over_the_day.status_code, over_the_day.json()["code"]) == (409, "corridor_cap_exceeded")
-        assert "daily cap of 15000" in over_the_day.json()["detail"]
+        assert f"daily cap of {int(daily * 100)}" in over_the_day.json()["detail"]
+        assert seat.banks[US].balances(seat.buyer)["USD"] == f"{Decimal(balance) - Decimal('100.00'):.2f}"
         seat.paid("50.00")
         usage = seat.ok("/v1/corridor-usage")["corridors"]
-        assert usage[0]["banks"] == [{"bank": US, "sent": "150.00", "payments": 2, "remaining": "0.00"}]
+        assert usage[0]["banks"] == [
+            {"bank": US, "sent": f"{daily:.2f}", "payments": count_before + 2, "remaining": "0.00"}
+        ]
         # Other corridors are not capped by it.
         seat.paid("120.00", seat.sg_seller, SG)
     finally:
@@ -320,3 +332,180 @@ def test_keys_do_not_cross_between_the_regulator_and_the_banks(seat: Seat) -> No
     document = requests.get(seat.regulator.url + "/openapi.json", timeout=TIMEOUT).json()
     assert document["info"]["title"] == "Deposit-token regulator API"
     assert requests.get(seat.regulator.url + "/docs", timeout=TIMEOUT).status_code == 200
+
+
+# -- alerts -------------------------------------------------------------------------------------------
+
+QUIET_RULES = {
+    "large_payment": {"enabled": True, "thresholds": {}},
+    "velocity": {"enabled": True, "window_seconds": 3600, "max_payments": None, "max_amounts": {}},
+    "stale_payment": {"enabled": True, "initiated_seconds": 900, "rejected_seconds": 900},
+    "unconfirmed_cycle": {"enabled": True, "deadline_seconds": 14400},
+}
+
+
+def _set_rule(seat: Seat, rule: str, settings: dict[str, Any]) -> None:
+    response = requests.put(
+        f"{seat.regulator.url}/v1/alert-rules/{rule}", json=settings, headers=seat.regulator.op, timeout=TIMEOUT
+    )
+    assert response.status_code == 200, response.text
+
+
+def _alerts(seat: Seat, rule: str) -> list[dict[str, Any]]:
+    alerts: list[dict[str, Any]] = seat.ok(f"/v1/alerts?rule={rule}")["alerts"]
+    return alerts
+
+
+def _alert_about(seat: Seat, rule: str, payment_id: str, timeout: float = 60, interval: float = 0.1) -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        return next((a for a in _alerts(seat, rule) if payment_id in a["evidence"].get("payment_ids", [])), None)
+
+    alert = wait_for(found, timeout=timeout, interval=interval)
+    assert alert, f"no {rule} alert about payment {payment_id}"
+    return dict(alert)
+
+
+@pytest.fixture
+def quiet_rules(seat: Seat) -> Iterator[None]:
+    for rule, settings in QUIET_RULES.items():
+        _set_rule(seat, rule, settings)
+    yield
+    for rule, settings in QUIET_RULES.items():
+        _set_rule(seat, rule, settings)
+
+
+def _regulator_gateway_cpu_seconds(state_dir: Path) -> float:
+    from network import processes
+    from tests.integration.deposit_token_support import org_home
+
+    pid = processes.running_pid(org_home(state_dir, REG), f"gateway.{REG}")
+    assert pid is not None
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+
+
+@pytest.mark.usefixtures("quiet_rules")
+def test_each_alert_rule_fires_on_a_crafted_pattern_and_stays_quiet_otherwise(seat: Seat) -> None:
+    # A single large payment: 300.00 USD or more. The payment just below is handled first (events
+    # are handled in order), so once the large one is flagged, the small one has been judged quiet.
+    _set_rule(seat, "large_payment", {"enabled": True, "thresholds": {"USD": "300.00"}})
+    small = seat.paid("299.99")
+    response = seat.pay("300.00")
+    assert response.status_code == 201, response.text
+    accepted = time.monotonic()
+    large = response.json()["payment_id"]
+    alert = _alert_about(seat, "large_payment", large)
+    seat.figures.setdefault("payment_accepted_to_alert_visible_s", []).append(time.monotonic() - accepted)
+    assert alert["evidence"] | {"created_at": None} == {
+        "payment_ids": [large], "payer_bank": US, "payee_bank": HK, "currency": "USD", "amount": "300.00",
+        "threshold": "300.00", "created_at": None,
+    }  # fmt: skip
+    assert all(small not in a["evidence"]["payment_ids"] for a in _alerts(seat, "large_payment"))
+
+    # Velocity: more than two payments from HKBank to SGBank (a pair nothing else here pays
+    # between) within a minute.
+    _set_rule(seat, "velocity", {"enabled": True, "window_seconds": 60, "max_payments": 2, "max_amounts": {}})
+    burst = []
+    for _ in range(3):
+        response = seat.banks[HK].pay(seat.seller, SG, seat.sg_seller.account_id, "USD", "1.00", unique("burst"))
+        assert response.status_code == 201, response.text
+        burst.append(response.json()["payment_id"])
+    alert = _alert_about(seat, "velocity", burst[2])
+    assert alert["evidence"]["triggered_by"] == burst[2] and set(burst) <= set(alert["evidence"]["payment_ids"])
+    assert (alert["evidence"]["payer_bank"], alert["evidence"]["payee_bank"]) == (HK, SG)
+    assert not [a for a in _alerts(seat, "velocity") if a["evidence"]["triggered_by"] in burst[:2]]
+
+    # A payment left initiated: HKBank's gateway is down, so nobody completes it.
+    _set_rule(seat, "stale_payment", {"enabled": True, "initiated_seconds": 3, "rejected_seconds": 900})
+    network_cli("kill-node", f"gateway.{HK}")
+    try:
+        response = seat.pay("2.00")
+        assert response.status_code == 201, response.text
+        stuck = response.json()["payment_id"]
+        alert = _alert_about(seat, "stale_payment", stuck, timeout=90)
+        assert (alert["evidence"]["status"], alert["evidence"]["waiting_for"]) == ("initiated", HK)
+    finally:
+        network_cli("start-node", f"gateway.{HK}")
+    assert seat.completed_at_regulator(stuck, timeout=180)
+    # Only the payment that was left waiting is flagged, not the ones of this run completed at once.
+    this_run = {p["payment_id"] for p in seat.ok(f"/v1/payments?from={seat.started}&page_size=100")["payments"]}
+    assert {a["evidence"]["payment_ids"][0] for a in _alerts(seat, "stale_payment")} & this_run == {stuck}
+
+    # A settlement cycle nobody confirms within 3 s.
+    _set_rule(seat, "unconfirmed_cycle", {"enabled": True, "deadline_seconds": 3})
+    opened = seat.banks[HK].post("/v1/settlement-cycles", {"cycle_id": unique("late-cycle")})
+    assert opened.status_code == 201, opened.text
+    cycle = opened.json()
+
+    def flagged() -> dict[str, Any] | None:
+        return next(
+            (a for a in _alerts(seat, "unconfirmed_cycle") if a["evidence"]["cycle_id"] == cycle["cycle_id"]), None
+        )
+
+    alert = wait_for(flagged, timeout=90, interval=0.5)
+    assert alert and sorted(alert["evidence"]["pending_banks"]) == sorted(cycle["banks"])
+    for msp in cycle["banks"]:
+        answer = seat.banks[msp].post(
+            f"/v1/settlement-cycles/{cycle['cycle_id']}/confirmation", {"external_ref": unique("rtgs")}
+        )
+        assert answer.status_code == 200, answer.text
+
+    # Acknowledged, with a note.
+    acknowledged = requests.post(
+        f"{seat.regulator.url}/v1/alerts/{alert['alert_id']}/acknowledgement",
+        json={"note": "all legs confirmed late, bank notified"}, headers=seat.regulator.op, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert acknowledged.status_code == 200 and acknowledged.json()["state"] == "acknowledged"
+    assert alert["alert_id"] not in {a["alert_id"] for a in seat.ok("/v1/alerts?state=open")["alerts"]}
+    rows = _csv(seat.reg("/v1/alerts?format=csv"))
+    assert {row["alert_id"] for row in rows} >= {alert["alert_id"]}
+
+
+@pytest.mark.usefixtures("quiet_rules")
+def test_an_alert_is_neither_lost_nor_repeated_across_a_gateway_restart(seat: Seat, state_dir: Path) -> None:
+    _set_rule(seat, "large_payment", {"enabled": True, "thresholds": {"USD": "400.00"}})
+    before = seat.paid("400.00")
+    _alert_about(seat, "large_payment", before)
+    network_cli("kill-node", f"gateway.{REG}")
+    regulator_running = False
+    try:
+        # Made while the regulator's gateway is down: it must find it on its way back.
+        response = seat.pay("401.00")
+        assert response.status_code == 201, response.text
+        during = response.json()["payment_id"]
+        network_cli("start-node", f"gateway.{REG}")
+        regulator_running = True
+    finally:
+        if not regulator_running:
+            network_cli("start-node", f"gateway.{REG}")
+    _alert_about(seat, "large_payment", during, timeout=120)
+    after = seat.paid("402.00")
+    _alert_about(seat, "large_payment", after)
+    flagged = [a["evidence"]["payment_ids"][0] for a in _alerts(seat, "large_payment")]
+    for payment_id in (before, during, after):
+        assert flagged.count(payment_id) == 1, payment_id
+
+    # What watching payments costs the regulator's gateway, in CPU per payment: the monitor reads
+    # each new payment's record; the payments are waited for at the payer's gateway, and the
+    # regulator's API is asked once a second, so little else runs there meanwhile.
+    for name, threshold, raising in (("quiet", "500.00", False), ("alerting", "0.01", True)):
+        _set_rule(seat, "large_payment", {"enabled": True, "thresholds": {"USD": threshold}})
+        cpu_before = _regulator_gateway_cpu_seconds(state_dir)
+        paid = [_paid_at_the_bank(seat, "0.05") for _ in range(20)]
+        last = paid[-1] if raising else _paid_at_the_bank(seat, "500.00")
+        _alert_about(seat, "large_payment", last, timeout=120, interval=1.0)
+        cpu = _regulator_gateway_cpu_seconds(state_dir) - cpu_before
+        flagged = {a["evidence"]["payment_ids"][0] for a in _alerts(seat, "large_payment")}
+        assert set(paid) <= flagged if raising else not set(paid) & flagged
+        count = len(paid) + (0 if raising else 1)
+        seat.figures.setdefault(f"regulator_gateway_cpu_ms_per_payment_{name}", []).append(cpu * 1000 / count)
+
+
+def _paid_at_the_bank(seat: Seat, amount: str) -> str:
+    response = seat.pay(amount)
+    assert response.status_code == 201, response.text
+    payment_id: str = response.json()["payment_id"]
+    completed = wait_for(lambda: seat.banks[US].payment(payment_id, seat.buyer.headers)["status"] == "completed",
+                         timeout=120, interval=0.2)  # fmt: skip
+    assert completed, payment_id
+    return payment_id
