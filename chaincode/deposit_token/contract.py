@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaincode.deposit_token import accounts, corridor, keys, payments, reference, settlement, supply, tokens
+from chaincode.deposit_token import (
+    accounts,
+    corridor,
+    disclosures,
+    keys,
+    payments,
+    reference,
+    settlement,
+    supply,
+    tokens,
+)
 from chaincode.deposit_token.accounts import Books
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger
@@ -383,3 +393,40 @@ class DepositTokenContract(Contract):
     def list_settlement_cycles(self, ctx: Context) -> Result:
         """Every settlement cycle, oldest first."""
         return settlement.list_cycles(Ledger(ctx.stub))
+
+    # -- disclosure on request (regulator asks, a bank of the payment answers) ------------
+    @transaction
+    def request_disclosure(self, ctx: Context, payment_id: str, legal_basis: str) -> Result:
+        """Ask the payment's banks for its private details, on a public legal basis (regulator only)."""
+        ledger = Ledger(ctx.stub)
+        config = reference.caller_regulator(ctx, ledger, "request a disclosure")
+        return disclosures.request(ledger, config, payment_id, legal_basis)
+
+    @transaction
+    def approve_disclosure(self, ctx: Context, request_id: str) -> Result:
+        """Deliver the payment's details and salt to the regulator only (payer or payee bank)."""
+        ledger = Ledger(ctx.stub)
+        return disclosures.approve(ledger, reference.caller_bank(ctx, ledger, keys.config()), request_id)
+
+    @transaction
+    def refuse_disclosure(self, ctx: Context, request_id: str, reason: str) -> Result:
+        """Refuse a disclosure request, with a public reason (payer or payee bank)."""
+        ledger = Ledger(ctx.stub)
+        return disclosures.refuse(ledger, reference.caller_bank(ctx, ledger, keys.config()), request_id, reason)
+
+    @query
+    def get_disclosure(self, ctx: Context, request_id: str) -> Result:
+        """A request with each bank's answer; {"details": true} adds what was delivered (regulator, or the bank)."""
+        ledger = Ledger(ctx.stub)
+        with_details = Request.from_transient_or_empty(ctx.stub.get_transient(), ["details"]).flag("details")
+        return disclosures.get(ctx, ledger, request_id, with_details)
+
+    @query
+    def list_disclosures(self, ctx: Context, filter_json: str = "{}") -> Result:
+        """Disclosure requests, oldest first: {bank?, status?} (status of that bank's answer, or any)."""
+        data = parse_json_argument(filter_json, "filter_json")
+        Request(data, ["bank", "status"])
+        bank = data.get("bank")
+        if bank is not None and (not isinstance(bank, str) or not reference.MSP_ID.fullmatch(bank)):
+            raise refusal("invalid_request", "'bank' must be an MSP id")
+        return disclosures.list_requests(Ledger(ctx.stub), bank, data.get("status"))

@@ -28,6 +28,7 @@ UNSETTLED = "dt.unsettled"
 SETTLED = "dt.settled"
 CYCLE = "dt.cycle"
 CONFIRMATION = "dt.confirmation"
+DISCLOSURE_ANSWER = "dt.disclosure_answer"
 
 # -- a bank's books ---------------------------------------------------------
 ACCOUNT = "account"
@@ -43,6 +44,10 @@ CORRIDOR_USAGE = "corridor_usage"
 # -- bilateral and supply collections ---------------------------------------
 DETAILS = "details"
 SUPPLY_CHANGE = "supply"
+
+# -- the regulator's records and the banks' disclosures -------------------------
+DISCLOSURE = "disclosure"
+DISCLOSED = "disclosed"
 
 
 def key(object_type: str, *attributes: str) -> str:
@@ -151,3 +156,18 @@ def details(payment_id: str) -> str:
 
 def supply_change(currency: str, change_id: str) -> str:
     return key(SUPPLY_CHANGE, currency, change_id)
+
+
+def disclosure(request_id: str) -> str:
+    """A disclosure request, in the regulator's collection."""
+    return key(DISCLOSURE, request_id)
+
+
+def disclosure_answer(request_id: str, msp_id: str) -> str:
+    """A bank's answer to a disclosure request, in public state."""
+    return key(DISCLOSURE_ANSWER, request_id, msp_id)
+
+
+def disclosed(request_id: str) -> str:
+    """What a bank delivered for a request, in its disclosure collection."""
+    return key(DISCLOSED, request_id)

@@ -182,10 +182,17 @@ def create_app(
             from gateway.bank_api.alerts import start_monitor
 
             start_monitor(services_)
-    elif config.follow_events or config.deliver_webhooks:
-        from gateway.bank_api.workers import start_workers
+    else:
+        if config.follow_events or config.deliver_webhooks:
+            from gateway.bank_api.workers import start_workers
 
-        start_workers(services_, follow=config.follow_events, webhooks=config.deliver_webhooks)
+            start_workers(services_, follow=config.follow_events, webhooks=config.deliver_webhooks)
+        if config.follow_events and config.disclosure_standing_approval:
+            from gateway.bank_api.disclosures import StandingApproval
+
+            approval = StandingApproval(services_)
+            approval.start()
+            services_.workers.append(approval)
     return app
 
 

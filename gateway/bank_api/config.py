@@ -56,6 +56,10 @@ class GatewayConfig:
     # Background work started with the app (a separate `follow` process can do it instead).
     follow_events: bool = False
     deliver_webhooks: bool = False
+    # The bank's standing policy on the regulator's disclosure requests: approve them on its own
+    # (checked every disclosure_poll_seconds), or leave them to an operator (the default).
+    disclosure_standing_approval: bool = False
+    disclosure_poll_seconds: float = 10.0
     # Seconds an initiated outgoing payment may wait for the payee bank before we refund it.
     payment_timeout_seconds: int = 300
     sweep_interval_seconds: float = 20.0

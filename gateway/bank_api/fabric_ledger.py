@@ -370,6 +370,24 @@ class FabricLedger:
     def set_corridor_policy(self, policy: JSON) -> JSON:
         return self.submit("SetCorridorPolicy", json.dumps(policy, separators=(",", ":")))
 
+    # -- disclosure on request ------------------------------------------------------------------
+
+    def request_disclosure(self, payment_id: str, legal_basis: str) -> JSON:
+        return self.submit("RequestDisclosure", payment_id, legal_basis)
+
+    def get_disclosure(self, request_id: str, details: bool = False) -> JSON:
+        return self.evaluate("GetDisclosure", request_id, request={"details": True} if details else None)
+
+    def list_disclosures(self, bank: str | None, status: str | None) -> JSON:
+        query = {name: value for name, value in (("bank", bank), ("status", status)) if value}
+        return self.evaluate("ListDisclosures", json.dumps(query, separators=(",", ":")))
+
+    def approve_disclosure(self, request_id: str) -> JSON:
+        return self.submit("ApproveDisclosure", request_id)
+
+    def refuse_disclosure(self, request_id: str, reason: str) -> JSON:
+        return self.submit("RefuseDisclosure", request_id, reason)
+
     # -- settlement ---------------------------------------------------------------------------
 
     def open_settlement_cycle(self, cycle_id: str) -> JSON:

@@ -859,6 +859,8 @@ def _paths() -> dict[str, Schema]:
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
+    from gateway.bank_api import disclosure_openapi
+
     return {
         "openapi": "3.0.3",
         "info": {
@@ -872,11 +874,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "tags": [
-            {"name": name} for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "operations")
+            {"name": name}
+            for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "disclosure", "operations")
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **disclosure_openapi.bank_paths()},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **disclosure_openapi.SCHEMAS},
             "responses": RESPONSES,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},

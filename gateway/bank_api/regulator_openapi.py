@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from gateway.bank_api import alerts, oversight
+from gateway.bank_api import alerts, disclosure_openapi, oversight
 from gateway.bank_api import validation as v
 from gateway.bank_api.csv_export import CSV_MEDIA_TYPE, FORMATS
 from gateway.bank_api.openapi import (
@@ -538,16 +538,17 @@ def regulator_document() -> dict[str, Any]:
             "description": (
                 "The regulator's gateway to the deposit-token ledger: supply, interbank payments, net "
                 "positions, settlement cycles, the corridor policy and alerts, all from public records (no "
-                'customer data). Amounts are decimal strings in the currency\'s exponent ("12.34" USD); lists answer '
+                "customer data), and disclosure of a payment's details on request, checked against its public "
+                'hash. Amounts are decimal strings in the currency\'s exponent ("12.34" USD); lists answer '
                 "CSV with ?format=csv. Errors are application/problem+json with a stable `code`. Send the "
                 "regulator's operator key as `Authorization: Bearer <key>`."
             ),
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": name} for name in ("oversight", "corridor policy", "alerts", "operations")],
-        "paths": _paths(),
+        "tags": [{"name": name} for name in ("oversight", "corridor policy", "alerts", "disclosure", "operations")],
+        "paths": {**_paths(), **disclosure_openapi.regulator_paths()},
         "components": {
-            "schemas": REGULATOR_SCHEMAS,
+            "schemas": {**REGULATOR_SCHEMAS, **disclosure_openapi.REGULATOR_SCHEMAS},
             "responses": RESPONSES,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},

@@ -28,7 +28,7 @@ import requests
 
 from tests.integration.bank_api_support import TIMEOUT, BankGateway, Merchant, gateways_of, unique, wait_for
 from tests.integration.conftest import network_cli
-from tests.integration.deposit_token_support import Consortium, altered_chaincode
+from tests.integration.deposit_token_support import Consortium, Refused, altered_chaincode
 
 pytestmark = pytest.mark.network
 
@@ -509,3 +509,81 @@ def _paid_at_the_bank(seat: Seat, amount: str) -> str:
                          timeout=120, interval=0.2)  # fmt: skip
     assert completed, payment_id
     return payment_id
+
+
+# -- disclosure on request ------------------------------------------------------------------------------
+
+BASIS = "Anti-Money Laundering Ordinance s.12, inquiry REG-TEST"
+
+
+def _file_disclosure(seat: Seat, payment_id: str) -> str:
+    response = requests.post(
+        seat.regulator.url + "/v1/disclosure-requests",
+        json={"payment_id": payment_id, "legal_basis": BASIS},
+        headers={**seat.regulator.op, "Idempotency-Key": unique("disclose")},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 201, response.text
+    request_id: str = response.json()["request_id"]
+    return request_id
+
+
+def _seen_by(bank: BankGateway, request_id: str) -> bool:
+    response = bank.get(f"/v1/disclosure-requests/{request_id}")
+    return response.status_code == 200
+
+
+def _checked(seat: Seat, request_id: str, bank: str) -> dict[str, Any]:
+    """The regulator's check of what ``bank`` delivered, once the delivery reached its peer."""
+
+    def delivered() -> dict[str, Any] | None:
+        delivery = seat.ok(f"/v1/disclosure-requests/{request_id}")["deliveries"].get(bank)
+        return delivery if delivery and delivery["check"] != "awaiting_data" else None
+
+    delivery = wait_for(delivered, timeout=60, interval=0.25)
+    assert delivery, f"{bank}'s delivery for {request_id} never reached the regulator"
+    return dict(delivery)
+
+
+def test_disclosure_on_request_approved_refused_and_lied_about(seat: Seat, profile_path: Path, state_dir: Path) -> None:
+    payment_id = seat.paid("33.33")
+    request_id = _file_disclosure(seat, payment_id)
+    listed = {r["request_id"]: r for r in seat.ok("/v1/disclosure-requests")["requests"]}
+    assert (listed[request_id]["legal_basis"], listed[request_id]["requested_by"]) == (BASIS, REG)
+    # Both banks of the payment see it; USBank's operator approves, HKBank's refuses.
+    for msp in (US, HK):
+        assert wait_for(lambda msp=msp: _seen_by(seat.banks[msp], request_id), timeout=60), msp
+    approved = seat.banks[US].post(f"/v1/disclosure-requests/{request_id}/approval", {})
+    assert approved.status_code == 200, approved.text
+    refused = seat.banks[HK].post(f"/v1/disclosure-requests/{request_id}/refusal", {"reason": "needs a court order"})
+    assert refused.status_code == 200, refused.text
+    delivery = _checked(seat, request_id, US)
+    assert delivery["check"] == "verified"
+    assert (delivery["details"]["payer_account"], delivery["details"]["payee_account"]) == (
+        seat.buyer.account_id, seat.seller.account_id,
+    )  # fmt: skip
+    assert delivery["details"]["remittance"] == "INV-REG-PRIVATE"
+    answers = seat.ok(f"/v1/disclosure-requests/{request_id}")["answers"]
+    assert (answers[US]["status"], answers[HK]["status"], answers[HK]["reason"]) == (
+        "disclosed", "refused", "needs a court order",
+    )  # fmt: skip
+    assert len(answers[US]["tx_id"]) == 64
+
+    # No other bank can read it: SGBank's client is refused, and its peer does not hold it.
+    consortium = Consortium(profile_path)
+    try:
+        with pytest.raises(Refused) as refused_to_sg:
+            consortium[SG].evaluate("GetDisclosure", {"details": True}, request_id)
+        assert (refused_to_sg.value.status, refused_to_sg.value.reason) == (403, "not_authorized")
+
+        # A bank that lies: HKBank's altered chaincode delivers made-up details for a new request.
+        lied_about = _file_disclosure(seat, payment_id)
+        assert wait_for(lambda: _seen_by(seat.banks[HK], lied_about), timeout=60)
+        made_up = {"payer_account": "someone-else", "payer_jurisdiction": "US",
+                   "payee_account": seat.seller.account_id, "remittance": "nothing to see"}  # fmt: skip
+        with altered_chaincode(state_dir, HK):
+            consortium[HK].submit("RogueDisclose", None, lied_about, json.dumps(made_up))
+    finally:
+        consortium.close()
+    delivery = _checked(seat, lied_about, HK)
+    assert (delivery["check"], delivery["details"]["payer_account"]) == ("mismatch", "someone-else")

@@ -14,12 +14,12 @@ def register_blueprints(app: Flask, role: str) -> None:
 
     modules: tuple[ModuleType, ...]
     if role == REGULATOR:
-        from gateway.bank_api.routes import alerts, corridors, oversight
+        from gateway.bank_api.routes import alerts, corridors, disclosure_requests, oversight
 
-        modules = (ops, docs, oversight, corridors, alerts)
+        modules = (ops, docs, oversight, corridors, alerts, disclosure_requests)
     else:
-        from gateway.bank_api.routes import accounts, payments, treasury, webhooks
+        from gateway.bank_api.routes import accounts, disclosures, payments, treasury, webhooks
 
-        modules = (ops, docs, accounts, payments, treasury, webhooks)
+        modules = (ops, docs, accounts, payments, treasury, webhooks, disclosures)
     for module in modules:
         app.register_blueprint(module.bp)

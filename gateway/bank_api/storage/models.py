@@ -193,3 +193,15 @@ class ObservedPayment(Base):
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class DisclosureCheck(Base):
+    """The regulator's check of what a bank disclosed: verified or mismatch, first found when."""
+
+    __tablename__ = "disclosure_checks"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bank: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[str] = mapped_column(String(16), nullable=False)
+    details_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
