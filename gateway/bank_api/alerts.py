@@ -78,16 +78,33 @@ SETTINGS_FIELDS: dict[str, tuple[str, ...]] = {rule: tuple(settings) for rule, s
 # -- rule settings ------------------------------------------------------------------------------
 
 
+RULES_CACHE_SECONDS = 2.0
+_cache: dict[str, tuple[float, dict[str, JSON]]] = {}
+_cache_lock = threading.Lock()
+
+
 class RuleBook:
-    """The rules' settings in minor units; a rule never set has its defaults."""
+    """The rules' settings in minor units; a rule never set has its defaults.
+
+    The monitor reads them for every payment, so they are kept for ``RULES_CACHE_SECONDS`` per
+    database; a change through this process's API clears that at once, one made by another process
+    on the same database shows within that time.
+    """
 
     def __init__(self, services: Services) -> None:
         self.db = services.db
 
     def load(self) -> dict[str, JSON]:
+        with _cache_lock:
+            cached = _cache.get(self.db.url)
+            if cached is not None and time.monotonic() - cached[0] < RULES_CACHE_SECONDS:
+                return {rule: dict(settings) for rule, settings in cached[1].items()}
         with self.db.session(write=False) as session:
             stored = {row.rule: json.loads(row.settings) for row in session.scalars(select(AlertRule))}
-        return {rule: {**DEFAULTS[rule], **stored.get(rule, {})} for rule in RULES}
+        loaded = {rule: {**DEFAULTS[rule], **stored.get(rule, {})} for rule in RULES}
+        with _cache_lock:
+            _cache[self.db.url] = (time.monotonic(), loaded)
+        return {rule: dict(settings) for rule, settings in loaded.items()}
 
     def save(self, rule: str, settings: JSON) -> None:
         with self.db.session() as session:
@@ -97,6 +114,8 @@ class RuleBook:
                 session.add(row)
             row.settings = json.dumps(settings, sort_keys=True)
             row.updated_at = utcnow()
+        with _cache_lock:
+            _cache.pop(self.db.url, None)
 
 
 def parse_settings(rule: str, body: JSON, currencies: Currencies) -> JSON:
@@ -407,6 +426,8 @@ class RegulatorMonitor:
         return None
 
     def _velocity(self, record: JSON, created: datetime, settings: JSON) -> list[str | None]:
+        if settings.get("max_payments") is None and not settings.get("max_amounts"):
+            return []  # no limit set: nothing to count (the payment is kept for when one is)
         window = int(settings["window_seconds"])
         payer, payee = str(record["payer_bank"]), str(record["payee_bank"])
         since = created - timedelta(seconds=window)

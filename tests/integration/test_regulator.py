@@ -587,3 +587,27 @@ def test_disclosure_on_request_approved_refused_and_lied_about(seat: Seat, profi
         consortium.close()
     delivery = _checked(seat, lied_about, HK)
     assert (delivery["check"], delivery["details"]["payer_account"]) == ("mismatch", "someone-else")
+
+
+def test_the_readmes_regulator_examples_work_as_written(seat: Seat) -> None:
+    import re
+    import subprocess
+
+    from tests.integration.conftest import ROOT
+    from tests.integration.test_readme import for_test_network, json_documents, readme_api_block
+
+    section = (ROOT / "README.md").read_text().split("## The regulator's seat", 1)[1]
+    match = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert match, "no bash block under 'The regulator's seat'"
+    script = for_test_network(readme_api_block() + match.group(1))
+    try:
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+        documents = json_documents(result.stdout)
+        assert any(d.get("note") == "USD outflows to HK capped" for d in documents)
+        request_id = documents[-1]["request_id"]
+        assert _checked(seat, request_id, US)["check"] == "verified"
+    finally:
+        seat.restore_policy()
