@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench.rest import RestError
 from bench.run import WORKLOADS, Bench
+from bench.scaling import DEFAULT_WORKLOADS, bank_counts, run_bank_counts
 from bench.testbed import DEFAULT_TOPOLOGY, ROOT, TestbedError
 from gateway.fabric_client import GatewayError
 
@@ -57,7 +58,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-message-count", type=int, help="own network only: MaxMessageCount to measure instead")
     p.add_argument("--no-gateways", action="store_true", help="own network without REST gateways (no 'rest')")
     p.add_argument("--keep-network", action="store_true", help="leave the own network running afterwards")
-    p.add_argument("--workloads", type=_workloads, default=list(WORKLOADS), help=",".join(WORKLOADS))
+    p.add_argument(
+        "--workloads", type=_workloads,
+        help=f"{','.join(WORKLOADS)} (default: all; with --banks: {','.join(DEFAULT_WORKLOADS)})",
+    )  # fmt: skip
+    p.add_argument(
+        "--banks", type=bank_counts,
+        help="compare consortia of these bank counts, e.g. 3,5,8: one own network each, one after another",
+    )  # fmt: skip
+    p.add_argument("--repeat", type=int, default=1, help="with --banks: runs per bank count, interleaved (1)")
     p.add_argument("--duration", type=_positive, help="seconds per rate step (default 15; 3 with --smoke)")
     p.add_argument("--drain-timeout", type=_positive, default=30.0, help="seconds to wait for stragglers")
     p.add_argument("--rates", type=_rates, help="explicit rate steps (ops/s), e.g. 10,20,40")
@@ -86,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.workloads is None:
+        args.workloads = list(DEFAULT_WORKLOADS if args.banks else WORKLOADS)
+    if args.repeat < 1:
+        parser().error("--repeat must be at least 1")
     try:
+        if args.banks:
+            return run_bank_counts(args)
         return Bench(args).run()
     except (TestbedError, RestError, GatewayError, RuntimeError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

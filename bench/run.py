@@ -74,6 +74,7 @@ class Bench:
             self._connect()
             bed = self.testbed
             gateways = bed.healthy_gateways()
+            pids = bed.pids_by_kind()
             completer = self.args.completer
             if completer == "auto":
                 completer = "gateway" if gateways else "bench"
@@ -89,6 +90,8 @@ class Bench:
                     "banks": bed.banks(),
                     "block_cutting": bed.block_cutting().__dict__,
                     "gateways": gateways,
+                    # per-node figures (CPU one peer spends per transaction) divide by these
+                    "node_counts": {kind: len(found) for kind, found in sorted(pids.items())},
                 },
                 "settings": {
                     "smoke": self.smoke,
@@ -105,7 +108,7 @@ class Bench:
             assert self.driver is not None
             pools = {bank: AccountPool(accounts) for bank, accounts in books.payers.items()}
             nodes = bed.nodes()
-            meter = CpuMeter(bed.pids_by_kind())
+            meter = CpuMeter(pids)
             self.fabric_metrics = FabricMetrics(*metrics_urls(bed.profile, nodes))
             banks = bed.banks()
             have = bed.chaincodes()
