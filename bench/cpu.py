@@ -14,6 +14,9 @@ from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KINDS = ("peer", "orderer", "chaincode", "gateway", "client")
+# Peers that endorse nothing in the workloads (also counted under "peer"): what validating and
+# committing alone costs one peer.
+VALIDATOR = "validator"
 
 
 def cpu_seconds(pid: int | str) -> float | None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import KINDS
+from bench.cpu import KINDS, VALIDATOR
 from bench.load import MVCC, OK, StepRun
 
 Step = dict[str, Any]
@@ -68,6 +68,10 @@ def summarize_step(
             kind: (round(cpu_seconds.get(kind, 0.0) * 1000 / committed, 2) if committed else None) for kind in KINDS
         },
         "cpu_cores_busy": {kind: round(cpu_seconds.get(kind, 0.0) / wall, 2) for kind in KINDS},
+        # all validating-only peers together (their count is in the run's network.node_counts)
+        "validator_cpu_ms_per_tx": (
+            round(cpu_seconds[VALIDATOR] * 1000 / committed, 2) if committed and VALIDATOR in cpu_seconds else None
+        ),
         "blocks": block_count,
         "transactions_per_block": round(block_transactions / block_count, 1) if block_count else None,
         "drained": run.drained,

@@ -143,6 +143,11 @@ def _per_peer(step: Mapping[str, Any], peers: int) -> float | None:
     return None if peer is None or not peers else peer / peers
 
 
+def _per_validator(step: Mapping[str, Any], validators: int) -> float | None:
+    value = step.get("validator_cpu_ms_per_tx")
+    return None if value is None or not validators else value / validators
+
+
 def _total(step: Mapping[str, Any]) -> float | None:
     values = [v for v in step["cpu_ms_per_tx"].values() if v is not None]
     return sum(values) if values else None
@@ -172,6 +177,7 @@ def summarize_scaling(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             {
                 "banks": len(network["banks"]),
                 "peers": int(network.get("node_counts", {}).get("peer", len(network["banks"]) + 1)),
+                "validators": int(network.get("node_counts", {}).get("validator", 0)),
                 "run_id": document.get("run_id"),
                 "workloads": document.get("workloads", {}),
             }
@@ -227,6 +233,7 @@ def _sample(run: Mapping[str, Any], name: str, references: Mapping[str, float | 
         "basis": basis,
         "committed_tx_per_s": at["committed_tx_per_s"],
         "peer_cpu_ms_per_tx": _per_peer(at, peers),
+        "validator_cpu_ms_per_tx": _per_validator(at, int(run["validators"])),
         "all_cpu_ms_per_tx": _total(at),
         "ratio_to_ceiling": info.get("ratio_to_ceiling"),
         "ratio_to_ceiling_ops": info.get("ratio_to_ceiling_ops"),
@@ -259,6 +266,8 @@ def _combine(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "committed_tx_per_s": median("committed_tx_per_s"),
         "peer_cpu_ms_per_tx": median("peer_cpu_ms_per_tx"),
         "peer_cpu_ms_per_tx_range": spread("peer_cpu_ms_per_tx"),
+        "validator_cpu_ms_per_tx": median("validator_cpu_ms_per_tx"),
+        "validator_cpu_ms_per_tx_range": spread("validator_cpu_ms_per_tx"),
         "all_cpu_ms_per_tx": median("all_cpu_ms_per_tx"),
         "cost_vs_ceiling": median("cost_vs_ceiling"),
         "ratio_to_ceiling": median("ratio_to_ceiling"),
@@ -267,8 +276,11 @@ def _combine(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _growth(by_banks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
-    """From the fewest to the most banks: relative change of per-peer CPU per transaction and of the
-    cost relative to the ceiling (which cancels what the machine's load did to the whole run)."""
+    """From the fewest to the most banks: relative change of per-peer CPU per transaction, of a
+    validating peer's, and of the cost relative to the ceiling (which cancels what the machine's load
+    did to the whole run). It grows when either per-transaction figure grows past the limit: the
+    average over peers alone would hide a growing validation cost behind endorsements spread over
+    more peers."""
     counts = sorted(int(count) for count in by_banks)
     if len(counts) < 2:
         return None
@@ -279,12 +291,15 @@ def _growth(by_banks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
         return None if not a or b is None else round(b / a - 1, 3)
 
     per_tx = change("peer_cpu_ms_per_tx")
+    validator = change("validator_cpu_ms_per_tx")
+    known = [value for value in (per_tx, validator) if value is not None]
     return {
         "from_banks": counts[0],
         "to_banks": counts[-1],
         "peer_cpu_per_tx": per_tx,
+        "validator_cpu_per_tx": validator,
         "cost_vs_ceiling": change("cost_vs_ceiling"),
-        "grows": None if per_tx is None else per_tx > GROWTH_LIMIT,
+        "grows": max(known) > GROWTH_LIMIT if known else None,
     }
 
 
@@ -299,7 +314,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
 def scaling_table(summary: Mapping[str, Any]) -> str:
     header = (
         f"{'workload':<10} {'banks':>5} {'runs':>4} {'rate':>6} {'tx/s':>7} {'peer ms/tx':>10} {'range':>11}"
-        f" {'all ms/tx':>9} {'cost/ceil':>9} {'x ceil':>6} {'ops':>5}"
+        f" {'val ms/tx':>9} {'all ms/tx':>9} {'cost/ceil':>9} {'x ceil':>6} {'ops':>5}"
     )
     lines = [header, "-" * len(header)]
     for name, info in summary["workloads"].items():
@@ -309,29 +324,35 @@ def scaling_table(summary: Mapping[str, Any]) -> str:
             rate = _fmt(float(row["offered_rate"]), 0) + ("" if row["basis"] == "reference rate" else "*")
             lines.append(
                 f"{name:<10} {count:>5} {row['runs']:>4} {rate:>6} {_fmt(row['committed_tx_per_s'], 1):>7}"
-                f" {_fmt(row['peer_cpu_ms_per_tx']):>10} {spread_text:>11} {_fmt(row['all_cpu_ms_per_tx']):>9}"
+                f" {_fmt(row['peer_cpu_ms_per_tx']):>10} {spread_text:>11}"
+                f" {_fmt(row.get('validator_cpu_ms_per_tx')):>9} {_fmt(row['all_cpu_ms_per_tx']):>9}"
                 f" {_fmt(row['cost_vs_ceiling']):>9} {_fmt(row['ratio_to_ceiling']):>6}"
                 f" {_fmt(row['ratio_to_ceiling_ops']):>5}"
             )
         growth = info.get("growth")
         if growth:
-            per_tx, vs = growth["peer_cpu_per_tx"], growth["cost_vs_ceiling"]
             verdict = {True: "GROWS", False: "flat", None: "?"}[growth["grows"]]
             lines.append(
                 f"{'':<10} {growth['from_banks']} -> {growth['to_banks']} banks: per-peer CPU per tx "
-                f"{'-' if per_tx is None else f'{per_tx * 100:+.0f} %'}, cost relative to the ceiling "
-                f"{'-' if vs is None else f'{vs * 100:+.0f} %'} ({verdict}, limit +{GROWTH_LIMIT * 100:.0f} %)"
+                f"{_percent(growth['peer_cpu_per_tx'])}, validating peer "
+                f"{_percent(growth.get('validator_cpu_per_tx'))}, cost relative to the ceiling "
+                f"{_percent(growth['cost_vs_ceiling'])} ({verdict}, limit +{GROWTH_LIMIT * 100:.0f} %)"
             )
     lines.append(
         "peer ms/tx = peer CPU per committed transaction divided by the number of peers, at the highest rate "
-        "every bank count carried (* = at the run's peak instead); cost/ceil = that over the ceiling's, same "
-        "run; x ceil = peak tx/s over the ceiling's peak tx/s, same run (ops: counting a payment once)"
+        "every bank count carried (* = at the run's peak instead); val ms/tx = the same for a peer that "
+        "endorses nothing (the regulator's); cost/ceil = peer ms/tx over the ceiling's, same run; "
+        "x ceil = peak tx/s over the ceiling's peak tx/s, same run (ops: counting a payment once)"
     )
     return "\n".join(lines)
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.0f} %"
+
+
 def plot_scaling(path: Path, summary: Mapping[str, Any], title: str) -> None:
-    """Per-peer CPU per transaction, and cost relative to the ceiling, against the number of banks."""
+    """Per-peer and validating-peer CPU per transaction, and cost relative to the ceiling, against N."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,27 +360,29 @@ def plot_scaling(path: Path, summary: Mapping[str, Any], title: str) -> None:
 
     colours = {"ceiling": "black", "private": "tab:gray", "transfer": "tab:blue", "hot": "tab:orange",
                "interbank": "tab:green", "rest": "tab:red"}  # fmt: skip
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 11), sharex=True)
     for name, info in summary["workloads"].items():
         rows = sorted(((int(n), row) for n, row in info["by_banks"].items()), key=lambda item: item[0])
-        points = [(n, row) for n, row in rows if row["peer_cpu_ms_per_tx"] is not None]
-        if not points:
-            continue
-        xs = [n for n, _ in points]
         colour = colours.get(name)
-        top.plot(xs, [row["peer_cpu_ms_per_tx"] for _, row in points], marker="o", color=colour, label=name)
-        for n, row in points:
-            spread = row["peer_cpu_ms_per_tx_range"]
-            if spread and row["runs"] > 1:
-                top.vlines(n, spread[0], spread[1], color=colour, alpha=0.4)
-        relative = [(n, row["cost_vs_ceiling"]) for n, row in points if row["cost_vs_ceiling"] is not None]
+        for axis, key in ((top, "peer_cpu_ms_per_tx"), (middle, "validator_cpu_ms_per_tx")):
+            points = [(n, row) for n, row in rows if row.get(key) is not None]
+            if not points:
+                continue
+            axis.plot([n for n, _ in points], [row[key] for _, row in points], marker="o", color=colour, label=name)
+            for n, row in points:
+                spread = row.get(f"{key}_range")
+                if spread and row["runs"] > 1:
+                    axis.vlines(n, spread[0], spread[1], color=colour, alpha=0.4)
+        relative = [(n, row["cost_vs_ceiling"]) for n, row in rows if row["cost_vs_ceiling"] is not None]
         if relative and name != "ceiling":
             bottom.plot([n for n, _ in relative], [v for _, v in relative], marker="o", color=colour, label=name)
-    top.set_ylabel("CPU ms one peer spends per transaction")
-    top.set_ylim(bottom=0)
     top.set_title(title, fontsize=10)
-    top.grid(True, alpha=0.3)
-    top.legend(fontsize=8, loc="upper left")
+    top.set_ylabel("peer CPU ms per transaction,\naverage over the peers")
+    middle.set_ylabel("CPU ms per transaction of a\npeer that only validates")
+    for axis in (top, middle):
+        axis.set_ylim(bottom=0)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8, loc="upper left")
     bottom.set_ylabel("per-peer CPU per transaction / the ceiling's")
     bottom.set_xlabel("banks in the consortium (each with one peer, plus the regulator's)")
     bottom.set_ylim(bottom=0)

@@ -128,6 +128,17 @@ class Testbed:
                 found.setdefault(str(node["kind"]), []).append(int(node["pid"]))
         return found
 
+    def validator_pids(self) -> list[int]:
+        """The peers of orgs that are not banks (the regulator's): no workload sends them a proposal,
+        so their CPU is what validating and committing the channel's transactions costs a peer."""
+        orgs: dict[str, Any] = self.profile.get("orgs", {})
+        observers = {str(org.get("name")) for org in orgs.values() if org.get("kind", "bank") != "bank"}
+        return [
+            int(node["pid"])
+            for node in self.nodes()
+            if node.get("kind") == "peer" and node.get("org") in observers and node.get("pid")
+        ]
+
     def healthy_gateways(self) -> list[str]:
         return [n["name"] for n in self.nodes() if n.get("kind") == "gateway" and n.get("healthy")]
 

@@ -38,7 +38,7 @@ def test_step_summary_counts_only_valid_commits_over_the_window() -> None:
     tracker.begin()
     tracker.finish(CLIENT_ERROR, t0, t0 + 0.1, "endorse: insufficient_funds")
     tracker.freeze()
-    step = summarize_step(_run(tracker, 1.0, 10.0, 10), 1, {"peer": 0.8, "client": 0.08}, (4, 10))
+    step = summarize_step(_run(tracker, 1.0, 10.0, 10), 1, {"peer": 0.8, "client": 0.08, "validator": 0.2}, (4, 10))
     # 8 good operations over the 10 s step (the last commit came before the step ended)
     assert step["throughput_ops"] == 0.8
     assert step["committed_tx"] == 8
@@ -48,6 +48,9 @@ def test_step_summary_counts_only_valid_commits_over_the_window() -> None:
     assert step["latency_ms"]["p50"] == pytest.approx(200.0)
     assert step["cpu_ms_per_tx"]["peer"] == 100.0
     assert step["cpu_ms_per_tx"]["orderer"] == 0.0
+    # the validating peer is also a peer: reported beside the kinds, not as one more of them
+    assert step["validator_cpu_ms_per_tx"] == 25.0
+    assert "validator" not in step["cpu_ms_per_tx"]
     assert step["transactions_per_block"] == 2.5
     assert step["errors"] == {"endorse: insufficient_funds": 1}
 

@@ -116,7 +116,15 @@ def test_bad_bank_counts_are_refused(text: str) -> None:
 # -- figures ------------------------------------------------------------------------------------
 
 
-def _step(rate: float, tx_per_s: float, peer_ms: float, *, drained: bool = True, per_op: int = 1) -> dict[str, Any]:
+def _step(
+    rate: float,
+    tx_per_s: float,
+    peer_ms: float,
+    *,
+    drained: bool = True,
+    per_op: int = 1,
+    validator_ms: float | None = None,
+) -> dict[str, Any]:
     return {
         "kind": "ladder",
         "offered_rate": rate,
@@ -124,6 +132,7 @@ def _step(rate: float, tx_per_s: float, peer_ms: float, *, drained: bool = True,
         "committed_tx_per_s": tx_per_s,
         "drained": drained,
         "cpu_ms_per_tx": {"peer": peer_ms, "orderer": 1.0, "chaincode": 0.5, "gateway": None, "client": 1.0},
+        "validator_cpu_ms_per_tx": validator_ms,
     }
 
 
@@ -138,14 +147,22 @@ def _workload(steps: list[dict[str, Any]], ceiling_peak: float, per_op: int = 1)
     }
 
 
-def _document(banks: int, ceiling_ms: float, transfer_ms: float, transfer_top: float = 60) -> dict[str, Any]:
-    """One run: the peer CPU figures are totals over the banks + 1 peers."""
+def _document(
+    banks: int, ceiling_ms: float, transfer_ms: float, transfer_top: float = 60, validator_ms: float = 2.0
+) -> dict[str, Any]:
+    """One run: the peer CPU figures are totals over the banks + 1 peers; one validating peer."""
     peers = banks + 1
     ceiling = [_step(30, 30, ceiling_ms * peers), _step(60, 60, ceiling_ms * peers)]
-    transfer = [_step(30, 30, transfer_ms * peers), _step(60, transfer_top, transfer_ms * peers * 0.9)]
+    transfer = [
+        _step(30, 30, transfer_ms * peers, validator_ms=validator_ms),
+        _step(60, transfer_top, transfer_ms * peers * 0.9, validator_ms=validator_ms),
+    ]
     return {
         "run_id": f"run-{banks}",
-        "network": {"banks": [f"B{i}MSP" for i in range(banks)], "node_counts": {"peer": peers, "orderer": 4}},
+        "network": {
+            "banks": [f"B{i}MSP" for i in range(banks)],
+            "node_counts": {"peer": peers, "orderer": 4, "validator": 1},
+        },
         "workloads": {"ceiling": _workload(ceiling, 60), "transfer": _workload(transfer, 60)},
     }
 
@@ -212,3 +229,25 @@ def test_the_table_names_growth_and_the_plot_is_written(tmp_path: Path) -> None:
     path = tmp_path / "banks.png"
     plot_scaling(path, summary, "test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_validating_peer_that_grows_counts_even_when_the_average_does_not() -> None:
+    # Endorsements spread over more peers keep the average flat while validation gets dearer.
+    summary = summarize_scaling(
+        [_document(3, 1.5, 3.0, validator_ms=2.0), _document(8, 1.5, 3.0, validator_ms=2.6)]
+    )
+    transfer = summary["workloads"]["transfer"]
+    assert transfer["by_banks"]["8"]["validator_cpu_ms_per_tx"] == pytest.approx(2.6)
+    assert transfer["growth"]["peer_cpu_per_tx"] == pytest.approx(0.0)
+    assert transfer["growth"]["validator_cpu_per_tx"] == pytest.approx(0.3)
+    assert transfer["growth"]["grows"] is True
+    assert "validating peer +30 %" in scaling_table(summary)
+
+
+def test_runs_without_a_validating_peer_are_judged_on_the_average() -> None:
+    documents = [_document(3, 1.5, 3.0), _document(8, 1.5, 3.1)]
+    for document in documents:
+        document["network"]["node_counts"].pop("validator")
+    growth = summarize_scaling(documents)["workloads"]["transfer"]["growth"]
+    assert growth["validator_cpu_per_tx"] is None
+    assert growth["grows"] is False
