@@ -7,17 +7,34 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 FABRIC_STAMP := .cache/fabric/VERSION
+# The console's browser libraries (Chart.js), installed by npm into a git-ignored folder (decision 0026).
+CONSOLE_ASSETS := gateway/bank_api/console/assets
+CONSOLE_ASSETS_STAMP := $(CONSOLE_ASSETS)/node_modules/.package-lock.json
 BASE_PORT ?= 7000
 STATE_DIR ?= .state/demo
 NET := $(PY) -m network --base-port $(BASE_PORT) --state-dir $(STATE_DIR)
 PYTEST_ARGS ?=
 
-.PHONY: help venv fabric up deploy down status test unit-test integration-test demo bench caliper lint clean hfc-venv hfc-check
+.PHONY: help venv console-assets browser fabric up deploy down status test unit-test integration-test demo bench caliper lint clean hfc-venv hfc-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-venv: $(VENV_STAMP) ## create .venv and install the project into it
+venv: $(VENV_STAMP) console-assets ## create .venv and install the project into it
+
+console-assets: $(CONSOLE_ASSETS_STAMP) ## the console's chart library from npm (without npm the console draws no charts)
+
+$(CONSOLE_ASSETS_STAMP): $(CONSOLE_ASSETS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		echo "[console] installing the console's chart library (npm ci)"; \
+		cd $(CONSOLE_ASSETS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	else \
+		echo "[console] npm not found: the console will show its figures without charts (apt-get install npm)"; \
+	fi
+
+browser: ## Debian's headless Chromium, chromedriver and npm for the console's browser tests (apt, when missing)
+	@bash tests/integration/ensure-browser.sh
+	@$(MAKE) --no-print-directory console-assets
 
 $(VENV_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
@@ -46,10 +63,10 @@ status: venv ## show every node with its pid, health and memory
 unit-test: venv ## unit tests only (no network)
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration-test: venv fabric ## tests against a real network on test ports (17000+)
+integration-test: venv fabric browser ## tests against a real network on test ports (17000+)
 	@$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-test: venv fabric ## all tests: unit, then integration against a real network
+test: venv fabric browser ## all tests: unit, then integration against a real network
 	@$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: venv fabric ## set everything up and play the cross-border trade scenario

@@ -171,6 +171,9 @@ def create_app(
     register_problem_handlers(app)
     _register_request_metrics(app, metrics)
     _register_rate_limits(app, services_)
+    from gateway.bank_api.console import register_console
+
+    register_console(app)
 
     from gateway.bank_api.routes import register_blueprints
 

@@ -93,6 +93,11 @@ class GatewayConfig:
     log_level: str = "INFO"
     # Test networks only: a JSON file naming payment actions to hold (faults.py); never set in production.
     fault_file: str | None = None
+    # The web console (console/): the file with the secret that encrypts its session cookies and
+    # signs its forms, made on first start; unset, console.secret beside the operator key file.
+    console_secret_file: str | None = None
+    # Minutes a console session may sit unused before it ends (it ends 12 hours after login anyway).
+    console_idle_minutes: int = 30
 
     @classmethod
     def from_profile(cls, profile_path: str, msp_id: str, **overrides: Any) -> GatewayConfig:

@@ -316,6 +316,16 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["bank", "currencies", "banks", "fx_rates"],
     ),
+    "FxQuote": _object(
+        {
+            "currency": CURRENCY,
+            "amount": MONEY_OUT,
+            "payee_currency": CURRENCY,
+            "payee_amount": MONEY_OUT,
+            "rate": _string(description="Units of payee_currency one unit of currency buys", example="7.8"),
+        },
+        ["currency", "amount", "payee_currency", "payee_amount", "rate"],
+    ),
     "OpenCycleRequest": _object({"cycle_id": _nullable(_string(v.CYCLE_ID, 64))}, additionalProperties=False),
     "ConfirmRequest": _object(
         {"external_ref": _string(v.REFERENCE, 128, description="Reference of the settlement outside the ledger")},
@@ -823,6 +833,24 @@ def _paths() -> dict[str, Schema]:
                 "Currencies, banks and this bank's FX rates",
                 "treasury",
                 {"200": _json("ReferenceData", "Reference data")},
+            )
+        },
+        "/v1/fx-quote": {
+            "get": _op(
+                "What a payment in one currency delivers in another at this bank's rate now",
+                "payments",
+                {"200": _json("FxQuote", "The quote")},
+                params=[
+                    {"name": "currency", "in": "query", "required": True, "schema": CURRENCY},
+                    {"name": "amount", "in": "query", "required": True, "schema": AMOUNT},
+                    {"name": "payee_currency", "in": "query", "required": True, "schema": CURRENCY},
+                ],
+                problems=("400", "401", "403", "502", "503"),
+                description=(
+                    "The rate and payee amount a payment with these fields, made now, would lock "
+                    "(POST /v1/payments computes them the same way). 400 unsupported_currency_pair "
+                    "when the bank quotes no rate between the two currencies."
+                ),
             )
         },
         "/v1/positions": {

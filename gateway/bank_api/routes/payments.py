@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import IntegrityError
@@ -13,14 +14,16 @@ from gateway.bank_api.auth import MERCHANT, OPERATOR, Principal, current_princip
 from gateway.bank_api.fx import rate_text
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import JSON, ContractRejected
-from gateway.bank_api.money import convert
+from gateway.bank_api.money import Currencies, convert
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
 from gateway.bank_api.storage.models import InternalTransfer, utcnow
 from gateway.bank_api.validation import (
     ACCOUNT_ID,
+    CURRENCY,
     MSP_ID,
     PAYMENT_ID,
+    PRINTABLE_ASCII,
     Fields,
     bad_request,
     cursor,
@@ -28,6 +31,7 @@ from gateway.bank_api.validation import (
     page_size,
     path_id,
     query_choice,
+    query_pattern,
 )
 
 bp = Blueprint("payments", __name__, url_prefix="/v1")
@@ -85,10 +89,7 @@ def create_payment() -> Response:
         "amount": amount,
     }
     if payee_currency != currency:
-        rate = svc.rates.rate(currency, payee_currency)
-        payee_amount = convert(amount, currencies.exponent(currency), currencies.exponent(payee_currency), rate)
-        if payee_amount <= 0:
-            raise bad_request(f"amount is too small to convert into {payee_currency}", "invalid_amount")
+        payee_amount, rate = _converted(amount, currency, payee_currency, currencies)
         payment_request.update(
             {"payee_currency": payee_currency, "payee_amount": payee_amount, "rate": rate_text(rate)}
         )
@@ -104,6 +105,50 @@ def create_payment() -> Response:
     else:  # a repeated request: the payment may have moved on since
         record = svc.ledger.get_payment(payment_id, details=True)
     return json_response(representations.payment(record, currencies), 201, {"Location": f"/v1/payments/{payment_id}"})
+
+
+def _converted(amount: int, currency: str, payee_currency: str, currencies: Currencies) -> tuple[int, Decimal]:
+    """The payee's amount and the rate: what a payment locks at initiation, and what a quote shows."""
+    rate = services().rates.rate(currency, payee_currency)
+    payee_amount = convert(amount, currencies.exponent(currency), currencies.exponent(payee_currency), rate)
+    if payee_amount <= 0:
+        raise bad_request(f"amount is too small to convert into {payee_currency}", "invalid_amount")
+    return payee_amount, rate
+
+
+@bp.get("/fx-quote")
+@requires(OPERATOR, MERCHANT)
+def fx_quote() -> Response:
+    """What paying ``amount`` in ``currency`` delivers in ``payee_currency`` at this bank's rate now.
+
+    The same computation as a cross-currency payment (the rate a payment made now would lock), so
+    a payer can see the rate and the payee's amount before confirming.
+    """
+    currencies = services().currencies()
+    currency = _required_query("currency", CURRENCY)
+    payee_currency = _required_query("payee_currency", CURRENCY)
+    amount = currencies.parse_amount(_required_query("amount", PRINTABLE_ASCII), currency)
+    currencies.exponent(payee_currency)  # an unknown payee currency is a 400 before any rate is looked up
+    if payee_currency == currency:
+        payee_amount, rate = amount, Decimal(1)
+    else:
+        payee_amount, rate = _converted(amount, currency, payee_currency, currencies)
+    return json_response(
+        {
+            "currency": currency,
+            "amount": currencies.format_amount(amount, currency),
+            "payee_currency": payee_currency,
+            "payee_amount": currencies.format_amount(payee_amount, payee_currency),
+            "rate": rate_text(rate),
+        }
+    )
+
+
+def _required_query(name: str, pattern: str) -> str:
+    value = query_pattern(name, pattern)
+    if value is None:
+        raise bad_request(f"{name} is required")
+    return value
 
 
 def _transfer(payer: str, payee: str, currency: str, amount: int, remittance: str | None, request_key: str) -> JSON:

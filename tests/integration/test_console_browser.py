@@ -1,0 +1,205 @@
+"""The console in a real browser (headless Chromium through Selenium) on the real network.
+
+An operator opens and funds a buyer at USBank; the buyer logs in, pays a supplier at HKBank in
+HKD after seeing the quoted rate, and watches the payment complete; a payment beyond the balance
+is refused with its reason; the operator sees the net positions chart drawn with data, and every
+bank in a settlement cycle confirms its leg in its own console until the cycle is settled.
+Screenshots of the main pages land in ``.state/console-screenshots/`` (``DT_CONSOLE_SCREENSHOTS``),
+with ``figures.json``: the merchant home page's weight and render times, and the suite's time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.bank_api_support import BankGateway, ready_gateways, unique
+from tests.integration.conftest import ROOT
+from tests.integration.console_browser import Browser, browser_missing, chromium
+
+pytestmark = pytest.mark.network
+
+SCREENSHOTS = Path(os.environ.get("DT_CONSOLE_SCREENSHOTS", str(ROOT / ".state" / "console-screenshots")))
+FIGURES: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def banks(network: dict[str, Any]) -> dict[str, BankGateway]:
+    found = ready_gateways(network)
+    assert {"USBankMSP", "HKBankMSP"} <= set(found)
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    missing = browser_missing()
+    if missing:
+        pytest.skip(missing)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with chromium() as driver:
+        yield Browser(driver, SCREENSHOTS)
+    FIGURES["browser_suite_seconds"] = round(time.monotonic() - started, 1)
+    (SCREENSHOTS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def buyer_key(banks: dict[str, BankGateway], browser: Browser) -> str:
+    """A buyer opened and funded by USBank's operator through the console; its key as the page showed it."""
+    us = banks["USBankMSP"]
+    browser.login(us.url, us.op["Authorization"].removeprefix("Bearer "))
+    browser.open(f"{us.url}/console/operator/accounts")
+    browser.fill({"holder": "Acme Outdoor Supplies Inc.", "jurisdiction": "US", "kyc_ref": unique("KYC")})
+    browser.submit_until_not_unavailable("open-account")
+    key = browser.text("#merchant-key")
+    account_id = browser.text("#opened-account")
+    browser.open(f"{us.url}/console/operator/money?account_id={account_id}")
+    browser.fill({"issue_currency": "USD", "issue_amount": "1000.00", "issue_reference": unique("DEP")})
+    browser.submit_until_not_unavailable("issue")
+    assert "Issued 1000.00 USD" in browser.text(".flash"), browser.driver.page_source[:3000]
+    assert browser.text("#balances tr[data-currency='USD'] .num") == "1000.00 USD"
+    browser.screenshot("operator-account")
+    browser.logout()
+    return key
+
+
+def test_merchant_pays_another_bank_and_watches_it_complete(
+    banks: dict[str, BankGateway], browser: Browser, buyer_key: str
+) -> None:
+    us, hk = banks["USBankMSP"], banks["HKBankMSP"]
+    supplier = hk.open_account("Kowloon Precision Textiles Ltd.", "HK")
+
+    browser.open(f"{us.url}/console/login")
+    browser.screenshot("login")
+    browser.fill({"api_key": buyer_key})
+    browser.submit("login")
+    FIGURES["merchant_home"] = _home_figures(browser, us.url)
+    assert browser.text("#balances tr[data-currency='USD'] .num") == "1000.00 USD"
+    browser.screenshot("merchant-home")
+    # the key is in no page, URL or storage the page's script can read; the session cookie is HTTP-only
+    assert buyer_key not in browser.driver.page_source and buyer_key not in browser.driver.current_url
+    assert browser.storage() == {"local": 0, "session": 0, "cookies": ""}
+
+    browser.open(f"{us.url}/console/merchant/pay")
+    browser.fill({"payee_bank": "HKBankMSP", "payee_account": supplier.account_id, "currency": "USD",
+                  "amount": "100.00", "payee_currency": "HKD", "remittance": "INV-2024-17"})  # fmt: skip
+    browser.submit("review")
+    rate = browser.text("#quoted-rate")
+    assert re.fullmatch(r"1 USD = [0-9.]+ HKD", rate), rate
+    quoted_amount = browser.text("#payee-amount")
+    browser.screenshot("merchant-pay-review")
+    browser.submit_until_not_unavailable("confirm")
+    assert browser.has("#payment"), browser.refusal()
+    payment_id = browser.driver.current_url.rsplit("/", 1)[1]
+    # the page follows the payment by itself until HKBank's gateway has completed it
+    # (read by script: the page replaces the element each time it looks again)
+    browser.wait(lambda d: d.execute_script("return document.getElementById('payment').dataset.status") == "completed")
+    steps = [step.get_attribute("class") for step in browser.find_all("#payment .timeline li")]
+    assert steps == ["step step-initiated", "step step-completed"]
+    assert quoted_amount in browser.text("#payment")  # delivered what the review page quoted
+    browser.screenshot("merchant-payment-completed")
+    assert hk.balances(supplier) == {"HKD": quoted_amount.split()[0]}
+    assert us.payment(payment_id)["rate"] == rate.split(" = ")[1].split()[0]
+
+
+def test_a_refused_payment_shows_its_reason_and_changes_nothing(
+    banks: dict[str, BankGateway], browser: Browser, buyer_key: str
+) -> None:
+    us = banks["USBankMSP"]
+    browser.open(f"{us.url}/console/merchant/")
+    if not browser.has("#logout"):
+        browser.login(us.url, buyer_key)
+    before = browser.text("#balances tr[data-currency='USD'] .num")
+    browser.open(f"{us.url}/console/merchant/pay")
+    browser.fill({"payee_bank": "HKBankMSP", "payee_account": "acc-anyone", "currency": "USD", "amount": "5000.00"})
+    browser.submit("review")
+    browser.submit_until_not_unavailable("confirm")
+    words = browser.refusal()
+    assert "409 insufficient_funds" in words and "Nothing was changed" in words, words
+    browser.screenshot("merchant-payment-refused")
+    # operator pages are refused to a merchant's key, in words
+    browser.open(f"{us.url}/console/operator/")
+    assert "these pages are for operator keys" in browser.refusal()
+    browser.open(f"{us.url}/console/merchant/")
+    assert browser.text("#balances tr[data-currency='USD'] .num") == before
+    browser.logout()
+
+
+def test_operator_sees_the_positions_chart_and_settles_a_cycle(
+    banks: dict[str, BankGateway], browser: Browser, buyer_key: str
+) -> None:
+    us = banks["USBankMSP"]
+    browser.login(us.url, _operator_key(us))
+    assert browser.has("#positions-chart")
+    browser.open(f"{us.url}/console/operator/positions")
+    # Chart.js drew the chart from the page's figures: the library's own record of it has data
+    drawn = browser.wait(
+        lambda d: d.execute_script(
+            "const c = window.Chart && Chart.getChart(document.getElementById('positions-chart'));"
+            "return c ? {datasets: c.data.datasets.length, bars: c.getDatasetMeta(0).data.length,"
+            " labels: c.data.labels} : null;"
+        )
+    )
+    assert drawn["datasets"] >= 1 and drawn["bars"] >= 2 and "HKBankMSP" in drawn["labels"], drawn
+    assert browser.csp_violations() == []
+    browser.screenshot("operator-positions")
+    browser.open(f"{us.url}/console/operator/payments")
+    browser.screenshot("operator-payments")
+    browser.open(f"{us.url}/console/operator/")
+    browser.screenshot("operator-home")
+
+    browser.open(f"{us.url}/console/operator/settlement")
+    browser.submit_until_not_unavailable("open-cycle")
+    assert browser.has("#confirm-form"), browser.refusal() or browser.driver.page_source[:2000]
+    cycle_id = browser.driver.current_url.rsplit("/", 1)[1]
+    members = [row.get_attribute("data-bank") for row in browser.find_all("#confirmations tr[data-bank]")]
+    assert "USBankMSP" in members and "HKBankMSP" in members, members
+    browser.logout()
+    # each bank of the cycle confirms its own leg, in its own console, with its own operator key
+    for msp_id in members:
+        bank = banks[msp_id]
+        browser.login(bank.url, _operator_key(bank))
+        browser.open(f"{bank.url}/console/operator/settlement/{cycle_id}")
+        if browser.has("#external_ref"):
+            browser.fill({"external_ref": unique("RTGS")})
+            browser.submit_until_not_unavailable("confirm-cycle")
+            assert "leg of cycle" in browser.text(".flash"), browser.refusal()
+        browser.logout()
+    browser.login(us.url, _operator_key(us))
+    browser.open(f"{us.url}/console/operator/settlement/{cycle_id}")
+    assert browser.text("#cycle-status") == "settled"
+    assert not browser.has("#confirm-form")
+    browser.screenshot("operator-cycle-settled")
+    browser.logout()
+
+
+def _operator_key(bank: BankGateway) -> str:
+    return bank.op["Authorization"].removeprefix("Bearer ")
+
+
+def _home_figures(browser: Browser, base_url: str) -> dict[str, Any]:
+    """The merchant home page loaded afresh: its bytes and when it was first drawn (figures, not limits)."""
+    browser.driver.execute_cdp_cmd("Network.enable", {})
+    browser.driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+    samples = []
+    for _ in range(3):
+        browser.open(f"{base_url}/console/merchant/")
+        samples.append(browser.timings())
+    browser.driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
+    last = samples[-1]
+    weight = last["html_bytes"] + sum(item["bytes"] for item in last["resources"])
+    return {
+        "page_bytes": weight,
+        "html_bytes": last["html_bytes"],
+        "resources": {item["name"].rsplit("/", 1)[1]: item["bytes"] for item in last["resources"]},
+        "first_contentful_paint_ms": [round(s["first_contentful_paint_ms"] or 0, 1) for s in samples],
+        "response_end_ms": [round(s["response_end_ms"], 1) for s in samples],
+        "load_ms": [round(s["load_ms"], 1) for s in samples],
+    }
