@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 FABRIC_STAMP := .cache/fabric/VERSION
-# The console's browser libraries (Chart.js), installed by npm into a git-ignored folder (decision 0024).
+# The console's browser libraries (Chart.js), installed by npm into a git-ignored folder (decision 0026).
 CONSOLE_ASSETS := gateway/bank_api/console/assets
 CONSOLE_ASSETS_STAMP := $(CONSOLE_ASSETS)/node_modules/.package-lock.json
 BASE_PORT ?= 7000

@@ -1,8 +1,10 @@
-"""One REST gateway per bank (gateway/bank_api), started as a native process like the nodes.
+"""One REST gateway per bank and one for the regulator (gateway/bank_api), started as native
+processes like the nodes.
 
-Each gateway holds its bank's client identity, talks only to its bank's peer, and writes
-its operator API key to ``<state>/gateways/<MSP>/operator.key`` on first start (the path
-is in the profile as ``operator_key_file``).
+Each gateway holds its org's client identity, talks only to its org's peer, and writes its
+operator API key to the org's ``gateway/operator.key`` on first start (the path is in the
+profile as ``operator_key_file``). The profile's org kind makes the regulator's gateway serve
+the regulator's routes (oversight, corridor policy) instead of a bank's.
 """
 
 from __future__ import annotations
@@ -51,13 +53,14 @@ def gateway_spec(net: Consortium, msp_id: str) -> processes.NodeSpec:
 
 
 def start_gateways(net: Consortium, banks: Iterable[Org] | None = None) -> None:
-    """Start (or restart, to pick up new code) the REST gateway of each bank, every bank by default."""
+    """Start (or restart, to pick up new code) the REST gateway of each org given: by default
+    every bank's and the regulator's."""
     if importlib.util.find_spec("gateway.bank_api.__main__") is None:
         net.progress("==> Skipping the REST gateways: gateway/bank_api is not there yet")
         return
-    chosen = list(net.topology.banks if banks is None else banks)
+    chosen = list((*net.topology.banks, net.topology.regulator) if banks is None else banks)
     net.write_profile()  # the gateways read it
-    t = net.step(f"Each bank starts its REST gateway ({', '.join(b.name for b in chosen)})")
+    t = net.step(f"Each org starts its REST gateway ({', '.join(b.name for b in chosen)})")
     specs = []
     for bank in chosen:
         home, spec = net.home(bank), gateway_spec(net, bank.msp_id)

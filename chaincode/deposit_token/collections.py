@@ -35,6 +35,20 @@ def supply_collection(issuer_msp_id: str) -> str:
     return f"supply-{issuer_msp_id}"
 
 
+def regulator_collection(regulator_msp_id: str) -> str:
+    """The regulator's records that every org reads and only the regulator writes (disclosure requests).
+
+    Like a bank's supply collection: a collection-level endorsement policy also covers new keys,
+    which a state-based policy cannot, so no bank can plant a request the regulator never made.
+    """
+    return f"regulator-{regulator_msp_id}"
+
+
+def disclosure_collection(bank_msp_id: str) -> str:
+    """What the bank disclosed to the regulator: held by the two of them, written only by the bank."""
+    return f"disclosure-{bank_msp_id}"
+
+
 def signature_policy_any(msp_ids: Iterable[str]) -> str:
     """Fabric signature-policy DSL: one peer of any of these orgs."""
     return "OR(" + ", ".join(f"'{msp}.peer'" for msp in sorted(msp_ids)) + ")"
@@ -63,7 +77,10 @@ def collections_config(bank_msp_ids: list[str], observer_msp_ids: Iterable[str] 
     the details, the payee bank reads them). ``requiredPeerCount`` 1 on bilateral
     collections makes the counterparty hold the details at commit time, which is when
     its gateway needs them. One supply collection per bank, readable by every bank and
-    every observer org (the regulator) and endorsed by the issuing bank alone.
+    every observer org (the regulator) and endorsed by the issuing bank alone. One disclosure
+    collection per bank, held by the bank and the observers and endorsed by the bank alone;
+    one collection per observer for its records, readable by everyone and endorsed by that
+    observer alone (chaincode/deposit_token/disclosures.py).
     """
     observers = sorted(set(observer_msp_ids) - set(bank_msp_ids))
     everyone = sorted(bank_msp_ids) + observers
@@ -106,6 +123,33 @@ def collections_config(bank_msp_ids: list[str], observer_msp_ids: Iterable[str] 
                 "memberOnlyRead": True,
                 "memberOnlyWrite": True,
                 "endorsementPolicy": {"channelConfigPolicy": org_endorsement_policy(msp)},
+            }
+        )
+    for msp in sorted(bank_msp_ids) if observers else ():
+        config.append(
+            {
+                "name": disclosure_collection(msp),
+                "policy": member_policy([msp, *observers]),
+                # Pushed to the regulator's peer when possible; a peer that is down must not block an answer.
+                "requiredPeerCount": 0,
+                "maxPeerCount": len(observers),
+                "blockToLive": 0,
+                "memberOnlyRead": True,
+                "memberOnlyWrite": True,
+                "endorsementPolicy": {"channelConfigPolicy": org_endorsement_policy(msp)},
+            }
+        )
+    for observer in observers:
+        config.append(
+            {
+                "name": regulator_collection(observer),
+                "policy": member_policy(everyone),
+                "requiredPeerCount": 0,
+                "maxPeerCount": max(len(everyone) - 1, 0),
+                "blockToLive": 0,
+                "memberOnlyRead": True,
+                "memberOnlyWrite": True,
+                "endorsementPolicy": {"channelConfigPolicy": org_endorsement_policy(observer)},
             }
         )
     return config

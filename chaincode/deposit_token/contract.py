@@ -10,9 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaincode.deposit_token import accounts, keys, payments, reference, settlement, supply, tokens
+from chaincode.deposit_token import (
+    accounts,
+    corridor,
+    disclosures,
+    keys,
+    payments,
+    reference,
+    settlement,
+    supply,
+    tokens,
+)
 from chaincode.deposit_token.accounts import Books
-from chaincode.deposit_token.corridor import set_policy
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger
 from chaincode.deposit_token.requests import Request, parse_json_argument
@@ -38,13 +47,6 @@ class DepositTokenContract(Contract):
         return reference.init_reference_data(ctx, ledger, parse_json_argument(reference_data, "reference_data"))
 
     @transaction
-    def set_corridor_policy(self, ctx: Context, policy_json: str) -> Result:
-        """Replace the corridor policy (regulator only)."""
-        ledger = Ledger(ctx.stub)
-        config = reference.caller_regulator(ctx, ledger)
-        return set_policy(ledger, config, parse_json_argument(policy_json, "policy_json"))
-
-    @transaction
     def set_payment_timeout(self, ctx: Context, seconds: str) -> Result:
         """Set after how many seconds a payer bank may refund an initiated payment (regulator only)."""
         if not seconds.isdigit() or len(seconds) > 9:
@@ -64,10 +66,32 @@ class DepositTokenContract(Contract):
         """Lift a bank's suspension (regulator only)."""
         return reference.reinstate_bank(ctx, Ledger(ctx.stub), msp_id)
 
+    @transaction
+    def set_corridor_policy(self, ctx: Context, policy_json: str) -> Result:
+        """Make a new version of the corridor policy the one in force (regulator only).
+
+        {rules, caps?, note?, base_version?}; the version it replaces is kept in the history.
+        """
+        ledger = Ledger(ctx.stub)
+        config = reference.caller_regulator(ctx, ledger, "change the corridor policy")
+        return corridor.set_policy(ledger, config, parse_json_argument(policy_json, "policy_json"))
+
+    @query
+    def get_corridor_policy(self, ctx: Context) -> Result:
+        """The corridor policy in force: version, rules, caps, when and by which transaction it was set."""
+        return corridor.public_policy(corridor.load_policy(Ledger(ctx.stub)))
+
+    @query
+    def get_corridor_policy_history(self, ctx: Context) -> Result:
+        """Every version of the corridor policy, newest first."""
+        return {"versions": [corridor.public_policy(version) for version in corridor.history(Ledger(ctx.stub))]}
+
     @query
     def get_reference_data(self, ctx: Context) -> Result:
         """Regulator, currencies, banks, corridor policy and payment timeout."""
-        return reference.reference_data(Ledger(ctx.stub))
+        ledger = Ledger(ctx.stub)
+        policy = corridor.public_policy(corridor.load_policy(ledger))
+        return {**reference.reference_data(ledger), "corridor_policy": policy}
 
     @query
     def get_supply(self, ctx: Context) -> Result:
@@ -283,7 +307,7 @@ class DepositTokenContract(Contract):
     def initiate_payment(self, ctx: Context) -> Result:
         """Start a payment to another bank's customer (payer bank). See docs/contract-api.md."""
         ledger = Ledger(ctx.stub)
-        bank = reference.caller_bank(ctx, ledger, keys.config())
+        bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
         config = reference.load_config(ledger)
         request = _request(ctx, *payments.INITIATE_FIELDS)
         return payments.initiate(ledger, config, bank, request)
@@ -334,12 +358,14 @@ class DepositTokenContract(Contract):
 
     @query
     def list_payments(self, ctx: Context, filter_json: str = "{}") -> Result:
-        """Payment records, newest first per bank: {bank?, status?, page_size?, bookmark?}."""
+        """Payment records, newest first: {bank?, payer_bank?, payee_bank?, status?, currency?,
+        min_amount?, max_amount?, since?, until?, page_size?, bookmark?, scan_limit?}."""
         ledger = Ledger(ctx.stub)
         data = parse_json_argument(filter_json, "filter_json")
-        request = Request(data, ["bank", "status", "page_size", "bookmark"])
-        bank, status = payments.parse_list_filter(data)
-        return payments.list_payments(ledger, bank, status, request.page_size(), request.bookmark())
+        request = Request(data, payments.LIST_FIELDS)
+        currencies = reference.load_config(ledger).currencies if request.has("currency") else {}
+        where = payments.parse_list_filter(data, currencies)
+        return payments.list_payments(ledger, where, request.page_size(), request.bookmark())
 
     # -- settlement -------------------------------------------------------------
     @transaction
@@ -367,3 +393,40 @@ class DepositTokenContract(Contract):
     def list_settlement_cycles(self, ctx: Context) -> Result:
         """Every settlement cycle, oldest first."""
         return settlement.list_cycles(Ledger(ctx.stub))
+
+    # -- disclosure on request (regulator asks, a bank of the payment answers) ------------
+    @transaction
+    def request_disclosure(self, ctx: Context, payment_id: str, legal_basis: str) -> Result:
+        """Ask the payment's banks for its private details, on a public legal basis (regulator only)."""
+        ledger = Ledger(ctx.stub)
+        config = reference.caller_regulator(ctx, ledger, "request a disclosure")
+        return disclosures.request(ledger, config, payment_id, legal_basis)
+
+    @transaction
+    def approve_disclosure(self, ctx: Context, request_id: str) -> Result:
+        """Deliver the payment's details and salt to the regulator only (payer or payee bank)."""
+        ledger = Ledger(ctx.stub)
+        return disclosures.approve(ledger, reference.caller_bank(ctx, ledger, keys.config()), request_id)
+
+    @transaction
+    def refuse_disclosure(self, ctx: Context, request_id: str, reason: str) -> Result:
+        """Refuse a disclosure request, with a public reason (payer or payee bank)."""
+        ledger = Ledger(ctx.stub)
+        return disclosures.refuse(ledger, reference.caller_bank(ctx, ledger, keys.config()), request_id, reason)
+
+    @query
+    def get_disclosure(self, ctx: Context, request_id: str) -> Result:
+        """A request with each bank's answer; {"details": true} adds what was delivered (regulator, or the bank)."""
+        ledger = Ledger(ctx.stub)
+        with_details = Request.from_transient_or_empty(ctx.stub.get_transient(), ["details"]).flag("details")
+        return disclosures.get(ctx, ledger, request_id, with_details)
+
+    @query
+    def list_disclosures(self, ctx: Context, filter_json: str = "{}") -> Result:
+        """Disclosure requests, oldest first: {bank?, status?} (status of that bank's answer, or any)."""
+        data = parse_json_argument(filter_json, "filter_json")
+        Request(data, ["bank", "status"])
+        bank = data.get("bank")
+        if bank is not None and (not isinstance(bank, str) or not reference.MSP_ID.fullmatch(bank)):
+            raise refusal("invalid_request", "'bank' must be an MSP id")
+        return disclosures.list_requests(Ledger(ctx.stub), bank, data.get("status"))

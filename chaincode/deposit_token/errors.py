@@ -17,6 +17,7 @@ STATUS_OF_CODE: dict[str, int] = {
     "unknown_account": 404,
     "payment_not_found": 404,
     "cycle_not_found": 404,
+    "disclosure_not_found": 404,
     "not_authorized": 403,
     "corridor_forbidden": 403,
     "currency_not_issued": 403,
@@ -29,6 +30,9 @@ STATUS_OF_CODE: dict[str, int] = {
     "account_not_empty": 409,
     "insufficient_funds": 409,
     "limit_exceeded": 409,
+    # A corridor cap of the regulator (per payment or per day): a smaller payment, or one on a
+    # later day, may pass, as with an account's own limits.
+    "corridor_cap_exceeded": 409,
     "duplicate_reference": 409,
     "invalid_state": 409,
     "not_expired": 409,

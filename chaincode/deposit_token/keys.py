@@ -19,6 +19,7 @@ from chaincode.shim.api import MAX_UNICODE_RUNE, create_composite_key
 CONFIG = "dt.config"
 BANK = "dt.bank"
 CORRIDOR = "dt.corridor"
+CORRIDOR_VERSION = "dt.corridor_version"
 PAYMENT = "dt.payment"
 PAYMENT_INDEX = "payment-index"
 OPEN_PAYMENT_INDEX = "open-payment"
@@ -27,6 +28,7 @@ UNSETTLED = "dt.unsettled"
 SETTLED = "dt.settled"
 CYCLE = "dt.cycle"
 CONFIRMATION = "dt.confirmation"
+DISCLOSURE_ANSWER = "dt.disclosure_answer"
 
 # -- a bank's books ---------------------------------------------------------
 ACCOUNT = "account"
@@ -37,10 +39,15 @@ DEPOSIT = "deposit"
 WITHDRAWAL = "withdrawal"
 TRANSFER = "transfer"
 BOOKED_PAYMENT = "payment"
+CORRIDOR_USAGE = "corridor_usage"
 
 # -- bilateral and supply collections ---------------------------------------
 DETAILS = "details"
 SUPPLY_CHANGE = "supply"
+
+# -- the regulator's records and the banks' disclosures -------------------------
+DISCLOSURE = "disclosure"
+DISCLOSED = "disclosed"
 
 
 def key(object_type: str, *attributes: str) -> str:
@@ -69,6 +76,11 @@ def bank(msp_id: str) -> str:
 
 def corridor() -> str:
     return key(CORRIDOR)
+
+
+def corridor_version(version: int, archived_by_tx: str) -> str:
+    """An archived corridor policy version; the archiving transaction's id makes the name unguessable."""
+    return key(CORRIDOR_VERSION, f"{version:010d}", archived_by_tx)
 
 
 def payment(payment_id: str) -> str:
@@ -133,9 +145,29 @@ def booked_payment(payment_id: str) -> str:
     return key(BOOKED_PAYMENT, payment_id)
 
 
+def corridor_usage(currency: str, source: str, target: str, day: str) -> str:
+    """What the bank sent in a capped corridor on one UTC day (in its own books)."""
+    return key(CORRIDOR_USAGE, currency, source, target, day)
+
+
 def details(payment_id: str) -> str:
     return key(DETAILS, payment_id)
 
 
 def supply_change(currency: str, change_id: str) -> str:
     return key(SUPPLY_CHANGE, currency, change_id)
+
+
+def disclosure(request_id: str) -> str:
+    """A disclosure request, in the regulator's collection."""
+    return key(DISCLOSURE, request_id)
+
+
+def disclosure_answer(request_id: str, msp_id: str) -> str:
+    """A bank's answer to a disclosure request, in public state."""
+    return key(DISCLOSURE_ANSWER, request_id, msp_id)
+
+
+def disclosed(request_id: str) -> str:
+    """What a bank delivered for a request, in its disclosure collection."""
+    return key(DISCLOSED, request_id)

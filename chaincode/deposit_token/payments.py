@@ -44,23 +44,25 @@ books still show the payment unrefunded and ``RefundPayment`` credits the payer 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from chaincode.deposit_token import keys
+from chaincode.deposit_token import corridor, keys
 from chaincode.deposit_token.accounts import Books, resume_from
 from chaincode.deposit_token.collections import bilateral_collection
-from chaincode.deposit_token.corridor import check_corridor
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record, encode, newest_first, parse_iso
 from chaincode.deposit_token.money import convert, parse_rate
-from chaincode.deposit_token.reference import MSP_ID, Bank, Config, require_active, require_bank
+from chaincode.deposit_token.reference import MSP_ID, Bank, Config, load_bank, require_active, require_bank
 from chaincode.deposit_token.requests import Request
 from chaincode.deposit_token.supply import change_supply
+from chaincode.shim.api import MAX_UNICODE_RUNE
 
 INITIATED = "initiated"
 COMPLETED = "completed"
@@ -208,6 +210,12 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
     # The account, its head and the listed credits are all read by the debit: one request.
     books.prefetch_balance(payer_account, pending_credits, with_account=True)
     payer = books.require_account(payer_account, "payer_account")
+    # The policy in force is in the read set: a change committed before this payment fails it
+    # with a read conflict, and its retry is judged by the new version.
+    policy = corridor.load_policy(ledger)
+    for leg_currency in dict.fromkeys((currency, payee_currency)):
+        corridor.check_payer_side(policy, leg_currency, payer.jurisdiction)
+    corridor.apply_caps(ledger, policy, payer_bank, payee_bank, books.collection, currency, amount)
     books.debit(
         payer_account, payer, currency, amount,
         kind="payment_out", reference=payment_id, pending_credits=pending_credits, apply_limits=True,
@@ -254,6 +262,8 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
         "created_at": ledger.now_iso,
         "timeline": [],
         "details_hash": details_hash(salt, details),
+        # The payee bank completes the payment under this version of the corridor policy.
+        "corridor_version": policy["version"],
     }
     _save_record(ledger, record, INITIATED)
     order = newest_first(ledger.now)
@@ -316,8 +326,7 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
     payee.require_can_be_paid()
     if not payee_bank.issues(record["payee_currency"]):
         raise refusal("currency_not_issued", f"{payee_bank.msp_id} does not issue {record['payee_currency']} tokens")
-    for currency in dict.fromkeys((record["currency"], record["payee_currency"])):
-        check_corridor(ledger, currency, details["payer_jurisdiction"], payee.jurisdiction)
+    _check_corridor_at_completion(ledger, record, payee_bank, details["payer_jurisdiction"], payee.jurisdiction)
 
     books.credit(payee_account, record["payee_currency"], record["payee_amount"], "payment_in", payment_id, payment_id)
     change_supply(ledger, payee_bank.msp_id, record["payee_currency"], record["payee_amount"])
@@ -334,6 +343,28 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
     ledger.put_marker(keys.unsettled(payment_id))
     ledger.emit("PaymentCompleted", _event(record))
     return {"payment_id": payment_id, "status": COMPLETED, "completed": True}
+
+
+def _check_corridor_at_completion(
+    ledger: Ledger, record: Record, payee_bank: Bank, payer_jurisdiction: str, payee_jurisdiction: str
+) -> None:
+    """The corridor rules of the version the payment was initiated under (the one in force for
+    records made before versions existed), and that version's per-payment cap again.
+
+    The cap was checked at initiation by the payer bank's peer; checking it here too means a
+    payer bank running altered chaincode cannot push a larger payment through the corridor.
+    A breach is refused as ``corridor_forbidden``, which makes the payee bank reject the payment.
+    """
+    policy = corridor.policy_version(ledger, record.get("corridor_version"))
+    for currency in dict.fromkeys((record["currency"], record["payee_currency"])):
+        corridor.check_rules(policy, currency, payer_jurisdiction, payee_jurisdiction)
+    if any(cap["currency"] == record["currency"] for cap in policy["caps"]):
+        payer_bank = load_bank(ledger, record["payer_bank"])
+        if payer_bank is not None:
+            corridor.check_per_payment_cap(
+                policy, record["currency"], payer_bank.jurisdiction, payee_bank.jurisdiction, record["amount"],
+                code="corridor_forbidden",
+            )  # fmt: skip
 
 
 def reject(ledger: Ledger, payee_bank: Bank, payment_id: str, reason: str) -> Record:
@@ -413,16 +444,31 @@ def get_payment(ledger: Ledger, payment_id: str, caller: str | None, with_detail
     return record
 
 
-def list_payments(ledger: Ledger, bank: str | None, status: str | None, page_size: int, bookmark: str) -> Record:
-    index = keys.OPEN_PAYMENT_INDEX if status in OPEN_STATUSES else keys.PAYMENT_INDEX
-    start, end = keys.simple_prefix_range(index, bank or keys.ALL_BANKS)
+def list_payments(ledger: Ledger, where: PaymentFilter, page_size: int, bookmark: str) -> Record:
+    """Records matching ``where``, newest first, a page at a time.
+
+    The bookmark is the index key of the first record not returned, so a page that stops at
+    ``page_size`` (or after ``scan_limit`` index entries, when the filter sets one) resumes
+    exactly there.
+    """
+    index = keys.OPEN_PAYMENT_INDEX if where.status in OPEN_STATUSES else keys.PAYMENT_INDEX
+    start, end = keys.simple_prefix_range(index, where.index_bank)
+    # The index sorts newest first, so a time range is a key range (see ledger.newest_first).
+    if where.until is not None:
+        start = max(start, keys.simple_key(index, where.index_bank, newest_first(where.until)))
+    if where.since is not None:
+        end = min(end, keys.simple_key(index, where.index_bank, newest_first(where.since)) + "/" + MAX_UNICODE_RUNE)
     payments: list[Record] = []
+    if start >= end:
+        return {"payments": payments, "bookmark": ""}
+    scanned = 0
     for key, _ in ledger.scan_range(resume_from(start, end, bookmark), end):
-        record = ledger.get(keys.payment(key.rsplit("/", 1)[1]))
-        if record is None or (status is not None and record["status"] != status):
-            continue
-        if len(payments) == page_size:
+        if len(payments) == page_size or (where.scan_limit is not None and scanned == where.scan_limit):
             return {"payments": payments, "bookmark": key.encode("utf-8").hex()}
+        scanned += 1
+        record = ledger.get(keys.payment(key.rsplit("/", 1)[1]))
+        if record is None or not where.matches(record):
+            continue
         payments.append(public_view(ledger, record))
     return {"payments": payments, "bookmark": ""}
 
@@ -434,11 +480,96 @@ def unsettled_payments(ledger: Ledger) -> Iterator[tuple[str, Record | None]]:
         yield key, ledger.get(keys.payment(payment_id))
 
 
-def parse_list_filter(data: dict[str, Any]) -> tuple[str | None, str | None]:
-    bank = data.get("bank")
+LIST_FIELDS = (
+    "bank", "payer_bank", "payee_bank", "status", "currency", "min_amount", "max_amount", "since", "until",
+    "page_size", "bookmark", "scan_limit",
+)  # fmt: skip
+MAX_SCAN_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class PaymentFilter:
+    """Which payment records a list returns (every field optional; all given must hold).
+
+    ``bank`` is either side, ``payer_bank`` and ``payee_bank`` one side each. ``currency``
+    matches either leg, and ``min_amount``/``max_amount`` (minor units, inclusive) compare the
+    amount of the leg in that currency. ``since``/``until`` bound the creation time, inclusive.
+    """
+
+    bank: str | None = None
+    payer_bank: str | None = None
+    payee_bank: str | None = None
+    status: str | None = None
+    currency: str | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    scan_limit: int | None = None
+
+    @property
+    def index_bank(self) -> str:
+        return self.payer_bank or self.payee_bank or self.bank or keys.ALL_BANKS
+
+    def matches(self, record: Record) -> bool:
+        if self.status is not None and record["status"] != self.status:
+            return False
+        banks = (record["payer_bank"], record["payee_bank"])
+        if self.bank is not None and self.bank not in banks:
+            return False
+        if self.payer_bank not in (None, banks[0]) or self.payee_bank not in (None, banks[1]):
+            return False
+        if self.currency is not None:
+            legs = {record["currency"]: record["amount"], record["payee_currency"]: record["payee_amount"]}
+            amount = legs.get(self.currency)
+            if amount is None:
+                return False
+            if self.min_amount is not None and amount < self.min_amount:
+                return False
+            if self.max_amount is not None and amount > self.max_amount:
+                return False
+        return True
+
+
+def parse_list_filter(data: dict[str, Any], currencies: dict[str, int]) -> PaymentFilter:
+    request = Request(data, LIST_FIELDS)
+    banks: dict[str, str | None] = {}
+    for name in ("bank", "payer_bank", "payee_bank"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or not MSP_ID.fullmatch(value)):
+            raise refusal("invalid_request", f"'{name}' must be an MSP id")
+        banks[name] = value
     status = data.get("status")
-    if bank is not None and not isinstance(bank, str):
-        raise refusal("invalid_request", "'bank' must be an MSP id")
     if status is not None and status not in STATUSES:
         raise refusal("invalid_request", f"'status' must be one of {', '.join(STATUSES)}")
-    return bank, status
+    currency = request.currency(currencies) if request.has("currency") else None
+    amounts: dict[str, int | None] = {}
+    for name in ("min_amount", "max_amount"):
+        amounts[name] = request.amount(name) if request.has(name) else None
+        if amounts[name] is not None and currency is None:
+            raise refusal("invalid_request", f"'{name}' needs 'currency': an amount is in minor units of one currency")
+    low, high = amounts["min_amount"], amounts["max_amount"]
+    if low is not None and high is not None and low > high:
+        raise refusal("invalid_request", "'min_amount' is above 'max_amount'")
+    times: dict[str, dt.datetime | None] = {}
+    for name in ("since", "until"):
+        value = data.get(name)
+        if value is None:
+            times[name] = None
+            continue
+        try:
+            times[name] = parse_iso(value) if isinstance(value, str) else None
+        except ValueError:
+            times[name] = None
+        if times[name] is None:
+            raise refusal("invalid_request", f"'{name}' must be a time like 2025-01-06T09:00:00.000000Z")
+    scan_limit = data.get("scan_limit")
+    if scan_limit is not None and (
+        isinstance(scan_limit, bool) or not isinstance(scan_limit, int) or not 1 <= scan_limit <= MAX_SCAN_LIMIT
+    ):
+        raise refusal("invalid_request", f"'scan_limit' must be an integer from 1 to {MAX_SCAN_LIMIT}")
+    return PaymentFilter(
+        bank=banks["bank"], payer_bank=banks["payer_bank"], payee_bank=banks["payee_bank"], status=status,
+        currency=currency, min_amount=amounts["min_amount"], max_amount=amounts["max_amount"],
+        since=times["since"], until=times["until"], scan_limit=scan_limit,
+    )  # fmt: skip

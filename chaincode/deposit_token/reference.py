@@ -284,7 +284,10 @@ def init_reference_data(ctx: Context, ledger: Ledger, data: dict[str, Any]) -> R
             ledger.require_endorsers(bank_key, [regulator])
     if ledger.get(keys.corridor()) is None:
         changed = True
-        ledger.put(keys.corridor(), DEFAULT_CORRIDOR_POLICY)
+        # Version 1 of the corridor policy (chaincode/deposit_token/corridor.py keeps the versions).
+        initial = {**DEFAULT_CORRIDOR_POLICY, "version": 1, "caps": [], "note": None,
+                   "changed_at": ledger.now_iso, "tx_id": ledger.tx_id, "previous": None}  # fmt: skip
+        ledger.put(keys.corridor(), initial)
         ledger.require_endorsers(keys.corridor(), [regulator])
     if changed:
         ledger.emit("ReferenceDataChanged", {"regulator": regulator, "banks": sorted(b.msp_id for b, _ in banks)})

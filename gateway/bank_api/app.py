@@ -12,7 +12,7 @@ from typing import Any, cast
 from flask import Flask, Response, current_app, g, request
 
 from gateway.bank_api.auth import KeyStore, presented_key
-from gateway.bank_api.config import ConfigError, GatewayConfig
+from gateway.bank_api.config import REGULATOR, ConfigError, GatewayConfig
 from gateway.bank_api.egress import EgressPolicy, validate_allow_list
 from gateway.bank_api.fx import RateTable
 from gateway.bank_api.idempotency import IdempotencyStore
@@ -177,12 +177,25 @@ def create_app(
 
     from gateway.bank_api.routes import register_blueprints
 
-    register_blueprints(app)
+    register_blueprints(app, config.role)
 
-    if config.follow_events or config.deliver_webhooks:
-        from gateway.bank_api.workers import start_workers
+    if config.role == REGULATOR:
+        # The regulator's gateway completes and refunds nothing: its one worker is the monitor.
+        if config.follow_events:
+            from gateway.bank_api.alerts import start_monitor
 
-        start_workers(services_, follow=config.follow_events, webhooks=config.deliver_webhooks)
+            start_monitor(services_)
+    else:
+        if config.follow_events or config.deliver_webhooks:
+            from gateway.bank_api.workers import start_workers
+
+            start_workers(services_, follow=config.follow_events, webhooks=config.deliver_webhooks)
+        if config.follow_events and config.disclosure_standing_approval:
+            from gateway.bank_api.disclosures import StandingApproval
+
+            approval = StandingApproval(services_)
+            approval.start()
+            services_.workers.append(approval)
     return app
 
 

@@ -25,9 +25,17 @@ class ConfigError(ValueError):
     """The configuration is incomplete or malformed; the message names the setting."""
 
 
+BANK = "bank"
+REGULATOR = "regulator"
+ROLES = (BANK, REGULATOR)
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     msp_id: str = ""
+    # Which gateway this is: a bank's (accounts, payments, treasury, webhooks) or the regulator's
+    # (oversight views, corridor policy, alerts). The profile's org kind sets it.
+    role: str = BANK
     profile_path: str | None = None
     database_url: str = "sqlite://"
     operator_key_file: str | None = None
@@ -48,6 +56,10 @@ class GatewayConfig:
     # Background work started with the app (a separate `follow` process can do it instead).
     follow_events: bool = False
     deliver_webhooks: bool = False
+    # The bank's standing policy on the regulator's disclosure requests: approve them on its own
+    # (checked every disclosure_poll_seconds), or leave them to an operator (the default).
+    disclosure_standing_approval: bool = False
+    disclosure_poll_seconds: float = 10.0
     # Seconds an initiated outgoing payment may wait for the payee bank before we refund it.
     payment_timeout_seconds: int = 300
     sweep_interval_seconds: float = 20.0
@@ -95,9 +107,14 @@ class GatewayConfig:
         if not isinstance(orgs, dict) or msp_id not in orgs:
             raise ConfigError(f"profile {profile_path} has no org {msp_id!r}")
         org = orgs[msp_id]
-        if org.get("kind", "bank") != "bank":
-            raise ConfigError(f"{msp_id} is not a bank; only banks run a gateway")
-        values: dict[str, Any] = {"msp_id": msp_id, "profile_path": str(Path(profile_path).resolve())}
+        kind = org.get("kind", BANK)
+        if kind not in ROLES:
+            raise ConfigError(f"{msp_id} is a {kind!r} org; gateways run for a bank or the regulator")
+        values: dict[str, Any] = {
+            "msp_id": msp_id,
+            "role": kind,
+            "profile_path": str(Path(profile_path).resolve()),
+        }
         if isinstance(profile.get("channel"), str):
             values["channel"] = profile["channel"]
         key_file = org.get("operator_key_file")
@@ -129,6 +146,8 @@ class GatewayConfig:
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         coerced = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
+        if coerced.get("role", BANK) not in ROLES:
+            raise ConfigError(f"setting role must be one of {', '.join(ROLES)}, not {coerced['role']!r}")
         return cls(**coerced)
 
     @classmethod

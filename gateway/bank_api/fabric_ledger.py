@@ -426,6 +426,38 @@ class FabricLedger:
             query["bookmark"] = bookmark
         return self.evaluate("ListPayments", json.dumps(query, separators=(",", ":")))
 
+    def search_payments(self, query: JSON) -> JSON:
+        return self.evaluate("ListPayments", json.dumps(query, separators=(",", ":")))
+
+    # -- corridor policy (the regulator's) ------------------------------------------------------
+
+    def get_corridor_policy(self) -> JSON:
+        return self.evaluate("GetCorridorPolicy")
+
+    def get_corridor_policy_history(self) -> JSON:
+        return self.evaluate("GetCorridorPolicyHistory")
+
+    def set_corridor_policy(self, policy: JSON) -> JSON:
+        return self.submit("SetCorridorPolicy", json.dumps(policy, separators=(",", ":")))
+
+    # -- disclosure on request ------------------------------------------------------------------
+
+    def request_disclosure(self, payment_id: str, legal_basis: str) -> JSON:
+        return self.submit("RequestDisclosure", payment_id, legal_basis)
+
+    def get_disclosure(self, request_id: str, details: bool = False) -> JSON:
+        return self.evaluate("GetDisclosure", request_id, request={"details": True} if details else None)
+
+    def list_disclosures(self, bank: str | None, status: str | None) -> JSON:
+        query = {name: value for name, value in (("bank", bank), ("status", status)) if value}
+        return self.evaluate("ListDisclosures", json.dumps(query, separators=(",", ":")))
+
+    def approve_disclosure(self, request_id: str) -> JSON:
+        return self.submit("ApproveDisclosure", request_id)
+
+    def refuse_disclosure(self, request_id: str, reason: str) -> JSON:
+        return self.submit("RefuseDisclosure", request_id, reason)
+
     # -- settlement ---------------------------------------------------------------------------
 
     def open_settlement_cycle(self, cycle_id: str) -> JSON:

@@ -437,7 +437,10 @@ RESPONSES: dict[str, Schema] = {
     "Conflict": {
         "description": (
             "Refused in the current state; `code` says which (insufficient_funds, account_frozen, "
-            "bank_suspended, ...). bank_suspended: the regulator has suspended the payer's or the payee's "
+            "bank_suspended, corridor_cap_exceeded, ...). corridor_cap_exceeded: the payment crosses the "
+            "regulator's cap (per payment, or per day for the paying bank) on the corridor between the two "
+            "banks' jurisdictions; `detail` names the corridor and the policy version. bank_suspended: the "
+            "regulator has suspended the payer's or the payee's "
             "bank, so it takes no new payment, issue or transfer; `detail` names the bank and the "
             "regulator's reason. Payments already under way still finish or are refunded. The refusal "
             "is stored under the Idempotency-Key: once the bank is reinstated, send the request again "
@@ -454,6 +457,15 @@ RESPONSES: dict[str, Schema] = {
                             "bank_suspended",
                             "HKBankMSP is suspended by the regulator since 2025-01-06T09:00:00.000000Z "
                             "(reason: AML review 2025-17); no new payment to or from it is accepted",
+                        ),
+                    },
+                    "corridor_cap_exceeded": {
+                        "summary": "The payment would cross a corridor cap set by the regulator",
+                        "value": problem_body(
+                            409,
+                            "corridor_cap_exceeded",
+                            "corridor cap USD US->HK (policy version 3): USBankMSP sent 480000 in this corridor "
+                            "on 2025-01-06 (UTC); 25000 more would pass the daily cap of 500000",
                         ),
                     },
                     "insufficient_funds": {
@@ -920,6 +932,8 @@ def _paths() -> dict[str, Schema]:
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
+    from gateway.bank_api import disclosure_openapi
+
     return {
         "openapi": "3.0.3",
         "info": {
@@ -933,11 +947,12 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "tags": [
-            {"name": name} for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "operations")
+            {"name": name}
+            for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "disclosure", "operations")
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **disclosure_openapi.bank_paths()},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **disclosure_openapi.SCHEMAS},
             "responses": RESPONSES,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},

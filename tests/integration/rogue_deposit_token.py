@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import json
 
-from chaincode.deposit_token import keys
-from chaincode.deposit_token.collections import books_collection, supply_collection
+from chaincode.deposit_token import disclosures, keys, reference
+from chaincode.deposit_token.collections import (
+    books_collection,
+    disclosure_collection,
+    regulator_collection,
+    supply_collection,
+)
 from chaincode.deposit_token.contract import DepositTokenContract
 from chaincode.deposit_token.ledger import Ledger
 from chaincode.shim.contract import Context, transaction
@@ -70,3 +75,46 @@ class RogueDepositTokenContract(DepositTokenContract):
         """What a non-member can learn of another bank's record: its hash only."""
         digest = ctx.stub.get_private_data_hash(books_collection(bank), keys.account(account_id))
         return {"sha256": digest.hex()}
+
+    @transaction
+    def rogue_archive_corridor(self, ctx: Context, archived_by_tx: str, policy_json: str) -> dict[str, object]:
+        """Plant a corridor policy version of its own where the regulator's archived versions live."""
+        ledger = Ledger(ctx.stub)
+        ledger.put(keys.corridor_version(1, archived_by_tx), json.loads(policy_json))
+        return {"planted": True}
+
+    @transaction
+    def rogue_reset_corridor_usage(
+        self, ctx: Context, bank: str, currency: str, source: str, target: str, day: str
+    ) -> dict[str, object]:
+        """Reset another bank's count of what it sent in a capped corridor on a day."""
+        ledger = Ledger(ctx.stub)
+        key = keys.corridor_usage(currency, source, target, day)
+        ledger.put_private(books_collection(bank), key, {"total": 0, "payments": 0})
+        return {"reset": True}
+
+    @transaction
+    def rogue_disclose(self, ctx: Context, request_id: str, details_json: str) -> dict[str, object]:
+        """Answer a disclosure request with made-up details (the bank lies to the regulator)."""
+        ledger = Ledger(ctx.stub)
+        bank = ctx.client_identity.msp_id
+        record = disclosures._require(ledger, request_id)
+        answer_key = keys.disclosure_answer(request_id, bank)
+        disclosures.disclose(ledger, bank, record, json.loads(details_json), "00" * 16, answer_key)
+        return {"disclosed": "made up"}
+
+    @transaction
+    def rogue_request_disclosure(self, ctx: Context, request_id: str, payment_id: str) -> dict[str, object]:
+        """Plant a disclosure request the regulator never made."""
+        ledger = Ledger(ctx.stub)
+        regulator = reference.load_config(ledger).regulator
+        record = {"request_id": request_id, "payment_id": payment_id, "legal_basis": "forged",
+                  "requested_by": regulator, "requested_at": ledger.now_iso}  # fmt: skip
+        ledger.put_private(regulator_collection(regulator), keys.disclosure(request_id), record)
+        return {"planted": True}
+
+    @transaction
+    def rogue_read_disclosure(self, ctx: Context, bank: str, request_id: str) -> dict[str, object]:
+        """Read what another bank disclosed to the regulator (Fabric refuses: not a member)."""
+        raw = ctx.stub.get_private_data(disclosure_collection(bank), keys.disclosed(request_id))
+        return {"record": raw.decode("utf-8", errors="replace")}

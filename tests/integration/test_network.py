@@ -72,8 +72,10 @@ def test_committed_definition_has_the_collections_config(net: Consortium, chainc
     assert {f"books-{b}" for b in banks} <= names
     assert "bilateral-HKBankMSP-USBankMSP" in names
     assert {f"supply-{b}" for b in banks} <= names
-    # books and supply per bank, bilateral per pair
-    assert len(names) == 2 * len(banks) + len(banks) * (len(banks) - 1) // 2
+    assert {f"disclosure-{b}" for b in banks} <= names
+    assert f"regulator-{net.topology.regulator.msp_id}" in names
+    # books, supply and disclosures per bank, bilateral per pair, and the regulator's own
+    assert len(names) == 3 * len(banks) + len(banks) * (len(banks) - 1) // 2 + 1
 
 
 def put_through(net: Consortium, msp_id: str, key: str, orderer: str | None = None) -> str:

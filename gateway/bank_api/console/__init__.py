@@ -4,7 +4,7 @@ Every page is rendered on the server from the gateway's own REST API (api.py), c
 API key the user logged in with; the key lives only in an encrypted, HTTP-only cookie
 (cookie_session.py). Forms carry CSRF tokens (Flask-WTF), pages allow no inline script (CSP), and
 Jinja escapes every value. One blueprint per role under one parent, so another role's pages
-are one more module in ``_ROLE_MODULES``. Decision 0024 records the choices.
+are one more module in ``_ROLE_MODULES``. Decision 0026 records the choices.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from gateway.bank_api.problems import current_request_id
 
 log = logging.getLogger(__name__)
 
-# Where `make venv` puts the browser libraries (npm ci in assets/, decision 0024), and the files served from it.
+# Where `make venv` puts the browser libraries (npm ci in assets/, decision 0026), and the files served from it.
 ASSETS_DIR = Path(__file__).parent / "assets" / "node_modules"
 ASSET_FILES = {"chart.umd.min.js": Path("chart.js") / "dist" / "chart.umd.min.js"}
 
@@ -265,7 +265,7 @@ def not_found(unknown: str) -> Response:
 
 @bp.get("/assets/<name>")
 def asset(name: str) -> Response:
-    """A browser library installed by npm (decision 0024), served by the gateway itself."""
+    """A browser library installed by npm (decision 0026), served by the gateway itself."""
     relative = ASSET_FILES.get(name)
     if relative is None or not (ASSETS_DIR / relative).is_file():
         abort(404)

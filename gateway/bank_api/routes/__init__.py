@@ -1,12 +1,25 @@
-"""HTTP routes, one blueprint per resource."""
+"""HTTP routes, one blueprint per resource; the gateway's role decides which are mounted."""
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from flask import Flask
 
+from gateway.bank_api.config import REGULATOR
 
-def register_blueprints(app: Flask) -> None:
-    from gateway.bank_api.routes import accounts, docs, ops, payments, treasury, webhooks
 
-    for module in (ops, docs, accounts, payments, treasury, webhooks):
+def register_blueprints(app: Flask, role: str) -> None:
+    from gateway.bank_api.routes import docs, ops
+
+    modules: tuple[ModuleType, ...]
+    if role == REGULATOR:
+        from gateway.bank_api.routes import alerts, corridors, disclosure_requests, oversight
+
+        modules = (ops, docs, oversight, corridors, alerts, disclosure_requests)
+    else:
+        from gateway.bank_api.routes import accounts, disclosures, payments, treasury, webhooks
+
+        modules = (ops, docs, accounts, payments, treasury, webhooks, disclosures)
+    for module in modules:
         app.register_blueprint(module.bp)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Response, abort, send_from_directory
 
+from gateway.bank_api.app import services
+from gateway.bank_api.config import REGULATOR
 from gateway.bank_api.openapi import openapi_document
 from gateway.bank_api.routes.common import json_response
 
@@ -15,7 +18,7 @@ _PAGE = """<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
-  <title>Bank API</title>
+  <title>{title}</title>
   <link rel="stylesheet" href="/docs/static/swagger-ui.css">
 </head>
 <body>
@@ -39,15 +42,26 @@ def _swagger_dir() -> Path | None:
     return Path(swagger_ui_bundle.swagger_ui_path)
 
 
+def _document() -> dict[str, Any]:
+    """This gateway's document: the regulator's gateway serves other routes than a bank's."""
+    if services().config.role == REGULATOR:
+        from gateway.bank_api.regulator_openapi import regulator_document
+
+        return regulator_document()
+    return openapi_document()
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return json_response(openapi_document())
+    return json_response(_document())
 
 
 @bp.get("/docs")
 def docs_page() -> Response:
     if _swagger_dir() is not None:
-        return Response(_PAGE, mimetype="text/html")
+        from html import escape
+
+        return Response(_PAGE.replace("{title}", escape(_document()["info"]["title"])), mimetype="text/html")
     return Response(_listing(), mimetype="text/html")
 
 
@@ -63,7 +77,8 @@ def _listing() -> str:
     """A plain page listing the operations, for installs without the Swagger UI package."""
     from html import escape
 
-    document = openapi_document()
+    document = _document()
+    title = escape(document["info"]["title"])
     rows = []
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -71,8 +86,8 @@ def _listing() -> str:
                 f"<li><code>{escape(method.upper())} {escape(path)}</code> {escape(operation.get('summary', ''))}</li>"
             )
     return (
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Bank API</title>"
-        f"<style>{_FALLBACK_STYLE}</style></head><body><h1>{escape(document['info']['title'])}</h1>"
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{_FALLBACK_STYLE}</style></head><body><h1>{title}</h1>"
         f"<p>The machine-readable document is at <a href='/openapi.json'>/openapi.json</a>.</p>"
         f"<ul>{''.join(rows)}</ul></body></html>"
     )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -177,3 +178,59 @@ class PaymentTask(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class AlertRule(Base):
+    """The settings of one of the regulator's alert rules (its gateway only), as JSON in minor units."""
+
+    __tablename__ = "alert_rules"
+
+    rule: Mapped[str] = mapped_column(String(32), primary_key=True)
+    settings: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class Alert(Base):
+    """An alert the regulator's monitor raised, with its evidence; ``dedup_key`` makes it one of a kind.
+
+    Raising is an insert that the unique key turns into a no-op the second time, so an event
+    handled again after a restart never raises the same alert twice.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
+    dedup_key: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    subject: Mapped[str] = mapped_column(String(256), nullable=False)
+    evidence: Mapped[str] = mapped_column(Text, nullable=False)
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32))
+    acknowledgement_note: Mapped[str | None] = mapped_column(String(200))
+
+
+class ObservedPayment(Base):
+    """An interbank payment's public figures as the regulator's monitor saw them (for velocity rules)."""
+
+    __tablename__ = "observed_payments"
+    __table_args__ = (Index("ix_observed_payments_pair_time", "payer_bank", "payee_bank", "created_at"),)
+
+    payment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payer_bank: Mapped[str] = mapped_column(String(64), nullable=False)
+    payee_bank: Mapped[str] = mapped_column(String(64), nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class DisclosureCheck(Base):
+    """The regulator's check of what a bank disclosed: verified or mismatch, first found when."""
+
+    __tablename__ = "disclosure_checks"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bank: Mapped[str] = mapped_column(String(64), primary_key=True)
+    result: Mapped[str] = mapped_column(String(16), nullable=False)
+    details_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)

@@ -67,6 +67,8 @@ class FakeNetwork:
     tx_counter: int = 0
     # Banks the regulator suspended: MSP id -> (reason, since).
     suspended: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The regulator's disclosure requests, by request id (see ``request_disclosure``).
+    disclosures: dict[str, JSON] = field(default_factory=dict)
 
     def ledger(self, msp_id: str) -> FakeLedger:
         return FakeLedger(self, msp_id)
@@ -92,6 +94,20 @@ class FakeNetwork:
             raise rejected(
                 "bank_suspended", f"{msp_id} is suspended by the regulator since {since} (reason: {reason}); {refused}"
             )
+
+    def request_disclosure(self, payment_id: str, legal_basis: str) -> str:
+        """The regulator's RequestDisclosure (the contract's rules are tested in tests/unit/contract)."""
+        with self.lock:
+            payment = self.payments[payment_id]
+            request_id = hashlib.sha256(f"disclosure-{len(self.disclosures)}".encode()).hexdigest()
+            banks = (payment["payer_bank"], payment["payee_bank"])
+            self.disclosures[request_id] = {
+                "request_id": request_id, "payment_id": payment_id, "payer_bank": banks[0], "payee_bank": banks[1],
+                "legal_basis": legal_basis, "requested_by": "RegulatorMSP", "requested_at": iso(self.clock()),
+                "answers": {bank: {"bank": bank, "status": "pending", "at": None, "tx_id": None, "reason": None}
+                            for bank in banks},
+            }  # fmt: skip
+            return request_id
 
     def emit(self, tx_id: str, name: str, payload: JSON) -> None:
         # One transaction per block keeps the checkpoint arithmetic easy to follow.
@@ -608,6 +624,51 @@ class FakeLedger:
         self._call("ListSettlementCycles")
         with self.network.lock:
             return {"cycles": copy.deepcopy(list(self.network.cycles.values()))}
+
+    # disclosure requests ---------------------------------------------------------------------------
+
+    def _disclosure(self, request_id: str) -> JSON:
+        record = self.network.disclosures.get(request_id)
+        if record is None:
+            raise rejected("disclosure_not_found", f"no disclosure request {request_id}")
+        return record
+
+    def list_disclosures(self, bank: str | None, status: str | None) -> JSON:
+        self._call("ListDisclosures")
+        with self.network.lock:
+            found = [
+                copy.deepcopy(r)
+                for r in self.network.disclosures.values()
+                if (bank is None or bank in r["answers"])
+                and (status is None or any(a["status"] == status for b, a in r["answers"].items() if bank in (None, b)))
+            ]
+            return {"requests": found}
+
+    def get_disclosure(self, request_id: str, details: bool = False) -> JSON:
+        self._call("GetDisclosure")
+        with self.network.lock:
+            return copy.deepcopy(self._disclosure(request_id))
+
+    def _answer(self, request_id: str, status: str, reason: str | None) -> JSON:
+        with self.network.lock:
+            answers = self._disclosure(request_id)["answers"]
+            if self._msp_id not in answers:
+                raise rejected("not_authorized", f"{self._msp_id} is not a party to the payment")
+            answer = answers[self._msp_id]
+            if answer["status"] != "pending":
+                if answer["status"] == status:
+                    return {"request_id": request_id, "status": status}
+                raise rejected("invalid_state", f"{self._msp_id} already answered: {answer['status']}")
+            answer.update(status=status, at=iso(self.network.clock()), tx_id=self.network.next_tx(), reason=reason)
+            return {"request_id": request_id, "status": status}
+
+    def approve_disclosure(self, request_id: str) -> JSON:
+        self._call("ApproveDisclosure")
+        return self._answer(request_id, "disclosed", None)
+
+    def refuse_disclosure(self, request_id: str, reason: str) -> JSON:
+        self._call("RefuseDisclosure")
+        return self._answer(request_id, "refused", reason)
 
     # operations ------------------------------------------------------------------------------------
 

@@ -99,6 +99,7 @@ def test_config_from_profile(tmp_path: Path) -> None:
                 "operator_key_file": str(tmp_path / "gateways" / "USBankMSP" / "operator.key"),
             },
             "RegulatorMSP": {"kind": "regulator"},
+            "AuditorMSP": {"kind": "auditor"},
         },
     }
     path = tmp_path / "profile.json"
@@ -115,8 +116,11 @@ def test_config_from_profile(tmp_path: Path) -> None:
         }
     )
     assert env_config.follow_events is True and env_config.fx_rates == {"USD/HKD": "7.75"}
-    with pytest.raises(ConfigError, match="not a bank"):
-        GatewayConfig.from_profile(str(path), "RegulatorMSP")
+    assert (config.role, GatewayConfig.from_profile(str(path), "RegulatorMSP").role) == ("bank", "regulator")
+    with pytest.raises(ConfigError, match="gateways run for a bank or the regulator"):
+        GatewayConfig.from_profile(str(path), "AuditorMSP")
+    with pytest.raises(ConfigError, match="setting role must be one of bank, regulator"):
+        GatewayConfig.from_mapping({"role": "auditor"})
     with pytest.raises(ConfigError, match="no org"):
         GatewayConfig.from_profile(str(path), "NoMSP")
     with pytest.raises(ConfigError, match="unknown setting"):

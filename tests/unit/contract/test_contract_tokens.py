@@ -134,11 +134,14 @@ def test_the_regulator_sets_corridor_rules(ledger: Ledger) -> None:
     ledger.issue(HK, "hk-1", 10_000, currency="HKD")
     policy = {"rules": [{"currency": "HKD", "allowed": [["US", "HK"]]}]}
     message = ledger.refused(HK, "SetCorridorPolicy", args=[json.dumps(policy)])
-    assert message == "[not_authorized] only the regulator may change the reference data"
+    assert message == "[not_authorized] only the regulator may change the corridor policy"
     ledger.submit(REG, "SetCorridorPolicy", args=[json.dumps(policy)])
-    assert ledger.query(REG, "GetReferenceData")["corridor_policy"] == {
-        "rules": [{"currency": "HKD", "allowed": [["HK", "US"]]}]
-    }
+    in_force = ledger.query(REG, "GetReferenceData")["corridor_policy"]
+    assert (in_force["version"], in_force["rules"], in_force["caps"]) == (
+        2,
+        [{"currency": "HKD", "allowed": [["HK", "US"]]}],
+        [],
+    )
     ledger.transfer(HK, "hk-1", "us-1", 10, "h1", currency="HKD")
     with pytest.raises(Refused, match=r"^\[corridor_forbidden\] HKD may move only between"):
         ledger.transfer(HK, "hk-1", "sg-1", 10, "h2", currency="HKD")

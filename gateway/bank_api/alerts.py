@@ -1,0 +1,574 @@
+"""The regulator's monitoring: rules over public records, alerts with their evidence.
+
+Rules (settings kept in the regulator gateway's database, changed through its API):
+
+``large_payment``
+    a single payment whose amount, in either leg's currency, reaches that currency's threshold;
+``velocity``
+    between two banks (payer bank to payee bank), more than ``max_payments`` payments, or more
+    than ``max_amounts[currency]`` in total, within ``window_seconds`` of creation time;
+``stale_payment``
+    a payment still ``initiated`` (or ``rejected`` and not refunded) longer than the rule allows
+    since it entered that status;
+``unconfirmed_cycle``
+    a settlement cycle still open ``deadline_seconds`` after it was opened.
+
+The first two are judged when a payment is initiated: the monitor follows the chaincode events
+from a checkpoint in the database, like a bank gateway's follower, reads each new payment's
+public record and keeps its figures (``observed_payments``) for the velocity windows. The last
+two are judged by a periodic scan of what is still open, against the wall clock.
+
+Every alert has a ``dedup_key`` naming what it is about (the payment, the pair of banks and the
+window, the cycle), unique in the database: raising is an insert that is a no-op the second
+time. The checkpoint never runs ahead of what was handled, so after a restart the monitor
+handles again at most what it had not saved yet, and the unique key keeps those alerts from
+being raised twice: none is lost, none is repeated. A rule change applies from then on; it does
+not re-judge what was already seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.bank_api import representations
+from gateway.bank_api.ledger import JSON, LedgerError, LedgerEvent, LedgerUnavailable, OversightLedger
+from gateway.bank_api.money import Currencies, MoneyError
+from gateway.bank_api.problems import ApiProblem
+from gateway.bank_api.storage.models import Alert, AlertRule, EventCheckpoint, ObservedPayment, utcnow
+from gateway.bank_api.validation import bad_request
+
+if TYPE_CHECKING:
+    from gateway.bank_api.app import Services
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "regulator-monitor"
+CHECKPOINT_INTERVAL = 1.0
+SCAN_INTERVAL_SECONDS = 15.0
+MAX_EVIDENCE_PAYMENTS = 50
+MAX_SECONDS = 30 * 24 * 3600
+
+LARGE_PAYMENT = "large_payment"
+VELOCITY = "velocity"
+STALE_PAYMENT = "stale_payment"
+UNCONFIRMED_CYCLE = "unconfirmed_cycle"
+RULES = (LARGE_PAYMENT, VELOCITY, STALE_PAYMENT, UNCONFIRMED_CYCLE)
+
+# Until the regulator sets thresholds, the amount rules have none and stay quiet; the time rules
+# flag what is well past the contract's default payment timeout (300 s) or a day's settlement.
+DEFAULTS: dict[str, JSON] = {
+    LARGE_PAYMENT: {"enabled": True, "thresholds": {}},
+    VELOCITY: {"enabled": True, "window_seconds": 3600, "max_payments": None, "max_amounts": {}},
+    STALE_PAYMENT: {"enabled": True, "initiated_seconds": 900, "rejected_seconds": 900},
+    UNCONFIRMED_CYCLE: {"enabled": True, "deadline_seconds": 4 * 3600},
+}
+SETTINGS_FIELDS: dict[str, tuple[str, ...]] = {rule: tuple(settings) for rule, settings in DEFAULTS.items()}
+
+
+# -- rule settings ------------------------------------------------------------------------------
+
+
+RULES_CACHE_SECONDS = 2.0
+_cache: dict[str, tuple[float, dict[str, JSON]]] = {}
+_cache_lock = threading.Lock()
+
+
+class RuleBook:
+    """The rules' settings in minor units; a rule never set has its defaults.
+
+    The monitor reads them for every payment, so they are kept for ``RULES_CACHE_SECONDS`` per
+    database; a change through this process's API clears that at once, one made by another process
+    on the same database shows within that time.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.db = services.db
+
+    def load(self) -> dict[str, JSON]:
+        with _cache_lock:
+            cached = _cache.get(self.db.url)
+            if cached is not None and time.monotonic() - cached[0] < RULES_CACHE_SECONDS:
+                return {rule: dict(settings) for rule, settings in cached[1].items()}
+        with self.db.session(write=False) as session:
+            stored = {row.rule: json.loads(row.settings) for row in session.scalars(select(AlertRule))}
+        loaded = {rule: {**DEFAULTS[rule], **stored.get(rule, {})} for rule in RULES}
+        with _cache_lock:
+            _cache[self.db.url] = (time.monotonic(), loaded)
+        return {rule: dict(settings) for rule, settings in loaded.items()}
+
+    def save(self, rule: str, settings: JSON) -> None:
+        with self.db.session() as session:
+            row = session.get(AlertRule, rule)
+            if row is None:
+                row = AlertRule(rule=rule, settings="{}", updated_at=utcnow())
+                session.add(row)
+            row.settings = json.dumps(settings, sort_keys=True)
+            row.updated_at = utcnow()
+        with _cache_lock:
+            _cache.pop(self.db.url, None)
+
+
+def parse_settings(rule: str, body: JSON, currencies: Currencies) -> JSON:
+    """A rule's settings from the HTTP body (amounts as decimal strings); every field is required."""
+    fields = SETTINGS_FIELDS[rule]
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise bad_request(f"unknown field(s) for {rule}: {', '.join(name[:64] for name in unknown[:5])}")
+    missing = [name for name in fields if name not in body]
+    if missing:
+        raise bad_request(f"{rule} needs every one of its settings; missing: {', '.join(missing)}")
+    settings: JSON = {}
+    for name in fields:
+        value = body[name]
+        if name == "enabled":
+            if not isinstance(value, bool):
+                raise bad_request("enabled must be true or false")
+            settings[name] = value
+        elif name.endswith("_seconds"):
+            settings[name] = _whole(name, value, 1, MAX_SECONDS)
+        elif name == "max_payments":
+            settings[name] = None if value is None else _whole(name, value, 1, 1_000_000)
+        else:  # thresholds, max_amounts: currency -> decimal string
+            if not isinstance(value, dict):
+                raise bad_request(f'{name} must be an object of currency: amount, such as {{"USD": "10000.00"}}')
+            amounts: dict[str, int] = {}
+            for currency, amount in value.items():
+                try:
+                    amounts[currency] = currencies.parse_amount(amount, currency, f"{name}.{currency}")
+                except MoneyError as error:
+                    raise ApiProblem(400, error.code, f"{name}: {error.message}") from error
+            settings[name] = amounts
+    return settings
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_request(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def settings_view(settings: dict[str, JSON], currencies: Currencies) -> JSON:
+    """Every rule's settings, amounts as decimal strings."""
+    view: JSON = {}
+    for rule, values in settings.items():
+        shown = dict(values)
+        for name in ("thresholds", "max_amounts"):
+            if name in shown:
+                shown[name] = {
+                    currency: currencies.format_amount(int(amount), currency)
+                    for currency, amount in sorted(shown[name].items())
+                }
+        view[rule] = shown
+    return view
+
+
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def alert_view(alert: Alert) -> JSON:
+    return {
+        "alert_id": alert.id,
+        "rule": alert.rule,
+        "subject": alert.subject,
+        "state": "acknowledged" if alert.acknowledged_at is not None else "open",
+        "raised_at": representations.timestamp(alert.raised_at),
+        "evidence": json.loads(alert.evidence),
+        "acknowledged_at": representations.timestamp(alert.acknowledged_at),
+        "acknowledged_by": alert.acknowledged_by,
+        "note": alert.acknowledgement_note,
+    }
+
+
+ALERT_COLUMNS = ("alert_id", "rule", "state", "raised_at", "subject", "acknowledged_at", "acknowledged_by", "note",
+                 "evidence")  # fmt: skip
+
+
+def alert_row(view: JSON) -> list[Any]:
+    return [
+        view["alert_id"], view["rule"], view["state"], view["raised_at"], view["subject"], view["acknowledged_at"],
+        view["acknowledged_by"], view["note"], json.dumps(view["evidence"], sort_keys=True),
+    ]  # fmt: skip
+
+
+class AlertStore:
+    def __init__(self, services: Services) -> None:
+        self.db = services.db
+
+    def raise_alert(self, rule: str, dedup_key: str, subject: str, evidence: JSON) -> str | None:
+        """Record the alert unless one with this key exists; returns the new alert's id, if any."""
+        alert_id = secrets.token_hex(8)
+        try:
+            with self.db.session() as session:
+                if session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
+                    return None
+                session.add(
+                    Alert(
+                        id=alert_id, rule=rule, dedup_key=dedup_key, subject=subject[:256],
+                        evidence=json.dumps(evidence, sort_keys=True), raised_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            return None  # raised at the same moment by another thread: one is enough
+        log.info("alert %s raised: %s", alert_id, subject)
+        return alert_id
+
+    def list(self, state: str | None, rule: str | None) -> list[Alert]:
+        with self.db.session(write=False) as session:
+            query = select(Alert).order_by(Alert.raised_at.desc(), Alert.id)
+            if state == "open":
+                query = query.where(Alert.acknowledged_at.is_(None))
+            elif state == "acknowledged":
+                query = query.where(Alert.acknowledged_at.is_not(None))
+            if rule is not None:
+                query = query.where(Alert.rule == rule)
+            return list(session.scalars(query))
+
+    def get(self, alert_id: str) -> Alert | None:
+        with self.db.session(write=False) as session:
+            return session.get(Alert, alert_id)
+
+    def acknowledge(self, alert_id: str, key_id: str, note: str | None) -> Alert:
+        with self.db.session() as session:
+            alert = session.get(Alert, alert_id)
+            if alert is None:
+                raise ApiProblem(404, "alert_not_found", f"no alert {alert_id}")
+            if alert.acknowledged_at is not None:
+                if alert.acknowledgement_note == note:
+                    return alert  # a retry of the same acknowledgement
+                raise ApiProblem(
+                    409,
+                    "already_acknowledged",
+                    f"alert {alert_id} was acknowledged at {representations.timestamp(alert.acknowledged_at)} "
+                    f"by key {alert.acknowledged_by}",
+                )
+            alert.acknowledged_at = utcnow()
+            alert.acknowledged_by = key_id
+            alert.acknowledgement_note = note
+            return alert
+
+
+# -- the monitor --------------------------------------------------------------------------------
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _epoch_bucket(moment: datetime, seconds: int) -> int:
+    return int(moment.timestamp()) // seconds
+
+
+class RegulatorMonitor:
+    """Follows the channel's events and scans what is open; raises alerts (see the module docstring)."""
+
+    def __init__(
+        self,
+        services: Services,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        scan_interval: float = SCAN_INTERVAL_SECONDS,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        self.services = services
+        self.ledger = cast(OversightLedger, services.ledger)
+        self.rules = RuleBook(services)
+        self.alerts = AlertStore(services)
+        self.clock = clock
+        self.scan_interval = scan_interval
+        self.retry_seconds = retry_seconds
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stream: Any = None
+        self._unsaved: LedgerEvent | None = None
+        self._saved_at = 0.0
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        for target, name in ((self.follow, "regulator-monitor"), (self._scan_loop, "regulator-scan")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None and hasattr(stream, "close"):
+            stream.close()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    # -- events ---------------------------------------------------------------
+    def load_checkpoint(self) -> tuple[int, str | None]:
+        with self.services.db.session(write=False) as session:
+            row = session.get(EventCheckpoint, CHECKPOINT_NAME)
+            return (0, None) if row is None else (row.block_number, row.transaction_id)
+
+    def save_checkpoint(self, event: LedgerEvent) -> None:
+        with self.services.db.session() as session:
+            row = session.get(EventCheckpoint, CHECKPOINT_NAME)
+            if row is None:
+                row = EventCheckpoint(name=CHECKPOINT_NAME, block_number=0, updated_at=utcnow())
+                session.add(row)
+            row.block_number = event.block_number
+            row.transaction_id = event.transaction_id
+            row.updated_at = utcnow()
+
+    def follow(self) -> None:
+        """Handle events from the checkpoint on, until stopped; resumes after a dropped stream."""
+        while not self._stop.is_set():
+            block, tx_id = self.load_checkpoint()
+            try:
+                self._stream = self.ledger.events(block, tx_id)
+                for event in self._stream:
+                    if self._stop.is_set():
+                        break
+                    self.handle_with_retries(event)
+                    self._handled(event)
+            except LedgerError as error:
+                log.warning("event stream interrupted (%s); resuming from the checkpoint", type(error).__name__)
+            except Exception:
+                log.exception("regulator monitor failed; resuming from the checkpoint")
+            finally:
+                self._stream = None
+                self._flush()
+            self._stop.wait(self.retry_seconds)
+
+    def _handled(self, event: LedgerEvent) -> None:
+        # At most one checkpoint write a second: a restart handles that much again, which the
+        # alerts' unique keys make harmless.
+        self._unsaved = event
+        if time.monotonic() - self._saved_at >= CHECKPOINT_INTERVAL:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._unsaved is not None:
+            self.save_checkpoint(self._unsaved)
+            self._unsaved, self._saved_at = None, time.monotonic()
+
+    def handle_with_retries(self, event: LedgerEvent) -> list[str]:
+        while not self._stop.is_set():
+            try:
+                return self.handle(event)
+            except LedgerUnavailable:
+                self._stop.wait(self.retry_seconds)
+        return []
+
+    def handle(self, event: LedgerEvent) -> list[str]:
+        """The alerts one event raises (only a new payment can raise any)."""
+        payment_id = event.payload.get("payment_id")
+        if event.name != "PaymentInitiated" or not isinstance(payment_id, str):
+            return []
+        return self.observe(self.ledger.get_payment(payment_id))
+
+    # -- payment rules ----------------------------------------------------------
+    def observe(self, record: JSON) -> list[str]:
+        created = _moment(record.get("created_at"))
+        amount = record.get("amount")
+        if created is None or isinstance(amount, bool) or not isinstance(amount, int):
+            return []
+        payment_id = str(record["payment_id"])
+        with self.services.db.session() as session:
+            if session.get(ObservedPayment, payment_id) is None:
+                session.add(
+                    ObservedPayment(
+                        payment_id=payment_id, payer_bank=str(record["payer_bank"]),
+                        payee_bank=str(record["payee_bank"]), currency=str(record["currency"]), amount=amount,
+                        created_at=created,
+                    )
+                )
+        settings = self.rules.load()
+        raised: list[str | None] = []
+        if settings[LARGE_PAYMENT]["enabled"]:
+            raised.append(self._large_payment(record, settings[LARGE_PAYMENT]["thresholds"]))
+        if settings[VELOCITY]["enabled"]:
+            raised += self._velocity(record, created, settings[VELOCITY])
+        return [alert_id for alert_id in raised if alert_id is not None]
+
+    def _large_payment(self, record: JSON, thresholds: dict[str, int]) -> str | None:
+        currencies = self.services.currencies()
+        legs = [(record["currency"], record["amount"])]
+        if record.get("payee_currency") and record.get("payee_currency") != record["currency"]:
+            legs.append((record["payee_currency"], record.get("payee_amount")))
+        for currency, amount in legs:
+            threshold = thresholds.get(currency)
+            if threshold is None or not isinstance(amount, int) or amount < threshold:
+                continue
+            shown = currencies.format_amount(amount, currency)
+            return self.alerts.raise_alert(
+                LARGE_PAYMENT,
+                f"{LARGE_PAYMENT}:{record['payment_id']}",
+                f"payment of {shown} {currency} from {record['payer_bank']} to {record['payee_bank']}",
+                {
+                    "payment_ids": [record["payment_id"]],
+                    "payer_bank": record["payer_bank"],
+                    "payee_bank": record["payee_bank"],
+                    "currency": currency,
+                    "amount": shown,
+                    "threshold": currencies.format_amount(threshold, currency),
+                    "created_at": record.get("created_at"),
+                },
+            )
+        return None
+
+    def _velocity(self, record: JSON, created: datetime, settings: JSON) -> list[str | None]:
+        if settings.get("max_payments") is None and not settings.get("max_amounts"):
+            return []  # no limit set: nothing to count (the payment is kept for when one is)
+        window = int(settings["window_seconds"])
+        payer, payee = str(record["payer_bank"]), str(record["payee_bank"])
+        since = created - timedelta(seconds=window)
+        with self.services.db.session(write=False) as session:
+            rows = list(
+                session.execute(
+                    select(ObservedPayment.payment_id, ObservedPayment.currency, ObservedPayment.amount)
+                    .where(
+                        ObservedPayment.payer_bank == payer,
+                        ObservedPayment.payee_bank == payee,
+                        ObservedPayment.created_at >= since,
+                        ObservedPayment.created_at <= created,
+                    )
+                    .order_by(ObservedPayment.created_at)
+                )
+            )
+        bucket = _epoch_bucket(created, window)
+        evidence_base = {
+            "payer_bank": payer,
+            "payee_bank": payee,
+            "window_seconds": window,
+            "window_start": representations.timestamp(since),
+            "window_end": record.get("created_at"),
+            "triggered_by": record["payment_id"],
+        }
+        raised: list[str | None] = []
+        limit = settings.get("max_payments")
+        if limit is not None and len(rows) > limit:
+            raised.append(
+                self.alerts.raise_alert(
+                    VELOCITY,
+                    f"{VELOCITY}:{payer}>{payee}:count:{bucket}",
+                    f"{len(rows)} payments from {payer} to {payee} within {window} s (limit {limit})",
+                    {
+                        **evidence_base,
+                        "payments": len(rows),
+                        "limit": limit,
+                        "payment_ids": [row[0] for row in rows][-MAX_EVIDENCE_PAYMENTS:],
+                    },
+                )
+            )
+        currencies = self.services.currencies()
+        for currency, ceiling in sorted((settings.get("max_amounts") or {}).items()):
+            in_currency = [row for row in rows if row[1] == currency]
+            total = sum(int(row[2]) for row in in_currency)
+            if total <= ceiling:
+                continue
+            raised.append(
+                self.alerts.raise_alert(
+                    VELOCITY,
+                    f"{VELOCITY}:{payer}>{payee}:{currency}:{bucket}",
+                    f"{currencies.format_amount(total, currency)} {currency} from {payer} to {payee} within "
+                    f"{window} s (limit {currencies.format_amount(ceiling, currency)})",
+                    {
+                        **evidence_base,
+                        "currency": currency,
+                        "total": currencies.format_amount(total, currency),
+                        "limit": currencies.format_amount(ceiling, currency),
+                        "payments": len(in_currency),
+                        "payment_ids": [row[0] for row in in_currency][-MAX_EVIDENCE_PAYMENTS:],
+                    },
+                )
+            )
+        return raised
+
+    # -- what stays open too long --------------------------------------------------
+    def _scan_loop(self) -> None:
+        while not self._stop.wait(self.scan_interval):
+            try:
+                self.scan()
+            except LedgerError as error:
+                log.warning("regulator scan interrupted: %s", type(error).__name__)
+            except Exception:
+                log.exception("regulator scan failed")
+
+    def scan(self) -> list[str]:
+        """One pass over open payments and open cycles against the clock; the alerts it raised."""
+        from gateway.bank_api.oversight import every_payment
+
+        settings = self.rules.load()
+        now = self.clock()
+        raised: list[str | None] = []
+        stale = settings[STALE_PAYMENT]
+        if stale["enabled"]:
+            for status in ("initiated", "rejected"):
+                allowed = int(stale[f"{status}_seconds"])
+                for record in every_payment(self.ledger, {"status": status}, limit=10**9):
+                    raised.append(self._stale(record, status, allowed, now))
+        cycles = settings[UNCONFIRMED_CYCLE]
+        if cycles["enabled"]:
+            data = self.ledger.list_settlement_cycles()
+            for cycle in data.get("cycles") or []:
+                if isinstance(cycle, dict):
+                    raised.append(self._unconfirmed(cycle, int(cycles["deadline_seconds"]), now))
+        return [alert_id for alert_id in raised if alert_id is not None]
+
+    def _stale(self, record: JSON, status: str, allowed: int, now: datetime) -> str | None:
+        entered = [step.get("at") for step in record.get("timeline") or [] if step.get("status") == status]
+        since = _moment(entered[-1] if entered else record.get("created_at"))
+        if since is None or (now - since).total_seconds() <= allowed:
+            return None
+        age = int((now - since).total_seconds())
+        return self.alerts.raise_alert(
+            STALE_PAYMENT,
+            f"{STALE_PAYMENT}:{record['payment_id']}:{status}",
+            f"payment from {record['payer_bank']} to {record['payee_bank']} {status} for {age} s (limit {allowed} s)",
+            {
+                "payment_ids": [record["payment_id"]],
+                "status": status,
+                "since": representations.timestamp(since),
+                "age_seconds": age,
+                "limit_seconds": allowed,
+                "payer_bank": record["payer_bank"],
+                "payee_bank": record["payee_bank"],
+                "waiting_for": record["payee_bank"] if status == "initiated" else record["payer_bank"],
+            },
+        )
+
+    def _unconfirmed(self, cycle: JSON, deadline: int, now: datetime) -> str | None:
+        opened = _moment(cycle.get("opened_at"))
+        confirmations = cycle.get("confirmations") or {}
+        pending = sorted(bank for bank, leg in confirmations.items() if not (leg or {}).get("confirmed"))
+        if opened is None or not pending or (now - opened).total_seconds() <= deadline:
+            return None
+        return self.alerts.raise_alert(
+            UNCONFIRMED_CYCLE,
+            f"{UNCONFIRMED_CYCLE}:{cycle['cycle_id']}",
+            f"settlement cycle {cycle['cycle_id']} unconfirmed by {', '.join(pending)} "
+            f"{int((now - opened).total_seconds())} s after opening (limit {deadline} s)",
+            {
+                "cycle_id": cycle["cycle_id"],
+                "opened_at": representations.timestamp(opened),
+                "pending_banks": pending,
+                "payments": len(cycle.get("payments") or []),
+                "limit_seconds": deadline,
+            },
+        )
+
+
+def start_monitor(services: Services) -> RegulatorMonitor:
+    monitor = RegulatorMonitor(services)
+    monitor.start()
+    services.workers.append(monitor)
+    return monitor

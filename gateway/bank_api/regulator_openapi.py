@@ -1,0 +1,558 @@
+"""The OpenAPI 3.0 document of the regulator's gateway, written by hand next to its routes.
+
+It shares the bank gateway's building blocks (problem documents, operations, timestamps,
+money) so the two documents describe errors, keys and amounts the same way.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from gateway.bank_api import alerts, disclosure_openapi, oversight
+from gateway.bank_api import validation as v
+from gateway.bank_api.csv_export import CSV_MEDIA_TYPE, FORMATS
+from gateway.bank_api.openapi import (
+    _IDEMPOTENCY_OPTIONAL,
+    _REPLAYED,
+    AMOUNT,
+    CURRENCY,
+    MONEY_OUT,
+    RESPONSES,
+    SCHEMAS,
+    TIMESTAMP,
+    Schema,
+    _json,
+    _nullable,
+    _object,
+    _op,
+    _path_param,
+    _ref,
+    _string,
+)
+from gateway.bank_api.representations import PAYMENT_STATUSES
+
+MSP: Schema = _string(v.MSP_ID, 64, example="HKBankMSP")
+JURISDICTION: Schema = _string(v.JURISDICTION, 4, example="HK")
+
+REGULATOR_SCHEMAS: dict[str, Schema] = {
+    "Problem": SCHEMAS["Problem"],
+    "Status": SCHEMAS["Status"],
+    "Supply": SCHEMAS["Supply"],
+    "TimelineStep": SCHEMAS["TimelineStep"],
+    "Positions": SCHEMAS["Positions"],
+    "Payment": _object(
+        {
+            "payment_id": _string(),
+            "status": _nullable(_string(description=", ".join(PAYMENT_STATUSES))),
+            "payer_bank": _nullable(_string()),
+            "payee_bank": _nullable(_string()),
+            "currency": _nullable(_string()),
+            "amount": _nullable(MONEY_OUT),
+            "payee_currency": _nullable(_string()),
+            "payee_amount": _nullable(MONEY_OUT),
+            "rate": _nullable(_string()),
+            "reason": _nullable(_string(description="The payee bank's public reason code when rejected")),
+            "created_at": TIMESTAMP,
+            "cycle_id": _nullable(_string()),
+            "timeline": {"type": "array", "items": _ref("TimelineStep")},
+            "corridor_version": _nullable(
+                {"type": "integer", "description": "The corridor policy version the payment was initiated under"}
+            ),
+            "details_hash": _nullable(
+                _string(description="Salted SHA-256 of the private details, which only the two banks hold")
+            ),
+        },
+        ["payment_id", "status", "payer_bank", "payee_bank", "currency", "amount", "timeline"],
+        additionalProperties=False,
+    ),
+    "PaymentPage": _object(
+        {"payments": {"type": "array", "items": _ref("Payment")}, "next_cursor": _nullable(_string())},
+        ["payments", "next_cursor"],
+    ),
+    "SettlementCycle": {
+        **SCHEMAS["SettlementCycle"],
+        "properties": {
+            **SCHEMAS["SettlementCycle"]["properties"],
+            "pending_banks": {
+                "type": "array",
+                "items": _string(),
+                "description": "Banks of the cycle that have not confirmed their leg yet",
+            },
+        },
+        "required": [*SCHEMAS["SettlementCycle"]["required"], "pending_banks"],
+    },
+    "CycleList": _object({"cycles": {"type": "array", "items": _ref("SettlementCycle")}}, ["cycles"]),
+    "NetPositions": _object(
+        {"payments": {"type": "integer", "minimum": 0}, "positions": _ref("Positions")},
+        ["payments", "positions"],
+    ),
+    "ReferenceData": _object(
+        {
+            "regulator": _nullable(_string()),
+            "currencies": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "banks": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "msp_id": _nullable(_string()),
+                        "name": _nullable(_string()),
+                        "jurisdiction": _nullable(_string()),
+                        "currencies": {"type": "array", "items": _string()},
+                        "status": _string(enum=["active", "suspended"]),
+                        "status_reason": _nullable(_string()),
+                        "status_since": TIMESTAMP,
+                    },
+                    ["msp_id", "currencies", "status"],
+                ),
+            },
+            "payment_timeout_seconds": _nullable({"type": "integer"}),
+        },
+        ["regulator", "currencies", "banks"],
+    ),
+    "CorridorRule": _object(
+        {
+            "currency": _nullable(_string()),
+            "cross_border_only": {"type": "boolean"},
+            "allowed": _nullable(
+                {
+                    "type": "array",
+                    "items": {"type": "array", "items": _string(), "minItems": 2, "maxItems": 2},
+                    "description": "Pairs of jurisdictions between which the currency may move (either way)",
+                }
+            ),
+        },
+        ["currency", "cross_border_only", "allowed"],
+    ),
+    "CorridorCap": _object(
+        {
+            "currency": _nullable(_string()),
+            "from": _nullable(_string(description="Jurisdiction of the payer bank")),
+            "to": _nullable(_string(description="Jurisdiction of the payee bank")),
+            "per_payment": _nullable(MONEY_OUT),
+            "daily": _nullable(MONEY_OUT),
+        },
+        ["currency", "from", "to", "per_payment", "daily"],
+    ),
+    "CorridorPolicy": _object(
+        {
+            "version": _nullable({"type": "integer"}),
+            "rules": {"type": "array", "items": _ref("CorridorRule")},
+            "caps": {"type": "array", "items": _ref("CorridorCap")},
+            "note": _nullable(_string()),
+            "changed_at": TIMESTAMP,
+            "tx_id": _nullable(_string(description="The regulator-endorsed transaction that set this version")),
+        },
+        ["version", "rules", "caps", "note", "changed_at", "tx_id"],
+    ),
+    "CorridorRuleRequest": _object(
+        {
+            "currency": CURRENCY,
+            "cross_border_only": {"type": "boolean", "description": "Refused between two accounts of one jurisdiction"},
+            "allowed": {
+                "type": "array",
+                "items": {"type": "array", "items": JURISDICTION, "minItems": 2, "maxItems": 2},
+                "description": "Only between these pairs of account jurisdictions (either way); "
+                'a domestic movement needs a pair like ["US", "US"]',
+            },
+        },
+        ["currency"],
+        additionalProperties=False,
+        description="One per currency; cross_border_only, allowed, or both",
+    ),
+    "CorridorCapRequest": _object(
+        {
+            "currency": {**CURRENCY, "description": "The currency the payer pays in"},
+            "from": {**JURISDICTION, "description": "Jurisdiction of the payer bank"},
+            "to": {**JURISDICTION, "description": "Jurisdiction of the payee bank"},
+            "per_payment": _nullable(AMOUNT),
+            "daily": _nullable(
+                {**AMOUNT, "description": "Per payer bank and UTC day; a refunded payment still counts"}
+            ),
+        },
+        ["currency", "from", "to"],
+        additionalProperties=False,
+        description="One per (currency, from, to); per_payment, daily, or both",
+    ),
+    "CorridorPolicyRequest": _object(
+        {
+            "base_version": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The version this change starts from; refused (409) if another change came first",
+            },
+            "rules": {"type": "array", "maxItems": oversight.MAX_POLICY_ITEMS, "items": _ref("CorridorRuleRequest")},
+            "caps": {"type": "array", "maxItems": oversight.MAX_POLICY_ITEMS, "items": _ref("CorridorCapRequest")},
+            "note": _nullable(_string(max_length=oversight.NOTE_MAX, description="Public: why the policy changes")),
+        },
+        ["base_version", "rules"],
+        additionalProperties=False,
+        description="The whole new version: rules and caps not listed are dropped",
+    ),
+    "CorridorUsage": _object(
+        {
+            "day": _string(description="UTC day"),
+            "corridors": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "currency": _nullable(_string()),
+                        "from": _nullable(_string()),
+                        "to": _nullable(_string()),
+                        "per_payment": _nullable(MONEY_OUT),
+                        "daily": _nullable(MONEY_OUT),
+                        "banks": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "bank": _string(),
+                                    "sent": MONEY_OUT,
+                                    "payments": {"type": "integer", "minimum": 0},
+                                    "remaining": _nullable(MONEY_OUT),
+                                },
+                                ["bank", "sent", "payments", "remaining"],
+                            ),
+                        },
+                    },
+                    ["currency", "from", "to", "per_payment", "daily", "banks"],
+                ),
+            },
+        },
+        ["day", "corridors"],
+    ),
+    "Alert": _object(
+        {
+            "alert_id": _string(),
+            "rule": _string(enum=list(alerts.RULES)),
+            "subject": _string(),
+            "state": _string(enum=["open", "acknowledged"]),
+            "raised_at": TIMESTAMP,
+            "evidence": {
+                "type": "object",
+                "description": "What the rule saw: payment ids, banks, figures, the limit it crossed",
+            },
+            "acknowledged_at": TIMESTAMP,
+            "acknowledged_by": _nullable(_string(description="Key id of the operator who acknowledged it")),
+            "note": _nullable(_string()),
+        },
+        ["alert_id", "rule", "subject", "state", "raised_at", "evidence", "acknowledged_at", "acknowledged_by", "note"],
+    ),
+    "AlertList": _object({"alerts": {"type": "array", "items": _ref("Alert")}}, ["alerts"]),
+    "AcknowledgementRequest": _object(
+        {"note": _nullable(_string(max_length=200, description="Why it is settled, for the record"))},
+        additionalProperties=False,
+    ),
+    "AlertRuleSettings": _object(
+        {
+            "enabled": {"type": "boolean"},
+            "thresholds": {
+                "type": "object",
+                "additionalProperties": AMOUNT,
+                "description": "large_payment: currency -> amount at which a single payment is flagged",
+            },
+            "window_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+            "max_payments": _nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
+            "max_amounts": {
+                "type": "object",
+                "additionalProperties": AMOUNT,
+                "description": "velocity: currency -> total between two banks in the window",
+            },
+            "initiated_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+            "rejected_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+            "deadline_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+        },
+        additionalProperties=False,
+        description="Every setting of the rule named in the path (the GET answer shows which)",
+    ),
+    "AlertRules": _object(
+        {"rules": {"type": "object", "additionalProperties": _ref("AlertRuleSettings")}},
+        ["rules"],
+    ),
+    "CorridorPolicyHistory": _object(
+        {"versions": {"type": "array", "items": _ref("CorridorPolicy")}},
+        ["versions"],
+    ),
+}
+
+_FORMAT = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "description": "csv: every matching row as text/csv (also chosen by Accept: text/csv)",
+    "schema": {"type": "string", "enum": list(FORMATS)},
+}
+
+
+def _query(name: str, schema: Schema, description: str = "") -> Schema:
+    param: Schema = {"name": name, "in": "query", "required": False, "schema": schema}
+    if description:
+        param["description"] = description
+    return param
+
+
+def _listing(schema_name: str, description: str) -> Schema:
+    """A 200 answer in JSON or, on request, CSV."""
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"schema": _ref(schema_name)},
+            CSV_MEDIA_TYPE: {"schema": _string(description="RFC 4180 CSV with a header row")},
+        },
+    }
+
+
+_PAYMENT_FILTERS: list[Schema] = [
+    _query("bank", MSP, "Payer or payee bank"),
+    _query("payer_bank", MSP),
+    _query("payee_bank", MSP),
+    _query("status", {"type": "string", "enum": list(PAYMENT_STATUSES)}),
+    _query("currency", CURRENCY, "Either leg of the payment"),
+    _query("min_amount", AMOUNT, "Inclusive, in currency (needs currency)"),
+    _query("max_amount", AMOUNT, "Inclusive, in currency (needs currency)"),
+    _query("from", _string(oversight.RFC3339, 40), "Created at or after (RFC 3339; send '+' as %2B)"),
+    _query("to", _string(oversight.RFC3339, 40), "Created at or before (RFC 3339)"),
+    _query(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": v.MAX_PAGE_SIZE, "default": v.DEFAULT_PAGE_SIZE},
+    ),
+    _query("cursor", _string(oversight.CURSOR, 2048), "next_cursor of the previous page"),
+    _FORMAT,
+]
+
+
+def _paths() -> dict[str, Schema]:
+    read = ("400", "401", "403", "502", "503")
+    return {
+        "/healthz": {
+            "get": _op(
+                "Liveness: the process is up",
+                "operations",
+                {"200": _json("Status", "Up")},
+                problems=(),
+                secured=False,
+                rate_limited=False,
+            )
+        },
+        "/readyz": {
+            "get": _op(
+                "Readiness: the database, the regulator's peer and the chaincode answer",
+                "operations",
+                {
+                    "200": _json("Status", "Ready"),
+                    "503": {
+                        "description": "Not ready",
+                        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+                    },
+                },
+                problems=(),
+                secured=False,
+                rate_limited=False,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                "operations",
+                {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": _string()}}}},
+                problems=("401", "403"),
+                secured=False,
+                description="Open to clients on this machine; others need an operator key.",
+            )
+        },
+        "/v1/reference-data": {
+            "get": _op(
+                "Banks with their status, currencies, the payment timeout",
+                "oversight",
+                {"200": _json("ReferenceData", "Reference data")},
+                problems=read,
+            )
+        },
+        "/v1/supply": {
+            "get": _op(
+                "Supply of every token class (issuer bank, currency) now",
+                "oversight",
+                {"200": _listing("Supply", "Supply per token class")},
+                params=[_FORMAT],
+                problems=read,
+            )
+        },
+        "/v1/payments": {
+            "get": _op(
+                "Interbank payments, newest first, each with its timeline",
+                "oversight",
+                {"200": _listing("PaymentPage", "A page of payments (CSV: every matching payment)")},
+                params=_PAYMENT_FILTERS,
+                problems=read,
+                description="Public records only: banks, currencies, amounts, status, timeline and the salted "
+                "hash of the private details; never an account, a name or remittance text.",
+            )
+        },
+        "/v1/payments/{payment_id}": {
+            "get": _op(
+                "One interbank payment with its timeline",
+                "oversight",
+                {"200": _json("Payment", "The public record")},
+                params=[_path_param("payment_id", oversight.PAYMENT_ID, 64)],
+                problems=(*read, "404"),
+            )
+        },
+        "/v1/positions": {
+            "get": _op(
+                "Net positions over completed payments not yet in a settlement cycle",
+                "oversight",
+                {"200": _listing("NetPositions", "Positive: the bank is to receive")},
+                params=[_FORMAT],
+                problems=read,
+            )
+        },
+        "/v1/settlement-cycles": {
+            "get": _op(
+                "Settlement cycles, oldest first, with the banks that have not confirmed",
+                "oversight",
+                {"200": _listing("CycleList", "Cycles")},
+                params=[
+                    _query("status", {"type": "string", "enum": list(oversight.CYCLE_STATUSES)}),
+                    _query("pending_bank", MSP, "Only cycles this bank has not confirmed"),
+                    _FORMAT,
+                ],
+                problems=read,
+            )
+        },
+        "/v1/settlement-cycles/{cycle_id}": {
+            "get": _op(
+                "One settlement cycle",
+                "oversight",
+                {"200": _json("SettlementCycle", "The cycle")},
+                params=[_path_param("cycle_id", v.CYCLE_ID, 64)],
+                problems=(*read, "404"),
+            )
+        },
+        "/v1/corridor-policy": {
+            "get": _op(
+                "The corridor policy in force",
+                "corridor policy",
+                {"200": _json("CorridorPolicy", "The version in force")},
+                problems=read,
+            ),
+            "put": _op(
+                "Make a new version of the corridor policy the one in force",
+                "corridor policy",
+                {"200": _json("CorridorPolicy", "The new version, committed", _REPLAYED)},
+                body="CorridorPolicyRequest",
+                params=[_IDEMPOTENCY_OPTIONAL],
+                problems=("400", "401", "403", "409", "413", "415", "502", "503"),
+                description="A regulator-endorsed transaction: the contract applies it from the next payment "
+                "on (payments already initiated complete under the version they started with), keeps the "
+                "version it replaces in the history, and refuses it from any bank.",
+            ),
+        },
+        "/v1/corridor-usage": {
+            "get": _op(
+                "Each cap in force, with what each sending bank used of it on a UTC day",
+                "corridor policy",
+                {"200": _listing("CorridorUsage", "Usage per cap and sending bank")},
+                params=[
+                    _query("day", _string(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", 10), "UTC day (default: today)"),
+                    _FORMAT,
+                ],
+                problems=read,
+            )
+        },
+        "/v1/corridor-policy/history": {
+            "get": _op(
+                "Every version of the corridor policy, newest first",
+                "corridor policy",
+                {"200": _listing("CorridorPolicyHistory", "Versions (CSV: one row per rule and cap)")},
+                params=[_FORMAT],
+                problems=read,
+            )
+        },
+        "/v1/alerts": {
+            "get": _op(
+                "Alerts, newest first, with their evidence",
+                "alerts",
+                {"200": _listing("AlertList", "Alerts")},
+                params=[
+                    _query("state", {"type": "string", "enum": ["open", "acknowledged"]}),
+                    _query("rule", {"type": "string", "enum": list(alerts.RULES)}),
+                    _FORMAT,
+                ],
+                problems=("400", "401", "403"),
+            )
+        },
+        "/v1/alerts/{alert_id}": {
+            "get": _op(
+                "One alert",
+                "alerts",
+                {"200": _json("Alert", "The alert")},
+                params=[_path_param("alert_id", v.OPAQUE_ID, 64)],
+                problems=("400", "401", "403", "404"),
+            )
+        },
+        "/v1/alerts/{alert_id}/acknowledgement": {
+            "post": _op(
+                "Acknowledge an alert, with a note",
+                "alerts",
+                {"200": _json("Alert", "Acknowledged (the same acknowledgement again is answered alike)")},
+                body="AcknowledgementRequest",
+                body_required=False,
+                params=[_path_param("alert_id", v.OPAQUE_ID, 64)],
+                problems=("400", "401", "403", "404", "409", "413", "415"),
+            )
+        },
+        "/v1/alert-rules": {
+            "get": _op(
+                "The alert rules' settings",
+                "alerts",
+                {"200": _json("AlertRules", "Every rule")},
+                problems=("401", "403"),
+            )
+        },
+        "/v1/alert-rules/{rule}": {
+            "put": _op(
+                "Replace one rule's settings; they apply to what is seen from now on",
+                "alerts",
+                {"200": _json("AlertRules", "Every rule, after the change")},
+                body="AlertRuleSettings",
+                params=[
+                    {
+                        "name": "rule",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(alerts.RULES)},
+                    }
+                ],
+                problems=("400", "401", "403", "404", "413", "415"),
+            )
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def regulator_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Deposit-token regulator API",
+            "version": "1.0.0",
+            "description": (
+                "The regulator's gateway to the deposit-token ledger: supply, interbank payments, net "
+                "positions, settlement cycles, the corridor policy and alerts, all from public records (no "
+                "customer data), and disclosure of a payment's details on request, checked against its public "
+                'hash. Amounts are decimal strings in the currency\'s exponent ("12.34" USD); lists answer '
+                "CSV with ?format=csv. Errors are application/problem+json with a stable `code`. Send the "
+                "regulator's operator key as `Authorization: Bearer <key>`."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [{"name": name} for name in ("oversight", "corridor policy", "alerts", "disclosure", "operations")],
+        "paths": {**_paths(), **disclosure_openapi.regulator_paths()},
+        "components": {
+            "schemas": {**REGULATOR_SCHEMAS, **disclosure_openapi.REGULATOR_SCHEMAS},
+            "responses": RESPONSES,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }

@@ -1,0 +1,82 @@
+"""The gateway's ledger port on the real contract, run in an in-memory channel.
+
+``ChannelLedger`` is ``FabricLedger`` with its two Fabric calls (evaluate and submit)
+answered by a ``MemoryChannel`` instead of a peer, so the gateway's routes, the ledger port's
+own code and the contract's rules are all exercised together, without a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from chaincode.deposit_token.testing import VALID, MemoryChannel, Simulation
+from gateway.bank_api.fabric_ledger import FabricLedger, _decode
+from gateway.bank_api.ledger import (
+    JSON,
+    ChannelView,
+    LedgerEvent,
+    LedgerFailure,
+    LedgerUnavailable,
+    parse_contract_error,
+)
+
+
+class ChannelLedger(FabricLedger):
+    def __init__(self, channel: MemoryChannel, msp_id: str) -> None:
+        self.channel = channel
+        self._msp_id = msp_id
+        self.down = False
+
+    def _answer(self, simulation: Simulation, name: str) -> JSON:
+        if simulation.ok:
+            return _decode(simulation.payload, name)
+        rejected = parse_contract_error(f"chaincode response {simulation.status}, {simulation.message}")
+        if rejected is not None:
+            raise rejected
+        raise LedgerFailure(f"{name} failed: {simulation.message}")
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise LedgerUnavailable("the peer is down (test)")
+
+    def evaluate(self, name: str, *args: str, request: JSON | None = None, timeout: float | None = None) -> JSON:
+        self._check_up()
+        transient = None if request is None else {"request": request}
+        return self._answer(self.channel.query(self._msp_id, name, list(args), transient), name)
+
+    def submit(self, name: str, *args: str, request: JSON | None = None) -> JSON:
+        self._check_up()
+        transient = None if request is None else {"request": request}
+        simulation = self.channel.invoke(self._msp_id, name, list(args), transient)
+        if simulation.ok and self.channel.validation_codes[simulation.tx_id] != VALID:
+            raise LedgerUnavailable(f"{name}: {self.channel.validation_codes[simulation.tx_id]}", retry_after=1)
+        return self._answer(simulation, name)
+
+    def channel_view(self) -> ChannelView:
+        """Every org of the in-memory channel is in sight and as high as this peer (one block a call)."""
+        self._check_up()
+        height = len(self.channel.events) + 1
+        return ChannelView(height, {org: height for org in self.channel.orgs})
+
+    def events(self, start_block: int, after_transaction_id: str | None) -> Iterator[LedgerEvent]:
+        """Every committed event from ``start_block`` on; each event counts as a block of its own."""
+        self._check_up()
+        skipping = after_transaction_id is not None
+        for number, event in enumerate(list(self.channel.events)):
+            if number < start_block:
+                continue
+            if skipping:
+                if event.tx_id == after_transaction_id:
+                    skipping = False
+                continue
+            yield LedgerEvent(number, event.tx_id, event.name, _payload(event.payload))
+
+    def close(self) -> None:
+        pass
+
+
+def _payload(raw: bytes) -> JSON:
+    import json
+
+    value = json.loads(raw) if raw else {}
+    return value if isinstance(value, dict) else {}
