@@ -60,6 +60,8 @@ class Ledger:
         self.now = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.UTC)
         self._counter = 0
         self._event: str | None = None
+        # Supply changes of this transaction, reported in its event (see ``emit``).
+        self._supply_changes: list[Record] = []
         # Committed values read so far, by (collection, key); "" is public state.
         self._read: dict[tuple[str, str], bytes] = {}
 
@@ -150,11 +152,26 @@ class Ledger:
         yield from _raw(self.stub.get_private_data_by_range(collection, start, end))
 
     # -- events --------------------------------------------------------------
+    def report_supply_change(self, issuer: str, currency: str, delta: int) -> None:
+        """Note a supply change for the transaction's event.
+
+        Supply lives in collections, so the event is how everyone else (the regulator's monitor
+        first) learns of each change; one made after the event is set would go unreported.
+        """
+        if self._event is not None:
+            raise RuntimeError(f"a supply change after the event {self._event} would go unreported")
+        self._supply_changes.append({"issuer": issuer, "currency": currency, "delta": delta})
+
     def emit(self, name: str, payload: Record) -> None:
-        """Set the transaction's event. Fabric keeps one per transaction, so a second is a bug."""
+        """Set the transaction's event. Fabric keeps one per transaction, so a second is a bug.
+
+        The transaction's supply changes go with it under ``supply`` (docs/contract-api.md).
+        """
         if self._event is not None:
             raise RuntimeError(f"a transaction has one event; {self._event} is already set")
         self._event = name
+        if self._supply_changes:
+            payload = {**payload, "supply": {"at": self.now_iso, "changes": list(self._supply_changes)}}
         self.stub.set_event(name, encode(payload))
 
 

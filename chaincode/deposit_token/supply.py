@@ -17,6 +17,8 @@ from chaincode.deposit_token.reference import Bank
 
 
 def change_supply(ledger: Ledger, issuer: str, currency: str, delta: int) -> None:
+    """Write the change, and report it in the transaction's event (which must come after)."""
+    ledger.report_supply_change(issuer, currency, delta)
     ledger.put_private(supply_collection(issuer), keys.supply_change(currency, ledger.unique_id()), {"delta": delta})
 
 

@@ -11,12 +11,17 @@ Rules (settings kept in the regulator gateway's database, changed through its AP
     a payment still ``initiated`` (or ``rejected`` and not refunded) longer than the rule allows
     since it entered that status;
 ``unconfirmed_cycle``
-    a settlement cycle still open ``deadline_seconds`` after it was opened.
+    a settlement cycle still open ``deadline_seconds`` after it was opened;
+``supply_drift``
+    a token class whose supply on the ledger differs from the sum of the supply changes its
+    transactions reported, the same difference for ``confirm_seconds`` (gateway/bank_api/supply_watch.py).
 
 The first two are judged when a payment is initiated: the monitor follows the chaincode events
 from a checkpoint in the database, like a bank gateway's follower, reads each new payment's
 public record and keeps its figures (``observed_payments``) for the velocity windows. The last
-two are judged by a periodic scan of what is still open, against the wall clock.
+two are judged by a periodic scan of what is still open, against the wall clock. The supply rule
+is judged every few seconds while the channel is quiet. Every event's supply report is kept for
+the supply's history.
 
 Every alert has a ``dedup_key`` naming what it is about (the payment, the pair of banks and the
 window, the cycle), unique in the database: raising is an insert that is a no-op the second
@@ -40,12 +45,13 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from gateway.bank_api import representations
+from gateway.bank_api import representations, supply_watch
 from gateway.bank_api.ledger import JSON, LedgerError, LedgerEvent, LedgerUnavailable, OversightLedger
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.storage.models import Alert, AlertRule, EventCheckpoint, ObservedPayment, utcnow
 from gateway.bank_api.validation import bad_request
+from gateway.bank_api.webhooks import enqueue
 
 if TYPE_CHECKING:
     from gateway.bank_api.app import Services
@@ -55,14 +61,24 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "regulator-monitor"
 CHECKPOINT_INTERVAL = 1.0
 SCAN_INTERVAL_SECONDS = 15.0
+SUPPLY_CHECK_SECONDS = 5.0
+# The supply is compared only after this long without an event: reports still on their way would
+# show as differences (which the rule's confirmation time absorbs anyway).
+QUIET_SECONDS = 2.0
 MAX_EVIDENCE_PAYMENTS = 50
 MAX_SECONDS = 30 * 24 * 3600
+
+# The regulator's webhooks all belong to its seat, under this subscriber name.
+ALERT_SUBSCRIBER = "regulator"
+ALERT_RAISED = "alert.raised"
+ALERT_EVENT_TYPES = (ALERT_RAISED,)
 
 LARGE_PAYMENT = "large_payment"
 VELOCITY = "velocity"
 STALE_PAYMENT = "stale_payment"
 UNCONFIRMED_CYCLE = "unconfirmed_cycle"
-RULES = (LARGE_PAYMENT, VELOCITY, STALE_PAYMENT, UNCONFIRMED_CYCLE)
+SUPPLY_DRIFT = "supply_drift"
+RULES = (LARGE_PAYMENT, VELOCITY, STALE_PAYMENT, UNCONFIRMED_CYCLE, SUPPLY_DRIFT)
 
 # Until the regulator sets thresholds, the amount rules have none and stay quiet; the time rules
 # flag what is well past the contract's default payment timeout (300 s) or a day's settlement.
@@ -71,6 +87,7 @@ DEFAULTS: dict[str, JSON] = {
     VELOCITY: {"enabled": True, "window_seconds": 3600, "max_payments": None, "max_amounts": {}},
     STALE_PAYMENT: {"enabled": True, "initiated_seconds": 900, "rejected_seconds": 900},
     UNCONFIRMED_CYCLE: {"enabled": True, "deadline_seconds": 4 * 3600},
+    SUPPLY_DRIFT: {"enabled": True, "confirm_seconds": 30},
 }
 SETTINGS_FIELDS: dict[str, tuple[str, ...]] = {rule: tuple(settings) for rule, settings in DEFAULTS.items()}
 
@@ -211,12 +228,26 @@ class AlertStore:
             with self.db.session() as session:
                 if session.scalar(select(Alert.id).where(Alert.dedup_key == dedup_key)) is not None:
                     return None
+                raised_at = utcnow()
                 session.add(
                     Alert(
-                        id=alert_id, rule=rule, dedup_key=dedup_key, subject=subject[:256],
-                        evidence=json.dumps(evidence, sort_keys=True), raised_at=utcnow(),
+                        id=alert_id,
+                        rule=rule,
+                        dedup_key=dedup_key,
+                        subject=subject[:256],
+                        evidence=json.dumps(evidence, sort_keys=True),
+                        raised_at=raised_at,
                     )
                 )
+                # Queued in the same transaction: an alert is pushed exactly when it is raised.
+                pushed = {
+                    "alert_id": alert_id,
+                    "rule": rule,
+                    "subject": subject[:256],
+                    "raised_at": representations.timestamp(raised_at),
+                    "evidence": evidence,
+                }
+                enqueue(session, ALERT_SUBSCRIBER, ALERT_RAISED, f"{ALERT_RAISED}:{alert_id}", pushed)
         except IntegrityError:
             return None  # raised at the same moment by another thread: one is enough
         log.info("alert %s raised: %s", alert_id, subject)
@@ -283,6 +314,7 @@ class RegulatorMonitor:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         scan_interval: float = SCAN_INTERVAL_SECONDS,
         retry_seconds: float = 2.0,
+        supply_interval: float = SUPPLY_CHECK_SECONDS,
     ) -> None:
         self.services = services
         self.ledger = cast(OversightLedger, services.ledger)
@@ -296,10 +328,18 @@ class RegulatorMonitor:
         self._stream: Any = None
         self._unsaved: LedgerEvent | None = None
         self._saved_at = 0.0
+        self.supply_interval = supply_interval
+        self.drifts = supply_watch.DriftTracker()
+        # For the supply rule: whether events are arriving, and when the last one did.
+        self._stream_live = False
+        self._events_seen = 0
+        self._last_event_at = 0.0
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
-        for target, name in ((self.follow, "regulator-monitor"), (self._scan_loop, "regulator-scan")):
+        loops = ((self.follow, "regulator-monitor"), (self._scan_loop, "regulator-scan"),
+                 (self._supply_loop, "regulator-supply"))  # fmt: skip
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -334,9 +374,12 @@ class RegulatorMonitor:
             block, tx_id = self.load_checkpoint()
             try:
                 self._stream = self.ledger.events(block, tx_id)
+                self._stream_live = True
                 for event in self._stream:
                     if self._stop.is_set():
                         break
+                    self._events_seen += 1
+                    self._last_event_at = time.monotonic()
                     self.handle_with_retries(event)
                     self._handled(event)
             except LedgerError as error:
@@ -344,7 +387,7 @@ class RegulatorMonitor:
             except Exception:
                 log.exception("regulator monitor failed; resuming from the checkpoint")
             finally:
-                self._stream = None
+                self._stream, self._stream_live = None, False
                 self._flush()
             self._stop.wait(self.retry_seconds)
 
@@ -369,7 +412,8 @@ class RegulatorMonitor:
         return []
 
     def handle(self, event: LedgerEvent) -> list[str]:
-        """The alerts one event raises (only a new payment can raise any)."""
+        """The alerts one event raises (only a new payment can raise any); keeps its supply report."""
+        supply_watch.record(self.services.db, event)
         payment_id = event.payload.get("payment_id")
         if event.name != "PaymentInitiated" or not isinstance(payment_id, str):
             return []
@@ -386,8 +430,11 @@ class RegulatorMonitor:
             if session.get(ObservedPayment, payment_id) is None:
                 session.add(
                     ObservedPayment(
-                        payment_id=payment_id, payer_bank=str(record["payer_bank"]),
-                        payee_bank=str(record["payee_bank"]), currency=str(record["currency"]), amount=amount,
+                        payment_id=payment_id,
+                        payer_bank=str(record["payer_bank"]),
+                        payee_bank=str(record["payee_bank"]),
+                        currency=str(record["currency"]),
+                        amount=amount,
                         created_at=created,
                     )
                 )
@@ -492,6 +539,54 @@ class RegulatorMonitor:
                 )
             )
         return raised
+
+    # -- supply against its reports --------------------------------------------------
+    def _supply_loop(self) -> None:
+        while not self._stop.wait(self.supply_interval):
+            if not self._stream_live or time.monotonic() - self._last_event_at < QUIET_SECONDS:
+                continue
+            try:
+                self.check_supply()
+            except LedgerError as error:
+                log.warning("regulator supply check interrupted: %s", type(error).__name__)
+            except Exception:
+                log.exception("regulator supply check failed")
+
+    def check_supply(self) -> list[str]:
+        """Compare each supply with its reports; the alerts raised for differences that held."""
+        settings = self.rules.load()[SUPPLY_DRIFT]
+        if not settings["enabled"]:
+            return []
+        seen, height = self._events_seen, self.ledger.channel_view().height
+        on_ledger = supply_watch.ledger_supply(self.ledger.get_supply().get("token_classes") or [])
+        if self.ledger.channel_view().height != height or self._events_seen != seen:
+            return []  # the chain moved while the supply was read: judge at a quieter moment
+        reports = supply_watch.reported_supply(self.services.db)
+        drifts = self.drifts.observe(on_ledger, reports, self.clock(), int(settings["confirm_seconds"]))
+        raised = [self._drift(drift) for drift in drifts]
+        return [alert_id for alert_id in raised if alert_id is not None]
+
+    def _drift(self, drift: supply_watch.Drift) -> str | None:
+        issuer, currency = drift.token_class
+        currencies = self.services.currencies()
+        shown = {
+            name: currencies.format_amount(amount, currency)
+            for name, amount in (("ledger_supply", drift.ledger_supply), ("reported_supply", drift.reported_supply),
+                                 ("difference", drift.difference))
+        }  # fmt: skip
+        return self.alerts.raise_alert(
+            SUPPLY_DRIFT,
+            f"{SUPPLY_DRIFT}:{issuer}/{currency}:{drift.difference}",
+            f"supply of {issuer}'s {currency} is {shown['ledger_supply']} on the ledger, but its transactions "
+            f"reported {shown['reported_supply']} (difference {shown['difference']})",
+            {
+                "issuer": issuer,
+                "currency": currency,
+                **shown,
+                "since": representations.timestamp(drift.since),
+                "last_reported_transactions": supply_watch.recent_transactions(self.services.db, drift.token_class),
+            },
+        )
 
     # -- what stays open too long --------------------------------------------------
     def _scan_loop(self) -> None:

@@ -180,11 +180,16 @@ def create_app(
     register_blueprints(app, config.role)
 
     if config.role == REGULATOR:
-        # The regulator's gateway completes and refunds nothing: its one worker is the monitor.
+        # The regulator's gateway completes and refunds nothing: its workers are the monitor and
+        # the sender of its alert webhooks.
         if config.follow_events:
             from gateway.bank_api.alerts import start_monitor
 
             start_monitor(services_)
+        if config.deliver_webhooks:
+            from gateway.bank_api.workers import start_webhook_sender
+
+            start_webhook_sender(services_)
     else:
         if config.follow_events or config.deliver_webhooks:
             from gateway.bank_api.workers import start_workers

@@ -56,7 +56,8 @@ PAYMENT_COLUMNS = (
 # -- payments ------------------------------------------------------------------------------
 
 
-def _contract_time(name: str) -> str | None:
+def query_moment(name: str) -> datetime | None:
+    """A query value that must be an RFC 3339 time with its zone, as an aware UTC datetime."""
     raw = request.args.get(name)
     if raw is None:
         return None
@@ -70,7 +71,15 @@ def _contract_time(name: str) -> str | None:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         raise bad_request(problem) from None
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise bad_request(problem) from None
+
+
+def _contract_time(name: str) -> str | None:
+    moment = query_moment(name)
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def payment_filters(currencies: Currencies) -> JSON:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from gateway.bank_api import alerts, disclosure_openapi, oversight
+from gateway.bank_api import alerts, disclosure_openapi, oversight, supply_watch
 from gateway.bank_api import validation as v
 from gateway.bank_api.csv_export import CSV_MEDIA_TYPE, FORMATS
 from gateway.bank_api.openapi import (
     _IDEMPOTENCY_OPTIONAL,
+    _PAGE_PARAMS,
     _REPLAYED,
     AMOUNT,
     CURRENCY,
@@ -260,6 +261,12 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
             "initiated_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
             "rejected_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
             "deadline_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
+            "confirm_seconds": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": alerts.MAX_SECONDS,
+                "description": "supply_drift: how long the same difference must hold before it is raised",
+            },
         },
         additionalProperties=False,
         description="Every setting of the rule named in the path (the GET answer shows which)",
@@ -268,6 +275,46 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
         {"rules": {"type": "object", "additionalProperties": _ref("AlertRuleSettings")}},
         ["rules"],
     ),
+    "SupplyPoint": _object(
+        {
+            "at": TIMESTAMP,
+            "supply": MONEY_OUT,
+            "increase": MONEY_OUT,
+            "decrease": MONEY_OUT,
+            "changes": {"type": "integer", "minimum": 1},
+        },
+        ["at", "supply", "increase", "decrease", "changes"],
+        description="One bucket with changes: its start, the supply at its end, what went up and down",
+    ),
+    "SupplyHistory": _object(
+        {
+            "issuer": _string(),
+            "currency": _string(),
+            "interval": {"type": "string", "enum": list(supply_watch.INTERVALS)},
+            "from": TIMESTAMP,
+            "to": TIMESTAMP,
+            "opening_supply": MONEY_OUT,
+            "points": {"type": "array", "items": _ref("SupplyPoint")},
+        },
+        ["issuer", "currency", "interval", "from", "to", "opening_supply", "points"],
+    ),
+    "WebhookRequest": _object(
+        {
+            "url": _string(max_length=2048, format="uri", example="https://supervisor.example/alerts"),
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(alerts.ALERT_EVENT_TYPES)},
+            },
+        },
+        ["url"],
+        additionalProperties=False,
+    ),
+    "Webhook": SCHEMAS["Webhook"],
+    "WebhookCreated": SCHEMAS["WebhookCreated"],
+    "WebhookList": SCHEMAS["WebhookList"],
+    "Delivery": SCHEMAS["Delivery"],
+    "DeliveryPage": SCHEMAS["DeliveryPage"],
     "CorridorPolicyHistory": _object(
         {"versions": {"type": "array", "items": _ref("CorridorPolicy")}},
         ["versions"],
@@ -374,6 +421,26 @@ def _paths() -> dict[str, Schema]:
                 {"200": _listing("Supply", "Supply per token class")},
                 params=[_FORMAT],
                 problems=read,
+            )
+        },
+        "/v1/supply/history": {
+            "get": _op(
+                "One token class's supply over time, per minute, hour or day",
+                "oversight",
+                {"200": _listing("SupplyHistory", "The buckets with changes, oldest first")},
+                params=[
+                    {"name": "issuer", "in": "query", "required": True, "schema": MSP},
+                    {"name": "currency", "in": "query", "required": True, "schema": CURRENCY},
+                    _query("interval", {"type": "string", "enum": list(supply_watch.INTERVALS), "default": "hour"}),
+                    _query("from", _string(oversight.RFC3339, 40), "Start (RFC 3339); by default a span before to"),
+                    _query("to", _string(oversight.RFC3339, 40), "End (RFC 3339); by default now"),
+                    _FORMAT,
+                ],
+                problems=("400", "401", "403"),
+                description=(
+                    "From the supply changes each transaction reported in its event (docs/contract-api.md), "
+                    f"at most {supply_watch.MAX_POINTS} intervals from..to."
+                ),
             )
         },
         "/v1/payments": {
@@ -523,6 +590,44 @@ def _paths() -> dict[str, Schema]:
                     }
                 ],
                 problems=("400", "401", "403", "404", "413", "415"),
+            )
+        },
+        "/v1/webhooks": {
+            "post": _op(
+                "Push every alert raised from now on to a URL",
+                "alerts",
+                {"201": _json("WebhookCreated", "Registered; the signing secret is shown once")},
+                body="WebhookRequest",
+                problems=("400", "401", "403", "413", "415"),
+                description=(
+                    "Deliveries are POSTs of {id, type: alert.raised, created_at, data: the alert} signed with "
+                    "header Bank-Api-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>; retried "
+                    "with backoff until the receiver answers 2xx."
+                ),
+            ),
+            "get": _op(
+                "The regulator's alert webhooks",
+                "alerts",
+                {"200": _json("WebhookList", "Webhooks")},
+                problems=("401", "403"),
+            ),
+        },
+        "/v1/webhooks/{webhook_id}": {
+            "delete": _op(
+                "Remove an alert webhook",
+                "alerts",
+                {"204": {"description": "Removed"}},
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64)],
+                problems=("400", "401", "403", "404"),
+            )
+        },
+        "/v1/webhooks/{webhook_id}/deliveries": {
+            "get": _op(
+                "Deliveries of an alert webhook, newest first",
+                "alerts",
+                {"200": _json("DeliveryPage", "A page of deliveries")},
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_PAGE_PARAMS],
+                problems=("400", "401", "403", "404"),
             )
         },
     }

@@ -95,9 +95,7 @@ CHECKPOINT_INTERVAL = 1.0
 
 COMPLETE, REFUND, NOTIFY = "complete", "refund", "notify"
 
-_ANY_ACTIVE_SUBSCRIPTION = (
-    select(WebhookSubscription.id).where(WebhookSubscription.disabled_at.is_(None)).limit(1)
-)
+_ANY_ACTIVE_SUBSCRIPTION = select(WebhookSubscription.id).where(WebhookSubscription.disabled_at.is_(None)).limit(1)
 
 PAYMENT_EVENTS = frozenset({"PaymentInitiated", "PaymentRejected", "PaymentCompleted", "PaymentRefunded"})
 
@@ -707,12 +705,17 @@ def start_workers(services: Services, *, follow: bool, webhooks: bool) -> None:
         # Stopped in this order: nothing queues new tasks once the workers stop.
         services.workers += [follower, sweeper, tasks]
     if webhooks:
-        sender = WebhookSender(
-            services.db,
-            services.config.webhook_timeout_seconds,
-            services.config.webhook_max_attempts,
-            on_attempt=lambda outcome: services.metrics.webhook_deliveries.labels(outcome).inc(),
-            policy=services.egress,
-        )
-        sender.start()
-        services.workers.append(sender)
+        start_webhook_sender(services)
+
+
+def start_webhook_sender(services: Services) -> None:
+    """The one worker that sends every queued webhook delivery (merchants' and the regulator's)."""
+    sender = WebhookSender(
+        services.db,
+        services.config.webhook_timeout_seconds,
+        services.config.webhook_max_attempts,
+        on_attempt=lambda outcome: services.metrics.webhook_deliveries.labels(outcome).inc(),
+        policy=services.egress,
+    )
+    sender.start()
+    services.workers.append(sender)

@@ -15,17 +15,20 @@ import csv
 import io
 import json
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from gateway.bank_api.webhooks import verify
 from tests.integration.bank_api_support import TIMEOUT, BankGateway, Merchant, gateways_of, unique, wait_for
 from tests.integration.conftest import network_cli
 from tests.integration.deposit_token_support import Consortium, Refused, altered_chaincode
@@ -341,6 +344,7 @@ QUIET_RULES = {
     "velocity": {"enabled": True, "window_seconds": 3600, "max_payments": None, "max_amounts": {}},
     "stale_payment": {"enabled": True, "initiated_seconds": 900, "rejected_seconds": 900},
     "unconfirmed_cycle": {"enabled": True, "deadline_seconds": 14400},
+    "supply_drift": {"enabled": True, "confirm_seconds": 30},
 }
 
 
@@ -556,6 +560,89 @@ def _checked(seat: Seat, request_id: str, bank: str) -> dict[str, Any]:
     return dict(delivery)
 
 
+@pytest.mark.usefixtures("quiet_rules")
+def test_supply_over_time_a_supply_moved_without_a_report_and_alerts_pushed_signed(
+    seat: Seat, profile_path: Path, state_dir: Path
+) -> None:
+    received: list[tuple[str, bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.headers["Bank-Api-Signature"], self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = requests.post(
+        f"{seat.regulator.url}/v1/webhooks", json={"url": f"http://127.0.0.1:{server.server_address[1]}/alerts"},
+        headers=seat.regulator.op, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert hook.status_code == 201, hook.text
+    consortium = Consortium(profile_path)
+    minted = False
+    try:
+        # Supply over time: once the channel is quiet, the last point of USBank's USD history is its supply now.
+        history_url = f"/v1/supply/history?issuer={US}&currency=USD&interval=day&from=2020-01-01T00:00:00Z"
+
+        def history_matches_supply() -> bool:
+            now = {(c["issuer"], c["currency"]): c["supply"] for c in seat.ok("/v1/supply")["token_classes"]}
+            points = seat.ok(history_url)["points"]
+            return bool(points) and points[-1]["supply"] == now[(US, "USD")]
+
+        assert wait_for(history_matches_supply, timeout=60, interval=1)
+        assert sum(p["changes"] for p in seat.ok(history_url)["points"]) >= 2
+
+        # USBank, running altered chaincode, mints 7.00 USD of its own without reporting it.
+        _set_rule(seat, "supply_drift", {"enabled": True, "confirm_seconds": 5})
+        with altered_chaincode(state_dir, US):
+            outcome = consortium[US].attempt("RogueMint", None, US, "USD", "700")
+            assert outcome.code == "VALID", outcome
+            minted = True
+            raised = time.monotonic()
+
+            def drift() -> dict[str, Any] | None:
+                wanted = (US, "7.00")
+                alerts = _alerts(seat, "supply_drift")
+                found = (a for a in alerts if (a["evidence"]["issuer"], a["evidence"]["difference"]) == wanted)
+                return next(found, None)
+
+            alert = wait_for(drift, timeout=120, interval=1)
+            assert alert, "no supply_drift alert for USBank's unreported 7.00 USD"
+            seat.figures.setdefault("unreported_mint_to_alert_s", []).append(time.monotonic() - raised)
+            assert alert["evidence"]["currency"] == "USD"
+            assert Decimal(alert["evidence"]["ledger_supply"]) - Decimal(alert["evidence"]["reported_supply"]) == 7
+            # Put right, unreported again: the books match the supply once more.
+            assert consortium[US].attempt("RogueMint", None, US, "USD", "-700").code == "VALID"
+            minted = False
+
+        # The alert was pushed, signed with the webhook's secret.
+        def pushed() -> dict[str, Any] | None:
+            for signature, body in list(received):
+                event = json.loads(body)
+                if event["data"]["alert_id"] == alert["alert_id"]:
+                    assert verify(hook.json()["secret"], signature, body, now=int(time.time()))
+                    return dict(event)
+            return None
+
+        event = wait_for(pushed, timeout=60, interval=0.5)
+        assert event and event["type"] == "alert.raised" and event["data"]["rule"] == "supply_drift"
+        deliveries = seat.ok(f"/v1/webhooks/{hook.json()['id']}/deliveries")["deliveries"]
+        assert ("delivered", 204) in {(d["state"], d["last_status_code"]) for d in deliveries}
+    finally:
+        if minted:
+            with altered_chaincode(state_dir, US):
+                consortium[US].attempt("RogueMint", None, US, "USD", "-700")
+        consortium.close()
+        server.shutdown()
+        server.server_close()
+        requests.delete(f"{seat.regulator.url}/v1/webhooks/{hook.json()['id']}", headers=seat.regulator.op,
+                        timeout=TIMEOUT)  # fmt: skip
+
+
 def test_disclosure_on_request_approved_refused_and_lied_about(seat: Seat, profile_path: Path, state_dir: Path) -> None:
     payment_id = seat.paid("33.33")
     request_id = _file_disclosure(seat, payment_id)
@@ -618,7 +705,12 @@ def test_the_readmes_regulator_examples_work_as_written(seat: Seat) -> None:
         assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
         documents = json_documents(result.stdout)
         assert any(d.get("note") == "USD outflows to HK capped" for d in documents)
+        assert any(d.get("issuer") == US and "points" in d for d in documents)
+        assert any(d.get("events") == ["alert.raised"] and d.get("secret") for d in documents)
         request_id = documents[-1]["request_id"]
         assert _checked(seat, request_id, US)["check"] == "verified"
     finally:
         seat.restore_policy()
+        for webhook in seat.ok("/v1/webhooks")["webhooks"]:
+            requests.delete(f"{seat.regulator.url}/v1/webhooks/{webhook['id']}", headers=seat.regulator.op,
+                            timeout=TIMEOUT)  # fmt: skip

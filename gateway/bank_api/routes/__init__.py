@@ -14,9 +14,9 @@ def register_blueprints(app: Flask, role: str) -> None:
 
     modules: tuple[ModuleType, ...]
     if role == REGULATOR:
-        from gateway.bank_api.routes import alerts, corridors, disclosure_requests, oversight
+        from gateway.bank_api.routes import alert_webhooks, alerts, corridors, disclosure_requests, oversight
 
-        modules = (ops, docs, oversight, corridors, alerts, disclosure_requests)
+        modules = (ops, docs, oversight, corridors, alerts, alert_webhooks, disclosure_requests)
     else:
         from gateway.bank_api.routes import accounts, disclosures, payments, treasury, webhooks
 

@@ -6,17 +6,28 @@ export holds every matching row, not one page.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
-from gateway.bank_api import oversight, representations
+from gateway.bank_api import oversight, representations, supply_watch
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import OPERATOR, requires
 from gateway.bank_api.csv_export import csv_response, wants_csv
 from gateway.bank_api.ledger import OversightLedger
+from gateway.bank_api.money import MoneyError
+from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import json_response
-from gateway.bank_api.validation import CYCLE_ID, MSP_ID, page_size, path_id, query_choice, query_pattern
+from gateway.bank_api.validation import (
+    CYCLE_ID,
+    MSP_ID,
+    bad_request,
+    page_size,
+    path_id,
+    query_choice,
+    query_pattern,
+)
 
 bp = Blueprint("oversight", __name__, url_prefix="/v1")
 
@@ -62,6 +73,62 @@ def supply() -> Response:
         rows = ([item["issuer"], item["currency"], item["supply"]] for item in body["token_classes"])
         return csv_response("supply.csv", ("issuer", "currency", "supply"), rows)
     return json_response(body)
+
+
+# How far back a history goes when ``from`` is not given.
+DEFAULT_SPAN = {"minute": timedelta(days=1), "hour": timedelta(days=7), "day": timedelta(days=365)}
+HISTORY_COLUMNS = ("at", "supply", "increase", "decrease", "changes")
+
+
+@bp.get("/supply/history")
+@requires(OPERATOR)
+def supply_history() -> Response:
+    """One token class's supply over time, from the changes its transactions reported, per bucket."""
+    svc = services()
+    issuer = query_pattern("issuer", MSP_ID)
+    currency = request.args.get("currency")
+    if issuer is None or currency is None:
+        raise bad_request("issuer and currency are required: the history is of one token class")
+    try:
+        svc.currencies().exponent(currency)
+    except MoneyError as error:
+        raise ApiProblem(400, error.code, f"currency: {error.message}") from error
+    interval = query_choice("interval", supply_watch.INTERVALS) or "hour"
+    seconds = supply_watch.INTERVALS[interval]
+    until = oversight.query_moment("to") or datetime.now(UTC)
+    since = oversight.query_moment("from") or until - DEFAULT_SPAN[interval]
+    if since > until:
+        raise bad_request("from is after to")
+    if (until - since).total_seconds() / seconds > supply_watch.MAX_POINTS:
+        raise bad_request(
+            f"from..to spans more than {supply_watch.MAX_POINTS} {interval}s: narrow it or take a longer interval"
+        )
+    found = supply_watch.history(svc.db, (issuer, currency), since, until, seconds)
+    money = svc.currencies()
+    points = [
+        {
+            "at": representations.timestamp(point.at),
+            "supply": money.format_amount(point.supply, currency),
+            "increase": money.format_amount(point.increase, currency),
+            "decrease": money.format_amount(point.decrease, currency),
+            "changes": point.changes,
+        }
+        for point in found.points
+    ]
+    if wants_csv():
+        rows = ([point[column] for column in HISTORY_COLUMNS] for point in points)
+        return csv_response(f"supply-{issuer}-{currency}.csv", HISTORY_COLUMNS, rows)
+    return json_response(
+        {
+            "issuer": issuer,
+            "currency": currency,
+            "interval": interval,
+            "from": representations.timestamp(since),
+            "to": representations.timestamp(until),
+            "opening_supply": money.format_amount(found.opening, currency),
+            "points": points,
+        }
+    )
 
 
 @bp.get("/payments")

@@ -26,7 +26,7 @@ def _account() -> str:
     return account_id
 
 
-def _subscription_body(row: WebhookSubscription) -> dict[str, object]:
+def subscription_body(row: WebhookSubscription) -> dict[str, object]:
     return {
         "id": row.id,
         "url": row.url,
@@ -35,7 +35,7 @@ def _subscription_body(row: WebhookSubscription) -> dict[str, object]:
     }
 
 
-def _delivery_body(row: WebhookDelivery) -> dict[str, object]:
+def delivery_body(row: WebhookDelivery) -> dict[str, object]:
     return {
         "id": row.id,
         "event_id": row.event_id,
@@ -60,14 +60,14 @@ def subscribe() -> Response:
         created = _store().subscribe(_account(), url, sorted(set(events)))
     except WebhookError as error:
         raise bad_request(str(error)) from error
-    body = {**_subscription_body(created.subscription), "secret": created.secret}
+    body = {**subscription_body(created.subscription), "secret": created.secret}
     return json_response(body, 201, {"Location": f"/v1/webhooks/{created.subscription.id}"})
 
 
 @bp.get("/webhooks")
 @requires(MERCHANT)
 def list_subscriptions() -> Response:
-    return json_response({"webhooks": [_subscription_body(row) for row in _store().active(_account())]})
+    return json_response({"webhooks": [subscription_body(row) for row in _store().active(_account())]})
 
 
 @bp.delete("/webhooks/<subscription_id>")
@@ -95,7 +95,7 @@ def list_deliveries(subscription_id: str) -> Response:
     rows = rows[:size]
     return json_response(
         {
-            "deliveries": [_delivery_body(row) for row in rows],
+            "deliveries": [delivery_body(row) for row in rows],
             "next_cursor": rows[-1].id if more and rows else None,
         }
     )

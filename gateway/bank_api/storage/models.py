@@ -224,6 +224,26 @@ class ObservedPayment(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
 
 
+class SupplyMovement(Base):
+    """One supply change as its transaction's event reported it (the regulator's monitor keeps them).
+
+    The history of every token class's supply is the running sum of these; the supply the ledger
+    holds is checked against the same sum (the ``supply_drift`` rule).
+    """
+
+    __tablename__ = "supply_movements"
+    __table_args__ = (Index("ix_supply_movements_class_time", "issuer", "currency", "at"),)
+
+    transaction_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(64), nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    delta: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    event: Mapped[str] = mapped_column(String(64), nullable=False)
+    block_number: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class DisclosureCheck(Base):
     """The regulator's check of what a bank disclosed: verified or mismatch, first found when."""
 

@@ -45,10 +45,14 @@ def test_initiate_then_complete(ledger: Ledger) -> None:
     assert ledger.balance(US, "alice") == 7500
     assert ledger.supply()[(US, "USD")] == 7500  # the payer bank's token is burned
     event = ledger.channel.events[-1]
+    # The supply change is reported in the event: the burn of the payer bank's 25.00 USD.
     assert (event.name, json.loads(event.payload)) == (
         "PaymentInitiated",
-        {"payment_id": payment_id, "payer_bank": US, "payee_bank": HK},
-    )
+        {
+            "payment_id": payment_id, "payer_bank": US, "payee_bank": HK,
+            "supply": {"at": created["created_at"], "changes": [{"issuer": US, "currency": "USD", "delta": -2500}]},
+        },
+    )  # fmt: skip
     ledger.assert_conserved()
 
     assert ledger.submit(HK, "CompletePayment", {"payment_id": payment_id}) == {

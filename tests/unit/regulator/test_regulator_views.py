@@ -298,7 +298,9 @@ def test_keys_do_not_cross_between_the_regulator_and_the_banks(
 def test_the_regulator_gateway_mounts_only_its_own_routes(regulator: Gateway, make_gateway: GatewayFactory) -> None:
     assert regulator.client.post("/v1/accounts", json={}, headers=regulator.headers()).status_code == 404
     assert regulator.client.post("/v1/payments", json={}, headers=regulator.headers()).status_code == 405
-    assert regulator.get("/v1/webhooks").status_code == 404
+    assert regulator.get("/v1/accounts/acc-1").status_code == 404
+    # its webhooks are its own: alerts pushed to the regulator, not a merchant's payments
+    assert regulator.get("/v1/webhooks").get_json() == {"webhooks": []}
     document = regulator.client.get("/openapi.json").get_json()
     assert document["info"]["title"] == "Deposit-token regulator API"
     assert "/v1/corridor-policy/history" in document["paths"] and "/v1/accounts" not in document["paths"]
