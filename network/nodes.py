@@ -108,6 +108,10 @@ def peer_spec(home: OrgHome, ports: PortPlan, org: Org) -> NodeSpec:
         # (it cannot yet verify the other org's TLS CA); the default 25 s before the next try
         # made a fresh network wait half a minute for cross-org gossip.
         "CORE_PEER_GOSSIP_RECONNECTINTERVAL": "3s",
+        # Private data a peer missed at commit (its sender was unreachable) is fetched by the
+        # reconciler; its default pass of once a minute left a peer's view of another bank's
+        # supply behind for minutes after a member change.
+        "CORE_PEER_GOSSIP_PVTDATA_RECONCILESLEEPINTERVAL": "10s",
         "CORE_PEER_TLS_ENABLED": "true",
         "CORE_PEER_TLS_CERT_FILE": str(tls / "server.crt"),
         "CORE_PEER_TLS_KEY_FILE": str(tls / "server.key"),

@@ -87,21 +87,29 @@ def flow() -> Iterator[PaymentFlow]:
         cli("down")
 
 
-def supply_gaps(banks: list[str]) -> tuple[dict[str, int], list[tuple[str, dict[str, int], dict[str, int]]]]:
-    """Each issuer's supply (read on the regulator's peer) and the banks whose book totals differ from it."""
+def supply_gaps(
+    banks: list[str], reader: str | None = None
+) -> tuple[dict[str, int], list[tuple[str, dict[str, int], dict[str, int]]]]:
+    """Each issuer's supply, read on ``reader``'s peer (the issuer's own when None), and the banks whose
+    book totals differ from it."""
     profile_path = STATE / "profile.json"
-    regulator = ClientOrg("RegulatorMSP", connect_org(profile_path, "RegulatorMSP"))
-    try:
-        supply = {(c["issuer"], c["currency"]): c["supply"] for c in regulator.evaluate("GetSupply")["token_classes"]}
-    finally:
-        regulator.gateway.close()
+    supply: dict[tuple[str, str], int] = {}
     gaps = []
     for bank in banks:
         org = ClientOrg(bank, connect_org(profile_path, bank))
         try:
             books = org.evaluate("GetBookTotals")["balances"]
+            if reader is None:
+                classes = org.evaluate("GetSupply")["token_classes"]
         finally:
             org.gateway.close()
+        if reader is not None:
+            viewer = ClientOrg(reader, connect_org(profile_path, reader))
+            try:
+                classes = viewer.evaluate("GetSupply")["token_classes"]
+            finally:
+                viewer.gateway.close()
+        supply |= {(c["issuer"], c["currency"]): c["supply"] for c in classes if c["issuer"] == bank}
         owed = {c: a for c, a in books.items() if a}
         issued = {c: a for (issuer, c), a in supply.items() if issuer == bank and a}
         if owed != issued:
@@ -110,19 +118,40 @@ def supply_gaps(banks: list[str]) -> tuple[dict[str, int], list[tuple[str, dict[
 
 
 def conserved(banks: list[str], flow: PaymentFlow) -> dict[str, int]:
-    """Each issuer's supply (the regulator's supervisory view) equals its book totals.
+    """Each issuer's supply equals its book totals: exactly on its own peer, and on the regulator's
+    (its supervisory view) once private data has reached it.
 
-    The two are read on different peers, and every cross-bank payment moves supply, so the flow
-    pauses for the check and the reads repeat until both peers have committed the same payments.
+    Every cross-bank payment moves supply, so the flow pauses for the check, and the reads repeat
+    until in-flight payments finished. The regulator's peer receives supply changes by gossip and,
+    when it missed one, by reconciliation; the figure says how long it lagged.
     """
     flow.stop()
     try:
         wait_for(lambda: not supply_gaps(banks)[1], timeout=90, interval=1)
         supply, gaps = supply_gaps(banks)
         assert not gaps, gaps
+        started = time.monotonic()
+        wait_for(lambda: not supply_gaps(banks, "RegulatorMSP")[1], timeout=240, interval=2)
+        _, lagging = supply_gaps(banks, "RegulatorMSP")
+        print(f"FIGURE regulator's supply view caught up after {time.monotonic() - started:.1f}s")
+        assert not lagging, (lagging, _privdata_log("RegulatorMSP"))
         return supply
     finally:
         flow.start()
+
+
+def _privdata_log(msp_id: str) -> str:
+    """The private-data lines of the org's peer log, for a failure's message."""
+    log = STATE / "logs" / f"peer.{msp_id}.log"
+    if not log.exists():
+        candidates = sorted(STATE.glob(f"**/logs/peer.{msp_id}.log"))
+        log = candidates[0] if candidates else log
+    if not log.exists():
+        return f"(no log at {log})"
+    lines = [
+        line for line in log.read_text(errors="replace").splitlines() if "privdata" in line or "pvtdata" in line.lower()
+    ]
+    return "\n".join(lines[-30:])
 
 
 def test_a_bank_joins_while_payments_flow(flow: PaymentFlow) -> None:

@@ -5,7 +5,7 @@ authenticated (Fernet: AES-128-CBC with HMAC-SHA256), not merely signed: a copy 
 key, and a changed one is refused. The gateway keeps no copy of the key, so its database holds
 API keys only as hashes, as before (auth.py). The cookie is bound to ``/console``, so the REST
 API never receives it and keeps authenticating by header only, which is also why the API needs
-no CSRF protection. Decision 0024 says why this is a cookie and not a table of sessions.
+no CSRF protection. Decision 0026 says why this is a cookie and not a table of sessions.
 """
 
 from __future__ import annotations
