@@ -112,6 +112,11 @@ def peer_spec(home: OrgHome, ports: PortPlan, org: Org) -> NodeSpec:
         # reconciler; its default pass of once a minute left a peer's view of another bank's
         # supply behind for minutes after a member change.
         "CORE_PEER_GOSSIP_PVTDATA_RECONCILESLEEPINTERVAL": "10s",
+        # How long a peer holds up a block's commit pulling private data it was not handed at
+        # endorsement (default 60 s, per block). A payee bank's peer catching up after an outage
+        # would stall a minute on every block whose payer peer is unreachable; the reconciler
+        # fetches what is still missing afterwards (decision 0031).
+        "CORE_PEER_GOSSIP_PVTDATA_PULLRETRYTHRESHOLD": "5s",
         "CORE_PEER_TLS_ENABLED": "true",
         "CORE_PEER_TLS_CERT_FILE": str(tls / "server.crt"),
         "CORE_PEER_TLS_KEY_FILE": str(tls / "server.key"),

@@ -74,9 +74,11 @@ def collections_config(bank_msp_ids: list[str], observer_msp_ids: Iterable[str] 
 
     One private collection per bank, endorsed by that bank alone, and one bilateral
     collection per pair of banks, endorsed by either of the two (the payer bank creates
-    the details, the payee bank reads them). ``requiredPeerCount`` 1 on bilateral
-    collections makes the counterparty hold the details at commit time, which is when
-    its gateway needs them. One supply collection per bank, readable by every bank and
+    the details, the payee bank reads them). Bilateral collections push the details to
+    the counterparty's peer at endorsement when it can be reached (``maxPeerCount`` 1), and
+    do not require it (``requiredPeerCount`` 0): a payment to a bank whose peer is down is
+    made all the same, and that peer fetches the details from the payer's peer when it is
+    back (decision 0031). One supply collection per bank, readable by every bank and
     every observer org (the regulator) and endorsed by the issuing bank alone. One disclosure
     collection per bank, held by the bank and the observers and endorsed by the bank alone;
     one collection per observer for its records, readable by everyone and endorsed by that
@@ -103,7 +105,7 @@ def collections_config(bank_msp_ids: list[str], observer_msp_ids: Iterable[str] 
             {
                 "name": bilateral_collection(first, second),
                 "policy": member_policy([first, second]),
-                "requiredPeerCount": 1,
+                "requiredPeerCount": 0,
                 "maxPeerCount": 1,
                 "blockToLive": 0,
                 "memberOnlyRead": True,

@@ -80,7 +80,7 @@ class GatewayConfig:
     commit_wait_seconds: float = 5.0
     # /readyz (readiness.py): whether the peer must see every other bank's peer (else one will do),
     # and how many blocks it may be behind the channel.
-    readiness_requires_all_banks: bool = True
+    readiness_requires_all_banks: bool = False
     readiness_max_blocks_behind: int = 10
     fx_rates: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATES))
     webhook_timeout_seconds: float = 5.0

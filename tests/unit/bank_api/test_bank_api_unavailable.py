@@ -151,22 +151,27 @@ def test_not_ready_without_our_peer_or_chaincode(network: FakeNetwork, us: Gatew
     assert (status, body["code"]) == (503, reason.code) and int(retry_after) > 0
 
 
-def test_not_ready_while_the_peer_does_not_see_another_bank(network: FakeNetwork, us: Gateway) -> None:
+def test_ready_while_one_bank_is_out_of_sight_and_says_which(network: FakeNetwork, us: Gateway) -> None:
+    """A payment to a bank whose peer is down is made all the same (decision 0031): still ready."""
+    network.channel_members = {"USBankMSP": 1, "SGBankMSP": 1}
+    status, body, _ = _ready(us)
+    assert status == 200 and body["checks"]["channel"] == "sees SGBankMSP; not HKBankMSP"  # type: ignore[index]
+    network.channel_members = {"USBankMSP": 1}  # no other bank at all: the peer is cut off
+    status, body, retry_after = _ready(us)
+    assert (status, body["code"], body["banks"]) == (503, "counterparty_unreachable", ["HKBankMSP", "SGBankMSP"])
+    assert int(retry_after) > 0
+    network.channel_members = None
+    assert _ready(us)[0] == 200
+
+
+def test_every_bank_may_be_required_when_so_configured(network: FakeNetwork, make_gateway: GatewayFactory) -> None:
+    us = make_gateway("USBankMSP", readiness_requires_all_banks=True)
     network.channel_members = {"USBankMSP": 1, "SGBankMSP": 1}  # restarted: gossip has not found HKBank yet
     status, body, retry_after = _ready(us)
     assert (status, body["code"], body["banks"]) == (503, "counterparty_unreachable", ["HKBankMSP"])
     assert int(retry_after) > 0 and body["checks"]["channel"] == "sees SGBankMSP; not HKBankMSP"  # type: ignore[index]
     network.channel_members = None
     assert _ready(us)[0] == 200
-
-
-def test_one_bank_may_be_enough_when_so_configured(network: FakeNetwork, make_gateway: GatewayFactory) -> None:
-    us = make_gateway("USBankMSP", readiness_requires_all_banks=False)
-    network.channel_members = {"USBankMSP": 1, "SGBankMSP": 1}
-    assert _ready(us)[0] == 200
-    network.channel_members = {"USBankMSP": 1}  # no other bank at all: nothing can be paid
-    status, body, _ = _ready(us)
-    assert (status, body["code"]) == (503, "counterparty_unreachable")
 
 
 def test_not_ready_while_the_peer_catches_up(network: FakeNetwork, us: Gateway) -> None:
