@@ -6,10 +6,13 @@ the shared test network of ``conftest.py``, and talk to them over HTTP only.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +132,26 @@ def ready_gateways(profile: dict[str, Any]) -> dict[str, BankGateway]:
     for bank in found.values():
         assert wait_for(bank.ready, timeout=60), f"{bank.msp_id} gateway is not ready"
     return found
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A local receiver of webhook deliveries: its base URL, and each (signature header, body) it got."""
+    received: list[tuple[str, bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append((self.headers["Bank-Api-Signature"], self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -10,17 +10,15 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import requests
 
 from gateway.bank_api.webhooks import verify
-from tests.integration.bank_api_support import BankGateway, ready_gateways, unique, wait_for
+from tests.integration.bank_api_support import BankGateway, ready_gateways, unique, wait_for, webhook_receiver
 
 pytestmark = pytest.mark.network
 
@@ -146,28 +144,11 @@ def test_bad_amounts_on_the_live_gateway(banks: dict[str, BankGateway], amount: 
 
 
 def test_supplier_is_told_by_a_signed_webhook(banks: dict[str, BankGateway]) -> None:
-    received: list[tuple[str, bytes]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append((self.headers["Bank-Api-Signature"], self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with webhook_receiver() as (base_url, received):
         us, hk = banks["USBankMSP"], banks["HKBankMSP"]
         buyer = us.open_account("Hook Buyer", "US")
         supplier = hk.open_account("Hook Supplier", "HK")
-        hook = hk.post(
-            "/v1/webhooks",
-            {"url": f"http://127.0.0.1:{server.server_address[1]}/hook", "events": ["payment.received"]},
-            supplier.headers,
-        )
+        hook = hk.post("/v1/webhooks", {"url": f"{base_url}/hook", "events": ["payment.received"]}, supplier.headers)
         assert hook.status_code == 201, hook.text
         us.issue(buyer.account_id, "USD", "5.00")
         paid = us.pay(buyer, "HKBankMSP", supplier.account_id, "USD", "5.00", unique("hook"))
@@ -179,6 +160,3 @@ def test_supplier_is_told_by_a_signed_webhook(banks: dict[str, BankGateway]) -> 
         assert (event["type"], event["data"]["payment_id"]) == ("payment.received", paid.json()["payment_id"])
         deliveries = hk.get(f"/v1/webhooks/{hook.json()['id']}/deliveries", supplier.headers).json()["deliveries"]
         assert [(d["state"], d["last_status_code"]) for d in deliveries] == [("delivered", 204)]
-    finally:
-        server.shutdown()
-        server.server_close()

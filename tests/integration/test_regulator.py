@@ -15,13 +15,11 @@ import csv
 import io
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,15 @@ import pytest
 import requests
 
 from gateway.bank_api.webhooks import verify
-from tests.integration.bank_api_support import TIMEOUT, BankGateway, Merchant, gateways_of, unique, wait_for
+from tests.integration.bank_api_support import (
+    TIMEOUT,
+    BankGateway,
+    Merchant,
+    gateways_of,
+    unique,
+    wait_for,
+    webhook_receiver,
+)
 from tests.integration.conftest import network_cli
 from tests.integration.deposit_token_support import Consortium, Refused, altered_chaincode
 
@@ -560,28 +566,25 @@ def _checked(seat: Seat, request_id: str, bank: str) -> dict[str, Any]:
     return dict(delivery)
 
 
+@pytest.fixture
+def alert_hook(seat: Seat) -> Iterator[tuple[dict[str, Any], list[tuple[str, bytes]]]]:
+    """An alert webhook of the regulator's to a local receiver: the subscription and what arrived."""
+    with webhook_receiver() as (base_url, received):
+        hook = requests.post(
+            f"{seat.regulator.url}/v1/webhooks", json={"url": f"{base_url}/alerts"},
+            headers=seat.regulator.op, timeout=TIMEOUT,
+        )  # fmt: skip
+        assert hook.status_code == 201, hook.text
+        yield hook.json(), received
+        requests.delete(f"{seat.regulator.url}/v1/webhooks/{hook.json()['id']}", headers=seat.regulator.op,
+                        timeout=TIMEOUT)  # fmt: skip
+
+
 @pytest.mark.usefixtures("quiet_rules")
 def test_supply_over_time_a_supply_moved_without_a_report_and_alerts_pushed_signed(
-    seat: Seat, profile_path: Path, state_dir: Path
+    seat: Seat, profile_path: Path, state_dir: Path, alert_hook: tuple[dict[str, Any], list[tuple[str, bytes]]]
 ) -> None:
-    received: list[tuple[str, bytes]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append((self.headers["Bank-Api-Signature"], self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    hook = requests.post(
-        f"{seat.regulator.url}/v1/webhooks", json={"url": f"http://127.0.0.1:{server.server_address[1]}/alerts"},
-        headers=seat.regulator.op, timeout=TIMEOUT,
-    )  # fmt: skip
-    assert hook.status_code == 201, hook.text
+    hook, received = alert_hook
     consortium = Consortium(profile_path)
     minted = False
     try:
@@ -624,23 +627,19 @@ def test_supply_over_time_a_supply_moved_without_a_report_and_alerts_pushed_sign
             for signature, body in list(received):
                 event = json.loads(body)
                 if event["data"]["alert_id"] == alert["alert_id"]:
-                    assert verify(hook.json()["secret"], signature, body, now=int(time.time()))
+                    assert verify(hook["secret"], signature, body, now=int(time.time()))
                     return dict(event)
             return None
 
         event = wait_for(pushed, timeout=60, interval=0.5)
         assert event and event["type"] == "alert.raised" and event["data"]["rule"] == "supply_drift"
-        deliveries = seat.ok(f"/v1/webhooks/{hook.json()['id']}/deliveries")["deliveries"]
+        deliveries = seat.ok(f"/v1/webhooks/{hook['id']}/deliveries")["deliveries"]
         assert ("delivered", 204) in {(d["state"], d["last_status_code"]) for d in deliveries}
     finally:
         if minted:
             with altered_chaincode(state_dir, US):
                 consortium[US].attempt("RogueMint", None, US, "USD", "-700")
         consortium.close()
-        server.shutdown()
-        server.server_close()
-        requests.delete(f"{seat.regulator.url}/v1/webhooks/{hook.json()['id']}", headers=seat.regulator.op,
-                        timeout=TIMEOUT)  # fmt: skip
 
 
 def test_disclosure_on_request_approved_refused_and_lied_about(seat: Seat, profile_path: Path, state_dir: Path) -> None:

@@ -53,11 +53,16 @@ def delivery_body(row: WebhookDelivery) -> dict[str, object]:
 @bp.post("/webhooks")
 @requires(MERCHANT)
 def subscribe() -> Response:
+    return subscription_created(_store(), _account(), EVENT_TYPES)
+
+
+def subscription_created(store: WebhookStore, owner: str, event_types: tuple[str, ...]) -> Response:
+    """Register the body's URL for ``owner``; the answer shows the signing secret, once."""
     fields = Fields(json_object(), ("url", "events"))
     url = fields.required_text("url", max_length=2048)
-    events = fields.choices("events", EVENT_TYPES, default=list(EVENT_TYPES))
+    events = fields.choices("events", event_types, default=list(event_types))
     try:
-        created = _store().subscribe(_account(), url, sorted(set(events)))
+        created = store.subscribe(owner, url, sorted(set(events)))
     except WebhookError as error:
         raise bad_request(str(error)) from error
     body = {**subscription_body(created.subscription), "secret": created.secret}
@@ -82,10 +87,14 @@ def unsubscribe(subscription_id: str) -> Response:
 @bp.get("/webhooks/<subscription_id>/deliveries")
 @requires(MERCHANT)
 def list_deliveries(subscription_id: str) -> Response:
+    return deliveries_page(_store(), _account(), subscription_id, "this account has no webhook with that id")
+
+
+def deliveries_page(store: WebhookStore, owner: str, subscription_id: str, not_found: str) -> Response:
+    """A page of one subscription's deliveries, newest first, if ``owner`` has that subscription."""
     path_id(subscription_id, OPAQUE_ID, "webhook id")
-    store = _store()
-    if store.get(_account(), subscription_id) is None:
-        raise ApiProblem(404, "not_found", "this account has no webhook with that id")
+    if store.get(owner, subscription_id) is None:
+        raise ApiProblem(404, "not_found", not_found)
     size = page_size()
     before = request.args.get("cursor") or None
     if before is not None:

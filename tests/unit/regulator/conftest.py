@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.bank_api.alerts import RegulatorMonitor
 from gateway.bank_api.app import Services, create_app
 from tests.unit.contract.conftest import HK, REG, SG, US, Ledger, new_ledger
 from tests.unit.regulator.channel_ledger import ChannelLedger
@@ -81,3 +82,16 @@ def regulator(make_gateway: GatewayFactory) -> Gateway:
 
 
 __all__ = ["HK", "REG", "SG", "US", "Gateway", "GatewayFactory", "Ledger"]
+
+
+def handle_new(monitor: RegulatorMonitor, regulator: Gateway) -> list[str]:
+    """Handle every event after the checkpoint, as the monitor's follower would, and save it."""
+    block, tx_id = monitor.load_checkpoint()
+    raised: list[str] = []
+    last = None
+    for event in regulator.ledger.events(block, tx_id):
+        raised += monitor.handle(event)
+        last = event
+    if last is not None:
+        monitor.save_checkpoint(last)
+    return raised

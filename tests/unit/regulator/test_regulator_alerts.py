@@ -12,7 +12,7 @@ import pytest
 
 from gateway.bank_api.alerts import RegulatorMonitor
 from gateway.bank_api.storage.models import EventCheckpoint
-from tests.unit.regulator.conftest import HK, REG, SG, US, Gateway, GatewayFactory, Ledger
+from tests.unit.regulator.conftest import HK, REG, SG, US, Gateway, GatewayFactory, Ledger, handle_new
 
 
 class Clock:
@@ -51,19 +51,6 @@ def _monitor(regulator: Gateway, contract: Ledger) -> tuple[RegulatorMonitor, Cl
     return RegulatorMonitor(regulator.services, clock=clock, retry_seconds=0.05), clock
 
 
-def _handle_new(monitor: RegulatorMonitor, regulator: Gateway) -> list[str]:
-    """Handle every event after the checkpoint, as the monitor's follower would, and save it."""
-    block, tx_id = monitor.load_checkpoint()
-    raised: list[str] = []
-    last = None
-    for event in regulator.ledger.events(block, tx_id):
-        raised += monitor.handle(event)
-        last = event
-    if last is not None:
-        monitor.save_checkpoint(last)
-    return raised
-
-
 def _put_rule(regulator: Gateway, rule: str, body: dict[str, Any]) -> Any:
     response = regulator.client.put(f"/v1/alert-rules/{rule}", json=body, headers=regulator.headers())
     assert response.status_code == 200, response.get_json()
@@ -81,7 +68,7 @@ def test_a_single_payment_at_or_above_the_threshold_raises_an_alert(regulator: G
     assert rules["rules"]["large_payment"] == {"enabled": True, "thresholds": {"USD": "100.00"}}
     below = _pay(customers, "below", 9_999)
     at = _pay(customers, "at", 10_000)
-    raised = _handle_new(monitor, regulator)
+    raised = handle_new(monitor, regulator)
     assert len(raised) == 1
     [alert] = _alerts(regulator)
     assert (alert["alert_id"], alert["rule"], alert["state"]) == (raised[0], "large_payment", "open")
@@ -103,13 +90,13 @@ def test_velocity_between_two_banks_by_count_and_by_amount(regulator: Gateway, c
     second = _pay(customers, "v2", 400)
     _pay(customers, "other-way", 400, payer_bank=HK, payer="shop", payee_bank=US, payee="alice")
     _pay(customers, "other-pair", 400, payee_bank=SG, payee="sg-shop")
-    assert _handle_new(monitor, regulator) == []
+    assert handle_new(monitor, regulator) == []
     customers.channel.advance(60)
     third = _pay(customers, "v3", 400)  # two in the window: 8.00 USD, not more than 2 payments
-    assert _handle_new(monitor, regulator) == []
+    assert handle_new(monitor, regulator) == []
     customers.channel.advance(60)
     fourth = _pay(customers, "v4", 300)  # three in the window, 11.00 USD
-    raised = _handle_new(monitor, regulator)
+    raised = handle_new(monitor, regulator)
     assert len(raised) == 2
     amount, count = sorted(_alerts(regulator), key=lambda alert: "currency" not in alert["evidence"])
     assert count["subject"] == f"3 payments from {US} to {HK} within 600 s (limit 2)"
@@ -123,7 +110,7 @@ def test_velocity_between_two_banks_by_count_and_by_amount(regulator: Gateway, c
     # A fifth in the same window is the same breach: no new alert.
     customers.channel.advance(10)
     _pay(customers, "v5", 100)
-    assert _handle_new(monitor, regulator) == []
+    assert handle_new(monitor, regulator) == []
 
 
 def test_payments_left_initiated_or_rejected_too_long(regulator: Gateway, customers: Ledger) -> None:
@@ -182,7 +169,7 @@ def test_disabled_rules_and_rules_without_thresholds_stay_quiet(regulator: Gatew
     _pay(customers, "big", 900_000)
     for _ in range(5):
         _pay(customers, f"many-{_}", 1)
-    assert _handle_new(monitor, regulator) == []  # the defaults set no amount or count limits
+    assert handle_new(monitor, regulator) == []  # the defaults set no amount or count limits
     _put_rule(regulator, "stale_payment", {"enabled": False, "initiated_seconds": 1, "rejected_seconds": 1})
     clock.ahead = 100_000
     assert monitor.scan() == []
@@ -194,7 +181,7 @@ def test_alerts_are_acknowledged_once(regulator: Gateway, customers: Ledger) -> 
     _put_rule(regulator, "large_payment", {"enabled": True, "thresholds": {"USD": "1.00"}})
     _pay(customers, "a", 100)
     _pay(customers, "b", 100)
-    first, second = _handle_new(monitor, regulator)
+    first, second = handle_new(monitor, regulator)
 
     def ack(alert_id: str, note: str | None) -> Any:
         body = {} if note is None else {"note": note}

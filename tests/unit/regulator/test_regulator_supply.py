@@ -22,7 +22,7 @@ from gateway.bank_api.storage.models import SupplyMovement, WebhookDelivery
 from gateway.bank_api.webhooks import verify
 from tests.integration.rogue_deposit_token import RogueDepositTokenContract
 from tests.unit.contract.conftest import new_ledger
-from tests.unit.regulator.conftest import HK, US, Gateway, GatewayFactory, Ledger
+from tests.unit.regulator.conftest import HK, US, Gateway, GatewayFactory, Ledger, handle_new
 
 ROGUE = ContractRouter([RogueDepositTokenContract()])
 
@@ -56,18 +56,6 @@ def customers(contract: Ledger) -> Ledger:
 
 def _monitor(regulator: Gateway, contract: Ledger) -> RegulatorMonitor:
     return RegulatorMonitor(regulator.services, clock=lambda: contract.channel.now, retry_seconds=0.05)
-
-
-def _handle_new(monitor: RegulatorMonitor, regulator: Gateway) -> list[str]:
-    block, tx_id = monitor.load_checkpoint()
-    raised: list[str] = []
-    last = None
-    for event in regulator.ledger.events(block, tx_id):
-        raised += monitor.handle(event)
-        last = event
-    if last is not None:
-        monitor.save_checkpoint(last)
-    return raised
 
 
 def _put_rule(regulator: Gateway, rule: str, body: dict[str, Any]) -> None:
@@ -138,8 +126,8 @@ def test_supply_history_per_bucket_from_the_reports(regulator: Gateway, customer
     customers.channel.advance(3600)
     customers.issue(US, "alice", 10_000, ref="dep-later")  # 10:00:30
     customers.submit(HK, "CompletePayment", {"payment_id": first})  # 10:00:30, HKBank's USD minted
-    _handle_new(monitor, regulator)
-    _handle_new(monitor, regulator)  # handled twice (a restart): stored once
+    handle_new(monitor, regulator)
+    handle_new(monitor, regulator)  # handled twice (a restart): stored once
     with regulator.services.db.session(write=False) as session:
         assert len(session.scalars(select(SupplyMovement)).all()) == 4
 
@@ -208,7 +196,7 @@ def test_a_supply_that_moves_without_a_report_is_raised_once_it_holds(regulator:
     monitor = _monitor(regulator, customers)
     _put_rule(regulator, "supply_drift", {"enabled": True, "confirm_seconds": 20})
     _pay(customers, "d1", 2_500)
-    _handle_new(monitor, regulator)
+    handle_new(monitor, regulator)
     assert monitor.check_supply() == []  # every change reported: quiet
     customers.channel.advance(60)
     assert monitor.check_supply() == []
@@ -216,7 +204,7 @@ def test_a_supply_that_moves_without_a_report_is_raised_once_it_holds(regulator:
     # USBank, running altered chaincode, mints 7.00 USD of its own without an Issued event.
     mint = customers.channel.simulate(US, "RogueMint", [US, "USD", "700"], router=ROGUE)
     assert mint.ok and customers.channel.commit([mint]) == ["VALID"]
-    _handle_new(monitor, regulator)
+    handle_new(monitor, regulator)
     assert monitor.check_supply() == []  # first seen: it must hold for 20 s
     customers.channel.advance(10)
     assert monitor.check_supply() == []
@@ -252,11 +240,11 @@ def test_a_difference_that_goes_away_is_never_raised(regulator: Gateway, custome
     """A report still on its way shows as a difference for a moment: it is not an alert."""
     monitor = _monitor(regulator, customers)
     _put_rule(regulator, "supply_drift", {"enabled": True, "confirm_seconds": 20})
-    _handle_new(monitor, regulator)
+    handle_new(monitor, regulator)
     _pay(customers, "late", 1_000)  # committed, its event not handled yet
     assert monitor.check_supply() == []
     customers.channel.advance(15)
-    _handle_new(monitor, regulator)
+    handle_new(monitor, regulator)
     customers.channel.advance(15)
     assert monitor.check_supply() == []
     customers.channel.advance(30)
@@ -285,7 +273,7 @@ def test_each_alert_is_queued_once_for_each_alert_webhook_signed(
     monitor = _monitor(regulator, customers)
     _put_rule(regulator, "large_payment", {"enabled": True, "thresholds": {"USD": "100.00"}})
     _pay(customers, "big", 20_000)
-    [alert_id] = _handle_new(monitor, regulator)
+    [alert_id] = handle_new(monitor, regulator)
     with regulator.services.db.session(write=False) as session:
         [delivery] = session.scalars(select(WebhookDelivery)).all()
         payload = json.loads(delivery.payload)
@@ -301,7 +289,7 @@ def test_each_alert_is_queued_once_for_each_alert_webhook_signed(
         for row in session.scalars(select(SupplyMovement)):
             session.delete(row)
     monitor.save_checkpoint(LedgerEvent(0, "none", "", {}))
-    _handle_new(monitor, regulator)
+    handle_new(monitor, regulator)
     with regulator.services.db.session(write=False) as session:
         assert len(session.scalars(select(WebhookDelivery)).all()) == 1
     deliveries = regulator.ok(f"/v1/webhooks/{webhook['id']}/deliveries")["deliveries"]
