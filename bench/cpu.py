@@ -17,6 +17,9 @@ KINDS = ("peer", "orderer", "chaincode", "gateway", "client")
 # Peers that endorse nothing in the workloads (also counted under "peer"): what validating and
 # committing alone costs one peer.
 VALIDATOR = "validator"
+# The gateways of orgs that are not banks (the regulator's): what watching the channel costs one,
+# counted beside "gateway", which holds every gateway.
+OVERSIGHT_GATEWAY = "oversight_gateway"
 
 
 def cpu_seconds(pid: int | str) -> float | None:

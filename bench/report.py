@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import KINDS, VALIDATOR
+from bench.cpu import KINDS, OVERSIGHT_GATEWAY, VALIDATOR
 from bench.load import MVCC, OK, StepRun
 
 Step = dict[str, Any]
@@ -71,6 +71,15 @@ def summarize_step(
         # all validating-only peers together (their count is in the run's network.node_counts)
         "validator_cpu_ms_per_tx": (
             round(cpu_seconds[VALIDATOR] * 1000 / committed, 2) if committed and VALIDATOR in cpu_seconds else None
+        ),
+        # the regulator's gateway, watching: per transaction and per operation (a REST payment is two)
+        "oversight_gateway_cpu_ms_per_tx": (
+            round(cpu_seconds[OVERSIGHT_GATEWAY] * 1000 / committed, 2)
+            if committed and OVERSIGHT_GATEWAY in cpu_seconds
+            else None
+        ),
+        "oversight_gateway_cpu_ms_per_operation": (
+            round(cpu_seconds[OVERSIGHT_GATEWAY] * 1000 / ok, 2) if ok and OVERSIGHT_GATEWAY in cpu_seconds else None
         ),
         "blocks": block_count,
         "transactions_per_block": round(block_transactions / block_count, 1) if block_count else None,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.books import Books, Preloader
-from bench.cpu import VALIDATOR, CpuMeter
+from bench.cpu import OVERSIGHT_GATEWAY, VALIDATOR, CpuMeter
 from bench.load import AccountPool, Client, Driver, StepRun, run_step
 from bench.metrics import FabricMetrics, Totals, metrics_urls
 from bench.report import peak_step, plot, summarize_step, table, write_json
@@ -74,7 +74,11 @@ class Bench:
             self._connect()
             bed = self.testbed
             gateways = bed.healthy_gateways()
-            pids = {**bed.pids_by_kind(), VALIDATOR: bed.validator_pids()}
+            pids = {
+                **bed.pids_by_kind(),
+                VALIDATOR: bed.validator_pids(),
+                OVERSIGHT_GATEWAY: bed.oversight_gateway_pids(),
+            }
             completer = self.args.completer
             if completer == "auto":
                 completer = "gateway" if gateways else "bench"

@@ -139,6 +139,16 @@ class Testbed:
             if node.get("kind") == "peer" and node.get("org") in observers and node.get("pid")
         ]
 
+    def oversight_gateway_pids(self) -> list[int]:
+        """The gateways of orgs that are not banks (the regulator's): they follow every block, take no load."""
+        orgs: dict[str, Any] = self.profile.get("orgs", {})
+        observers = {str(org.get("name")) for org in orgs.values() if org.get("kind", "bank") != "bank"}
+        return [
+            int(node["pid"])
+            for node in self.nodes()
+            if node.get("kind") == "gateway" and node.get("org") in observers and node.get("pid")
+        ]
+
     def healthy_gateways(self) -> list[str]:
         return [n["name"] for n in self.nodes() if n.get("kind") == "gateway" and n.get("healthy")]
 

@@ -38,7 +38,8 @@ def test_step_summary_counts_only_valid_commits_over_the_window() -> None:
     tracker.begin()
     tracker.finish(CLIENT_ERROR, t0, t0 + 0.1, "endorse: insufficient_funds")
     tracker.freeze()
-    step = summarize_step(_run(tracker, 1.0, 10.0, 10), 1, {"peer": 0.8, "client": 0.08, "validator": 0.2}, (4, 10))
+    cpu = {"peer": 0.8, "client": 0.08, "validator": 0.2, "gateway": 0.5, "oversight_gateway": 0.04}
+    step = summarize_step(_run(tracker, 1.0, 10.0, 10), 1, cpu, (4, 10))
     # 8 good operations over the 10 s step (the last commit came before the step ended)
     assert step["throughput_ops"] == 0.8
     assert step["committed_tx"] == 8
@@ -51,6 +52,9 @@ def test_step_summary_counts_only_valid_commits_over_the_window() -> None:
     # the validating peer is also a peer: reported beside the kinds, not as one more of them
     assert step["validator_cpu_ms_per_tx"] == 25.0
     assert "validator" not in step["cpu_ms_per_tx"]
+    # the regulator's gateway likewise, per transaction and per good operation
+    assert (step["oversight_gateway_cpu_ms_per_tx"], step["oversight_gateway_cpu_ms_per_operation"]) == (5.0, 5.0)
+    assert step["cpu_ms_per_tx"]["gateway"] == 62.5 and "oversight_gateway" not in step["cpu_ms_per_tx"]
     assert step["transactions_per_block"] == 2.5
     assert step["errors"] == {"endorse: insufficient_funds": 1}
 
