@@ -180,7 +180,9 @@ def supply() -> Response:
     else:
         # every class with a supply now (each is one chart and one API call); the form picks any other
         wanted = [item for item in classes if Decimal(item["supply"]) != 0]
-    if chosen and not wanted and "/" in chosen:
+    if chosen and "/" not in chosen:
+        raise ApiRefused(400, "invalid_request", "token_class is an issuer and a currency: USBankMSP/USD")
+    if chosen and not wanted:
         # a class with no supply now still has a history: ask the API, which checks it
         issuer, _, currency = chosen.partition("/")
         wanted = [{"issuer": issuer, "currency": currency}]

@@ -140,6 +140,9 @@ def test_supply_over_time_is_a_line_per_token_class(console: Console, network: d
     # one class chosen; an interval the API does not know is refused in its words
     one = console.get("/console/regulator/supply", query_string={"token_class": "USBankMSP/USD", "interval": "day"})
     assert 'id="supply-chart-1"' in text(one) and 'id="supply-chart-2"' not in text(one)
+    assert "token_class is an issuer and a currency" in refusal(
+        console.get("/console/regulator/supply", query_string={"token_class": "USD"})
+    )
     refused = console.get("/console/regulator/supply", query_string={"interval": "fortnight"})
     assert refused.status_code == 400 and "interval" in refusal(refused)
 
@@ -156,6 +159,18 @@ def test_flows_between_banks_total_each_pair_per_currency(console: Console, netw
     assert every["series"] == [{"label": "USD", "values": ["723.45", "10.00"]}]
     # the default range ends now; the channel's payments are older, so nothing to draw
     assert 'id="flows-chart"' not in text(console.get("/console/regulator/flows"))
+
+
+def test_flows_read_a_bounded_number_of_pages_and_say_so(
+    console: Console, network: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.bank_api.console import regulator
+
+    monkeypatch.setattr(regulator, "FLOW_PAGE_SIZE", 1)
+    monkeypatch.setattr(regulator, "FLOW_PAGES", 2)
+    page = text(console.get("/console/regulator/flows", query_string={**DAY, "status": ""}))
+    assert 'id="truncated"' in page and "newest 2 only" in page
+    assert 'id="truncated"' not in text(console.get("/console/regulator/flows", query_string=DAY))
 
 
 def test_flow_totals_are_exact_decimals() -> None:
