@@ -38,6 +38,16 @@ JURISDICTION: Schema = _string(v.JURISDICTION, 4, example="HK")
 
 REGULATOR_SCHEMAS: dict[str, Schema] = {
     "Problem": SCHEMAS["Problem"],
+    # the regulator's keys are operator keys of the regulator's gateway, and have no account
+    "Me": _object(
+        {
+            "role": {"type": "string", "enum": ["operator"]},
+            "key_id": _string(),
+            "account_id": _nullable(_string()),
+            "bank": _string(),
+        },
+        ["role", "key_id", "account_id", "bank"],
+    ),
     "Status": SCHEMAS["Status"],
     "Supply": SCHEMAS["Supply"],
     "TimelineStep": SCHEMAS["TimelineStep"],
@@ -404,6 +414,14 @@ def _paths() -> dict[str, Schema]:
                 problems=("401", "403"),
                 secured=False,
                 description="Open to clients on this machine; others need an operator key.",
+            )
+        },
+        "/v1/me": {
+            "get": _op(
+                "The caller's key and role (the console's login asks it)",
+                "oversight",
+                {"200": _json("Me", "The caller")},
+                problems=("401",),
             )
         },
         "/v1/reference-data": {

@@ -4,8 +4,13 @@ An operator opens and funds a buyer at USBank; the buyer logs in, pays a supplie
 HKD after seeing the quoted rate, and watches the payment complete; a payment beyond the balance
 is refused with its reason; the operator sees the net positions chart drawn with data, and every
 bank in a settlement cycle confirms its leg in its own console until the cycle is settled.
+The regulator, in its own gateway's console (a bank operator's key is refused there), sees the
+supply over time and the flows between banks drawn with data, filters payments and opens one with
+its timeline, acknowledges the alert a large payment raised, and files a disclosure request; a
+request for an unknown payment is refused with the API's reason.
 Screenshots of the main pages land in ``.state/console-screenshots/`` (``DT_CONSOLE_SCREENSHOTS``),
-with ``figures.json``: the merchant home page's weight and render times, and the suite's time.
+with ``figures.json``: the merchant's and the regulator's home pages' weight and render times, and
+the suite's time.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from tests.integration.bank_api_support import BankGateway, ready_gateways, unique
+from tests.integration.bank_api_support import TIMEOUT, BankGateway, ready_gateways, unique, wait_for
 from tests.integration.conftest import ROOT
 from tests.integration.console_browser import Browser, browser_missing, chromium
 
@@ -28,6 +34,7 @@ pytestmark = pytest.mark.network
 
 SCREENSHOTS = Path(os.environ.get("DT_CONSOLE_SCREENSHOTS", str(ROOT / ".state" / "console-screenshots")))
 FIGURES: dict[str, Any] = {}
+REG = "RegulatorMSP"
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +87,7 @@ def test_merchant_pays_another_bank_and_watches_it_complete(
     browser.screenshot("login")
     browser.fill({"api_key": buyer_key})
     browser.submit("login")
-    FIGURES["merchant_home"] = _home_figures(browser, us.url)
+    FIGURES["merchant_home"] = _home_figures(browser, f"{us.url}/console/merchant/")
     assert browser.text("#balances tr[data-currency='USD'] .num") == "1000.00 USD"
     browser.screenshot("merchant-home")
     # the key is in no page, URL or storage the page's script can read; the session cookie is HTTP-only
@@ -180,17 +187,171 @@ def test_operator_sees_the_positions_chart_and_settles_a_cycle(
     browser.logout()
 
 
+@pytest.fixture(scope="module")
+def regulator(network: dict[str, Any]) -> BankGateway:
+    org = network["orgs"][REG]
+    gateway = BankGateway(REG, org["gateway_url"], Path(org["operator_key_file"]))
+    assert wait_for(gateway.ready, timeout=120), "the regulator's gateway is not ready"
+    return gateway
+
+
+def test_a_bank_operators_key_is_refused_at_the_regulators_console(
+    banks: dict[str, BankGateway], regulator: BankGateway, browser: Browser
+) -> None:
+    browser.open(f"{regulator.url}/console/login")
+    browser.fill({"api_key": _operator_key(banks["USBankMSP"])})
+    browser.submit("login")
+    assert "401 unauthenticated" in browser.refusal() and not browser.has("#logout")
+    browser.screenshot("regulator-login-refused")
+    # and the regulator's key at a bank's console
+    us = banks["USBankMSP"]
+    browser.open(f"{us.url}/console/login")
+    browser.fill({"api_key": _operator_key(regulator)})
+    browser.submit("login")
+    assert "401 unauthenticated" in browser.refusal() and not browser.has("#logout")
+
+
+def test_the_regulator_watches_supply_flows_payments_alerts_and_files_a_disclosure_request(
+    banks: dict[str, BankGateway], regulator: BankGateway, browser: Browser
+) -> None:
+    us, hk = banks["USBankMSP"], banks["HKBankMSP"]
+    rule_url = f"{regulator.url}/v1/alert-rules/large_payment"
+    put = requests.put(rule_url, json={"enabled": True, "thresholds": {"USD": "250.00"}}, headers=regulator.op,
+                       timeout=TIMEOUT)  # fmt: skip
+    assert put.status_code == 200, put.text
+    try:
+        payment_id = _paid_and_seen(us, hk, regulator, "300.00")
+        alert_id = _alert_for(regulator, payment_id)
+    finally:
+        restored = requests.put(rule_url, json={"enabled": True, "thresholds": {}}, headers=regulator.op,
+                                timeout=TIMEOUT)  # fmt: skip
+        assert restored.status_code == 200, restored.text
+
+    browser.login(regulator.url, _operator_key(regulator))
+    FIGURES["regulator_home"] = _home_figures(browser, f"{regulator.url}/console/regulator/")
+    assert int(browser.text("#open-alerts")) >= 1
+    assert _operator_key(regulator) not in browser.driver.page_source
+    assert browser.storage() == {"local": 0, "session": 0, "cookies": ""}
+    browser.screenshot("regulator-home")
+
+    # supply over time: a line per token class with a supply, drawn by Chart.js with its points
+    browser.open(f"{regulator.url}/console/regulator/supply?interval=minute")
+    drawn = _drawn(browser, "supply-chart-1")
+    assert drawn["datasets"] == 1 and drawn["points"] >= 2, drawn
+    browser.screenshot("regulator-supply")
+
+    # flows between banks over the last hour: USBank → HKBank has a bar in USD
+    browser.open(f"{regulator.url}/console/regulator/flows?range=hour")
+    drawn = _drawn(browser, "flows-chart")
+    assert "USBankMSP → HKBankMSP" in drawn["labels"] and "USD" in drawn["series"], drawn
+    browser.screenshot("regulator-flows")
+
+    # payments with the API's filters, then the one paid above with its timeline
+    browser.open(f"{regulator.url}/console/regulator/payments")
+    browser.fill({"filter-payer_bank": "USBankMSP", "filter-payee_bank": "HKBankMSP", "filter-status": "completed",
+                  "filter-currency": "USD", "filter-min_amount": "300.00", "filter-max_amount": "300.00"})  # fmt: skip
+    browser.submit("filter")
+    rows = [row.get_attribute("data-payment") for row in browser.find_all("#payments tr[data-payment]")]
+    assert payment_id in rows, (rows, browser.refusal())
+    browser.screenshot("regulator-payments")
+    browser.find(f"tr[data-payment='{payment_id}'] a").click()
+    browser.wait(lambda d: d.current_url.endswith(payment_id))
+    steps = [step.get_attribute("class") for step in browser.find_all("#payment .timeline li")]
+    assert steps == ["step step-initiated", "step step-completed"], steps
+    browser.screenshot("regulator-payment")
+
+    # the alert the payment raised: its evidence names the payment; acknowledged with a note
+    browser.open(f"{regulator.url}/console/regulator/alerts?rule=large_payment")
+    assert browser.has(f"tr[data-alert='{alert_id}']")
+    browser.screenshot("regulator-alerts")
+    browser.open(f"{regulator.url}/console/regulator/alerts/{alert_id}")
+    assert payment_id in browser.text(".evidence")
+    browser.fill({"note": "Checked with USBank: a known supplier payment"})
+    browser.submit("acknowledge")
+    assert browser.text(".flash") == "Alert acknowledged.", browser.refusal()
+    assert browser.text("#ack-note") == "Checked with USBank: a known supplier payment"
+
+    # a disclosure request for that payment, filed from its page and listed
+    browser.open(f"{regulator.url}/console/regulator/payments/{payment_id}")
+    browser.find("#request-disclosure").click()
+    browser.wait(lambda d: "/disclosures" in d.current_url)
+    assert browser.find("#payment_id").get_attribute("value") == payment_id
+    browser.fill({"legal_basis": "Banking Ordinance s.55, console inquiry"})
+    browser.submit_until_not_unavailable("file-request")
+    assert "asked to answer" in browser.text(".flash"), browser.refusal()
+    assert browser.text("#legal-basis") == "Banking Ordinance s.55, console inquiry"
+    browser.screenshot("regulator-disclosure")
+    browser.open(f"{regulator.url}/console/regulator/disclosures")
+    assert browser.has(f"#disclosures tr[data-payment='{payment_id}']")
+
+    # a request for a payment the ledger does not have: the API's reason, and nothing filed
+    before = len(browser.find_all("#disclosures tr[data-request]"))
+    browser.fill({"payment_id": "0" * 64, "legal_basis": "Banking Ordinance s.55, console inquiry"})
+    browser.submit_until_not_unavailable("file-request")
+    words = browser.refusal()
+    assert "404" in words and "Nothing was changed" in words, words
+    browser.screenshot("regulator-disclosure-refused")
+    assert len(browser.find_all("#disclosures tr[data-request]")) == before
+    assert browser.csp_violations() == []
+    browser.logout()
+
+
+def _paid_and_seen(us: BankGateway, hk: BankGateway, regulator: BankGateway, amount: str) -> str:
+    """A USD payment from a buyer at USBank to a seller at HKBank, waited for until the regulator sees it completed."""
+    buyer = us.open_account("Regulator Console Buyer", "US")
+    us.issue(buyer.account_id, "USD", "1000.00")
+    seller = hk.open_account("Regulator Console Seller", "HK")
+    response = us.pay(buyer, "HKBankMSP", seller.account_id, "USD", amount, unique("reg-console"))
+    assert response.status_code == 201, response.text
+    payment_id: str = response.json()["payment_id"]
+
+    def completed() -> bool:
+        seen = regulator.get(f"/v1/payments/{payment_id}")
+        return seen.status_code == 200 and seen.json()["status"] == "completed"
+
+    assert wait_for(completed, timeout=180, interval=0.5), f"payment {payment_id} never showed completed"
+    return payment_id
+
+
+def _alert_for(regulator: BankGateway, payment_id: str) -> str:
+    """The large-payment alert the regulator's monitor raised for the payment."""
+
+    def raised() -> str | None:
+        found = regulator.get("/v1/alerts", params={"rule": "large_payment", "state": "open"})
+        for alert in found.json()["alerts"] if found.status_code == 200 else []:
+            if payment_id in alert["evidence"].get("payment_ids", []):
+                return str(alert["alert_id"])
+        return None
+
+    alert_id = wait_for(raised, timeout=120, interval=0.5)
+    assert alert_id, f"no large_payment alert for {payment_id}"
+    return str(alert_id)
+
+
+def _drawn(browser: Browser, canvas_id: str) -> dict[str, Any]:
+    """What Chart.js drew on the canvas, from the library's own record of the chart."""
+    drawn: dict[str, Any] = browser.wait(
+        lambda d: d.execute_script(
+            "const c = window.Chart && Chart.getChart(document.getElementById(arguments[0]));"
+            "return c ? {datasets: c.data.datasets.length, points: c.getDatasetMeta(0).data.length,"
+            " labels: c.data.labels, series: c.data.datasets.map(s => s.label)} : null;",
+            canvas_id,
+        )
+    )
+    return drawn
+
+
 def _operator_key(bank: BankGateway) -> str:
     return bank.op["Authorization"].removeprefix("Bearer ")
 
 
-def _home_figures(browser: Browser, base_url: str) -> dict[str, Any]:
-    """The merchant home page loaded afresh: its bytes and when it was first drawn (figures, not limits)."""
+def _home_figures(browser: Browser, url: str) -> dict[str, Any]:
+    """A home page loaded afresh: its bytes and when it was first drawn (figures, not limits)."""
     browser.driver.execute_cdp_cmd("Network.enable", {})
     browser.driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
     samples = []
     for _ in range(3):
-        browser.open(f"{base_url}/console/merchant/")
+        browser.open(url)
         samples.append(browser.timings())
     browser.driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
     last = samples[-1]

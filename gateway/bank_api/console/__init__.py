@@ -1,4 +1,4 @@
-"""The web console: pages for merchants and bank operators, served by each gateway under /console.
+"""The web console: pages for merchants, bank operators and the regulator, served by each gateway under /console.
 
 Every page is rendered on the server from the gateway's own REST API (api.py), called with the
 API key the user logged in with; the key lives only in an encrypted, HTTP-only cookie
@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from gateway.bank_api.console import merchant, operator
+from gateway.bank_api.console import merchant, operator, regulator
 from gateway.bank_api.console.api import ApiRefused, call_api
 from gateway.bank_api.console.cookie_session import (
     CONSOLE_PATH,
@@ -35,6 +35,7 @@ from gateway.bank_api.console.pages import (
     ROLE_PAGES,
     SignedOut,
     WrongRole,
+    console_role,
     current_login,
     form_text,
     page,
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 ASSETS_DIR = Path(__file__).parent / "assets" / "node_modules"
 ASSET_FILES = {"chart.umd.min.js": Path("chart.js") / "dist" / "chart.umd.min.js"}
 
-_ROLE_MODULES = (merchant, operator)
+_ROLE_MODULES = (merchant, operator, regulator)
 
 # No inline script or style, nothing from another origin, no framing, forms post only here.
 CONTENT_SECURITY_POLICY = (
@@ -216,9 +217,9 @@ def login_post() -> Response:
         me = call_api(key, "GET", "/v1/me").body
     except ApiRefused as refusal:
         return page("console/login.html", refusal.status, error=refusal, next=next_page)
-    role = str(me.get("role"))
+    role = console_role(str(me.get("role")))
     if role not in ROLE_PAGES:
-        unknown = ApiRefused(403, "forbidden", f"this console has no pages for {role} keys yet")
+        unknown = ApiRefused(403, "forbidden", f"this console has no pages for {me.get('role')} keys yet")
         return page("console/login.html", 403, error=unknown, next=next_page)
     # A new session at login: nothing from before it (its CSRF token included) carries over.
     session.clear()

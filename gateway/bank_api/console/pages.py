@@ -12,6 +12,8 @@ from flask import flash, make_response, redirect, render_template, request, sess
 from werkzeug.wrappers import Response
 
 from gateway.bank_api.app import services
+from gateway.bank_api.auth import OPERATOR
+from gateway.bank_api.config import REGULATOR
 from gateway.bank_api.console.api import ApiAnswer, ApiRefused, call_api
 from gateway.bank_api.validation import matches
 
@@ -44,6 +46,15 @@ class RolePages:
 
 
 ROLE_PAGES: dict[str, RolePages] = {}
+
+
+def console_role(api_role: str) -> str:
+    """Which pages a key opens here: the API's role, except that the operator key of the regulator's
+    gateway is the regulator's (its API has the regulator's routes only, so a bank operator's pages
+    would find none of theirs, and the regulator's pages none of theirs on a bank's gateway)."""
+    if services().config.role == REGULATOR:
+        return REGULATOR if api_role == OPERATOR else ""
+    return api_role
 
 
 class SignedOut(Exception):
@@ -168,4 +179,5 @@ def template_context() -> dict[str, Any]:
         "login": login,
         "role_pages": ROLE_PAGES.get(login.role) if login else None,
         "bank": login.bank if login else services().msp_id,
+        "regulator_gateway": services().config.role == REGULATOR,
     }

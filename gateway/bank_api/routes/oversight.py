@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from gateway.bank_api import oversight, representations, supply_watch
 from gateway.bank_api.app import services
-from gateway.bank_api.auth import OPERATOR, requires
+from gateway.bank_api.auth import OPERATOR, current_principal, requires
 from gateway.bank_api.csv_export import csv_response, wants_csv
 from gateway.bank_api.ledger import OversightLedger
 from gateway.bank_api.money import MoneyError
@@ -34,6 +34,16 @@ bp = Blueprint("oversight", __name__, url_prefix="/v1")
 
 def ledger() -> OversightLedger:
     return cast(OversightLedger, services().ledger)
+
+
+@bp.get("/me")
+@requires(OPERATOR)
+def whoami() -> Response:
+    """Who the key is, as a bank's gateway answers it: the console's login asks this."""
+    principal = current_principal()
+    return json_response(
+        {"role": principal.role, "key_id": principal.key_id, "account_id": None, "bank": services().msp_id}
+    )
 
 
 @bp.get("/reference-data")

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Protocol
 
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.unit.bank_api.conftest import Gateway
-
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Gateway(Protocol):
+    """A bank's or the regulator's gateway of the unit tests: its app, and its ledger (for its MSP id)."""
+
+    app: Flask
+    ledger: Any
 
 
 class Console:

@@ -17,11 +17,16 @@
       }
       const spec = JSON.parse(canvas.dataset.chart);
       const datasets = spec.series.map(function (series, index) {
+        const colour = PALETTE[index % PALETTE.length];
         return {
           label: series.label,
           // decimal strings from the API, turned into numbers for drawing only
           data: series.values.map(Number),
-          backgroundColor: PALETTE[index % PALETTE.length],
+          backgroundColor: colour,
+          borderColor: colour,
+          // a supply changes at the moments of its buckets and holds in between
+          stepped: spec.stepped ? "before" : false,
+          pointRadius: spec.type === "line" ? 2 : undefined,
         };
       });
       const chart = new window.Chart(canvas, {
@@ -31,7 +36,7 @@
           responsive: true,
           maintainAspectRatio: false,
           animation: false,
-          scales: { x: { stacked: !!spec.stacked }, y: { stacked: !!spec.stacked, beginAtZero: true } },
+          scales: { x: { stacked: !!spec.stacked }, y: { stacked: !!spec.stacked, beginAtZero: spec.type !== "line" } },
           plugins: { legend: { position: "bottom" } },
         },
       });
