@@ -14,6 +14,7 @@ from chaincode.deposit_token import (
     accounts,
     corridor,
     disclosures,
+    escrow,
     keys,
     payments,
     reference,
@@ -366,6 +367,45 @@ class DepositTokenContract(Contract):
         currencies = reference.load_config(ledger).currencies if request.has("currency") else {}
         where = payments.parse_list_filter(data, currencies)
         return payments.list_payments(ledger, where, request.page_size(), request.bookmark())
+
+    # -- escrow (payer bank, on its own books) ------------------------------------
+    @transaction
+    def lock_escrow(self, ctx: Context) -> Result:
+        """Lock an amount for a named payee under release terms. See docs/contract-api.md."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
+        config = reference.load_config(ledger)
+        return escrow.lock(ledger, config, bank, _request(ctx, *escrow.LOCK_FIELDS))
+
+    @transaction
+    def release_escrow(self, ctx: Context) -> Result:
+        """Release part or all of an open escrow. {escrow_id, release_id, amount, by, attestor?}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
+        config = reference.load_config(ledger)
+        return escrow.release(ledger, config, bank, _request(ctx, *escrow.RELEASE_FIELDS))
+
+    @transaction
+    def expire_escrow(self, ctx: Context) -> Result:
+        """Settle an escrow past its expiry as its terms say (refund or release). {escrow_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger, keys.corridor())
+        return escrow.expire(ledger, bank, escrow.parse_escrow_id(_request(ctx, "escrow_id").raw("escrow_id")))
+
+    @query
+    def get_escrow(self, ctx: Context) -> Result:
+        """An escrow of the caller bank: terms, amounts locked, released, refunded, releases. {escrow_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        return escrow.get(ledger, bank, escrow.parse_escrow_id(_request(ctx, "escrow_id").raw("escrow_id")))
+
+    @query
+    def list_due_escrows(self, ctx: Context, limit: str = "100") -> Result:
+        """Ids of the caller bank's open escrows past their expiry, soonest first (for the sweeper)."""
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise refusal("invalid_request", "'limit' must be a whole number from 1 to 1000")
+        ledger = Ledger(ctx.stub)
+        return escrow.due(ledger, reference.caller_bank(ctx, ledger), int(limit))
 
     # -- settlement -------------------------------------------------------------
     @transaction

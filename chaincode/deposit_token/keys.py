@@ -40,6 +40,8 @@ WITHDRAWAL = "withdrawal"
 TRANSFER = "transfer"
 BOOKED_PAYMENT = "payment"
 CORRIDOR_USAGE = "corridor_usage"
+ESCROW = "escrow"
+OPEN_ESCROW = "open-escrow"
 
 # -- bilateral and supply collections ---------------------------------------
 DETAILS = "details"
@@ -143,6 +145,11 @@ def transfer(transfer_id: str) -> str:
 
 def booked_payment(payment_id: str) -> str:
     return key(BOOKED_PAYMENT, payment_id)
+
+
+def escrow(escrow_id: str) -> str:
+    """An escrow and its terms (in the payer bank's books; see escrow.py)."""
+    return key(ESCROW, escrow_id)
 
 
 def corridor_usage(currency: str, source: str, target: str, day: str) -> str:

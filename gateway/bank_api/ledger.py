@@ -133,6 +133,7 @@ CONTRACT_CODES: dict[str, int] = {
     "not_authorized": 403,
     "duplicate_reference": 409,
     "payment_not_found": 404,
+    "escrow_not_found": 404,
     "invalid_state": 409,
     "not_expired": 409,
     "cycle_not_found": 404,
