@@ -52,7 +52,10 @@ ON_EXPIRY = ("refund", "release")
 
 ESCROW_ID = re.compile(r"^[0-9a-f]{64}$")
 ATTESTOR_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-RELEASE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# The release id of what the expiry releases (a caller's release may not use it: the interbank
+# payment id derives from it).
+EXPIRY_RELEASE = "expiry"
 # An escrow longer than this is a deposit product, not a conditional payment.
 MAX_TERM = dt.timedelta(days=366)
 # Every release is one entry of the escrow record; the cap keeps the record small.
@@ -182,6 +185,8 @@ def lock(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Record
 def release(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Record:
     escrow_id = parse_escrow_id(request.raw("escrow_id"))
     release_id = request.text("release_id", max_length=128, pattern=RELEASE_ID)
+    if release_id == EXPIRY_RELEASE:
+        raise refusal("invalid_request", f"'release_id' {EXPIRY_RELEASE} is the one the expiry uses")
     amount = request.amount()
     by = request.text("by", max_length=10)
     if by not in (BUYER, ATTESTOR):
@@ -300,10 +305,16 @@ def expire(ledger: Ledger, bank: Bank, escrow_id: str) -> Record:
             # money goes back to the buyer rather than staying locked for ever.
             outcome = "refund"
     if outcome == "release":
-        payment_id = _pay_out(ledger, bank, books, record, "expiry", left)
+        payment_id = _pay_out(ledger, bank, books, record, EXPIRY_RELEASE, left)
         record["released"] += left
         record["releases"].append(
-            {"release_id": "expiry", "amount": left, "by": "expiry", "at": ledger.now_iso, "payment_id": payment_id}
+            {
+                "release_id": EXPIRY_RELEASE,
+                "amount": left,
+                "by": "expiry",
+                "at": ledger.now_iso,
+                "payment_id": payment_id,
+            }
         )
         _close_if_done(ledger, books, record)
         _released_event(ledger, bank, escrow_id, payment_id)

@@ -426,6 +426,23 @@ class FabricLedger:
             query["bookmark"] = bookmark
         return self.evaluate("ListPayments", json.dumps(query, separators=(",", ":")))
 
+    # -- escrow ----------------------------------------------------------------------------------
+
+    def lock_escrow(self, request: JSON) -> JSON:
+        return self._debit("LockEscrow", str(request["payer_account"]), request)
+
+    def release_escrow(self, request: JSON) -> JSON:
+        return self.submit("ReleaseEscrow", request=request)
+
+    def expire_escrow(self, escrow_id: str) -> JSON:
+        return self.submit("ExpireEscrow", request={"escrow_id": escrow_id})
+
+    def get_escrow(self, escrow_id: str) -> JSON:
+        return self.evaluate("GetEscrow", request={"escrow_id": escrow_id})
+
+    def list_due_escrows(self, limit: int) -> JSON:
+        return self.evaluate("ListDueEscrows", str(limit))
+
     def search_payments(self, query: JSON) -> JSON:
         return self.evaluate("ListPayments", json.dumps(query, separators=(",", ":")))
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.bank_api import representations
+from gateway.bank_api import escrows, representations
 from gateway.bank_api.faults import Faults
 from gateway.bank_api.ledger import (
     JSON,
@@ -95,9 +95,7 @@ CHECKPOINT_INTERVAL = 1.0
 
 COMPLETE, REFUND, NOTIFY = "complete", "refund", "notify"
 
-_ANY_ACTIVE_SUBSCRIPTION = (
-    select(WebhookSubscription.id).where(WebhookSubscription.disabled_at.is_(None)).limit(1)
-)
+_ANY_ACTIVE_SUBSCRIPTION = select(WebhookSubscription.id).where(WebhookSubscription.disabled_at.is_(None)).limit(1)
 
 PAYMENT_EVENTS = frozenset({"PaymentInitiated", "PaymentRejected", "PaymentCompleted", "PaymentRefunded"})
 
@@ -655,6 +653,12 @@ class PaymentSweeper:
                 specs.append(("refunds_queued", TaskSpec(REFUND, str(payment.get("payment_id")))))
         for counter, spec in specs:
             counts[counter] += self.tasks.queue([spec], revive=True)
+        # Escrows past their expiry are settled here and now: one short transaction each, and
+        # nobody else would act on them.
+        try:
+            counts["escrows_expired"] = escrows.expire_due(self.ledger, self.services.db, self.services.currencies())
+        except LedgerError as error:  # the payments above are queued already; the next pass tries again
+            log.warning("escrow expiry interrupted: %s", type(error).__name__)
         self.services.metrics.pending_incoming.set(counts["pending_incoming"])
         self.services.metrics.payment_tasks.set(self.tasks.counts().get("pending", 0))
         self.tasks.prune()

@@ -69,6 +69,8 @@ class FakeNetwork:
     suspended: dict[str, tuple[str, str]] = field(default_factory=dict)
     # The regulator's disclosure requests, by request id (see ``request_disclosure``).
     disclosures: dict[str, JSON] = field(default_factory=dict)
+    # Escrows by (payer bank, escrow id), with the contract's fields (escrow.py).
+    escrows: dict[tuple[str, str], JSON] = field(default_factory=dict)
 
     def ledger(self, msp_id: str) -> FakeLedger:
         return FakeLedger(self, msp_id)
@@ -442,6 +444,151 @@ class FakeLedger:
             public = {k: v for k, v in self.network.payments[payment_id].items() if not k.startswith("_")}
             public.pop("created_epoch", None)
             return {"payment_id": payment_id, "status": "initiated", "created": True, "payment": copy.deepcopy(public)}
+
+    # escrow ---------------------------------------------------------------------------------------
+
+    def lock_escrow(self, request: JSON) -> JSON:
+        self._call("LockEscrow")
+        with self.network.lock:
+            escrow_id = hashlib.sha256(f"escrow\n{self._msp_id}\n{request['idempotency_key']}".encode()).hexdigest()
+            existing = self.network.escrows.get((self._msp_id, escrow_id))
+            if existing is not None:
+                return {"escrow_id": escrow_id, "created": False, "escrow": self._escrow_view(existing)}
+            payee_bank = self._bank(request["payee_bank"])
+            currency = request["currency"]
+            self._issues(currency)
+            if currency not in payee_bank["currencies"]:
+                raise rejected("currency_not_issued", f"{payee_bank['msp_id']} does not issue {currency}")
+            if payee_bank["msp_id"] == self._msp_id:
+                self._account(request["payee_account"])
+            if self.network.clock() >= datetime.fromisoformat(request["expires_at"].replace("Z", "+00:00")).timestamp():
+                raise rejected("invalid_request", "'expires_at' is not in the future")
+            account = self._account(request["payer_account"])
+            self._debit(account, currency, request["amount"])
+            self.network.supply[(self._msp_id, currency)] -= request["amount"]
+            record: JSON = {
+                "escrow_id": escrow_id, "payer_bank": self._msp_id, "payer_account": request["payer_account"],
+                "payee_bank": payee_bank["msp_id"], "payee_account": request["payee_account"], "currency": currency,
+                "amount": request["amount"], "release_by": request["release_by"],
+                "attestor": request.get("attestor"), "expires_at": request["expires_at"],
+                "on_expiry": request["on_expiry"], "remittance": request.get("remittance", ""), "status": "open",
+                "locked": request["amount"], "released": 0, "refunded": 0, "releases": [], "approvals": {},
+                "created_at": iso(self.network.clock()), "closed_at": None,
+            }  # fmt: skip
+            self.network.escrows[(self._msp_id, escrow_id)] = record
+            return {"escrow_id": escrow_id, "created": True, "escrow": self._escrow_view(record)}
+
+    @staticmethod
+    def _escrow_view(record: JSON) -> JSON:
+        return {**copy.deepcopy(record), "available": record["locked"] - record["released"] - record["refunded"]}
+
+    def _escrow(self, escrow_id: str) -> JSON:
+        record = self.network.escrows.get((self._msp_id, escrow_id))
+        if record is None:
+            raise rejected("escrow_not_found", "no such escrow")
+        return record
+
+    def release_escrow(self, request: JSON) -> JSON:
+        self._call("ReleaseEscrow")
+        with self.network.lock:
+            record = self._escrow(request["escrow_id"])
+            amount, by = request["amount"], request["by"]
+            done = [r for r in record["releases"] if r["release_id"] == request["release_id"]]
+            if done:
+                if done[0]["amount"] != amount:
+                    raise rejected("duplicate_reference", "'release_id' was already used for a different amount")
+                return {"escrow_id": record["escrow_id"], "released": False, "escrow": self._escrow_view(record)}
+            if record["status"] != "open":
+                raise rejected("invalid_state", "nothing is left to release")
+            if by == "attestor" and request.get("attestor") != record["attestor"]:
+                raise rejected("not_authorized", "only the escrow's attestor may release as attestor")
+            if record["release_by"] != "both" and by != record["release_by"]:
+                raise rejected("not_authorized", "not this releaser")
+            left = record["locked"] - record["released"] - record["refunded"]
+            if amount > left:
+                raise rejected("insufficient_funds", f"the release {amount} is above the {left} still locked")
+            if record["release_by"] == "both":
+                approval = record["approvals"].setdefault(request["release_id"], {"amount": amount, "by": []})
+                if approval["amount"] != amount:
+                    raise rejected("duplicate_reference", "approved for a different amount")
+                approval["by"] = sorted({*approval["by"], by})
+                if approval["by"] != ["attestor", "buyer"]:
+                    waiting = "attestor" if by == "buyer" else "buyer"
+                    return {"escrow_id": record["escrow_id"], "released": False, "awaiting": waiting,
+                            "escrow": self._escrow_view(record)}  # fmt: skip
+                record["approvals"].pop(request["release_id"])
+            payment_id = self._escrow_pay_out(record, request["release_id"], amount)
+            record["releases"].append(
+                {"release_id": request["release_id"], "amount": amount, "by": by, "at": iso(self.network.clock()),
+                 "payment_id": payment_id}
+            )  # fmt: skip
+            self._escrow_close(record)
+            return {"escrow_id": record["escrow_id"], "released": True, "payment_id": payment_id,
+                    "escrow": self._escrow_view(record)}  # fmt: skip
+
+    def _escrow_pay_out(self, record: JSON, release_id: str, amount: int) -> str | None:
+        record["released"] += amount
+        currency = record["currency"]
+        if record["payee_bank"] == self._msp_id:
+            self._credit(self._account(record["payee_account"]), currency, amount)
+            self.network.supply[(self._msp_id, currency)] += amount
+            return None
+        # An interbank release: the payee bank completes it like any payment (no second debit).
+        self.network.supply[(self._msp_id, currency)] += amount
+        self._credit(self._account(record["payer_account"]), currency, amount)
+        started = self.initiate_payment(
+            {"idempotency_key": f"escrow/{record['escrow_id']}/{release_id}", "payer_account": record["payer_account"],
+             "payee_bank": record["payee_bank"], "payee_account": record["payee_account"], "currency": currency,
+             "amount": amount}
+        )  # fmt: skip
+        return str(started["payment_id"])
+
+    def _escrow_close(self, record: JSON) -> None:
+        if record["locked"] == record["released"] + record["refunded"]:
+            record["status"] = "released" if record["refunded"] == 0 else "refunded"
+            record["closed_at"] = iso(self.network.clock())
+
+    def expire_escrow(self, escrow_id: str) -> JSON:
+        self._call("ExpireEscrow")
+        with self.network.lock:
+            record = self._escrow(escrow_id)
+            if record["status"] != "open":
+                return {"escrow_id": escrow_id, "expired": False, "escrow": self._escrow_view(record)}
+            expires = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp()
+            if self.network.clock() < expires:
+                raise rejected("not_expired", f"the escrow expires at {record['expires_at']}")
+            left = record["locked"] - record["released"] - record["refunded"]
+            payment_id = None
+            if record["on_expiry"] == "release":
+                payment_id = self._escrow_pay_out(record, "expiry", left)
+                record["releases"].append(
+                    {"release_id": "expiry", "amount": left, "by": "expiry", "at": iso(self.network.clock()),
+                     "payment_id": payment_id}
+                )  # fmt: skip
+            else:
+                self._credit(self._account(record["payer_account"]), record["currency"], left)
+                self.network.supply[(self._msp_id, record["currency"])] += left
+                record["refunded"] += left
+            self._escrow_close(record)
+            return {"escrow_id": escrow_id, "expired": True, "outcome": record["on_expiry"],
+                    "payment_id": payment_id, "escrow": self._escrow_view(record)}  # fmt: skip
+
+    def get_escrow(self, escrow_id: str) -> JSON:
+        self._call("GetEscrow")
+        with self.network.lock:
+            return self._escrow_view(self._escrow(escrow_id))
+
+    def list_due_escrows(self, limit: int) -> JSON:
+        self._call("ListDueEscrows")
+        with self.network.lock:
+            now = self.network.clock()
+            due = [
+                escrow_id
+                for (bank, escrow_id), record in self.network.escrows.items()
+                if bank == self._msp_id and record["status"] == "open"
+                and datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp() <= now
+            ]  # fmt: skip
+            return {"escrow_ids": due[:limit]}
 
     def _payment(self, payment_id: str) -> JSON:
         payment = self.network.payments.get(payment_id)

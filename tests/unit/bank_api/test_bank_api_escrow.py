@@ -1,0 +1,113 @@
+"""Escrows through HTTP on the fake network: lock, release by buyer or attestor, expiry, refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.bank_api.workers import PaymentSweeper
+from tests.unit.bank_api.conftest import Gateway
+from tests.unit.bank_api.fake_ledger import FakeNetwork
+
+
+def _headers(key: str, idem: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if idem:
+        headers["Idempotency-Key"] = idem
+    return headers
+
+
+def _lock(us: Gateway, key: str, idem: str = "e1", **terms: Any) -> Any:
+    body = {
+        "payee_bank": "USBankMSP", "currency": "USD", "amount": "40.00", "release_by": "buyer",
+        "expires_in_seconds": 3600, "on_expiry": "refund", **terms,
+    }  # fmt: skip
+    return us.client.post("/v1/escrows", json=body, headers=_headers(key, idem))
+
+
+def _attestor_key(us: Gateway, attestor: str = "inspect-co") -> str:
+    response = us.client.post(f"/v1/attestors/{attestor}/api-keys", json={}, headers=us.op())
+    assert response.status_code == 201, response.get_json()
+    key: str = response.get_json()["api_key"]
+    return key
+
+
+def test_buyer_locks_and_releases_in_parts(us: Gateway, network: FakeNetwork) -> None:
+    buyer, buyer_key = us.open_account("Buyer")
+    seller, seller_key = us.open_account("Seller")
+    us.issue(buyer, "100.00")
+    locked = _lock(us, buyer_key, payee_account=seller)
+    assert locked.status_code == 201, locked.get_json()
+    escrow = locked.get_json()
+    assert (escrow["status"], escrow["amount"], escrow["available"]) == ("open", "40.00", "40.00")
+    # Replayed with the same key: the same answer, nothing locked twice.
+    again = _lock(us, buyer_key, payee_account=seller)
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.get_json() == escrow
+    assert us.client.get(f"/v1/accounts/{buyer}", headers=_headers(buyer_key)).get_json()["balances"]["USD"] == "60.00"
+    path = f"/v1/escrows/{escrow['escrow_id']}"
+    assert us.client.get(path, headers=_headers(seller_key)).status_code == 200  # the payee sees it
+    first = us.client.post(f"{path}/release", json={"amount": "15.00"}, headers=_headers(buyer_key, "r1"))
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json()["available"] == "25.00"
+    # The payee cannot release it, and a release above what is left is refused.
+    assert (
+        us.client.post(f"{path}/release", json={"amount": "1.00"}, headers=_headers(seller_key, "x")).status_code == 403
+    )
+    too_much = us.client.post(f"{path}/release", json={"amount": "25.01"}, headers=_headers(buyer_key, "r2"))
+    assert too_much.status_code == 409 and too_much.get_json()["code"] == "insufficient_funds"
+    rest = us.client.post(f"{path}/release", json={"amount": "25.00"}, headers=_headers(buyer_key, "r3"))
+    assert rest.get_json()["status"] == "released"
+    assert (
+        us.client.get(f"/v1/accounts/{seller}", headers=_headers(seller_key)).get_json()["balances"]["USD"] == "40.00"
+    )
+    assert network.total_balances("USD") == network.total_supply("USD")
+
+
+def test_the_attestor_releases_and_sees_only_its_escrows(us: Gateway) -> None:
+    buyer, buyer_key = us.open_account("Buyer")
+    seller, _ = us.open_account("Seller")
+    us.issue(buyer, "100.00")
+    attestor_key = _attestor_key(us)
+    other_key = _attestor_key(us, "someone-else")
+    escrow = _lock(us, buyer_key, payee_account=seller, release_by="attestor", attestor="inspect-co").get_json()
+    path = f"/v1/escrows/{escrow['escrow_id']}"
+    assert us.client.get(path, headers=_headers(other_key)).status_code == 404
+    refused = us.client.post(f"{path}/release", json={"amount": "1.00"}, headers=_headers(buyer_key, "b1"))
+    assert refused.status_code == 403 and refused.get_json()["code"] == "not_authorized"
+    released = us.client.post(f"{path}/release", json={"amount": "40.00"}, headers=_headers(attestor_key, "a1"))
+    assert released.status_code == 200 and released.get_json()["status"] == "released"
+    # An attestor's key reaches no account.
+    assert us.client.get(f"/v1/accounts/{buyer}", headers=_headers(attestor_key)).status_code == 403
+
+
+def test_expiry_refunds_through_the_sweeper(us: Gateway, network: FakeNetwork) -> None:
+    now = [network.clock()]
+    network.clock = lambda: now[0]
+    buyer, buyer_key = us.open_account("Buyer")
+    seller, _ = us.open_account("Seller")
+    us.issue(buyer, "100.00")
+    escrow = _lock(us, buyer_key, payee_account=seller, expires_in_seconds=5).get_json()
+    sweeper = PaymentSweeper(us.services)
+    assert sweeper.sweep()["escrows_expired"] == 0
+    now[0] += 3600
+    assert sweeper.sweep()["escrows_expired"] == 1
+    assert us.client.get(f"/v1/escrows/{escrow['escrow_id']}", headers=us.op()).get_json()["status"] == "refunded"
+    assert us.client.get(f"/v1/accounts/{buyer}", headers=us.op()).get_json()["balances"]["USD"] == "100.00"
+
+
+def test_bad_escrow_requests_are_clear_400s(us: Gateway) -> None:
+    buyer, buyer_key = us.open_account("Buyer")
+    seller, _ = us.open_account("Seller")
+    for terms, fragment in (
+        ({"release_by": "nobody"}, "release_by"),
+        ({"release_by": "attestor"}, "attestor is required"),
+        ({"expires_in_seconds": 0}, "expires_in_seconds"),
+        ({"expires_at": "2020-01-01T00:00:00Z", "expires_in_seconds": None}, "exactly one"),
+        ({"amount": 40}, "amount"),
+        ({"payee_account": buyer}, "own account"),
+    ):
+        body = {"payee_account": seller, **terms}
+        body = {name: value for name, value in body.items() if value is not None}
+        response = _lock(us, buyer_key, idem=f"bad-{fragment}", **body)
+        assert response.status_code == 400, (terms, response.get_json())
+        assert fragment in response.get_json()["detail"], response.get_json()
+    assert us.client.post("/v1/escrows", json={}, headers=_headers(buyer_key)).status_code == 400  # no key
