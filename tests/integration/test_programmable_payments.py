@@ -1,0 +1,203 @@
+"""Escrow on the real network, through the banks' REST gateways.
+
+Released by the buyer (in parts), by an attestor with its own key, by both; at expiry refunded or
+released by the gateway's sweeper; a double release refused; locked money racing a payment of the
+same account. Each issuer's supply equals its book totals after every test.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.bank_api_support import BankGateway, Merchant, ready_gateways, unique, wait_for
+from tests.integration.conftest import ROOT
+from tests.integration.deposit_token_support import Consortium
+
+pytestmark = pytest.mark.network
+
+US, HK = "USBankMSP", "HKBankMSP"
+# The gateways' sweeper passes every 20 s (config.sweep_interval_seconds).
+SWEEP_WAIT = 90.0
+
+
+@pytest.fixture(scope="module")
+def banks(network: dict[str, Any]) -> dict[str, BankGateway]:
+    return ready_gateways(network)
+
+
+@pytest.fixture(scope="module")
+def ledger(profile_path: Path) -> Iterator[Consortium]:
+    consortium = Consortium(profile_path)
+    yield consortium
+    consortium.close()
+
+
+@pytest.fixture(autouse=True)
+def conserved(ledger: Consortium) -> Iterator[None]:
+    yield
+    # Interbank releases complete asynchronously; each issuer's own peer is exact, and an in-flight
+    # payment is out of both supplies, so the check holds at every step.
+    ledger.assert_conserved()
+
+
+def _lock(bank: BankGateway, buyer: Merchant, payee_bank: str, payee: str, amount: str, **terms: Any) -> Any:
+    body = {
+        "payee_bank": payee_bank, "payee_account": payee, "currency": "USD", "amount": amount,
+        "release_by": "buyer", "expires_in_seconds": 3600, "on_expiry": "refund", **terms,
+    }  # fmt: skip
+    return bank.post("/v1/escrows", body, {**buyer.headers, "Idempotency-Key": unique("escrow")})
+
+
+def _release(bank: BankGateway, headers: dict[str, str], escrow_id: str, amount: str, key: str, **extra: Any) -> Any:
+    return bank.post(
+        f"/v1/escrows/{escrow_id}/release", {"amount": amount, **extra}, {**headers, "Idempotency-Key": key}
+    )
+
+
+def _attestor(bank: BankGateway, attestor_id: str) -> dict[str, str]:
+    response = bank.post(f"/v1/attestors/{attestor_id}/api-keys", {"label": "inspection"})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['api_key']}"}
+
+
+def _funded(bank: BankGateway, amount: str) -> Merchant:
+    buyer = bank.open_account("Buyer Co", "US")
+    bank.issue(buyer.account_id, "USD", amount)
+    return buyer
+
+
+def test_the_buyer_releases_in_parts_and_a_double_release_is_refused(banks: dict[str, BankGateway]) -> None:
+    us = banks[US]
+    buyer, seller = _funded(us, "100.00"), us.open_account("Seller Co", "US")
+    locked = _lock(us, buyer, US, seller.account_id, "80.00")
+    assert locked.status_code == 201, locked.text
+    escrow = locked.json()
+    assert (escrow["status"], escrow["available"]) == ("open", "80.00")
+    assert us.balances(buyer)["USD"] == "20.00"  # out of the available balance at once
+    first = _release(us, buyer.headers, escrow["escrow_id"], "30.00", unique("rel"))
+    assert first.status_code == 200, first.text
+    key = unique("rel")
+    second = _release(us, buyer.headers, escrow["escrow_id"], "50.00", key)
+    assert second.json()["status"] == "released"
+    # The same request again is a replay; a new release of a settled escrow is refused.
+    replay = _release(us, buyer.headers, escrow["escrow_id"], "50.00", key)
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    again = _release(us, buyer.headers, escrow["escrow_id"], "1.00", unique("rel"))
+    assert again.status_code == 409 and again.json()["code"] == "invalid_state", again.text
+    assert us.balances(seller)["USD"] == "80.00" and us.balances(buyer)["USD"] == "20.00"
+
+
+def test_the_attestor_releases_to_a_payee_at_another_bank(banks: dict[str, BankGateway]) -> None:
+    us, hk = banks[US], banks[HK]
+    buyer, supplier = _funded(us, "100.00"), hk.open_account("Supplier Ltd", "HK")
+    attestor_id = unique("inspect").lower()
+    inspector = _attestor(us, attestor_id)
+    escrow = _lock(us, buyer, HK, supplier.account_id, "60.00", release_by="attestor", attestor=attestor_id).json()
+    refused = _release(us, buyer.headers, escrow["escrow_id"], "60.00", unique("rel"))
+    assert refused.status_code == 403 and refused.json()["code"] == "not_authorized", refused.text
+    partly = _release(us, inspector, escrow["escrow_id"], "45.00", unique("rel"))
+    assert partly.status_code == 200, partly.text
+    payment_id = partly.json()["payment_id"]
+    assert payment_id and partly.json()["available"] == "15.00"
+    # HKBank's gateway completes the interbank payment the release started, as any other.
+    assert wait_for(lambda: us.payment(payment_id)["status"] == "completed", timeout=60)
+    assert hk.balances(supplier)["USD"] == "45.00"
+    assert us.get(f"/v1/escrows/{escrow['escrow_id']}", inspector).status_code == 200
+    # Nothing of the escrow is in the public payment record the other banks see.
+    public = banks["SGBankMSP"].get(f"/v1/payments/{payment_id}").json()
+    assert buyer.account_id not in str(public) and supplier.account_id not in str(public)
+
+
+def test_both_must_approve_when_the_terms_say_both(banks: dict[str, BankGateway]) -> None:
+    us = banks[US]
+    buyer, seller = _funded(us, "50.00"), us.open_account("Seller Co", "US")
+    attestor_id = unique("logistics").lower()
+    carrier = _attestor(us, attestor_id)
+    escrow = _lock(us, buyer, US, seller.account_id, "50.00", release_by="both", attestor=attestor_id).json()
+    waiting = _release(us, buyer.headers, escrow["escrow_id"], "50.00", unique("rel"), release_ref="delivery")
+    assert waiting.status_code == 200 and waiting.json()["awaiting"] == "attestor", waiting.text
+    assert us.balances(seller).get("USD", "0.00") == "0.00"
+    done = _release(us, carrier, escrow["escrow_id"], "50.00", unique("rel"), release_ref="delivery")
+    assert done.json()["status"] == "released", done.text
+    assert us.balances(seller)["USD"] == "50.00"
+
+
+def test_expiry_refunds_or_releases_without_anyone_acting(banks: dict[str, BankGateway]) -> None:
+    us, hk = banks[US], banks[HK]
+    buyer, seller = _funded(us, "100.00"), us.open_account("Seller Co", "US")
+    supplier = hk.open_account("Supplier Ltd", "HK")
+    refund = _lock(us, buyer, US, seller.account_id, "30.00", expires_in_seconds=2).json()
+    release = _lock(us, buyer, HK, supplier.account_id, "40.00", expires_in_seconds=2, on_expiry="release").json()
+    _release(us, buyer.headers, refund["escrow_id"], "10.00", unique("rel"))
+
+    def status(escrow_id: str) -> str:
+        return str(us.get(f"/v1/escrows/{escrow_id}", buyer.headers).json()["status"])
+
+    assert wait_for(lambda: status(refund["escrow_id"]) == "refunded", timeout=SWEEP_WAIT, interval=1)
+    assert wait_for(lambda: status(release["escrow_id"]) == "released", timeout=SWEEP_WAIT, interval=1)
+    assert wait_for(lambda: hk.balances(supplier).get("USD") == "40.00", timeout=60)
+    assert us.balances(buyer)["USD"] == "50.00" and us.balances(seller)["USD"] == "10.00"
+
+
+def test_locked_money_cannot_pay_anything_else(banks: dict[str, BankGateway]) -> None:
+    """Four requests race for 40.00 of a 50.00 balance: two escrows and two payments; one wins."""
+    us, hk = banks[US], banks[HK]
+    buyer, seller = _funded(us, "50.00"), us.open_account("Seller Co", "US")
+    supplier = hk.open_account("Supplier Ltd", "HK")
+
+    def attempt(kind: int) -> requests.Response:
+        if kind == 0:
+            return _lock(us, buyer, US, seller.account_id, "40.00")
+        if kind == 1:
+            return _lock(us, buyer, HK, supplier.account_id, "40.00")
+        if kind == 2:
+            return us.pay(buyer, US, seller.account_id, "USD", "40.00", unique("pay"))
+        return us.pay(buyer, HK, supplier.account_id, "USD", "40.00", unique("pay"))
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(attempt, range(4)))
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [201, 409, 409, 409], [answer.text for answer in answers]
+    assert all(a.json()["code"] == "insufficient_funds" for a in answers if a.status_code == 409)
+    assert us.balances(buyer)["USD"] == "10.00"
+
+
+def test_bad_escrow_input_is_a_clear_400_and_changes_nothing(banks: dict[str, BankGateway]) -> None:
+    us = banks[US]
+    buyer, seller = _funded(us, "10.00"), us.open_account("Seller Co", "US")
+    bad: list[dict[str, Any]] = [
+        {"amount": "1.005"}, {"release_by": "nobody"}, {"expires_in_seconds": -1}, {"currency": "XXX"},
+    ]  # fmt: skip
+    for terms in bad:
+        amount = str(terms.pop("amount", "5.00"))
+        answer = _lock(us, buyer, US, seller.account_id, amount, **terms)
+        assert answer.status_code == 400 and answer.headers["Content-Type"].startswith("application/problem+json")
+    too_much = _lock(us, buyer, US, seller.account_id, "10.01")
+    assert too_much.status_code == 409 and too_much.json()["code"] == "insufficient_funds"
+    assert us.balances(buyer)["USD"] == "10.00"
+
+
+def test_the_readmes_escrow_example_works_as_written(banks: dict[str, BankGateway]) -> None:
+    from tests.integration.test_readme import for_test_network, json_documents, readme_api_block
+
+    section = (ROOT / "README.md").read_text().split("## Escrow", 1)[1]
+    match = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert match, "no bash block under 'Escrow'"
+    script = for_test_network(readme_api_block() + match.group(1))
+    started = time.monotonic()
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+    escrow = [d for d in json_documents(result.stdout) if "escrow_id" in d][-1]
+    assert (escrow["status"], escrow["released"], escrow["available"]) == ("open", "60.00", "40.00"), escrow
+    assert time.monotonic() - started < 300
