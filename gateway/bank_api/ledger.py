@@ -134,6 +134,7 @@ CONTRACT_CODES: dict[str, int] = {
     "duplicate_reference": 409,
     "payment_not_found": 404,
     "escrow_not_found": 404,
+    "pvp_not_found": 404,
     "invalid_state": 409,
     "not_expired": 409,
     "cycle_not_found": 404,
