@@ -1004,7 +1004,65 @@ ESCROW_SCHEMAS: dict[str, Schema] = {
         ["attestor_id", "api_key", "api_key_id"],
     ),
 }
+PVP_SCHEMAS: dict[str, Schema] = {
+    "PvpRequest": _object(
+        {
+            "counterparty_bank": _string(v.MSP_ID, 64, description="The counterparty's bank (not this one)"),
+            "counterparty_account": _string(v.ACCOUNT_ID, 64, description="The counterparty's account there, paying"),
+            "counterparty_receives_at": _string(
+                v.ACCOUNT_ID, 64, description="The counterparty's account at this bank, receiving currency"
+            ),
+            "receive_account": _string(
+                v.ACCOUNT_ID, 64, description="The proposer's account at the counterparty's bank, receiving"
+            ),
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+            "counter_currency": CURRENCY,
+            "rate": _string(r"^[0-9]{1,12}(\.[0-9]{1,12})?$", 25, description="counter_amount = amount x rate"),
+            "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": 7 * 24 * 3600},
+        },
+        [
+            "counterparty_bank",
+            "counterparty_account",
+            "counterparty_receives_at",
+            "receive_account",
+            "currency",
+            "amount",
+            "counter_currency",
+            "rate",
+            "expires_in_seconds",
+        ],
+        additionalProperties=False,
+    ),
+    "EmptyRequest": _object({}, additionalProperties=False),
+    "Pvp": _object(
+        {
+            "pvp_id": _string(),
+            "status": _nullable(_string(description="proposed, locked, settled, refused or refunded")),
+            "reason": _nullable(_string()),
+            "proposer_bank": _nullable(_string()),
+            "acceptor_bank": _nullable(_string()),
+            "currency": _nullable(_string()),
+            "amount": _nullable(MONEY_OUT),
+            "counter_currency": _nullable(_string()),
+            "counter_amount": _nullable(MONEY_OUT),
+            "rate": _nullable(_string()),
+            "expires_at": TIMESTAMP,
+            "proposer_leg_delivered": {"type": "boolean"},
+            "acceptor_leg_delivered": {"type": "boolean"},
+            "created_at": TIMESTAMP,
+            "timeline": {"type": "array", "items": _ref("TimelineStep")},
+            "payer_account": _nullable(_string(description="Only for the two banks' own keys")),
+            "payee_account": _nullable(_string()),
+            "counter_payer_account": _nullable(_string()),
+            "counter_payee_account": _nullable(_string()),
+        },
+        ["pvp_id", "status", "currency", "amount", "counter_currency", "counter_amount", "timeline"],
+    ),
+}
 SCHEMAS.update(ESCROW_SCHEMAS)
+SCHEMAS.update(PVP_SCHEMAS)
+PVP_ID = _path_param("pvp_id", r"^[0-9a-f]{64}$", 64)
 ESCROW_ID = _path_param("escrow_id", r"^[0-9a-f]{64}$", 64)
 
 
@@ -1048,6 +1106,52 @@ def _escrow_paths() -> dict[str, Schema]:
                 ),
             )
         },
+        "/v1/pvp": {
+            "post": _op(
+                "Offer an exchange of two currencies with a customer of another bank, both legs or neither (merchant)",
+                "pvp",
+                {"201": _json("Pvp", "Proposed: the proposer's leg is locked", {**_LOCATION, **_REPLAYED})},
+                body="PvpRequest",
+                params=[_IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+                description=(
+                    "Each currency moves on its issuer's books: amount from the proposer's account to "
+                    "counterparty_receives_at here, counter_amount (amount x rate) from counterparty_account "
+                    "to receive_account at the counterparty's bank. Unaccepted by the expiry, or refused, the "
+                    "proposer's leg is refunded. Webhooks: pvp.proposed, pvp.locked, pvp.delivered, pvp.refunded."
+                ),
+            )
+        },
+        "/v1/pvp/{pvp_id}": {
+            "get": _op(
+                "A PvP (operator, or a merchant whose account settles a leg here)",
+                "pvp",
+                {"200": _json("Pvp", "The PvP")},
+                params=[PVP_ID],
+            )
+        },
+        "/v1/pvp/{pvp_id}/accept": {
+            "post": _op(
+                "Accept an offer: lock and deliver this leg (the counterparty's merchant key, at its bank)",
+                "pvp",
+                {"200": _json("Pvp", "Locked; this bank's leg delivered, the other follows")},
+                body="EmptyRequest",
+                body_required=False,
+                params=[PVP_ID, _IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/pvp/{pvp_id}/refuse": {
+            "post": _op(
+                "Decline an offer (the counterparty's merchant key): the proposer's leg is refunded",
+                "pvp",
+                {"200": _json("Pvp", "Refused")},
+                body="EmptyRequest",
+                body_required=False,
+                params=[PVP_ID, _IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+            )
+        },
         "/v1/attestors/{attestor_id}/api-keys": {
             "post": _op(
                 "Issue an API key for an attestor (operator)",
@@ -1084,6 +1188,7 @@ def openapi_document() -> dict[str, Any]:
                 "accounts",
                 "payments",
                 "escrows",
+                "pvp",
                 "treasury",
                 "settlement",
                 "webhooks",

@@ -34,6 +34,7 @@ from gateway.bank_api.storage.models import WebhookDelivery, WebhookSubscription
 EVENT_TYPES = (
     "payment.received", "payment.completed", "payment.rejected", "payment.refunded",
     "escrow.locked", "escrow.approved", "escrow.released", "escrow.refunded",
+    "pvp.proposed", "pvp.locked", "pvp.delivered", "pvp.refunded",
 )  # fmt: skip
 SIGNATURE_HEADER = "Bank-Api-Signature"
 MAX_BACKOFF_SECONDS = 3600

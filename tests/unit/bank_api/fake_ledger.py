@@ -71,6 +71,8 @@ class FakeNetwork:
     disclosures: dict[str, JSON] = field(default_factory=dict)
     # Escrows by (payer bank, escrow id), with the contract's fields (escrow.py).
     escrows: dict[tuple[str, str], JSON] = field(default_factory=dict)
+    # PvPs by id: the public record, with "_details" (the two banks' collection) and "_locked" (markers).
+    pvps: dict[str, JSON] = field(default_factory=dict)
 
     def ledger(self, msp_id: str) -> FakeLedger:
         return FakeLedger(self, msp_id)
@@ -589,6 +591,170 @@ class FakeLedger:
                 and datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp() <= now
             ]  # fmt: skip
             return {"escrow_ids": due[:limit]}
+
+    # payment versus payment ------------------------------------------------------------------------
+
+    def _pvp(self, pvp_id: str) -> JSON:
+        record = self.network.pvps.get(pvp_id)
+        if record is None:
+            raise rejected("pvp_not_found", "no such PvP")
+        return record
+
+    def _pvp_public(self, record: JSON, details: bool = False) -> JSON:
+        public = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith("_")}
+        if details:
+            banks = (record["legs"]["p"]["bank"], record["legs"]["a"]["bank"])
+            if self._msp_id not in banks:
+                raise rejected("not_authorized", "only the two banks of a PvP may read its details")
+            public["details"] = copy.deepcopy(record["_details"])
+        return public
+
+    def _pvp_move(self, record: JSON, status: str) -> None:
+        record["status"] = status
+        record["timeline"].append({"status": status, "at": iso(self.network.clock()), "tx_id": self.network.next_tx()})
+
+    def propose_pvp(self, request: JSON) -> JSON:
+        self._call("ProposePvp")
+        with self.network.lock:
+            pvp_id = hashlib.sha256(f"pvp\n{self._msp_id}\n{request['idempotency_key']}".encode()).hexdigest()
+            if pvp_id in self.network.pvps:
+                record = self.network.pvps[pvp_id]
+                return {"pvp_id": pvp_id, "status": record["status"], "created": False, "pvp": self._pvp_public(record)}
+            counter = self._bank(request["counter_bank"])
+            self._issues(request["currency"])
+            if request["counter_currency"] not in counter["currencies"]:
+                raise rejected(
+                    "currency_not_issued", f"{counter['msp_id']} does not issue {request['counter_currency']}"
+                )
+            self._account(request["payee_account"])
+            self._debit(self._account(request["payer_account"]), request["currency"], request["amount"])
+            self.network.supply[(self._msp_id, request["currency"])] -= request["amount"]
+            now = self.network.clock()
+            record: JSON = {
+                "pvp_id": pvp_id,
+                "legs": {
+                    "p": {"bank": self._msp_id, "currency": request["currency"], "amount": request["amount"],
+                          "delivered": False},
+                    "a": {"bank": counter["msp_id"], "currency": request["counter_currency"],
+                          "amount": request["counter_amount"], "delivered": False},
+                },
+                "rate": request["rate"], "expires_at": request["expires_at"], "status": "proposed", "reason": None,
+                "created_at": iso(now), "timeline": [],
+                "_details": {name: request[name] for name in ("payer_account", "payee_account",
+                                                               "counter_payer_account", "counter_payee_account")},
+                "_locked": {"p"},
+            }  # fmt: skip
+            self._pvp_move(record, "proposed")
+            self.network.pvps[pvp_id] = record
+            return {"pvp_id": pvp_id, "status": "proposed", "created": True, "pvp": self._pvp_public(record)}
+
+    def accept_pvp(self, pvp_id: str, payer_account: str) -> JSON:
+        self._call("AcceptPvp")
+        with self.network.lock:
+            record = self._pvp(pvp_id)
+            if record["legs"]["a"]["bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the counterparty's bank accepts a PvP")
+            if "a" in record["_locked"]:
+                return {
+                    "pvp_id": pvp_id,
+                    "status": record["status"],
+                    "accepted": False,
+                    "pvp": self._pvp_public(record),
+                }
+            if record["status"] != "proposed":
+                raise rejected("invalid_state", f"the PvP is {record['status']}, not proposed")
+            expires = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp()
+            if self.network.clock() >= expires:
+                raise rejected("invalid_state", "the offer has expired")
+            if record["_details"]["counter_payer_account"] != payer_account:
+                raise rejected("not_authorized", "the PvP names another account to pay this leg")
+            leg = record["legs"]["a"]
+            self._account(record["_details"]["counter_payee_account"])
+            self._debit(self._account(payer_account), leg["currency"], leg["amount"])
+            self.network.supply[(self._msp_id, leg["currency"])] -= leg["amount"]
+            record["_locked"].add("a")
+            self._pvp_move(record, "locked")
+            self.network.emit(
+                self.network.next_tx(),
+                "PvpLocked",
+                {"pvp_id": pvp_id, "proposer_bank": record["legs"]["p"]["bank"], "acceptor_bank": self._msp_id},
+            )
+            return {"pvp_id": pvp_id, "status": "locked", "accepted": True, "pvp": self._pvp_public(record)}
+
+    def refuse_pvp(self, pvp_id: str, reason: str) -> JSON:
+        self._call("RefusePvp")
+        with self.network.lock:
+            record = self._pvp(pvp_id)
+            if record["legs"]["a"]["bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the counterparty's bank refuses a PvP")
+            if record["status"] != "proposed":
+                raise rejected("invalid_state", f"the PvP is {record['status']}, not proposed")
+            record["reason"] = reason
+            self._pvp_move(record, "refused")
+            self.network.emit(
+                self.network.next_tx(),
+                "PvpRefused",
+                {"pvp_id": pvp_id, "proposer_bank": record["legs"]["p"]["bank"], "acceptor_bank": self._msp_id},
+            )
+            return {"pvp_id": pvp_id, "status": "refused", "refused": True, "pvp": self._pvp_public(record)}
+
+    def deliver_pvp_leg(self, pvp_id: str) -> JSON:
+        self._call("DeliverPvpLeg")
+        with self.network.lock:
+            record = self._pvp(pvp_id)
+            side = "p" if record["legs"]["p"]["bank"] == self._msp_id else "a"
+            leg = record["legs"][side]
+            if leg["delivered"]:
+                return {
+                    "pvp_id": pvp_id,
+                    "status": record["status"],
+                    "delivered": False,
+                    "pvp": self._pvp_public(record),
+                }
+            if record["_locked"] != {"p", "a"}:
+                raise rejected("invalid_state", "both legs must be locked before either is delivered")
+            payee = record["_details"]["payee_account" if side == "p" else "counter_payee_account"]
+            self._credit(self._account(payee), leg["currency"], leg["amount"])
+            self.network.supply[(self._msp_id, leg["currency"])] += leg["amount"]
+            leg["delivered"] = True
+            done = record["legs"]["p"]["delivered"] and record["legs"]["a"]["delivered"]
+            self._pvp_move(record, "settled" if done else "locked")
+            return {"pvp_id": pvp_id, "status": record["status"], "delivered": True, "pvp": self._pvp_public(record)}
+
+    def refund_pvp_leg(self, pvp_id: str) -> JSON:
+        self._call("RefundPvpLeg")
+        with self.network.lock:
+            record = self._pvp(pvp_id)
+            if record["legs"]["p"]["bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the proposer's bank refunds a PvP")
+            if record["status"] == "refunded":
+                return {"pvp_id": pvp_id, "status": "refunded", "refunded": False, "pvp": self._pvp_public(record)}
+            if "a" in record["_locked"]:
+                raise rejected("invalid_state", "both legs are locked: it can only be delivered")
+            expires = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp()
+            if record["status"] != "refused" and self.network.clock() < expires:
+                raise rejected("not_expired", "the offer stands")
+            leg = record["legs"]["p"]
+            self._credit(self._account(record["_details"]["payer_account"]), leg["currency"], leg["amount"])
+            self.network.supply[(self._msp_id, leg["currency"])] += leg["amount"]
+            self._pvp_move(record, "refunded")
+            return {"pvp_id": pvp_id, "status": "refunded", "refunded": True, "pvp": self._pvp_public(record)}
+
+    def get_pvp(self, pvp_id: str, details: bool = False) -> JSON:
+        self._call("GetPvp")
+        with self.network.lock:
+            return self._pvp_public(self._pvp(pvp_id), details)
+
+    def list_open_pvps(self, limit: int) -> JSON:
+        self._call("ListOpenPvps")
+        with self.network.lock:
+            found = [
+                self._pvp_public(record)
+                for record in self.network.pvps.values()
+                if record["status"] in ("proposed", "locked", "refused")
+                and self._msp_id in (record["legs"]["p"]["bank"], record["legs"]["a"]["bank"])
+            ]
+            return {"pvps": found[:limit]}
 
     def _payment(self, payment_id: str) -> JSON:
         payment = self.network.payments.get(payment_id)

@@ -111,3 +111,55 @@ def test_bad_escrow_requests_are_clear_400s(us: Gateway) -> None:
         assert response.status_code == 400, (terms, response.get_json())
         assert fragment in response.get_json()["detail"], response.get_json()
     assert us.client.post("/v1/escrows", json={}, headers=_headers(buyer_key)).status_code == 400  # no key
+
+
+def test_pvp_through_both_gateways(us: Gateway, hk: Gateway, network: FakeNetwork) -> None:
+    """USD at USBank for HKD at HKBank: proposed, accepted, both legs delivered; conservation."""
+    alice, alice_key = us.open_account("Alice Importer")
+    bob_usd, _ = us.open_account("Bob Exporter", "HK")
+    bob, bob_key = hk.open_account("Bob Exporter", "HK")
+    alice_hkd, _ = hk.open_account("Alice Importer", "US")
+    us.issue(alice, "1000.00")
+    hk.issue(bob, "10000.00", "HKD")
+    offer = {
+        "counterparty_bank": "HKBankMSP", "counterparty_account": bob, "counterparty_receives_at": bob_usd,
+        "receive_account": alice_hkd, "currency": "USD", "amount": "100.00", "counter_currency": "HKD",
+        "rate": "7.8", "expires_in_seconds": 600,
+    }  # fmt: skip
+    proposed = us.client.post("/v1/pvp", json=offer, headers=_headers(alice_key, "fx-1"))
+    assert proposed.status_code == 201, proposed.get_json()
+    body = proposed.get_json()
+    assert (body["status"], body["counter_amount"]) == ("proposed", "780.00")
+    path = f"/v1/pvp/{body['pvp_id']}"
+    # Only the named counterparty answers, at its own bank.
+    assert hk.client.post(f"{path}/accept", headers=_headers(hk.operator_key, "a0")).status_code == 403
+    accepted = hk.client.post(f"{path}/accept", headers=_headers(bob_key, "a1"))
+    assert accepted.status_code == 200, accepted.get_json()
+    assert accepted.get_json()["acceptor_leg_delivered"] is True
+    sweeper = PaymentSweeper(us.services)
+    assert sweeper.sweep()["pvp_delivered"] == 1
+    assert us.client.get(path, headers=_headers(alice_key)).get_json()["status"] == "settled"
+    assert network.balance("USBankMSP", bob_usd, "USD") == 10_000
+    assert network.balance("HKBankMSP", alice_hkd, "HKD") == 78_000
+    for currency in ("USD", "HKD"):
+        assert network.total_balances(currency) == network.total_supply(currency)
+
+
+def test_a_refused_pvp_is_refunded_by_the_sweeper(us: Gateway, hk: Gateway) -> None:
+    alice, alice_key = us.open_account("Alice Importer")
+    bob_usd, _ = us.open_account("Bob Exporter", "HK")
+    bob, bob_key = hk.open_account("Bob Exporter", "HK")
+    alice_hkd, _ = hk.open_account("Alice Importer", "US")
+    us.issue(alice, "1000.00")
+    offer = {
+        "counterparty_bank": "HKBankMSP", "counterparty_account": bob, "counterparty_receives_at": bob_usd,
+        "receive_account": alice_hkd, "currency": "USD", "amount": "100.00", "counter_currency": "HKD",
+        "rate": "7.8", "expires_in_seconds": 600,
+    }  # fmt: skip
+    pvp_id = us.client.post("/v1/pvp", json=offer, headers=_headers(alice_key, "fx-2")).get_json()["pvp_id"]
+    refused = hk.client.post(f"/v1/pvp/{pvp_id}/refuse", headers=_headers(bob_key, "r1"))
+    assert refused.status_code == 200 and refused.get_json()["status"] == "refused"
+    assert PaymentSweeper(us.services).sweep()["pvp_refunded"] == 1
+    assert (
+        us.client.get(f"/v1/accounts/{alice}", headers=_headers(alice_key)).get_json()["balances"]["USD"] == "1000.00"
+    )
