@@ -1,8 +1,10 @@
-"""Escrow on the real network, through the banks' REST gateways.
+"""Escrow and payment versus payment on the real network, through the banks' REST gateways.
 
-Released by the buyer (in parts), by an attestor with its own key, by both; at expiry refunded or
-released by the gateway's sweeper; a double release refused; locked money racing a payment of the
-same account. Each issuer's supply equals its book totals after every test.
+Escrow: released by the buyer (in parts), by an attestor with its own key, by both; at expiry
+refunded or released by the gateway's sweeper; a double release refused; locked money racing a
+payment of the same account. PvP: both legs complete; a refusal or the expiry refunds; a bank
+running altered chaincode cannot have one leg delivered alone. Each issuer's supply equals its
+book totals after every test.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import requests
 
 from tests.integration.bank_api_support import BankGateway, Merchant, ready_gateways, unique, wait_for
 from tests.integration.conftest import ROOT
-from tests.integration.deposit_token_support import Consortium
+from tests.integration.deposit_token_support import Consortium, altered_chaincode
 
 pytestmark = pytest.mark.network
 
@@ -201,3 +203,111 @@ def test_the_readmes_escrow_example_works_as_written(banks: dict[str, BankGatewa
     escrow = [d for d in json_documents(result.stdout) if "escrow_id" in d][-1]
     assert (escrow["status"], escrow["released"], escrow["available"]) == ("open", "60.00", "40.00"), escrow
     assert time.monotonic() - started < 300
+
+
+# -- payment versus payment -------------------------------------------------------------------------
+
+
+def _trading_pair(banks: dict[str, BankGateway]) -> dict[str, Merchant]:
+    """Alice pays USD at USBank and takes HKD at HKBank; Bob pays HKD at HKBank and takes USD at USBank."""
+    us, hk = banks[US], banks[HK]
+    parties = {
+        "alice": us.open_account("Alice Importer", "US"),
+        "bob_usd": us.open_account("Bob Exporter", "HK"),
+        "bob": hk.open_account("Bob Exporter", "HK"),
+        "alice_hkd": hk.open_account("Alice Importer", "US"),
+    }
+    us.issue(parties["alice"].account_id, "USD", "1000.00")
+    hk.issue(parties["bob"].account_id, "HKD", "10000.00")
+    return parties
+
+
+def _offer(banks: dict[str, BankGateway], parties: dict[str, Merchant], seconds: int = 600) -> dict[str, Any]:
+    body = {
+        "counterparty_bank": HK, "counterparty_account": parties["bob"].account_id,
+        "counterparty_receives_at": parties["bob_usd"].account_id,
+        "receive_account": parties["alice_hkd"].account_id, "currency": "USD", "amount": "100.00",
+        "counter_currency": "HKD", "rate": "7.8", "expires_in_seconds": seconds,
+    }  # fmt: skip
+    response = banks[US].post("/v1/pvp", body, {**parties["alice"].headers, "Idempotency-Key": unique("fx")})
+    assert response.status_code == 201, response.text
+    offer: dict[str, Any] = response.json()
+    assert (offer["status"], offer["counter_amount"]) == ("proposed", "780.00")
+    return offer
+
+
+def _pvp_status(bank: BankGateway, pvp_id: str) -> str:
+    return str(bank.get(f"/v1/pvp/{pvp_id}").json()["status"])
+
+
+def test_pvp_both_legs_complete(banks: dict[str, BankGateway]) -> None:
+    us, hk = banks[US], banks[HK]
+    parties = _trading_pair(banks)
+    started = time.monotonic()
+    offer = _offer(banks, parties)
+    assert us.balances(parties["alice"])["USD"] == "900.00"  # the proposer's leg is locked
+    # Only the named counterparty accepts, with its own key at its own bank.
+    stranger = hk.open_account("Stranger", "HK")
+    path = f"/v1/pvp/{offer['pvp_id']}"
+    assert hk.post(f"{path}/accept", {}, {**stranger.headers, "Idempotency-Key": unique("a")}).status_code == 404
+    accepted = hk.post(f"{path}/accept", {}, {**parties["bob"].headers, "Idempotency-Key": unique("a")})
+    assert accepted.status_code == 200, accepted.text
+    assert wait_for(lambda: _pvp_status(us, offer["pvp_id"]) == "settled", timeout=60, interval=0.1)
+    elapsed = time.monotonic() - started
+    assert us.balances(parties["bob_usd"])["USD"] == "100.00"
+    assert hk.balances(parties["alice_hkd"])["HKD"] == "780.00"
+    assert hk.balances(parties["bob"])["HKD"] == "9220.00"
+    # The public record the other banks see names no account.
+    public = banks["SGBankMSP"].get(path).json()
+    assert public["status"] == "settled" and public["payer_account"] is None
+    print(f"PvP end to end (propose, accept, both legs delivered): {elapsed:.2f} s")
+
+
+def test_pvp_refusal_refunds_both(banks: dict[str, BankGateway]) -> None:
+    us, hk = banks[US], banks[HK]
+    parties = _trading_pair(banks)
+    offer = _offer(banks, parties)
+    path = f"/v1/pvp/{offer['pvp_id']}"
+    refused = hk.post(f"{path}/refuse", {}, {**parties["bob"].headers, "Idempotency-Key": unique("r")})
+    assert refused.status_code == 200 and refused.json()["status"] == "refused", refused.text
+    assert wait_for(lambda: _pvp_status(us, offer["pvp_id"]) == "refunded", timeout=60)
+    late = hk.post(f"{path}/accept", {}, {**parties["bob"].headers, "Idempotency-Key": unique("a")})
+    assert late.status_code == 409 and late.json()["code"] == "invalid_state", late.text
+    assert us.balances(parties["alice"])["USD"] == "1000.00" and hk.balances(parties["bob"])["HKD"] == "10000.00"
+    assert us.balances(parties["bob_usd"]).get("USD", "0.00") == "0.00"
+
+
+def test_pvp_timeout_refunds_both(banks: dict[str, BankGateway]) -> None:
+    us, hk = banks[US], banks[HK]
+    parties = _trading_pair(banks)
+    offer = _offer(banks, parties, seconds=2)
+    time.sleep(2.5)
+    late = hk.post(f"/v1/pvp/{offer['pvp_id']}/accept", {}, {**parties["bob"].headers, "Idempotency-Key": unique("a")})
+    assert late.status_code == 409 and late.json()["code"] == "invalid_state", late.text
+    assert wait_for(lambda: _pvp_status(us, offer["pvp_id"]) == "refunded", timeout=SWEEP_WAIT, interval=1)
+    assert us.balances(parties["alice"])["USD"] == "1000.00" and hk.balances(parties["bob"])["HKD"] == "10000.00"
+
+
+def test_a_rogue_bank_cannot_have_one_leg_delivered_alone(
+    banks: dict[str, BankGateway], ledger: Consortium, state_dir: Path
+) -> None:
+    """HKBank runs altered chaincode: it marks the offer locked without locking Bob's HKD, and
+    forges USBank's lock marker. USBank delivers nothing to Bob and refunds Alice at the expiry."""
+    us = banks[US]
+    parties = _trading_pair(banks)
+    offer = _offer(banks, parties, seconds=8)
+    pvp_id = offer["pvp_id"]
+    with altered_chaincode(state_dir, HK):
+        outcome = ledger[HK].attempt("RoguePvpMarker", None, US, pvp_id, "USD", "10000")
+        assert outcome.code == "ENDORSEMENT_POLICY_FAILURE"
+        refusal = ledger[HK].refused("RogueCredit", None, US, parties["bob_usd"].account_id, "USD", "10000")
+        assert "does not have write access" in refusal.message, refusal.message
+        # Valid: the record's policy lets the acceptor move a proposed offer on.
+        assert ledger[HK].attempt("RogueLockPvp", None, pvp_id).code == "VALID"
+    assert wait_for(lambda: _pvp_status(us, pvp_id) == "locked", timeout=30)
+    # USBank's follower heard PvpLocked; its contract finds no HKBank lock marker and delivers nothing.
+    refused = ledger[US].refused("DeliverPvpLeg", {"pvp_id": pvp_id})
+    assert "both legs" in refused.message, refused.message
+    assert wait_for(lambda: _pvp_status(us, pvp_id) == "refunded", timeout=SWEEP_WAIT, interval=1)
+    assert us.balances(parties["bob_usd"]).get("USD", "0.00") == "0.00"
+    assert us.balances(parties["alice"])["USD"] == "1000.00"
