@@ -311,3 +311,18 @@ def test_a_rogue_bank_cannot_have_one_leg_delivered_alone(
     assert wait_for(lambda: _pvp_status(us, pvp_id) == "refunded", timeout=SWEEP_WAIT, interval=1)
     assert us.balances(parties["bob_usd"]).get("USD", "0.00") == "0.00"
     assert us.balances(parties["alice"])["USD"] == "1000.00"
+
+
+def test_the_readmes_pvp_example_works_as_written(banks: dict[str, BankGateway]) -> None:
+    from tests.integration.test_readme import for_test_network, json_documents, readme_api_block
+
+    section = (ROOT / "README.md").read_text().split("## Payment versus payment", 1)[1]
+    match = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert match, "no bash block under 'Payment versus payment'"
+    script = for_test_network(readme_api_block() + match.group(1))
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+    trade = [d for d in json_documents(result.stdout) if "pvp_id" in d][-1]
+    assert (trade["status"], trade["amount"], trade["counter_amount"]) == ("settled", "100.00", "780.00"), trade
