@@ -646,6 +646,10 @@ class FakeLedger:
             }  # fmt: skip
             self._pvp_move(record, "proposed")
             self.network.pvps[pvp_id] = record
+            self.network.emit(
+                self.network.next_tx(), "PvpProposed",
+                {"pvp_id": pvp_id, "proposer_bank": self._msp_id, "acceptor_bank": counter["msp_id"]},
+            )  # fmt: skip
             return {"pvp_id": pvp_id, "status": "proposed", "created": True, "pvp": self._pvp_public(record)}
 
     def accept_pvp(self, pvp_id: str, payer_account: str) -> JSON:

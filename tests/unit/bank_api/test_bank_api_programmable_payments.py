@@ -1,11 +1,12 @@
-"""Escrows through HTTP on the fake network: lock, release by buyer or attestor, expiry, refusals."""
+"""Escrows and PvP through HTTP on the fake network: lock, release, expiry; offer, accept, refuse, followers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.bank_api.workers import PaymentSweeper
-from tests.unit.bank_api.conftest import Gateway
+from gateway.bank_api.storage.models import WebhookDelivery
+from gateway.bank_api.workers import PaymentFollower, PaymentSweeper
+from tests.unit.bank_api.conftest import Gateway, GatewayFactory
 from tests.unit.bank_api.fake_ledger import FakeNetwork
 
 
@@ -163,3 +164,39 @@ def test_a_refused_pvp_is_refunded_by_the_sweeper(us: Gateway, hk: Gateway) -> N
     assert (
         us.client.get(f"/v1/accounts/{alice}", headers=_headers(alice_key)).get_json()["balances"]["USD"] == "1000.00"
     )
+
+
+def test_followers_tell_the_counterparty_and_deliver_on_lock(
+    make_gateway: GatewayFactory, network: FakeNetwork
+) -> None:
+    """HKBank's follower tells Bob of the offer (pvp.proposed); USBank's delivers its leg on PvpLocked."""
+    us = make_gateway("USBankMSP", webhook_allowed_targets=("127.0.0.1",))
+    hk = make_gateway("HKBankMSP", webhook_allowed_targets=("127.0.0.1",))
+    alice, alice_key = us.open_account("Alice Importer")
+    bob_usd, _ = us.open_account("Bob Exporter", "HK")
+    bob, bob_key = hk.open_account("Bob Exporter", "HK")
+    alice_hkd, _ = hk.open_account("Alice Importer", "US")
+    us.issue(alice, "1000.00")
+    hk.issue(bob, "10000.00", "HKD")
+    hook = hk.client.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["pvp.proposed"]}, headers=_headers(bob_key)
+    )
+    assert hook.status_code == 201, hook.get_json()
+    offer = {
+        "counterparty_bank": "HKBankMSP", "counterparty_account": bob, "counterparty_receives_at": bob_usd,
+        "receive_account": alice_hkd, "currency": "USD", "amount": "100.00", "counter_currency": "HKD",
+        "rate": "7.8", "expires_in_seconds": 600,
+    }  # fmt: skip
+    pvp_id = us.client.post("/v1/pvp", json=offer, headers=_headers(alice_key, "fx-3")).get_json()["pvp_id"]
+    hk_follower = PaymentFollower(hk.services, retry_seconds=0.01)
+    for event in [e for e in network.events if e.name == "PvpProposed"]:
+        hk_follower.handle_with_retries(event)
+    with hk.services.db.session(write=False) as session:
+        delivery = session.query(WebhookDelivery).one()
+        assert (delivery.event_type, delivery.event_id) == ("pvp.proposed", f"pvp.proposed:{pvp_id}:HKBankMSP")
+    assert hk.client.post(f"/v1/pvp/{pvp_id}/accept", headers=_headers(bob_key, "a1")).status_code == 200
+    us_follower = PaymentFollower(us.services, retry_seconds=0.01)
+    for event in [e for e in network.events if e.name == "PvpLocked"]:
+        us_follower.handle_with_retries(event)
+    assert network.pvps[pvp_id]["status"] == "settled"
+    assert network.balance("USBankMSP", bob_usd, "USD") == 10_000
