@@ -140,7 +140,7 @@ def lock(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Record
     if existing is not None:
         if existing["fingerprint"] != fingerprint:
             raise refusal("duplicate_reference", "'idempotency_key' was already used for a different escrow")
-        return {"escrow_id": escrow_id, "created": False, "escrow": _view(existing)}
+        return {"escrow_id": escrow_id, "created": False, "escrow": _summary(existing)}
     for involved in dict.fromkeys((bank, payee_bank)):
         require_active(involved, "no new escrow to or from it is accepted")
 
@@ -176,7 +176,7 @@ def lock(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Record
     ledger.put_private(books.collection, keys.escrow(escrow_id), record)
     ledger.put_private(books.collection, _open_index(record), {"escrow_id": escrow_id})
     ledger.emit("EscrowLocked", _event(bank, escrow_id))
-    return {"escrow_id": escrow_id, "created": True, "escrow": _view(record)}
+    return {"escrow_id": escrow_id, "created": True, "escrow": _summary(record)}
 
 
 # -- release -------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def release(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Rec
     if done is not None:
         if done["amount"] != amount:
             raise refusal("duplicate_reference", "'release_id' was already used for a different amount")
-        return {"escrow_id": escrow_id, "released": False, "escrow": _view(record)}
+        return {"escrow_id": escrow_id, "released": False, "escrow": _summary(record)}
     if record["status"] != OPEN:
         raise refusal("invalid_state", f"the escrow is {record['status']}: nothing is left to release")
     if ledger.now >= parse_iso(record["expires_at"]):
@@ -225,7 +225,7 @@ def release(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Rec
             record["approvals"][release_id] = {"amount": amount, "by": approvers}
             ledger.put_private(books.collection, keys.escrow(escrow_id), record)
             ledger.emit("EscrowApproved", _event(bank, escrow_id))
-            return {"escrow_id": escrow_id, "released": False, "awaiting": _other(by), "escrow": _view(record)}
+            return {"escrow_id": escrow_id, "released": False, "awaiting": _other(by), "escrow": _summary(record)}
         record["approvals"].pop(release_id, None)
     payment_id = _pay_out(ledger, bank, books, record, release_id, amount)
     record["released"] += amount
@@ -235,7 +235,7 @@ def release(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Rec
     )  # fmt: skip
     _close_if_done(ledger, books, record)
     _released_event(ledger, bank, escrow_id, payment_id)
-    return {"escrow_id": escrow_id, "released": True, "payment_id": payment_id, "escrow": _view(record)}
+    return {"escrow_id": escrow_id, "released": True, "payment_id": payment_id, "escrow": _summary(record)}
 
 
 def _released_event(ledger: Ledger, bank: Bank, escrow_id: str, payment_id: str | None) -> None:
@@ -292,7 +292,7 @@ def expire(ledger: Ledger, bank: Bank, escrow_id: str) -> Record:
     books = Books(ledger, bank)
     record = _require(ledger, books, escrow_id)
     if record["status"] != OPEN:
-        return {"escrow_id": escrow_id, "expired": False, "escrow": _view(record)}
+        return {"escrow_id": escrow_id, "expired": False, "escrow": _summary(record)}
     if ledger.now < parse_iso(record["expires_at"]):
         raise refusal("not_expired", f"the escrow expires at {record['expires_at']}")
     left = record["locked"] - record["released"] - record["refunded"]
@@ -325,7 +325,7 @@ def expire(ledger: Ledger, bank: Bank, escrow_id: str) -> Record:
         _close_if_done(ledger, books, record)
         ledger.emit("EscrowRefunded", _event(bank, escrow_id))
     return {"escrow_id": escrow_id, "expired": True, "outcome": outcome, "payment_id": payment_id,
-            "escrow": _view(record)}  # fmt: skip
+            "escrow": _summary(record)}  # fmt: skip
 
 
 # -- queries -----------------------------------------------------------------------------
@@ -336,6 +336,21 @@ def _require(ledger: Ledger, books: Books, escrow_id: str) -> Record:
     if record is None:
         raise refusal("escrow_not_found", f"no escrow {escrow_id} at {books.bank.msp_id}")
     return record
+
+
+def _summary(record: Record) -> Record:
+    """What a transaction answers: no account, attestor or remittance, because a transaction's
+    response travels in the block, which every org on the channel receives. The parties read the
+    whole escrow with ``GetEscrow``, a query answered by the bank's own peer."""
+    return {
+        "escrow_id": record["escrow_id"],
+        "status": record["status"],
+        "currency": record["currency"],
+        "locked": record["locked"],
+        "released": record["released"],
+        "refunded": record["refunded"],
+        "available": record["locked"] - record["released"] - record["refunded"],
+    }
 
 
 def _view(record: Record) -> Record:

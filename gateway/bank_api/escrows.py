@@ -115,7 +115,7 @@ def expire_due(ledger: Ledger, db: Database, currencies: Currencies) -> int:
         if not result.get("expired"):
             continue
         settled += 1
-        record = result.get("escrow") or {}
+        record = ledger.get_escrow(escrow_id)
         event_type = "escrow.released" if result.get("outcome") == "release" else "escrow.refunded"
         notify(
             db, record, ledger.msp_id, event_type, f"{event_type}:{escrow_id}:expiry",

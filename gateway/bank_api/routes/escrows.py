@@ -122,7 +122,8 @@ def lock_escrow() -> Response:
         lock["remittance"] = remittance
     result = svc.ledger.lock_escrow(lock)
     escrow_id = str(result["escrow_id"])
-    record = result.get("escrow") or svc.ledger.get_escrow(escrow_id)
+    # The transaction's answer names no account (it travels in the block): read the escrow back.
+    record = svc.ledger.get_escrow(escrow_id)
     body = escrows.representation(record, currencies)
     if result.get("created"):
         escrows.notify(svc.db, record, svc.msp_id, "escrow.locked", f"escrow.locked:{escrow_id}", body)
@@ -181,7 +182,7 @@ def release_escrow(escrow_id: str) -> Response:
     else:
         release["by"] = "buyer"
     result = svc.ledger.release_escrow(release)
-    updated = result.get("escrow") or svc.ledger.get_escrow(escrow_id)
+    updated = svc.ledger.get_escrow(escrow_id)
     body = escrows.representation(updated, currencies)
     body["payment_id"] = result.get("payment_id")
     body["awaiting"] = result.get("awaiting")
