@@ -336,3 +336,37 @@ def test_the_readmes_pvp_example_works_as_written(banks: dict[str, BankGateway])
     assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
     trade = [d for d in json_documents(result.stdout) if "pvp_id" in d][-1]
     assert (trade["status"], trade["amount"], trade["counter_amount"]) == ("settled", "100.00", "780.00"), trade
+
+
+def test_no_escrow_or_trade_data_in_blocks_or_logs(
+    banks: dict[str, BankGateway], ledger: Consortium, state_dir: Path
+) -> None:
+    """Accounts, remittance text and the attestor stay in the banks' collections: never in a block
+    (arguments, public writes, events, transaction answers) or a log line."""
+    from tests.integration.deposit_token.test_privacy import _all_blocks
+    from tests.integration.deposit_token_support import org_homes
+
+    us, hk = banks[US], banks[HK]
+    buyer, supplier = _funded(us, "100.00"), hk.open_account("Supplier Ltd", "HK")
+    attestor_id = unique("surveyor").lower()
+    inspector = _attestor(us, attestor_id)
+    remittance = unique("PO-secret")
+    escrow = _lock(
+        us, buyer, HK, supplier.account_id, "20.00", release_by="attestor", attestor=attestor_id, remittance=remittance
+    ).json()
+    released = _release(us, inspector, escrow["escrow_id"], "20.00", unique("rel")).json()
+    assert wait_for(lambda: us.payment(released["payment_id"])["status"] == "completed", timeout=60)
+    parties = _trading_pair(banks)
+    offer = _offer(banks, parties)
+    hk.post(f"/v1/pvp/{offer['pvp_id']}/accept", {}, {**parties["bob"].headers, "Idempotency-Key": unique("a")})
+    assert wait_for(lambda: _pvp_status(us, offer["pvp_id"]) == "settled", timeout=60)
+    secrets = [buyer.account_id, supplier.account_id, attestor_id, remittance]
+    secrets += [party.account_id for party in parties.values()]
+    blocks = b"".join(_all_blocks(ledger))
+    assert b"EscrowLocked" in blocks and b"PvpLocked" in blocks  # the scan sees what it should
+    for secret in secrets:
+        assert secret.encode() not in blocks, secret
+    for path in sorted(log for home in org_homes(state_dir) for log in (home / "logs").glob("*.log")):
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in content, f"{secret} in {path.name}"
