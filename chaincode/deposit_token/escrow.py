@@ -220,6 +220,9 @@ def release(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Rec
         approval = record["approvals"].get(release_id)
         if approval is not None and approval["amount"] != amount:
             raise refusal("duplicate_reference", "'release_id' was approved for a different amount")
+        if approval is not None and by in approval["by"]:
+            # The same party asking again (a retry): nothing changes, nothing is emitted.
+            return {"escrow_id": escrow_id, "released": False, "awaiting": _other(by), "escrow": _summary(record)}
         approvers = sorted({*(approval["by"] if approval else []), by})
         if approvers != [ATTESTOR, BUYER]:
             record["approvals"][release_id] = {"amount": amount, "by": approvers}

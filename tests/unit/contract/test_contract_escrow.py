@@ -146,6 +146,9 @@ def test_both_must_approve_the_same_release(ledger: Ledger) -> None:
     escrow_id = _lock(ledger, release_by="both", attestor="inspect-co")["escrow_id"]
     waiting = _release(ledger, escrow_id, 3000, "r1")
     assert waiting["released"] is False and waiting["awaiting"] == "attestor"
+    before = ledger.snapshot()
+    assert _release(ledger, escrow_id, 3000, "r1")["awaiting"] == "attestor"  # the buyer again: no change
+    assert ledger.snapshot() == before
     assert ledger.balance(US, "seller") == 0
     with pytest.raises(Refused, match="duplicate_reference"):
         _release(ledger, escrow_id, 2000, "r1", by="attestor", attestor="inspect-co")
@@ -254,3 +257,16 @@ def test_a_regulator_or_other_bank_cannot_lock_or_release(ledger: Ledger) -> Non
         ledger.submit(HK, "ReleaseEscrow", {"escrow_id": escrow_id, "release_id": "x", "amount": 1, "by": "buyer"})
     with pytest.raises(Refused):
         ledger.submit(REG, "ExpireEscrow", {"escrow_id": escrow_id})
+
+
+def test_no_new_escrow_with_a_suspended_bank_but_open_ones_finish(ledger: Ledger) -> None:
+    _setup(ledger)
+    escrow_id = _lock(ledger, payee_bank=HK, payee_account="shop")["escrow_id"]
+    ledger.submit(REG, "SuspendBank", args=[HK, "licence review"])
+    with pytest.raises(Refused, match="bank_suspended"):
+        _lock(ledger, key="order-2", payee_bank=HK, payee_account="shop")
+    # What is locked still reaches the payee: its payment is completed like any in flight.
+    payment_id = _release(ledger, escrow_id, 4000)["payment_id"]
+    ledger.submit(HK, "CompletePayment", {"payment_id": payment_id})
+    assert ledger.balance(HK, "shop") == 4000
+    ledger.assert_conserved()
