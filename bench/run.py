@@ -23,13 +23,15 @@ from bench.report import peak_step, plot, summarize_step, table, write_json
 from bench.rest import Merchant, open_merchants, run_rest_step, users_for
 from bench.testbed import ROOT, Testbed, topology_with_block_cutting
 from bench.watch import CommitWatcher, PaymentWatcher
-from bench.workloads import Workload, ceiling, interbank, private_ceiling, transfers
+from bench.workloads import Workload, ceiling, escrows, interbank, private_ceiling, transfers
 from gateway.fabric_client.profile import connect_org
 
 log = logging.getLogger("bench")
 
-WORKLOADS = ("ceiling", "private", "transfer", "hot", "interbank", "rest")
-START_RATES = {"ceiling": 10.0, "private": 10.0, "transfer": 10.0, "hot": 10.0, "interbank": 5.0, "rest": 2.0}
+WORKLOADS = ("ceiling", "private", "transfer", "hot", "interbank", "escrow", "rest")
+START_RATES = {
+    "ceiling": 10.0, "private": 10.0, "transfer": 10.0, "hot": 10.0, "interbank": 5.0, "escrow": 5.0, "rest": 2.0,
+}  # fmt: skip
 GROWTH = 1.10  # a step must beat the best so far by 10 % for the ladder to go on
 SATURATED = 0.80  # a step that completes less than this share of the offered rate is past the knee
 # The REST ladder needs one merchant account (opened through a gateway) per 0.5 request/s.
@@ -139,6 +141,8 @@ class Bench:
                         completer=completer, payment_watchers=self.payment_watchers,
                     )  # fmt: skip
                     self._ladder(workload, meter)
+                elif name == "escrow":
+                    self._ladder(escrows(self.driver, books, pools, banks, self.tag), meter)
                 elif name == "rest":
                     if not gateways:
                         self._skip(name, "no REST gateway is running")

@@ -13,6 +13,9 @@
   The completion is submitted by the bench as soon as the payee's peer has committed the initiation
   (``completer="bench"``), or left to the payee bank's REST gateway, whose event follower completes it
   (``completer="gateway"``); then the bench only watches for ``PaymentCompleted``.
+- ``escrow``: ``LockEscrow`` (buyer and payee at one bank, released by the buyer), then, once the lock
+  is committed, ``ReleaseEscrow`` of the whole amount; timed from the lock's due time until the
+  release is committed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from bench.books import CURRENCY, Books
 from bench.load import (
@@ -39,6 +43,7 @@ from bench.load import (
 )
 from bench.watch import PaymentWatcher
 from chaincode.deposit_token.collections import books_collection
+from chaincode.deposit_token.ledger import iso
 from gateway.fabric_client import EndorseError, GatewayError
 
 AMOUNT = 100  # 1.00 USD per transfer or payment
@@ -272,3 +277,57 @@ def interbank(
         operation,
         notes=f"completed by {who}",
     )
+
+
+def escrows(driver: Driver, books: Books, pools: Mapping[str, AccountPool], banks: list[str], run_id: str) -> Workload:
+    """Lock then release: what one escrow costs end to end (two transactions on the payer's peer)."""
+    counter = itertools.count()
+
+    def operation(tracker: Tracker, due: float) -> None:
+        i = next(counter)
+        bank = banks[i % len(banks)]
+        pool = pools[bank]
+        payer = _take(pool, tracker, due)
+        if payer is None:
+            return
+        payees = books.payees[bank]
+        payee = payees[(i // len(banks)) % len(payees)]
+        expires = iso(datetime.now(UTC) + timedelta(hours=1))
+        lock = {
+            "idempotency_key": f"bench-{run_id}-es{i}", "payer_account": payer.account_id, "payee_bank": bank,
+            "payee_account": payee.account_id, "currency": CURRENCY, "amount": AMOUNT, "release_by": "buyer",
+            "expires_at": expires, "on_expiry": "refund",
+        }  # fmt: skip
+        escrow: dict[str, str] = {}
+        ready = threading.Event()
+
+        def released(code: int, at: float) -> None:
+            tracker.transaction(code)
+            tracker.finish(commit_outcome(code), due, at)
+
+        def release() -> None:
+            ready.wait(30)
+            request = {"escrow_id": escrow["id"], "release_id": "all", "amount": AMOUNT, "by": "buyer"}
+            try:
+                driver.submit(bank, "deposit_token", "ReleaseEscrow", request=request, watch={bank: released})
+            except GatewayError as error:
+                tracker.finish(*_failed(error, due))
+
+        def locked(code: int, at: float) -> None:
+            pool.give_back(payer)
+            tracker.transaction(code)
+            if code != VALID:
+                tracker.finish(commit_outcome(code), due, at)
+                return
+            driver.run_later(release)
+
+        try:
+            _, result = driver.submit(bank, "deposit_token", "LockEscrow", request=lock, watch={bank: locked})
+        except GatewayError as error:
+            pool.give_back(payer)
+            tracker.finish(*_failed(error, due))
+            return
+        escrow["id"] = str(json.loads(result)["escrow_id"])
+        ready.set()
+
+    return Workload("escrow", "escrow: LockEscrow, then ReleaseEscrow of the whole amount", 2, operation)

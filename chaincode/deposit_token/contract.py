@@ -14,8 +14,10 @@ from chaincode.deposit_token import (
     accounts,
     corridor,
     disclosures,
+    escrow,
     keys,
     payments,
+    pvp,
     reference,
     settlement,
     supply,
@@ -366,6 +368,101 @@ class DepositTokenContract(Contract):
         currencies = reference.load_config(ledger).currencies if request.has("currency") else {}
         where = payments.parse_list_filter(data, currencies)
         return payments.list_payments(ledger, where, request.page_size(), request.bookmark())
+
+    # -- escrow (payer bank, on its own books) ------------------------------------
+    @transaction
+    def lock_escrow(self, ctx: Context) -> Result:
+        """Lock an amount for a named payee under release terms. See docs/contract-api.md."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
+        config = reference.load_config(ledger)
+        return escrow.lock(ledger, config, bank, _request(ctx, *escrow.LOCK_FIELDS))
+
+    @transaction
+    def release_escrow(self, ctx: Context) -> Result:
+        """Release part or all of an open escrow. {escrow_id, release_id, amount, by, attestor?}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
+        config = reference.load_config(ledger)
+        return escrow.release(ledger, config, bank, _request(ctx, *escrow.RELEASE_FIELDS))
+
+    @transaction
+    def expire_escrow(self, ctx: Context) -> Result:
+        """Settle an escrow past its expiry as its terms say (refund or release). {escrow_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger, keys.corridor())
+        return escrow.expire(ledger, bank, escrow.parse_escrow_id(_request(ctx, "escrow_id").raw("escrow_id")))
+
+    @query
+    def get_escrow(self, ctx: Context) -> Result:
+        """An escrow of the caller bank: terms, amounts locked, released, refunded, releases. {escrow_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        return escrow.get(ledger, bank, escrow.parse_escrow_id(_request(ctx, "escrow_id").raw("escrow_id")))
+
+    @query
+    def list_due_escrows(self, ctx: Context, limit: str = "100") -> Result:
+        """Ids of the caller bank's open escrows past their expiry, soonest first (for the sweeper)."""
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise refusal("invalid_request", "'limit' must be a whole number from 1 to 1000")
+        ledger = Ledger(ctx.stub)
+        return escrow.due(ledger, reference.caller_bank(ctx, ledger), int(limit))
+
+    # -- payment versus payment (the two banks of the trade) ------------------------
+    @transaction
+    def propose_pvp(self, ctx: Context) -> Result:
+        """Offer an exchange and lock the proposer's leg (proposer bank). See docs/contract-api.md."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
+        config = reference.load_config(ledger)
+        return pvp.propose(ledger, config, bank, _request(ctx, *pvp.PROPOSE_FIELDS))
+
+    @transaction
+    def accept_pvp(self, ctx: Context) -> Result:
+        """Lock the counterparty's leg (acceptor bank): the point of no return. {pvp_id, payer_account}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger, keys.corridor())
+        return pvp.accept(ledger, bank, _request(ctx, *pvp.ACCEPT_FIELDS))
+
+    @transaction
+    def refuse_pvp(self, ctx: Context) -> Result:
+        """Decline an offer (acceptor bank). {pvp_id, reason} with reason a public code."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        request = _request(ctx, "pvp_id", "reason")
+        return pvp.refuse(ledger, bank, pvp.parse_pvp_id(request.raw("pvp_id")), request.text("reason", max_length=40))
+
+    @transaction
+    def deliver_pvp_leg(self, ctx: Context) -> Result:
+        """Credit the caller bank's leg once both legs are locked. {pvp_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        return pvp.deliver(ledger, bank, pvp.parse_pvp_id(_request(ctx, "pvp_id").raw("pvp_id")))
+
+    @transaction
+    def refund_pvp_leg(self, ctx: Context) -> Result:
+        """Return the proposer's leg of a refused or expired offer (proposer bank). {pvp_id}."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        return pvp.refund(ledger, bank, pvp.parse_pvp_id(_request(ctx, "pvp_id").raw("pvp_id")))
+
+    @query
+    def get_pvp(self, ctx: Context, pvp_id: str) -> Result:
+        """The public record; the two banks may ask for the settlement accounts with {"details": true}."""
+        ledger = Ledger(ctx.stub)
+        pvp_id = pvp.parse_pvp_id(pvp_id)
+        with_details = Request.from_transient_or_empty(ctx.stub.get_transient(), ["details"]).flag("details")
+        caller = reference.caller_org(ctx) if with_details else None
+        return pvp.get(ledger, pvp_id, caller, with_details)
+
+    @query
+    def list_open_pvps(self, ctx: Context, bank: str, limit: str = "100") -> Result:
+        """A bank's PvPs still waiting for a step, newest first."""
+        if not isinstance(bank, str) or not reference.MSP_ID.fullmatch(bank):
+            raise refusal("invalid_request", "'bank' must be an MSP id")
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise refusal("invalid_request", "'limit' must be a whole number from 1 to 1000")
+        return pvp.list_open(Ledger(ctx.stub), bank, int(limit))
 
     # -- settlement -------------------------------------------------------------
     @transaction

@@ -16,6 +16,8 @@ STATUS_OF_CODE: dict[str, int] = {
     "unknown_bank": 404,
     "unknown_account": 404,
     "payment_not_found": 404,
+    "escrow_not_found": 404,
+    "pvp_not_found": 404,
     "cycle_not_found": 404,
     "disclosure_not_found": 404,
     "not_authorized": 403,

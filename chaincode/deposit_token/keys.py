@@ -21,6 +21,8 @@ BANK = "dt.bank"
 CORRIDOR = "dt.corridor"
 CORRIDOR_VERSION = "dt.corridor_version"
 PAYMENT = "dt.payment"
+PVP = "dt.pvp"
+OPEN_PVP_INDEX = "open-pvp"
 PAYMENT_INDEX = "payment-index"
 OPEN_PAYMENT_INDEX = "open-payment"
 ALL_BANKS = "*"
@@ -40,10 +42,15 @@ WITHDRAWAL = "withdrawal"
 TRANSFER = "transfer"
 BOOKED_PAYMENT = "payment"
 CORRIDOR_USAGE = "corridor_usage"
+ESCROW = "escrow"
+BOOKED_PVP = "pvp"
+OPEN_ESCROW = "open-escrow"
 
 # -- bilateral and supply collections ---------------------------------------
 DETAILS = "details"
 SUPPLY_CHANGE = "supply"
+PVP_DETAILS = "pvp_details"
+PVP_LOCK = "pvp_lock"
 
 # -- the regulator's records and the banks' disclosures -------------------------
 DISCLOSURE = "disclosure"
@@ -143,6 +150,36 @@ def transfer(transfer_id: str) -> str:
 
 def booked_payment(payment_id: str) -> str:
     return key(BOOKED_PAYMENT, payment_id)
+
+
+def pvp(pvp_id: str) -> str:
+    """A PvP's public record (no account in it; see pvp.py)."""
+    return key(PVP, pvp_id)
+
+
+def open_pvp_index(msp_id: str, order: str, pvp_id: str) -> str:
+    """A PvP still waiting for a step of this bank (proposed, locked or refused)."""
+    return simple_key(OPEN_PVP_INDEX, msp_id, order, pvp_id)
+
+
+def booked_pvp(pvp_id: str) -> str:
+    """This bank's leg of a PvP (in its books)."""
+    return key(BOOKED_PVP, pvp_id)
+
+
+def pvp_details(pvp_id: str) -> str:
+    """The four settlement accounts of a PvP (in the two banks' bilateral collection)."""
+    return key(PVP_DETAILS, pvp_id)
+
+
+def pvp_lock(pvp_id: str) -> str:
+    """A leg's lock marker, in its bank's supply collection: only that bank can have written it."""
+    return key(PVP_LOCK, pvp_id)
+
+
+def escrow(escrow_id: str) -> str:
+    """An escrow and its terms (in the payer bank's books; see escrow.py)."""
+    return key(ESCROW, escrow_id)
 
 
 def corridor_usage(currency: str, source: str, target: str, day: str) -> str:

@@ -222,8 +222,46 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
         payment_id=payment_id,
     )  # fmt: skip
     change_supply(ledger, payer_bank.msp_id, currency, -amount)
+    record = open_payment(
+        ledger, payer_bank, payee_bank, payment_id,
+        payer_account=payer_account, payer_jurisdiction=payer.jurisdiction, payee_account=payee_account,
+        currency=currency, amount=amount, payee_currency=payee_currency, payee_amount=payee_amount, rate=rate,
+        remittance=remittance, salt=salt, fingerprint=fingerprint, corridor_version=policy["version"],
+    )  # fmt: skip
+    # The public record (never the details: a response travels in the block) spares the caller
+    # a read-back; a repeated request gets only the id and status above.
+    return {"payment_id": payment_id, "status": INITIATED, "created": True, "payment": {**record, "cycle_id": None}}
+
+
+def open_payment(
+    ledger: Ledger,
+    payer_bank: Bank,
+    payee_bank: Bank,
+    payment_id: str,
+    *,
+    payer_account: str,
+    payer_jurisdiction: str,
+    payee_account: str,
+    currency: str,
+    amount: int,
+    payee_currency: str,
+    payee_amount: int,
+    rate: str | None,
+    remittance: str,
+    salt: str | None,
+    fingerprint: str,
+    corridor_version: int,
+) -> Record:
+    """Book an initiated payment whose money the payer bank has already taken out of circulation.
+
+    The caller debited the payer (``initiate``) or holds the money already (an escrow release,
+    ``escrow.py``) and burned it; this writes the payer bank's booking (a refund credits
+    ``payer_account``), the bilateral details, the public record with its endorsement policy and
+    the indexes, and emits ``PaymentInitiated`` for the payee bank.
+    """
+    books_collection = Books(ledger, payer_bank).collection
     ledger.put_private(
-        books.collection,
+        books_collection,
         keys.booked_payment(payment_id),
         {
             "direction": "out", "account_id": payer_account, "counterparty": payee_bank.msp_id,
@@ -235,7 +273,7 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
 
     details: Record = {
         "payer_account": payer_account,
-        "payer_jurisdiction": payer.jurisdiction,
+        "payer_jurisdiction": payer_jurisdiction,
         "payee_account": payee_account,
         "remittance": remittance,
     }
@@ -263,16 +301,14 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
         "timeline": [],
         "details_hash": details_hash(salt, details),
         # The payee bank completes the payment under this version of the corridor policy.
-        "corridor_version": policy["version"],
+        "corridor_version": corridor_version,
     }
     _save_record(ledger, record, INITIATED)
     order = newest_first(ledger.now)
     for indexed_under in (payer_bank.msp_id, payee_bank.msp_id, keys.ALL_BANKS):
         ledger.put_marker(keys.payment_index(indexed_under, order, payment_id))
     ledger.emit("PaymentInitiated", _event(record))
-    # The public record (never the details: a response travels in the block) spares the caller
-    # a read-back; a repeated request gets only the id and status above.
-    return {"payment_id": payment_id, "status": INITIATED, "created": True, "payment": {**record, "cycle_id": None}}
+    return record
 
 
 def _payee_side(request: Request, config: Config, currency: str, amount: int) -> tuple[str, int, str | None]:

@@ -1,4 +1,8 @@
-"""API keys: operators (bank staff) and merchants (bound to one account).
+"""API keys: operators (bank staff), merchants (bound to one account) and attestors.
+
+An attestor (an inspection or logistics company named in escrows) is bound to its attestor
+id, kept in the key's ``account_id`` column: it reaches no account, only the escrows that
+name it (routes/escrows.py).
 
 A key reads ``dtk_<key id>_<secret>``. The database keeps the key id and a SHA-256 of
 the secret (the secret is 256 random bits, so a fast hash is enough); a key is shown
@@ -27,6 +31,7 @@ from gateway.bank_api.storage.models import ApiKey, utcnow
 
 OPERATOR = "operator"
 MERCHANT = "merchant"
+ATTESTOR = "attestor"
 KEY_PREFIX = "dtk_"
 
 log = logging.getLogger(__name__)
@@ -45,9 +50,21 @@ class Principal:
         return self.role == OPERATOR
 
     @property
+    def attestor_id(self) -> str | None:
+        return self.account_id if self.role == ATTESTOR else None
+
+    @property
+    def merchant_account(self) -> str | None:
+        return self.account_id if self.role == MERCHANT else None
+
+    @property
     def idempotency_scope(self) -> str:
         # Merchants' keys are scoped to the account, so a rotated API key still finds old requests.
-        return f"account:{self.account_id}" if self.role == MERCHANT else OPERATOR
+        if self.role == MERCHANT:
+            return f"account:{self.account_id}"
+        if self.role == ATTESTOR:
+            return f"attestor:{self.account_id}"
+        return OPERATOR
 
 
 @dataclass(frozen=True)
@@ -209,5 +226,5 @@ def ensure_account_access(principal: Principal, account_id: str) -> None:
     """Operators see every account of the bank; a merchant only its own."""
     if principal.is_operator:
         return
-    if principal.account_id != account_id:
+    if principal.merchant_account != account_id:
         raise ApiProblem(403, "forbidden", "this API key is not allowed to reach that account")

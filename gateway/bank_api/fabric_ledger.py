@@ -426,6 +426,46 @@ class FabricLedger:
             query["bookmark"] = bookmark
         return self.evaluate("ListPayments", json.dumps(query, separators=(",", ":")))
 
+    # -- escrow ----------------------------------------------------------------------------------
+
+    def lock_escrow(self, request: JSON) -> JSON:
+        return self._debit("LockEscrow", str(request["payer_account"]), request)
+
+    def release_escrow(self, request: JSON) -> JSON:
+        return self.submit("ReleaseEscrow", request=request)
+
+    def expire_escrow(self, escrow_id: str) -> JSON:
+        return self.submit("ExpireEscrow", request={"escrow_id": escrow_id})
+
+    def get_escrow(self, escrow_id: str) -> JSON:
+        return self.evaluate("GetEscrow", request={"escrow_id": escrow_id})
+
+    def list_due_escrows(self, limit: int) -> JSON:
+        return self.evaluate("ListDueEscrows", str(limit))
+
+    # -- payment versus payment ------------------------------------------------------------------
+
+    def propose_pvp(self, request: JSON) -> JSON:
+        return self._debit("ProposePvp", str(request["payer_account"]), request)
+
+    def accept_pvp(self, pvp_id: str, payer_account: str) -> JSON:
+        return self._debit("AcceptPvp", payer_account, {"pvp_id": pvp_id, "payer_account": payer_account})
+
+    def refuse_pvp(self, pvp_id: str, reason: str) -> JSON:
+        return self.submit("RefusePvp", request={"pvp_id": pvp_id, "reason": reason})
+
+    def deliver_pvp_leg(self, pvp_id: str) -> JSON:
+        return self.submit("DeliverPvpLeg", request={"pvp_id": pvp_id})
+
+    def refund_pvp_leg(self, pvp_id: str) -> JSON:
+        return self.submit("RefundPvpLeg", request={"pvp_id": pvp_id})
+
+    def get_pvp(self, pvp_id: str, details: bool = False) -> JSON:
+        return self.evaluate("GetPvp", pvp_id, request={"details": True} if details else None)
+
+    def list_open_pvps(self, limit: int) -> JSON:
+        return self.evaluate("ListOpenPvps", self._msp_id, str(limit))
+
     def search_payments(self, query: JSON) -> JSON:
         return self.evaluate("ListPayments", json.dumps(query, separators=(",", ":")))
 

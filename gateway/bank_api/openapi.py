@@ -930,6 +930,242 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+ESCROW_SCHEMAS: dict[str, Schema] = {
+    "EscrowRequest": _object(
+        {
+            "payee_bank": _string(v.MSP_ID, 64, description="MSP id of the payee's bank (this bank or another)"),
+            "payee_account": _string(v.ACCOUNT_ID, 64),
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+            "release_by": {"type": "string", "enum": ["buyer", "attestor", "both"]},
+            "attestor": _nullable(
+                _string(r"^[a-z0-9][a-z0-9_.-]{0,63}$", 64, description="Required unless release_by is buyer")
+            ),
+            "expires_at": _string(max_length=40, description="RFC 3339 time; or give expires_in_seconds"),
+            "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": 366 * 24 * 3600},
+            "on_expiry": {"type": "string", "enum": ["refund", "release"]},
+            "remittance": _nullable(_string(max_length=140, description="Free text for the payee, kept private")),
+        },
+        ["payee_bank", "payee_account", "currency", "amount", "release_by", "on_expiry"],
+        additionalProperties=False,
+    ),
+    "EscrowReleaseRequest": _object(
+        {
+            "amount": AMOUNT,
+            "release_ref": _nullable(
+                _string(
+                    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+                    64,
+                    description="Names the release; with release_by both, buyer and attestor give the same one",
+                )
+            ),
+        },
+        ["amount"],
+        additionalProperties=False,
+    ),
+    "EscrowRelease": _object(
+        {
+            "release_ref": _nullable(_string()),
+            "amount": _nullable(MONEY_OUT),
+            "by": _nullable(_string(description="buyer, attestor, both or expiry")),
+            "at": TIMESTAMP,
+            "payment_id": _nullable(_string(description="The interbank payment, when the payee banks elsewhere")),
+        }
+    ),
+    "Escrow": _object(
+        {
+            "escrow_id": _string(),
+            "status": _nullable(_string(description="open, released or refunded")),
+            "payer_bank": _nullable(_string()),
+            "payer_account": _nullable(_string()),
+            "payee_bank": _nullable(_string()),
+            "payee_account": _nullable(_string()),
+            "currency": _nullable(_string()),
+            "amount": _nullable(MONEY_OUT),
+            "released": _nullable(MONEY_OUT),
+            "refunded": _nullable(MONEY_OUT),
+            "available": _nullable(MONEY_OUT),
+            "release_by": _nullable(_string()),
+            "attestor": _nullable(_string()),
+            "expires_at": TIMESTAMP,
+            "on_expiry": _nullable(_string()),
+            "remittance": _nullable(_string()),
+            "releases": {"type": "array", "items": _ref("EscrowRelease")},
+            "pending_approvals": {"type": "array", "items": {"type": "object"}},
+            "created_at": TIMESTAMP,
+            "closed_at": TIMESTAMP,
+            "payment_id": _nullable(_string(description="On a release: the interbank payment it started")),
+            "awaiting": _nullable(_string(description="On a release needing both: who has still to approve")),
+        },
+        ["escrow_id", "status", "currency", "amount", "available", "releases"],
+    ),
+    "AttestorKeyCreated": _object(
+        {"attestor_id": _string(), "api_key": _string(), "api_key_id": _string()},
+        ["attestor_id", "api_key", "api_key_id"],
+    ),
+}
+PVP_SCHEMAS: dict[str, Schema] = {
+    "PvpRequest": _object(
+        {
+            "counterparty_bank": _string(v.MSP_ID, 64, description="The counterparty's bank (not this one)"),
+            "counterparty_account": _string(v.ACCOUNT_ID, 64, description="The counterparty's account there, paying"),
+            "counterparty_receives_at": _string(
+                v.ACCOUNT_ID, 64, description="The counterparty's account at this bank, receiving currency"
+            ),
+            "receive_account": _string(
+                v.ACCOUNT_ID, 64, description="The proposer's account at the counterparty's bank, receiving"
+            ),
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+            "counter_currency": CURRENCY,
+            "rate": _string(r"^[0-9]{1,12}(\.[0-9]{1,12})?$", 25, description="counter_amount = amount x rate"),
+            "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": 7 * 24 * 3600},
+        },
+        [
+            "counterparty_bank",
+            "counterparty_account",
+            "counterparty_receives_at",
+            "receive_account",
+            "currency",
+            "amount",
+            "counter_currency",
+            "rate",
+            "expires_in_seconds",
+        ],
+        additionalProperties=False,
+    ),
+    "EmptyRequest": _object({}, additionalProperties=False),
+    "Pvp": _object(
+        {
+            "pvp_id": _string(),
+            "status": _nullable(_string(description="proposed, locked, settled, refused or refunded")),
+            "reason": _nullable(_string()),
+            "proposer_bank": _nullable(_string()),
+            "acceptor_bank": _nullable(_string()),
+            "currency": _nullable(_string()),
+            "amount": _nullable(MONEY_OUT),
+            "counter_currency": _nullable(_string()),
+            "counter_amount": _nullable(MONEY_OUT),
+            "rate": _nullable(_string()),
+            "expires_at": TIMESTAMP,
+            "proposer_leg_delivered": {"type": "boolean"},
+            "acceptor_leg_delivered": {"type": "boolean"},
+            "created_at": TIMESTAMP,
+            "timeline": {"type": "array", "items": _ref("TimelineStep")},
+            "payer_account": _nullable(_string(description="Only for the two banks' own keys")),
+            "payee_account": _nullable(_string()),
+            "counter_payer_account": _nullable(_string()),
+            "counter_payee_account": _nullable(_string()),
+        },
+        ["pvp_id", "status", "currency", "amount", "counter_currency", "counter_amount", "timeline"],
+    ),
+}
+SCHEMAS.update(ESCROW_SCHEMAS)
+SCHEMAS.update(PVP_SCHEMAS)
+PVP_ID = _path_param("pvp_id", r"^[0-9a-f]{64}$", 64)
+ESCROW_ID = _path_param("escrow_id", r"^[0-9a-f]{64}$", 64)
+
+
+def _escrow_paths() -> dict[str, Schema]:
+    return {
+        "/v1/escrows": {
+            "post": _op(
+                "Lock money for a payee under release terms (the buyer's merchant key)",
+                "escrows",
+                {"201": _json("Escrow", "Locked: the amount left the available balance", {**_LOCATION, **_REPLAYED})},
+                body="EscrowRequest",
+                params=[_IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+                description=(
+                    "release_by: buyer, attestor (an attestor id with its own API key here) or both. At "
+                    "expires_at the sweeper refunds what is left to the buyer or releases it to the payee "
+                    "(on_expiry). Webhooks: escrow.locked, escrow.approved, escrow.released, escrow.refunded."
+                ),
+            )
+        },
+        "/v1/escrows/{escrow_id}": {
+            "get": _op(
+                "An escrow (operator, the buyer, the payee when it banks here, or its attestor)",
+                "escrows",
+                {"200": _json("Escrow", "The escrow")},
+                params=[ESCROW_ID],
+            )
+        },
+        "/v1/escrows/{escrow_id}/release": {
+            "post": _op(
+                "Release part or all of an open escrow (the buyer's or the attestor's key, as the terms say)",
+                "escrows",
+                {"200": _json("Escrow", "Released, or (release_by both) approved and awaiting the other party")},
+                body="EscrowReleaseRequest",
+                params=[ESCROW_ID, _IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+                description=(
+                    "To the payee at once when it banks here, else as an interbank payment (payment_id). "
+                    "A release above what is still locked, after the expiry or of a settled escrow is "
+                    "refused (409)."
+                ),
+            )
+        },
+        "/v1/pvp": {
+            "post": _op(
+                "Offer an exchange of two currencies with a customer of another bank, both legs or neither (merchant)",
+                "pvp",
+                {"201": _json("Pvp", "Proposed: the proposer's leg is locked", {**_LOCATION, **_REPLAYED})},
+                body="PvpRequest",
+                params=[_IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+                description=(
+                    "Each currency moves on its issuer's books: amount from the proposer's account to "
+                    "counterparty_receives_at here, counter_amount (amount x rate) from counterparty_account "
+                    "to receive_account at the counterparty's bank. Unaccepted by the expiry, or refused, the "
+                    "proposer's leg is refunded. Webhooks: pvp.proposed, pvp.locked, pvp.delivered, pvp.refunded."
+                ),
+            )
+        },
+        "/v1/pvp/{pvp_id}": {
+            "get": _op(
+                "A PvP (operator, or a merchant whose account settles a leg here)",
+                "pvp",
+                {"200": _json("Pvp", "The PvP")},
+                params=[PVP_ID],
+            )
+        },
+        "/v1/pvp/{pvp_id}/accept": {
+            "post": _op(
+                "Accept an offer: lock and deliver this leg (the counterparty's merchant key, at its bank)",
+                "pvp",
+                {"200": _json("Pvp", "Locked; this bank's leg delivered, the other follows")},
+                body="EmptyRequest",
+                body_required=False,
+                params=[PVP_ID, _IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/pvp/{pvp_id}/refuse": {
+            "post": _op(
+                "Decline an offer (the counterparty's merchant key): the proposer's leg is refunded",
+                "pvp",
+                {"200": _json("Pvp", "Refused")},
+                body="EmptyRequest",
+                body_required=False,
+                params=[PVP_ID, _IDEMPOTENCY_REQUIRED],
+                problems=_LEDGER_WRITE,
+            )
+        },
+        "/v1/attestors/{attestor_id}/api-keys": {
+            "post": _op(
+                "Issue an API key for an attestor (operator)",
+                "escrows",
+                {"201": _json("AttestorKeyCreated", "The new key, shown once")},
+                body="ApiKeyCreateRequest",
+                body_required=False,
+                params=[_path_param("attestor_id", r"^[a-z0-9][a-z0-9_.-]{0,63}$", 64)],
+                problems=("400", "401", "403", "413", "415"),
+            )
+        },
+    }
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     from gateway.bank_api import disclosure_openapi
@@ -948,9 +1184,19 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [
             {"name": name}
-            for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "disclosure", "operations")
+            for name in (
+                "accounts",
+                "payments",
+                "escrows",
+                "pvp",
+                "treasury",
+                "settlement",
+                "webhooks",
+                "disclosure",
+                "operations",
+            )
         ],
-        "paths": {**_paths(), **disclosure_openapi.bank_paths()},
+        "paths": {**_paths(), **_escrow_paths(), **disclosure_openapi.bank_paths()},
         "components": {
             "schemas": {**SCHEMAS, **disclosure_openapi.SCHEMAS},
             "responses": RESPONSES,

@@ -31,7 +31,11 @@ from gateway.bank_api.egress import EgressPolicy, EgressRefused, Target
 from gateway.bank_api.storage.db import Database
 from gateway.bank_api.storage.models import WebhookDelivery, WebhookSubscription, utcnow
 
-EVENT_TYPES = ("payment.received", "payment.completed", "payment.rejected", "payment.refunded")
+EVENT_TYPES = (
+    "payment.received", "payment.completed", "payment.rejected", "payment.refunded",
+    "escrow.locked", "escrow.approved", "escrow.released", "escrow.refunded",
+    "pvp.proposed", "pvp.locked", "pvp.delivered", "pvp.refunded",
+)  # fmt: skip
 SIGNATURE_HEADER = "Bank-Api-Signature"
 MAX_BACKOFF_SECONDS = 3600
 MAX_SUBSCRIPTIONS_PER_ACCOUNT = 10

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.bank_api import representations
+from gateway.bank_api import escrows, pvp, representations
 from gateway.bank_api.faults import Faults
 from gateway.bank_api.ledger import (
     JSON,
@@ -94,10 +94,15 @@ DISPATCH_POLL_SECONDS = 0.5
 CHECKPOINT_INTERVAL = 1.0
 
 COMPLETE, REFUND, NOTIFY = "complete", "refund", "notify"
+# PvP steps of the proposer's bank, on the acceptor's events (``payment_id`` holds the PvP id).
+PVP_DELIVER, PVP_REFUND = "pvp_deliver", "pvp_refund"
+# The acceptor's bank tells the named counterparty of an offer (``pvp.proposed``).
+PVP_NOTIFY = "pvp_notify"
 
 _ANY_ACTIVE_SUBSCRIPTION = select(WebhookSubscription.id).where(WebhookSubscription.disabled_at.is_(None)).limit(1)
 
 PAYMENT_EVENTS = frozenset({"PaymentInitiated", "PaymentRejected", "PaymentCompleted", "PaymentRefunded"})
+PVP_EVENTS = frozenset({"PvpProposed", "PvpLocked", "PvpRefused"})
 
 Notice = tuple[str, str, str, JSON]  # account, webhook event type, event id, data
 
@@ -223,6 +228,19 @@ class IncomingPayments:
             found.append((account_id, event_type, f"{event_type}:{payment_id}", data))
         return found
 
+    def pvp_offer_notices(self, pvp_id: str) -> list[Notice]:
+        """``pvp.proposed`` for the account an offer names to pay its leg here."""
+        record = self.ledger.get_pvp(pvp_id, details=True)
+        details = record.get("details")
+        if not isinstance(details, dict):
+            # The accounts reach our peer by gossip: fail this attempt so that it is tried again.
+            raise LedgerFailure(f"the details of PvP {pvp_id} have not reached this peer yet")
+        account = details.get("counter_payer_account")
+        if not isinstance(account, str):
+            return []
+        data = pvp.representation(record, self.services.currencies())
+        return [(account, "pvp.proposed", f"pvp.proposed:{pvp_id}:{self.msp_id}", data)]
+
     def perform(self, spec: TaskSpec, stop: threading.Event | None = None) -> tuple[str, list[Notice]]:
         """Do one task against the ledger; returns its outcome and the webhooks to queue."""
         if spec.action == COMPLETE:
@@ -232,6 +250,15 @@ class IncomingPayments:
         if spec.action == NOTIFY and spec.event_name:
             notices = self.notices(spec.event_name, spec.payment_id)
             return f"{len(notices)} notices", notices
+        if spec.action == PVP_NOTIFY:
+            return "notified", self.pvp_offer_notices(spec.payment_id)
+        if spec.action in (PVP_DELIVER, PVP_REFUND):
+            step = pvp.deliver if spec.action == PVP_DELIVER else pvp.refund
+            outcome = step(self.ledger, self.services.db, self.services.currencies(), spec.payment_id)
+            if outcome == "invalid_state" and spec.action == PVP_DELIVER:
+                # The acceptor's lock marker has not reached our peer's state yet: try again.
+                raise LedgerFailure(f"PvP {spec.payment_id} cannot be delivered yet")
+            return outcome, []
         raise ValueError(f"unknown payment task {spec.key}")
 
 
@@ -517,13 +544,24 @@ class PaymentFollower:
             self._stop.wait(self.retry_seconds)
 
     def concerns_us(self, event: LedgerEvent) -> bool:
+        payload = event.payload
+        if event.name == "PvpProposed":
+            return payload.get("acceptor_bank") == self.msp_id
+        if event.name in PVP_EVENTS:
+            return payload.get("proposer_bank") == self.msp_id
         if event.name not in PAYMENT_EVENTS:
             return False
-        payload = event.payload
         return self.msp_id in (payload.get("payer_bank"), payload.get("payee_bank"))
 
     def tasks_for(self, event: LedgerEvent) -> list[TaskSpec]:
         """What an event asks of this bank (nothing for most events on the channel)."""
+        if event.name in PVP_EVENTS:
+            pvp_id = event.payload.get("pvp_id")
+            if not self.concerns_us(event) or not isinstance(pvp_id, str) or not pvp_id:
+                return []
+            if event.name == "PvpProposed":
+                return [TaskSpec(PVP_NOTIFY, pvp_id)] if self._has_subscriptions() else []
+            return [TaskSpec(PVP_DELIVER if event.name == "PvpLocked" else PVP_REFUND, pvp_id)]
         payment_id = event.payload.get("payment_id")
         if not self.concerns_us(event) or not isinstance(payment_id, str) or not payment_id:
             return []
@@ -653,6 +691,16 @@ class PaymentSweeper:
                 specs.append(("refunds_queued", TaskSpec(REFUND, str(payment.get("payment_id")))))
         for counter, spec in specs:
             counts[counter] += self.tasks.queue([spec], revive=True)
+        # Escrows past their expiry are settled here and now: one short transaction each, and
+        # nobody else would act on them.
+        try:
+            counts["escrows_expired"] = escrows.expire_due(self.ledger, self.services.db, self.services.currencies())
+        except LedgerError as error:  # the payments above are queued already; the next pass tries again
+            log.warning("escrow expiry interrupted: %s", type(error).__name__)
+        try:
+            counts.update(pvp.sweep(self.ledger, self.services.db, self.services.currencies(), moment))
+        except LedgerError as error:
+            log.warning("PvP sweep interrupted: %s", type(error).__name__)
         self.services.metrics.pending_incoming.set(counts["pending_incoming"])
         self.services.metrics.payment_tasks.set(self.tasks.counts().get("pending", 0))
         self.tasks.prune()

@@ -118,3 +118,27 @@ class RogueDepositTokenContract(DepositTokenContract):
         """Read what another bank disclosed to the regulator (Fabric refuses: not a member)."""
         raw = ctx.stub.get_private_data(disclosure_collection(bank), keys.disclosed(request_id))
         return {"record": raw.decode("utf-8", errors="replace")}
+
+    @transaction
+    def rogue_lock_pvp(self, ctx: Context, pvp_id: str) -> dict[str, object]:
+        """As a PvP's acceptor: mark the offer locked (and announce it) without locking the own leg.
+
+        The record's policy lets the acceptor move a proposed offer on; what must not follow is
+        the proposer's bank delivering its leg to this bank's customer.
+        """
+        ledger = Ledger(ctx.stub)
+        record = ledger.get(keys.pvp(pvp_id)) or {}
+        record["status"] = "locked"
+        ledger.put(keys.pvp(pvp_id), record)
+        legs = record.get("legs") or {}
+        ledger.emit("PvpLocked", {"pvp_id": pvp_id, "proposer_bank": legs.get("p", {}).get("bank"),
+                                  "acceptor_bank": legs.get("a", {}).get("bank")})  # fmt: skip
+        return {"status": "locked"}
+
+    @transaction
+    def rogue_pvp_marker(self, ctx: Context, bank: str, pvp_id: str, currency: str, amount: int) -> dict[str, object]:
+        """Forge another bank's PvP lock marker in its supply collection."""
+        ledger = Ledger(ctx.stub)
+        ledger.put_private(supply_collection(bank), keys.pvp_lock(pvp_id),
+                           {"pvp_id": pvp_id, "bank": bank, "currency": currency, "amount": amount})  # fmt: skip
+        return {"forged": True}

@@ -69,6 +69,10 @@ class FakeNetwork:
     suspended: dict[str, tuple[str, str]] = field(default_factory=dict)
     # The regulator's disclosure requests, by request id (see ``request_disclosure``).
     disclosures: dict[str, JSON] = field(default_factory=dict)
+    # Escrows by (payer bank, escrow id), with the contract's fields (escrow.py).
+    escrows: dict[tuple[str, str], JSON] = field(default_factory=dict)
+    # PvPs by id: the public record, with "_details" (the two banks' collection) and "_locked" (markers).
+    pvps: dict[str, JSON] = field(default_factory=dict)
 
     def ledger(self, msp_id: str) -> FakeLedger:
         return FakeLedger(self, msp_id)
@@ -442,6 +446,319 @@ class FakeLedger:
             public = {k: v for k, v in self.network.payments[payment_id].items() if not k.startswith("_")}
             public.pop("created_epoch", None)
             return {"payment_id": payment_id, "status": "initiated", "created": True, "payment": copy.deepcopy(public)}
+
+    # escrow ---------------------------------------------------------------------------------------
+
+    def lock_escrow(self, request: JSON) -> JSON:
+        self._call("LockEscrow")
+        with self.network.lock:
+            escrow_id = hashlib.sha256(f"escrow\n{self._msp_id}\n{request['idempotency_key']}".encode()).hexdigest()
+            existing = self.network.escrows.get((self._msp_id, escrow_id))
+            if existing is not None:
+                return {"escrow_id": escrow_id, "created": False, "escrow": self._escrow_view(existing)}
+            payee_bank = self._bank(request["payee_bank"])
+            currency = request["currency"]
+            self._issues(currency)
+            if currency not in payee_bank["currencies"]:
+                raise rejected("currency_not_issued", f"{payee_bank['msp_id']} does not issue {currency}")
+            if payee_bank["msp_id"] == self._msp_id:
+                self._account(request["payee_account"])
+            if self.network.clock() >= datetime.fromisoformat(request["expires_at"].replace("Z", "+00:00")).timestamp():
+                raise rejected("invalid_request", "'expires_at' is not in the future")
+            account = self._account(request["payer_account"])
+            self._debit(account, currency, request["amount"])
+            self.network.supply[(self._msp_id, currency)] -= request["amount"]
+            record: JSON = {
+                "escrow_id": escrow_id, "payer_bank": self._msp_id, "payer_account": request["payer_account"],
+                "payee_bank": payee_bank["msp_id"], "payee_account": request["payee_account"], "currency": currency,
+                "amount": request["amount"], "release_by": request["release_by"],
+                "attestor": request.get("attestor"), "expires_at": request["expires_at"],
+                "on_expiry": request["on_expiry"], "remittance": request.get("remittance", ""), "status": "open",
+                "locked": request["amount"], "released": 0, "refunded": 0, "releases": [], "approvals": {},
+                "created_at": iso(self.network.clock()), "closed_at": None,
+            }  # fmt: skip
+            self.network.escrows[(self._msp_id, escrow_id)] = record
+            return {"escrow_id": escrow_id, "created": True, "escrow": self._escrow_view(record)}
+
+    @staticmethod
+    def _escrow_view(record: JSON) -> JSON:
+        return {**copy.deepcopy(record), "available": record["locked"] - record["released"] - record["refunded"]}
+
+    def _escrow(self, escrow_id: str) -> JSON:
+        record = self.network.escrows.get((self._msp_id, escrow_id))
+        if record is None:
+            raise rejected("escrow_not_found", "no such escrow")
+        return record
+
+    def release_escrow(self, request: JSON) -> JSON:
+        self._call("ReleaseEscrow")
+        with self.network.lock:
+            record = self._escrow(request["escrow_id"])
+            amount, by = request["amount"], request["by"]
+            done = [r for r in record["releases"] if r["release_id"] == request["release_id"]]
+            if done:
+                if done[0]["amount"] != amount:
+                    raise rejected("duplicate_reference", "'release_id' was already used for a different amount")
+                return {"escrow_id": record["escrow_id"], "released": False, "escrow": self._escrow_view(record)}
+            if record["status"] != "open":
+                raise rejected("invalid_state", "nothing is left to release")
+            if by == "attestor" and request.get("attestor") != record["attestor"]:
+                raise rejected("not_authorized", "only the escrow's attestor may release as attestor")
+            if record["release_by"] != "both" and by != record["release_by"]:
+                raise rejected("not_authorized", "not this releaser")
+            left = record["locked"] - record["released"] - record["refunded"]
+            if amount > left:
+                raise rejected("insufficient_funds", f"the release {amount} is above the {left} still locked")
+            if record["release_by"] == "both":
+                approval = record["approvals"].setdefault(request["release_id"], {"amount": amount, "by": []})
+                if approval["amount"] != amount:
+                    raise rejected("duplicate_reference", "approved for a different amount")
+                approval["by"] = sorted({*approval["by"], by})
+                if approval["by"] != ["attestor", "buyer"]:
+                    waiting = "attestor" if by == "buyer" else "buyer"
+                    return {"escrow_id": record["escrow_id"], "released": False, "awaiting": waiting,
+                            "escrow": self._escrow_view(record)}  # fmt: skip
+                record["approvals"].pop(request["release_id"])
+            payment_id = self._escrow_pay_out(record, request["release_id"], amount)
+            record["releases"].append(
+                {"release_id": request["release_id"], "amount": amount, "by": by, "at": iso(self.network.clock()),
+                 "payment_id": payment_id}
+            )  # fmt: skip
+            self._escrow_close(record)
+            return {"escrow_id": record["escrow_id"], "released": True, "payment_id": payment_id,
+                    "escrow": self._escrow_view(record)}  # fmt: skip
+
+    def _escrow_pay_out(self, record: JSON, release_id: str, amount: int) -> str | None:
+        record["released"] += amount
+        currency = record["currency"]
+        if record["payee_bank"] == self._msp_id:
+            self._credit(self._account(record["payee_account"]), currency, amount)
+            self.network.supply[(self._msp_id, currency)] += amount
+            return None
+        # An interbank release: the payee bank completes it like any payment (no second debit).
+        self.network.supply[(self._msp_id, currency)] += amount
+        self._credit(self._account(record["payer_account"]), currency, amount)
+        started = self.initiate_payment(
+            {"idempotency_key": f"escrow/{record['escrow_id']}/{release_id}", "payer_account": record["payer_account"],
+             "payee_bank": record["payee_bank"], "payee_account": record["payee_account"], "currency": currency,
+             "amount": amount}
+        )  # fmt: skip
+        return str(started["payment_id"])
+
+    def _escrow_close(self, record: JSON) -> None:
+        if record["locked"] == record["released"] + record["refunded"]:
+            record["status"] = "released" if record["refunded"] == 0 else "refunded"
+            record["closed_at"] = iso(self.network.clock())
+
+    def expire_escrow(self, escrow_id: str) -> JSON:
+        self._call("ExpireEscrow")
+        with self.network.lock:
+            record = self._escrow(escrow_id)
+            if record["status"] != "open":
+                return {"escrow_id": escrow_id, "expired": False, "escrow": self._escrow_view(record)}
+            expires = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp()
+            if self.network.clock() < expires:
+                raise rejected("not_expired", f"the escrow expires at {record['expires_at']}")
+            left = record["locked"] - record["released"] - record["refunded"]
+            payment_id = None
+            if record["on_expiry"] == "release":
+                payment_id = self._escrow_pay_out(record, "expiry", left)
+                record["releases"].append(
+                    {"release_id": "expiry", "amount": left, "by": "expiry", "at": iso(self.network.clock()),
+                     "payment_id": payment_id}
+                )  # fmt: skip
+            else:
+                self._credit(self._account(record["payer_account"]), record["currency"], left)
+                self.network.supply[(self._msp_id, record["currency"])] += left
+                record["refunded"] += left
+            self._escrow_close(record)
+            return {"escrow_id": escrow_id, "expired": True, "outcome": record["on_expiry"],
+                    "payment_id": payment_id, "escrow": self._escrow_view(record)}  # fmt: skip
+
+    def get_escrow(self, escrow_id: str) -> JSON:
+        self._call("GetEscrow")
+        with self.network.lock:
+            return self._escrow_view(self._escrow(escrow_id))
+
+    def list_due_escrows(self, limit: int) -> JSON:
+        self._call("ListDueEscrows")
+        with self.network.lock:
+            now = self.network.clock()
+            due = [
+                escrow_id
+                for (bank, escrow_id), record in self.network.escrows.items()
+                if bank == self._msp_id and record["status"] == "open"
+                and datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp() <= now
+            ]  # fmt: skip
+            return {"escrow_ids": due[:limit]}
+
+    # payment versus payment ------------------------------------------------------------------------
+
+    def _pvp(self, pvp_id: str) -> JSON:
+        record = self.network.pvps.get(pvp_id)
+        if record is None:
+            raise rejected("pvp_not_found", "no such PvP")
+        return record
+
+    def _pvp_public(self, record: JSON, details: bool = False) -> JSON:
+        public = {k: copy.deepcopy(v) for k, v in record.items() if not k.startswith("_")}
+        if details:
+            banks = (record["legs"]["p"]["bank"], record["legs"]["a"]["bank"])
+            if self._msp_id not in banks:
+                raise rejected("not_authorized", "only the two banks of a PvP may read its details")
+            public["details"] = copy.deepcopy(record["_details"])
+        return public
+
+    def _pvp_move(self, record: JSON, status: str) -> None:
+        record["status"] = status
+        record["timeline"].append({"status": status, "at": iso(self.network.clock()), "tx_id": self.network.next_tx()})
+
+    def propose_pvp(self, request: JSON) -> JSON:
+        self._call("ProposePvp")
+        with self.network.lock:
+            pvp_id = hashlib.sha256(f"pvp\n{self._msp_id}\n{request['idempotency_key']}".encode()).hexdigest()
+            if pvp_id in self.network.pvps:
+                record = self.network.pvps[pvp_id]
+                return {"pvp_id": pvp_id, "status": record["status"], "created": False, "pvp": self._pvp_public(record)}
+            counter = self._bank(request["counter_bank"])
+            self._issues(request["currency"])
+            if request["counter_currency"] not in counter["currencies"]:
+                raise rejected(
+                    "currency_not_issued", f"{counter['msp_id']} does not issue {request['counter_currency']}"
+                )
+            self._account(request["payee_account"])
+            self._debit(self._account(request["payer_account"]), request["currency"], request["amount"])
+            self.network.supply[(self._msp_id, request["currency"])] -= request["amount"]
+            now = self.network.clock()
+            record: JSON = {
+                "pvp_id": pvp_id,
+                "legs": {
+                    "p": {"bank": self._msp_id, "currency": request["currency"], "amount": request["amount"],
+                          "delivered": False},
+                    "a": {"bank": counter["msp_id"], "currency": request["counter_currency"],
+                          "amount": request["counter_amount"], "delivered": False},
+                },
+                "rate": request["rate"], "expires_at": request["expires_at"], "status": "proposed", "reason": None,
+                "created_at": iso(now), "timeline": [],
+                "_details": {name: request[name] for name in ("payer_account", "payee_account",
+                                                               "counter_payer_account", "counter_payee_account")},
+                "_locked": {"p"},
+            }  # fmt: skip
+            self._pvp_move(record, "proposed")
+            self.network.pvps[pvp_id] = record
+            self.network.emit(
+                self.network.next_tx(), "PvpProposed",
+                {"pvp_id": pvp_id, "proposer_bank": self._msp_id, "acceptor_bank": counter["msp_id"]},
+            )  # fmt: skip
+            return {"pvp_id": pvp_id, "status": "proposed", "created": True, "pvp": self._pvp_public(record)}
+
+    def accept_pvp(self, pvp_id: str, payer_account: str) -> JSON:
+        self._call("AcceptPvp")
+        with self.network.lock:
+            record = self._pvp(pvp_id)
+            if record["legs"]["a"]["bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the counterparty's bank accepts a PvP")
+            if "a" in record["_locked"]:
+                return {
+                    "pvp_id": pvp_id,
+                    "status": record["status"],
+                    "accepted": False,
+                    "pvp": self._pvp_public(record),
+                }
+            if record["status"] != "proposed":
+                raise rejected("invalid_state", f"the PvP is {record['status']}, not proposed")
+            expires = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp()
+            if self.network.clock() >= expires:
+                raise rejected("invalid_state", "the offer has expired")
+            if record["_details"]["counter_payer_account"] != payer_account:
+                raise rejected("not_authorized", "the PvP names another account to pay this leg")
+            leg = record["legs"]["a"]
+            self._account(record["_details"]["counter_payee_account"])
+            self._debit(self._account(payer_account), leg["currency"], leg["amount"])
+            self.network.supply[(self._msp_id, leg["currency"])] -= leg["amount"]
+            record["_locked"].add("a")
+            self._pvp_move(record, "locked")
+            self.network.emit(
+                self.network.next_tx(),
+                "PvpLocked",
+                {"pvp_id": pvp_id, "proposer_bank": record["legs"]["p"]["bank"], "acceptor_bank": self._msp_id},
+            )
+            return {"pvp_id": pvp_id, "status": "locked", "accepted": True, "pvp": self._pvp_public(record)}
+
+    def refuse_pvp(self, pvp_id: str, reason: str) -> JSON:
+        self._call("RefusePvp")
+        with self.network.lock:
+            record = self._pvp(pvp_id)
+            if record["legs"]["a"]["bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the counterparty's bank refuses a PvP")
+            if record["status"] != "proposed":
+                raise rejected("invalid_state", f"the PvP is {record['status']}, not proposed")
+            record["reason"] = reason
+            self._pvp_move(record, "refused")
+            self.network.emit(
+                self.network.next_tx(),
+                "PvpRefused",
+                {"pvp_id": pvp_id, "proposer_bank": record["legs"]["p"]["bank"], "acceptor_bank": self._msp_id},
+            )
+            return {"pvp_id": pvp_id, "status": "refused", "refused": True, "pvp": self._pvp_public(record)}
+
+    def deliver_pvp_leg(self, pvp_id: str) -> JSON:
+        self._call("DeliverPvpLeg")
+        with self.network.lock:
+            record = self._pvp(pvp_id)
+            side = "p" if record["legs"]["p"]["bank"] == self._msp_id else "a"
+            leg = record["legs"][side]
+            if leg["delivered"]:
+                return {
+                    "pvp_id": pvp_id,
+                    "status": record["status"],
+                    "delivered": False,
+                    "pvp": self._pvp_public(record),
+                }
+            if record["_locked"] != {"p", "a"}:
+                raise rejected("invalid_state", "both legs must be locked before either is delivered")
+            payee = record["_details"]["payee_account" if side == "p" else "counter_payee_account"]
+            self._credit(self._account(payee), leg["currency"], leg["amount"])
+            self.network.supply[(self._msp_id, leg["currency"])] += leg["amount"]
+            leg["delivered"] = True
+            done = record["legs"]["p"]["delivered"] and record["legs"]["a"]["delivered"]
+            self._pvp_move(record, "settled" if done else "locked")
+            return {"pvp_id": pvp_id, "status": record["status"], "delivered": True, "pvp": self._pvp_public(record)}
+
+    def refund_pvp_leg(self, pvp_id: str) -> JSON:
+        self._call("RefundPvpLeg")
+        with self.network.lock:
+            record = self._pvp(pvp_id)
+            if record["legs"]["p"]["bank"] != self._msp_id:
+                raise rejected("not_authorized", "only the proposer's bank refunds a PvP")
+            if record["status"] == "refunded":
+                return {"pvp_id": pvp_id, "status": "refunded", "refunded": False, "pvp": self._pvp_public(record)}
+            if "a" in record["_locked"]:
+                raise rejected("invalid_state", "both legs are locked: it can only be delivered")
+            expires = datetime.fromisoformat(record["expires_at"].replace("Z", "+00:00")).timestamp()
+            if record["status"] != "refused" and self.network.clock() < expires:
+                raise rejected("not_expired", "the offer stands")
+            leg = record["legs"]["p"]
+            self._credit(self._account(record["_details"]["payer_account"]), leg["currency"], leg["amount"])
+            self.network.supply[(self._msp_id, leg["currency"])] += leg["amount"]
+            self._pvp_move(record, "refunded")
+            return {"pvp_id": pvp_id, "status": "refunded", "refunded": True, "pvp": self._pvp_public(record)}
+
+    def get_pvp(self, pvp_id: str, details: bool = False) -> JSON:
+        self._call("GetPvp")
+        with self.network.lock:
+            return self._pvp_public(self._pvp(pvp_id), details)
+
+    def list_open_pvps(self, limit: int) -> JSON:
+        self._call("ListOpenPvps")
+        with self.network.lock:
+            found = [
+                self._pvp_public(record)
+                for record in self.network.pvps.values()
+                if record["status"] in ("proposed", "locked", "refused")
+                and self._msp_id in (record["legs"]["p"]["bank"], record["legs"]["a"]["bank"])
+            ]
+            return {"pvps": found[:limit]}
 
     def _payment(self, payment_id: str) -> JSON:
         payment = self.network.payments.get(payment_id)
