@@ -72,7 +72,10 @@ def test_lock_takes_the_money_out_of_the_available_balance(ledger: Ledger) -> No
         _lock(ledger, amount=4001)
     # Nothing of the escrow is public: the event names the escrow id and the bank only.
     event = ledger.channel.events[-1]
-    assert (event.name, json.loads(event.payload)) == ("EscrowLocked", {"escrow_id": escrow_id, "bank": US})
+    # The lock burns the locked amount, and the event reports it (decision 0030).
+    burned = {"at": "2025-01-06T09:00:00.000000Z", "changes": [{"issuer": US, "currency": "USD", "delta": -4000}]}
+    expected = {"escrow_id": escrow_id, "bank": US, "supply": burned}
+    assert (event.name, json.loads(event.payload)) == ("EscrowLocked", expected)
     assert "buyer" not in json.dumps(ledger.channel.public_items(), default=str)
 
 

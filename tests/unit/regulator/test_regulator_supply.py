@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -67,18 +67,35 @@ def _put_rule(regulator: Gateway, rule: str, body: dict[str, Any]) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(["issue", "redeem", "pay", "complete", "refund"]),
+@given(st.lists(st.tuples(st.sampled_from(["issue", "redeem", "pay", "complete", "refund", "lock", "release",
+                                           "release-abroad", "expire"]),
                           st.integers(min_value=1, max_value=50_000)), max_size=12))  # fmt: skip
 def test_the_reports_in_events_add_up_to_every_supply(steps: list[tuple[str, int]]) -> None:
     """Whatever happens, the supply changes reported in events sum to the supply on the ledger."""
     contract = new_ledger()
     contract.open(US, "alice", "US")
+    contract.open(US, "seller", "US")
     contract.open(HK, "shop", "HK")
     contract.issue(US, "alice", 100_000, ref="dep-0")
     initiated: list[str] = []
+    escrows: list[str] = []
     for number, (step, amount) in enumerate(steps):
         try:
-            if step == "issue":
+            if step == "lock":
+                expires = (contract.channel.now + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                locked = contract.submit(US, "LockEscrow", {
+                    "idempotency_key": f"e-{number}", "payer_account": "alice", "payee_bank": HK if amount % 2 else US,
+                    "payee_account": "shop" if amount % 2 else "seller", "currency": "USD", "amount": amount,
+                    "release_by": "buyer", "expires_at": expires, "on_expiry": "release" if amount % 3 else "refund",
+                    "pending_credits": contract.pending(US, "alice")})  # fmt: skip
+                escrows.append(locked["escrow_id"])
+            elif step in ("release", "release-abroad") and escrows:
+                contract.submit(US, "ReleaseEscrow", {"escrow_id": escrows[-1], "release_id": f"r-{number}",
+                                                      "amount": amount % 5_000 + 1, "by": "buyer"})  # fmt: skip
+            elif step == "expire" and escrows:
+                contract.channel.advance(120)
+                contract.submit(US, "ExpireEscrow", {"escrow_id": escrows.pop(0)})
+            elif step == "issue":
                 contract.issue(US, "alice", amount, ref=f"dep-{number + 1}")
             elif step == "redeem":
                 contract.submit(US, "Redeem", {"account_id": "alice", "currency": "USD", "amount": amount,
