@@ -311,7 +311,10 @@ def test_events_tell_the_payee_bank_without_customer_data(banks: Consortium) -> 
             if event.event_name == "PaymentInitiated" and json.loads(event.payload)["payment_id"] == payment_id:
                 break
     event = found[-1]
-    assert json.loads(event.payload) == {"payment_id": payment_id, "payer_bank": US, "payee_bank": HK}
+    published = json.loads(event.payload)
+    # The payer bank's token burned, reported with the transaction's time (decision 0030): no customer data.
+    assert published.pop("supply")["changes"] == [{"issuer": US, "currency": "USD", "delta": -100}]
+    assert published == {"payment_id": payment_id, "payer_bank": US, "payee_bank": HK}
     for seen in found:
         for secret in (payer, payee, "Evelyn", "secret remittance"):
             assert secret.encode() not in seen.payload
