@@ -75,6 +75,9 @@ def test_merchant_locks_money_in_escrow_and_finds_it_again(
     listed = text(buyer.get("/console/merchant/escrows"))
     assert f'data-escrow="{escrow_id}"' in listed
     assert buyer.get(f"/console/merchant/escrows?escrow_id={escrow_id}").headers["Location"].endswith(escrow_id)
+    assert f'href="/console/merchant/escrows/{escrow_id}" class="escrow-ref"' in text(
+        buyer.get("/console/merchant/history")
+    )
     # The same form sent again (a double click, a reload) locks once.
     form = _lock_form(buyer, payee_account=seller)
     assert buyer.post("/console/merchant/escrows", form).status_code == 303
