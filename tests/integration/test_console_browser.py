@@ -2,7 +2,9 @@
 
 An operator opens and funds a buyer at USBank; the buyer logs in, pays a supplier at HKBank in
 HKD after seeing the quoted rate, and watches the payment complete; a payment beyond the balance
-is refused with its reason; the operator sees the net positions chart drawn with data, and every
+is refused with its reason; another buyer locks money in escrow for a payee and releases part of
+it, watching the escrow's figures change, and a PvP proposed on USBank's console is accepted on
+HKBank's until both legs are settled; the operator sees the net positions chart drawn with data, and every
 bank in a settlement cycle confirms its leg in its own console until the cycle is settled.
 The regulator, in its own gateway's console (a bank operator's key is refused there), sees the
 supply over time and the flows between banks drawn with data, filters payments and opens one with
