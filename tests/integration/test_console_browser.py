@@ -2,7 +2,9 @@
 
 An operator opens and funds a buyer at USBank; the buyer logs in, pays a supplier at HKBank in
 HKD after seeing the quoted rate, and watches the payment complete; a payment beyond the balance
-is refused with its reason; the operator sees the net positions chart drawn with data, and every
+is refused with its reason; another buyer locks money in escrow for a payee and releases part of
+it, watching the escrow's figures change, and a PvP proposed on USBank's console is accepted on
+HKBank's until both legs are settled; the operator sees the net positions chart drawn with data, and every
 bank in a settlement cycle confirms its leg in its own console until the cycle is settled.
 The regulator, in its own gateway's console (a bank operator's key is refused there), sees the
 supply over time and the flows between banks drawn with data, filters payments and opens one with
@@ -136,6 +138,87 @@ def test_a_refused_payment_shows_its_reason_and_changes_nothing(
     assert "these pages are for operator keys" in browser.refusal()
     browser.open(f"{us.url}/console/merchant/")
     assert browser.text("#balances tr[data-currency='USD'] .num") == before
+    browser.logout()
+
+
+def test_merchant_locks_money_in_escrow_and_releases_part_of_it(
+    banks: dict[str, BankGateway], browser: Browser
+) -> None:
+    us = banks["USBankMSP"]
+    buyer = us.open_account("Harbour Furniture Imports LLC", "US")
+    us.issue(buyer.account_id, "USD", "500.00")
+    seller = us.open_account("Oak & Pine Joinery Co.", "US")
+    browser.login(us.url, buyer.api_key)
+    browser.open(f"{us.url}/console/merchant/escrows")
+    browser.fill({"payee_bank": "USBankMSP", "payee_account": seller.account_id, "currency": "USD",
+                  "amount": "200.00", "release_by": "buyer", "expires_in": "3", "expires_unit": "days",
+                  "on_expiry": "refund", "remittance": "PO-88"})  # fmt: skip
+    browser.submit_until_not_unavailable("lock")
+    assert browser.has("#escrow"), browser.refusal()
+    escrow_id = browser.driver.current_url.rsplit("/", 1)[1]
+    assert browser.text("#escrow-locked") == "200.00 USD" and browser.text("#escrow-available") == "200.00 USD"
+    assert us.balances(buyer) == {"USD": "300.00"} and us.balances(seller) == {}
+    browser.screenshot("merchant-escrow-locked")
+    browser.fill({"release_amount": "75.00"})
+    browser.submit_until_not_unavailable("release")
+    assert "75.00 USD released" in browser.text(".flash"), browser.refusal()
+    assert browser.text("#escrow-released") == "75.00 USD" and browser.text("#escrow-available") == "125.00 USD"
+    assert len(browser.find_all("#releases tbody tr")) == 1
+    browser.screenshot("merchant-escrow-released")
+    assert us.balances(seller) == {"USD": "75.00"} and us.balances(buyer) == {"USD": "300.00"}
+    # a release above what is left is refused in the API's words, and changes nothing
+    browser.fill({"release_amount": "125.01"})
+    browser.submit_until_not_unavailable("release")
+    assert "insufficient_funds" in browser.refusal() and "Nothing was changed" in browser.refusal()
+    assert browser.text("#escrow-available") == "125.00 USD" and us.balances(seller) == {"USD": "75.00"}
+    browser.open(f"{us.url}/console/merchant/escrows")
+    assert browser.has(f"#escrows tr[data-escrow='{escrow_id}']")
+    browser.logout()
+
+
+def test_a_pvp_proposed_on_one_console_is_accepted_on_the_other(
+    banks: dict[str, BankGateway], browser: Browser
+) -> None:
+    us, hk = banks["USBankMSP"], banks["HKBankMSP"]
+    alice = us.open_account("Alice Importers Inc.", "US")
+    alice_hkd = hk.open_account("Alice Importers Inc.", "US")
+    bob = hk.open_account("Bob Exporters Ltd.", "HK")
+    bob_usd = us.open_account("Bob Exporters Ltd.", "HK")
+    us.issue(alice.account_id, "USD", "1000.00")
+    hk.issue(bob.account_id, "HKD", "10000.00")
+    browser.login(us.url, alice.api_key)
+    browser.open(f"{us.url}/console/merchant/trades")
+    browser.fill({"currency": "USD", "amount": "100.00", "counterparty_bank": "HKBankMSP",
+                  "counterparty_account": bob.account_id, "counterparty_receives_at": bob_usd.account_id,
+                  "counter_currency": "HKD", "rate": "7.8", "receive_account": alice_hkd.account_id,
+                  "expires_in": "30", "expires_unit": "minutes"})  # fmt: skip
+    browser.submit_until_not_unavailable("propose")
+    assert browser.has("#trade"), browser.refusal()
+    pvp_id = browser.driver.current_url.rsplit("/", 1)[1]
+    assert browser.find("#trade").get_attribute("data-status") == "proposed"
+    assert not browser.has("#accept")
+    browser.logout()
+
+    browser.login(hk.url, bob.api_key)
+    browser.open(f"{hk.url}/console/merchant/trades/{pvp_id}")
+    assert "780.00 HKD" in browser.text("#acceptor-leg")
+    browser.screenshot("merchant-pvp-offer")
+    browser.submit_until_not_unavailable("accept")
+    assert "Offer accepted" in browser.text(".flash"), browser.refusal()
+    browser.logout()
+
+    browser.login(us.url, alice.api_key)
+
+    def settled() -> bool:
+        browser.open(f"{us.url}/console/merchant/trades/{pvp_id}")
+        return browser.find("#trade").get_attribute("data-status") == "settled"
+
+    wait_for(settled, timeout=TIMEOUT, interval=2)
+    steps = [step.get_attribute("class") for step in browser.find_all("#trade .timeline li")]
+    assert steps[0] == "step step-proposed" and steps[-1] == "step step-settled", steps
+    browser.screenshot("merchant-pvp-settled")
+    assert us.balances(bob_usd) == {"USD": "100.00"} and hk.balances(alice_hkd) == {"HKD": "780.00"}
+    assert us.balances(alice) == {"USD": "900.00"} and hk.balances(bob) == {"HKD": "9220.00"}
     browser.logout()
 
 

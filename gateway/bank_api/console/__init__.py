@@ -19,7 +19,8 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from gateway.bank_api.console import merchant, operator, regulator
+# merchant_escrow adds its pages to the merchant blueprint, so it is imported before that is registered
+from gateway.bank_api.console import merchant, merchant_escrow, operator, regulator  # noqa: F401
 from gateway.bank_api.console.api import ApiRefused, call_api
 from gateway.bank_api.console.cookie_session import (
     CONSOLE_PATH,

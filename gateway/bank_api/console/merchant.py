@@ -1,4 +1,5 @@
-"""Merchant pages: balances, history, paying (with the quoted rate first), a payment's timeline, webhooks.
+"""Merchant pages: balances, history, paying (with the quoted rate first), a payment's timeline, webhooks;
+escrow and PvP pages join this blueprint from merchant_escrow.py.
 
 A merchant's pages name no account in their URLs: every call is for the account of the key the
 merchant logged in with, and the API refuses any other (403), so there is nothing to try.
@@ -37,6 +38,8 @@ PAGES = RolePages(
         ("console.merchant.home", "Balances"),
         ("console.merchant.history", "History"),
         ("console.merchant.pay", "Pay"),
+        ("console.merchant.escrows", "Escrow"),
+        ("console.merchant.trades", "PvP trades"),
         ("console.merchant.webhooks", "Webhooks"),
     ),
 )
@@ -44,18 +47,19 @@ HISTORY_PAGE = 20
 PAYMENT_FIELDS = ("payee_bank", "payee_account", "currency", "amount", "payee_currency", "remittance")
 
 
-def _account_id() -> str:
+def current_account_id() -> str:
+    """The logged-in merchant's account: the only one its key reads or pays from."""
     login = current_login()
     assert login is not None and login.account_id is not None
     return login.account_id
 
 
 def _account() -> Any:
-    return api("GET", f"/v1/accounts/{_account_id()}")
+    return api("GET", f"/v1/accounts/{current_account_id()}")
 
 
 def _history(cursor: str, size: int) -> Any:
-    return api("GET", f"/v1/accounts/{_account_id()}/history", query={"page_size": str(size), "cursor": cursor})
+    return api("GET", f"/v1/accounts/{current_account_id()}/history", query={"page_size": str(size), "cursor": cursor})
 
 
 @bp.get("/")

@@ -467,6 +467,8 @@ class FakeLedger:
                 raise rejected("invalid_request", "'expires_at' is not in the future")
             account = self._account(request["payer_account"])
             self._debit(account, currency, request["amount"])
+            # As the contract books it: an entry whose reference is the escrow (the console finds escrows by it).
+            self._entry(request["payer_account"], "escrow_lock", currency, -request["amount"], escrow_id, None)
             self.network.supply[(self._msp_id, currency)] -= request["amount"]
             record: JSON = {
                 "escrow_id": escrow_id, "payer_bank": self._msp_id, "payer_account": request["payer_account"],
@@ -628,6 +630,7 @@ class FakeLedger:
                 )
             self._account(request["payee_account"])
             self._debit(self._account(request["payer_account"]), request["currency"], request["amount"])
+            self._entry(request["payer_account"], "pvp_out", request["currency"], -request["amount"], pvp_id, None)
             self.network.supply[(self._msp_id, request["currency"])] -= request["amount"]
             now = self.network.clock()
             record: JSON = {
@@ -675,6 +678,7 @@ class FakeLedger:
             leg = record["legs"]["a"]
             self._account(record["_details"]["counter_payee_account"])
             self._debit(self._account(payer_account), leg["currency"], leg["amount"])
+            self._entry(payer_account, "pvp_out", leg["currency"], -leg["amount"], pvp_id, None)
             self.network.supply[(self._msp_id, leg["currency"])] -= leg["amount"]
             record["_locked"].add("a")
             self._pvp_move(record, "locked")
