@@ -16,7 +16,9 @@ from gateway.bank_api.readiness import READINESS_CODES
 from gateway.bank_api.representations import PAYMENT_STATUSES
 from gateway.bank_api.webhooks import EVENT_TYPES
 
-AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+# Greater than zero, as the gateway reads amounts (money.parse_amount refuses "0" and "0.00"); the
+# exponent per currency is checked by the gateway, beyond what one pattern can say.
+AMOUNT_PATTERN = r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$"
 SIGNED_AMOUNT_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
 
 Schema = dict[str, Any]
@@ -145,7 +147,9 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["account", "api_key", "api_key_id"],
     ),
-    "FreezeRequest": _object({"reason": _string(max_length=256, minLength=1)}, ["reason"], additionalProperties=False),
+    "FreezeRequest": _object(
+        {"reason": _string(max_length=v.MAX_FREEZE_REASON, minLength=1)}, ["reason"], additionalProperties=False
+    ),
     "EmptyRequest": _object({}, additionalProperties=False),
     "LimitsRequest": _object(
         {"per_transaction": _nullable(AMOUNT), "daily": _nullable(AMOUNT)},
@@ -584,7 +588,17 @@ _PAGE_PARAMS: list[Schema] = [
         "name": "cursor",
         "in": "query",
         "required": False,
-        "schema": _string(max_length=v.MAX_BOOKMARK, description="next_cursor of the previous page"),
+        "schema": _string(v.PRINTABLE_ASCII, v.MAX_BOOKMARK, description="next_cursor of the previous page"),
+    },
+]
+# Deliveries are paged by delivery id, not by a ledger bookmark.
+_DELIVERY_PAGE_PARAMS: list[Schema] = [
+    _PAGE_PARAMS[0],
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": _string(v.OPAQUE_ID, 64, description="next_cursor of the previous page"),
     },
 ]
 _IDEMPOTENCY_REQUIRED = {
@@ -923,7 +937,7 @@ def _paths() -> dict[str, Schema]:
                 "Deliveries of a webhook, newest first (merchant)",
                 "webhooks",
                 {"200": _json("DeliveryPage", "A page of deliveries")},
-                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_PAGE_PARAMS],
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_DELIVERY_PAGE_PARAMS],
                 problems=("400", "401", "403", "404"),
             )
         },

@@ -35,6 +35,10 @@ REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
 JURISDICTION = r"^[A-Z]{2,4}$"
 CURRENCY = r"^[A-Z]{3}$"
 PAYMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+# The ids the contract gives interbank payments (payments.py): any other well-formed id names no
+# payment on the ledger, so the gateway answers 404 without asking (the contract would refuse it as
+# malformed, a 400 the document does not describe for a well-formed id).
+INTERBANK_PAYMENT_ID = r"^[0-9a-f]{64}$"
 CYCLE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 OPAQUE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 # Query values and other free text that must stay printable ASCII (bookmarks, keys).
@@ -51,6 +55,9 @@ _BRACKET = re.compile(r"[\[\]{}]")
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_BOOKMARK = 1024
+# The contract keeps a freeze reason of at most this many characters (contract.py, FreezeAccount):
+# the gateway refuses a longer one itself rather than pass on the contract's refusal.
+MAX_FREEZE_REASON = 200
 
 _COMPILED: dict[str, re.Pattern[str]] = {}
 
