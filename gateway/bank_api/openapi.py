@@ -6,6 +6,7 @@ runs against this document in the tests: every answer must match it.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -944,6 +945,56 @@ def _paths() -> dict[str, Schema]:
     }
 
 
+# Operations that make an id, and where their answer carries it. OpenAPI links go from each to every
+# operation whose path takes only ids it gives (found by walking the paths, so a new route is linked
+# without a second list to keep), which lets clients and stateful fuzzers follow the API's flows.
+_PRODUCERS: dict[tuple[str, str], dict[str, str]] = {
+    ("/v1/accounts", "post"): {"account_id": "$response.body#/account/account_id"},
+    ("/v1/accounts/{account_id}/api-keys", "post"): {
+        "account_id": "$response.body#/account_id",
+        "key_id": "$response.body#/api_key_id",
+    },
+    ("/v1/payments", "post"): {"payment_id": "$response.body#/payment_id"},
+    ("/v1/settlement-cycles", "post"): {"cycle_id": "$response.body#/cycle_id"},
+    ("/v1/webhooks", "post"): {"webhook_id": "$response.body#/id"},
+}
+# Request bodies that take an account just opened: issue to it, redeem from it, pay it.
+_OPENED = "$response.body#/account/account_id"
+_BODY_LINKS: dict[tuple[str, str], dict[str, str]] = {
+    ("/v1/issuances", "post"): {"account_id": _OPENED},
+    ("/v1/redemptions", "post"): {"account_id": _OPENED},
+    ("/v1/payments", "post"): {"payee_account": _OPENED},
+}
+
+
+def _link_name(method: str, path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{method} {path}").strip("_")
+
+
+def _operation_ref(method: str, path: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def _with_links(paths: dict[str, Schema]) -> dict[str, Schema]:
+    for (path, method), values in _PRODUCERS.items():
+        links: dict[str, Schema] = {}
+        for target, operations in paths.items():
+            names = set(re.findall(r"{(\w+)}", target))
+            if not names or not names <= set(values):
+                continue
+            for verb in operations:
+                links[_link_name(verb, target)] = {
+                    "operationRef": _operation_ref(verb, target),
+                    "parameters": {name: values[name] for name in sorted(names)},
+                }
+        if path == "/v1/accounts":
+            for (target, verb), body in _BODY_LINKS.items():
+                links[_link_name(verb, target)] = {"operationRef": _operation_ref(verb, target), "requestBody": body}
+        created = paths[path][method]["responses"]["201"]
+        created["links"] = links
+    return paths
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     from gateway.bank_api import disclosure_openapi
@@ -964,7 +1015,7 @@ def openapi_document() -> dict[str, Any]:
             {"name": name}
             for name in ("accounts", "payments", "treasury", "settlement", "webhooks", "disclosure", "operations")
         ],
-        "paths": {**_paths(), **disclosure_openapi.bank_paths()},
+        "paths": _with_links({**_paths(), **disclosure_openapi.bank_paths()}),
         "components": {
             "schemas": {**SCHEMAS, **disclosure_openapi.SCHEMAS},
             "responses": RESPONSES,

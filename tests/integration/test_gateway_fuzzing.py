@@ -1,0 +1,280 @@
+"""Property-based fuzzing of the live gateways: stateful and negative schemathesis runs (decision 0029).
+
+The bank gateway of USBank and the regulator's gateway, as ``network up`` starts them on the shared
+test network, are driven through their published /openapi.json:
+
+- **stateful** (bank): schemathesis chains operations along the document's OpenAPI links (open an
+  account -> issue to it -> pay it -> read the payment, key -> revoke, webhook -> deliveries ...);
+- **negative** (bank and regulator): every operation gets requests that break its schema.
+
+Every answer must be as documented (status code, content type, headers, body schema), never a 5xx,
+and every refused (4xx) answer must leave the state that matters as it was: the fuzzer's accounts
+(balances, status, limits, keys, history, webhooks), the bank's payments, supply and positions, and
+on the regulator the corridor policy, alert rules, alerts and disclosure requests.
+
+Money stays safe: the merchant key is a merchant opened for the fuzzer, the operator only reaches
+accounts the fuzzer opened, and the operations that would change the shared network for the tests
+after this one (settlement cycles, disclosure answers, the regulator's policy and rule writes) are
+fuzzed in negative mode only, where each must be refused and change nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    ensure_resource_availability,
+    negative_data_rejection,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+    use_after_free,
+)
+
+from tests.integration.bank_api_support import TIMEOUT, BankGateway, Merchant, gateways_of, wait_for
+
+pytestmark = pytest.mark.network
+
+US = "USBankMSP"
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+STATEFUL_CHECKS = [*CHECKS, use_after_free, ensure_resource_availability]
+NEGATIVE_CHECKS = [*CHECKS, negative_data_rejection]
+
+# Bounded so the whole file runs in a few minutes on two cores (decision 0029): each call is a
+# Fabric query or transaction, and each refused one costs a state snapshot as well.
+STATEFUL_SCENARIOS = 20
+STATEFUL_STEPS = 8
+NEGATIVE_EXAMPLES = 5
+REGULATOR_POSITIVE_EXAMPLES = 3
+
+# Operations fuzzed in negative mode only: an accepted call would change the shared network for
+# the tests that run after this file (a settlement cycle takes every completed payment; a
+# disclosure answer is the bank's reply to a real request of the regulator).
+BANK_NEGATIVE_ONLY = {
+    ("POST", "/v1/settlement-cycles"),
+    ("POST", "/v1/settlement-cycles/{cycle_id}/confirmation"),
+    ("POST", "/v1/disclosure-requests/{request_id}/approval"),
+    ("POST", "/v1/disclosure-requests/{request_id}/refusal"),
+}
+
+FUZZ_SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    database=None,
+    print_blob=True,
+)
+
+
+def _get(gateway: BankGateway, path: str, headers: dict[str, str]) -> Any:
+    response = requests.get(gateway.url + path, headers=headers, timeout=TIMEOUT)
+    assert response.status_code == 200, (path, response.status_code, response.text)
+    return response.json()
+
+
+@dataclass
+class Fuzzer:
+    """The gateway under fuzzing, the keys it is called with, and the state it must keep on refusals."""
+
+    gateway: BankGateway
+    merchant: Merchant
+    snapshot: Callable[[Fuzzer], dict[str, Any]]
+    accounts: list[str] = field(default_factory=list)
+    last: dict[str, Any] | None = None
+    calls: dict[int, int] = field(default_factory=dict)
+
+    def headers_for(self, operation: Any) -> dict[str, str]:
+        """The merchant's key for the merchant's operations, the operator's for every other one."""
+        summary = str(operation.definition.raw.get("summary", ""))
+        return (
+            self.merchant.headers if summary.endswith("(merchant)") or operation.path == "/v1/me" else self.gateway.op
+        )
+
+    def quiet(self) -> None:
+        """Wait until no payment of the bank is still on its way (a refund or credit would move balances)."""
+        if self.gateway.msp_id == "RegulatorMSP":
+            return
+        path = "/v1/payments?status=initiated&page_size=1"
+        assert wait_for(lambda: not _get(self.gateway, path, self.gateway.op)["payments"], timeout=60), (
+            "payments stay initiated"
+        )
+
+    def state(self) -> dict[str, Any]:
+        self.quiet()
+        return self.snapshot(self)
+
+    def call(self, case: Any, checks: list[Any], **kwargs: Any) -> Any:
+        """Call ``case`` with its role's key; a refused call must leave the state as it was before."""
+        before = self.last if self.last is not None else self.state()
+        response = case.call(headers=self.headers_for(case.operation), timeout=TIMEOUT, **kwargs)
+        self.calls[response.status_code] = self.calls.get(response.status_code, 0) + 1
+        self._remember(case, response)
+        after = self.state()
+        self.last = after
+        if 400 <= response.status_code < 500:
+            assert after == before, (
+                f"{case.method} {case.formatted_path} was refused ({response.status_code} {response.text[:300]}) "
+                f"but the state changed:\n{_difference(before, after)}\nreproduce with: {case.as_curl_command()}"
+            )
+        return response
+
+    def _remember(self, case: Any, response: Any) -> None:
+        """Accounts the fuzzer opened are its own: the snapshot follows them (the latest few)."""
+        if (case.method, case.path) == ("POST", "/v1/accounts") and response.status_code == 201:
+            self.accounts = [*self.accounts, response.json()["account"]["account_id"]][-6:]
+
+
+def _difference(before: dict[str, Any], after: dict[str, Any]) -> str:
+    keys = sorted(set(before) | set(after))
+    return "\n".join(
+        f"  {key}: {before.get(key)!r} -> {after.get(key)!r}" for key in keys if before.get(key) != after.get(key)
+    )
+
+
+def bank_state(fuzzer: Fuzzer) -> dict[str, Any]:
+    """What a refused request to a bank's gateway must not change, read through the gateway."""
+    us, op, merchant = fuzzer.gateway, fuzzer.gateway.op, fuzzer.merchant
+    state: dict[str, Any] = {
+        "supply": _get(us, "/v1/supply", op),
+        "positions": _get(us, "/v1/positions", op),
+        "payments": [(p["payment_id"], p["status"]) for p in _get(us, "/v1/payments?page_size=100", op)["payments"]],
+        "cycles": [(c["cycle_id"], c["status"]) for c in _get(us, "/v1/settlement-cycles", op)["cycles"]],
+        "webhooks": _get(us, "/v1/webhooks", merchant.headers),
+    }
+    for account in [merchant.account_id, *fuzzer.accounts]:
+        state[f"account {account}"] = _get(us, f"/v1/accounts/{account}", op)
+        state[f"history {account}"] = _get(us, f"/v1/accounts/{account}/history?page_size=100", op)
+        state[f"keys {account}"] = _get(us, f"/v1/accounts/{account}/api-keys", op)
+    return state
+
+
+def regulator_state(fuzzer: Fuzzer) -> dict[str, Any]:
+    """What a refused request to the regulator's gateway must not change."""
+    reg, op = fuzzer.gateway, fuzzer.gateway.op
+    return {
+        "policy": _get(reg, "/v1/corridor-policy", op),
+        "policy history": _get(reg, "/v1/corridor-policy/history", op),
+        "alert rules": _get(reg, "/v1/alert-rules", op),
+        "alerts": _get(reg, "/v1/alerts", op),
+        "disclosure requests": _get(reg, "/v1/disclosure-requests", op),
+    }
+
+
+@pytest.fixture(scope="module")
+def bank(network: dict[str, Any]) -> Iterator[Fuzzer]:
+    us = gateways_of(network)[US]
+    assert wait_for(us.ready, timeout=60)
+    merchant = us.open_account("Gateway Fuzzer", "US")
+    us.issue(merchant.account_id, "USD", "500.00")
+    fuzzer = Fuzzer(us, merchant, bank_state)
+    yield fuzzer
+    report(fuzzer)
+
+
+@pytest.fixture(scope="module")
+def regulator(network: dict[str, Any], bank: Fuzzer) -> Fuzzer:
+    org = network["orgs"]["RegulatorMSP"]
+    gateway = BankGateway("RegulatorMSP", org["gateway_url"], Path(org["operator_key_file"]))
+    assert wait_for(gateway.ready, timeout=60)
+    return Fuzzer(gateway, bank.merchant, regulator_state)
+
+
+def report(fuzzer: Fuzzer) -> None:
+    print(f"\n{fuzzer.gateway.msp_id}: answers by status {dict(sorted(fuzzer.calls.items()))}")
+
+
+def _schema(gateway: BankGateway) -> Any:
+    return schemathesis.openapi.from_url(gateway.url + "/openapi.json", timeout=TIMEOUT)
+
+
+def _operations(schema: Any) -> list[Any]:
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def _run_negative(fuzzer: Fuzzer, operation: Any, examples: int) -> None:
+    @settings(FUZZ_SETTINGS, max_examples=examples)
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    def run(case: Any) -> None:
+        response = fuzzer.call(case, NEGATIVE_CHECKS)
+        case.validate_response(response, checks=NEGATIVE_CHECKS, headers=fuzzer.headers_for(operation))
+
+    # An operation without parameters or body (GET /healthz, GET /v1/supply ...) has nothing to break.
+    with contextlib.suppress(Unsatisfiable):
+        run()
+
+
+def test_bank_gateway_stateful(bank: Fuzzer) -> None:
+    """Chains of operations along the document's links, as the operator and the fuzzer's merchant."""
+    schema = _schema(bank.gateway).exclude(
+        func=lambda ctx: (ctx.operation.method.upper(), ctx.operation.path) in BANK_NEGATIVE_ONLY
+    )
+    base = schema.as_state_machine()
+
+    class Machine(base):  # type: ignore[misc, valid-type]
+        def before_call(self, case: Any) -> None:
+            # A payment to one of the fuzzer's own accounts (the link fills payee_account) goes to this bank.
+            own = [bank.merchant.account_id, *bank.accounts]
+            payment = (case.method, case.path) == ("POST", "/v1/payments") and isinstance(case.body, dict)
+            if payment and case.body.get("payee_account") in own:
+                case.body["payee_bank"] = US
+
+        def call(self, case: Any, **kwargs: Any) -> Any:
+            return bank.call(case, STATEFUL_CHECKS, **kwargs)
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            case.validate_response(response, checks=STATEFUL_CHECKS, headers=bank.headers_for(case.operation))
+
+    started = time.monotonic()
+    Machine.run(settings=settings(FUZZ_SETTINGS, max_examples=STATEFUL_SCENARIOS, stateful_step_count=STATEFUL_STEPS))
+    print(f"\nstateful run over the bank gateway: {time.monotonic() - started:.0f}s, {bank.calls}")
+
+
+def test_bank_gateway_negative(bank: Fuzzer) -> None:
+    """Every operation of the bank's document, with requests that break its schema: refused, nothing changed."""
+    for operation in _operations(_schema(bank.gateway)):
+        _run_negative(bank, operation, NEGATIVE_EXAMPLES)
+
+
+def test_regulator_gateway_negative(regulator: Fuzzer) -> None:
+    """Every operation of the regulator's document, with requests that break its schema."""
+    for operation in _operations(_schema(regulator.gateway)):
+        _run_negative(regulator, operation, NEGATIVE_EXAMPLES)
+
+
+def test_regulator_gateway_reads(regulator: Fuzzer) -> None:
+    """The regulator's reads with valid data: as documented, never a 5xx.
+
+    Its writes (corridor policy, alert rules, acknowledgements, disclosure requests) are fuzzed in
+    negative mode only: a valid one would change the policy every other test's payments run under.
+    """
+    schema = _schema(regulator.gateway)
+    for operation in _operations(schema):
+        if operation.method.upper() != "GET":
+            continue
+
+        @settings(FUZZ_SETTINGS, max_examples=REGULATOR_POSITIVE_EXAMPLES)
+        @given(case=operation.as_strategy())
+        def run(case: Any) -> None:
+            response = regulator.call(case, CHECKS)
+            case.validate_response(response, checks=CHECKS, headers=regulator.headers_for(case.operation))
+
+        run()
