@@ -42,6 +42,13 @@ def _string(pattern: str | None = None, max_length: int | None = None, **extra: 
     return schema
 
 
+def _text(max_length: int, **extra: Any) -> Schema:
+    """Free text: printable characters only (no control, format or line-separator characters)."""
+    description = extra.pop("description", "")
+    rule = "Printable characters only"
+    return _string(v.TEXT, max_length, description=f"{description}. {rule}" if description else rule, **extra)
+
+
 def _object(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
     schema: Schema = {"type": "object", "properties": properties, **extra}
     if required:
@@ -130,9 +137,9 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "OpenAccountRequest": _object(
         {
-            "holder": _string(max_length=200, minLength=1),
+            "holder": _text(200, minLength=1),
             "jurisdiction": _string(v.JURISDICTION, 4),
-            "kyc_ref": _string(max_length=128, minLength=1),
+            "kyc_ref": _text(128, minLength=1),
             "account_id": _nullable(_string(v.ACCOUNT_ID, 64, description="Optional; generated when left out")),
         },
         ["holder", "jurisdiction", "kyc_ref"],
@@ -149,7 +156,7 @@ SCHEMAS: dict[str, Schema] = {
         ["account", "api_key", "api_key_id"],
     ),
     "FreezeRequest": _object(
-        {"reason": _string(max_length=v.MAX_FREEZE_REASON, minLength=1)}, ["reason"], additionalProperties=False
+        {"reason": _text(v.MAX_FREEZE_REASON, minLength=1)}, ["reason"], additionalProperties=False
     ),
     "EmptyRequest": _object({}, additionalProperties=False),
     "LimitsRequest": _object(
@@ -173,7 +180,7 @@ SCHEMAS: dict[str, Schema] = {
         {"entries": {"type": "array", "items": _ref("HistoryEntry")}, "next_cursor": _nullable(_string())},
         ["entries", "next_cursor"],
     ),
-    "ApiKeyCreateRequest": _object({"label": _nullable(_string(max_length=128))}, additionalProperties=False),
+    "ApiKeyCreateRequest": _object({"label": _nullable(_text(128))}, additionalProperties=False),
     "ApiKeyCreated": _object(
         {"api_key": _string(), "api_key_id": _string(), "account_id": _string()},
         ["api_key", "api_key_id", "account_id"],
@@ -207,7 +214,7 @@ SCHEMAS: dict[str, Schema] = {
                     "description": "Currency the payee receives (default: currency); the rate is this bank's",
                 }
             ),
-            "remittance": _nullable(_string(max_length=140, description="Free text for the payee, kept private")),
+            "remittance": _nullable(_text(140, description="Free text for the payee, kept private")),
         },
         ["payee_bank", "payee_account", "currency", "amount"],
         additionalProperties=False,

@@ -43,6 +43,10 @@ CYCLE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 OPAQUE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 # Query values and other free text that must stay printable ASCII (bookmarks, keys).
 PRINTABLE_ASCII = r"^[\x20-\x7e]*$"
+# Free text as the published document states it: no control characters. The gateway refuses more
+# (``printable``: format, separator and surrogate characters too), which a pattern without Unicode
+# classes cannot say; the document's descriptions name the rule.
+TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 # Deeper than any body of this API needs (they are flat objects with one list at most), and far
 # below the recursion limit of the JSON parser, whose RecursionError would otherwise escape.

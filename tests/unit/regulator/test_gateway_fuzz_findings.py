@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from gateway.bank_api import validation as v
 from gateway.bank_api.money import MoneyError, parse_amount
 from gateway.bank_api.openapi import AMOUNT_PATTERN, openapi_document
+from gateway.bank_api.regulator_openapi import regulator_document
 from tests.unit.regulator.conftest import HK, US, Gateway, GatewayFactory
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -200,3 +201,36 @@ def test_a_key_reused_with_another_body_is_409_and_moves_nothing(
     assert _balances(us, "acc-payer") == balances
     replay = _post(us, "/v1/payments", body, key, **{"Idempotency-Key": idem})
     assert replay.status_code == answer.status_code and replay.get_json() == answer.get_json()
+
+
+# -- free text: the document forbids control characters, never what the gateway accepts --------------
+
+
+def _free_text_schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for schema in document["components"]["schemas"].values():
+        for prop in schema.get("properties", {}).values():
+            if prop.get("description", "").endswith("Printable characters only"):
+                found.append(prop)
+    return found
+
+
+def test_free_text_fields_are_documented_as_printable() -> None:
+    # Found: holder "\udab5..." or a freeze reason with "\u0015" were refused ("must not contain control
+    # characters") though the document allowed any string.
+    bank = openapi_document()["components"]["schemas"]
+    fields = [("OpenAccountRequest", "holder"), ("OpenAccountRequest", "kyc_ref"), ("FreezeRequest", "reason"),
+              ("PaymentRequest", "remittance"), ("ApiKeyCreateRequest", "label")]  # fmt: skip
+    for name, field in fields:
+        assert bank[name]["properties"][field]["pattern"] == v.TEXT, (name, field)
+    texts = _free_text_schemas(openapi_document()) + _free_text_schemas(regulator_document())
+    assert len(texts) >= 7 and all(t["pattern"] == v.TEXT for t in texts)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(max_size=12))
+def test_the_documented_text_pattern_never_forbids_what_the_gateway_accepts(text: str) -> None:
+    if v.printable(text):
+        assert re.fullmatch(v.TEXT.strip("^$"), text), ascii(text)
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text):
+        assert not v.printable(text) and not re.fullmatch(v.TEXT.strip("^$"), text)
