@@ -43,10 +43,11 @@ def _string(pattern: str | None = None, max_length: int | None = None, **extra: 
 
 
 def _text(max_length: int, **extra: Any) -> Schema:
-    """Free text: printable characters only (no control, format or line-separator characters)."""
+    """Free text: printable characters only; a required one (minLength) is not blank either."""
     description = extra.pop("description", "")
-    rule = "Printable characters only"
-    return _string(v.TEXT, max_length, description=f"{description}. {rule}" if description else rule, **extra)
+    rule = f"Printable characters only ({v.NOT_PRINTABLE})"
+    pattern = v.TEXT_REQUIRED if extra.get("minLength") else v.TEXT
+    return _string(pattern, max_length, description=f"{description}. {rule}" if description else rule, **extra)
 
 
 def _object(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:

@@ -47,6 +47,11 @@ PRINTABLE_ASCII = r"^[\x20-\x7e]*$"
 # (``printable``: format, separator and surrogate characters too), which a pattern without Unicode
 # classes cannot say; the document's descriptions name the rule.
 TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# Required free text: the same, with one character other than a space at least.
+TEXT_REQUIRED = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# What ``printable`` refuses, for the answers and the document: the refusal must name the problem
+# (a private-use or unassigned character is not a control character).
+NOT_PRINTABLE = "no control, format, separator, surrogate, private-use or unassigned characters"
 
 # Deeper than any body of this API needs (they are flat objects with one list at most), and far
 # below the recursion limit of the JSON parser, whose RecursionError would otherwise escape.
@@ -202,14 +207,15 @@ class Fields:
             return None
         if not isinstance(value, str):
             raise bad_request(f"{name} must be a string")
-        if required and value == "":
+        # Blank is empty, as the contract reads it (it strips before its own check).
+        if required and not value.strip():
             raise bad_request(f"{name} must not be empty")
         if len(value) > max_length:
             raise bad_request(f"{name} must be at most {max_length} characters")
         if pattern is not None and value != "" and not matches(pattern, value):
             raise bad_request(f"{name} is malformed{': ' + what if what else ''}")
         if not printable(value):
-            raise bad_request(f"{name} must not contain control characters")
+            raise bad_request(f"{name} must contain printable characters only ({NOT_PRINTABLE})")
         return value
 
     def required_text(self, name: str, **kwargs: Any) -> str:
@@ -253,7 +259,7 @@ class Fields:
 
 
 def printable(value: str) -> bool:
-    """No control, format, separator (other than space) or surrogate characters."""
+    """No control, format, separator (other than space), surrogate, private-use or unassigned characters."""
     return all(ch.isprintable() or ch == " " for ch in value)
 
 

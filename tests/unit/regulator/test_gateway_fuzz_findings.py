@@ -210,7 +210,7 @@ def _free_text_schemas(document: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for schema in document["components"]["schemas"].values():
         for prop in schema.get("properties", {}).values():
-            if prop.get("description", "").endswith("Printable characters only"):
+            if "Printable characters only" in prop.get("description", ""):
                 found.append(prop)
     return found
 
@@ -222,9 +222,28 @@ def test_free_text_fields_are_documented_as_printable() -> None:
     fields = [("OpenAccountRequest", "holder"), ("OpenAccountRequest", "kyc_ref"), ("FreezeRequest", "reason"),
               ("PaymentRequest", "remittance"), ("ApiKeyCreateRequest", "label")]  # fmt: skip
     for name, field in fields:
-        assert bank[name]["properties"][field]["pattern"] == v.TEXT, (name, field)
+        schema = bank[name]["properties"][field]
+        assert schema["pattern"] == (v.TEXT_REQUIRED if schema.get("minLength") else v.TEXT), (name, field)
     texts = _free_text_schemas(openapi_document()) + _free_text_schemas(regulator_document())
-    assert len(texts) >= 7 and all(t["pattern"] == v.TEXT for t in texts)
+    assert len(texts) >= 7 and all(t["pattern"] in (v.TEXT, v.TEXT_REQUIRED) for t in texts)
+
+
+@pytest.mark.parametrize(
+    ("holder", "detail"),
+    [
+        ("   ", "holder must not be empty"),
+        ("Acme \U000f0000 Ltd", "holder must contain printable characters only (no control, format, separator"),
+        ("Acme \U0006fbe9", "holder must contain printable characters only"),
+        ("Acme\u200bLtd", "holder must contain printable characters only"),
+    ],
+)
+def test_free_text_refusals_name_the_problem(us: Gateway, holder: str, detail: str) -> None:
+    # Found: holder "\U0006fbe9..." (an unassigned code point) was refused as "must not contain control
+    # characters", and a blank holder passed the gateway to be refused by the contract.
+    before = us.ok("/v1/supply")
+    response = _post(us, "/v1/accounts", {"holder": holder, "jurisdiction": "US", "kyc_ref": "K"})
+    assert response.status_code == 400 and response.get_json()["detail"].startswith(detail), response.get_json()
+    assert us.ok("/v1/supply") == before
 
 
 @settings(max_examples=500, deadline=None)
@@ -232,5 +251,7 @@ def test_free_text_fields_are_documented_as_printable() -> None:
 def test_the_documented_text_pattern_never_forbids_what_the_gateway_accepts(text: str) -> None:
     if v.printable(text):
         assert re.fullmatch(v.TEXT.strip("^$"), text), ascii(text)
+        if text.strip():
+            assert re.fullmatch(v.TEXT_REQUIRED.strip("^$"), text), ascii(text)
     if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text):
         assert not v.printable(text) and not re.fullmatch(v.TEXT.strip("^$"), text)
