@@ -255,3 +255,28 @@ def test_the_documented_text_pattern_never_forbids_what_the_gateway_accepts(text
             assert re.fullmatch(v.TEXT_REQUIRED.strip("^$"), text), ascii(text)
     if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text):
         assert not v.printable(text) and not re.fullmatch(v.TEXT.strip("^$"), text)
+
+
+@pytest.fixture
+def hooked(make_gateway: GatewayFactory) -> tuple[Gateway, str, str]:
+    """A gateway whose merchant has a webhook: the gateway, the merchant's key, the webhook's id."""
+    gateway = make_gateway(US, webhook_allowed_targets=("127.0.0.1",))
+    key = _open(gateway, "acc-hooks")
+    created = _post(gateway, "/v1/webhooks", {"url": "http://127.0.0.1:9/hook"}, key)
+    assert created.status_code == 201, created.get_json()
+    return gateway, key, created.get_json()["id"]
+
+
+@PROPERTY
+@given(cursor=st.text(min_size=1, max_size=80))
+def test_a_deliveries_cursor_that_is_no_delivery_id_is_a_400_naming_the_query(
+    hooked: tuple[Gateway, str, str], cursor: str
+) -> None:
+    # Found: a deliveries cursor of 200 "0"s was refused as "cursor in the path is malformed".
+    gateway, key, hook = hooked
+    response = gateway.get(f"/v1/webhooks/{hook}/deliveries", key, query_string={"cursor": cursor})
+    if re.fullmatch(v.OPAQUE_ID.strip("^$"), cursor):
+        assert response.status_code == 200, response.get_json()
+    else:
+        assert response.status_code == 400, response.get_json()
+        assert "in the path" not in response.get_json()["detail"]
