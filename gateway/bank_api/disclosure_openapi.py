@@ -15,6 +15,7 @@ from gateway.bank_api.openapi import (
     _path_param,
     _ref,
     _string,
+    _text,
 )
 
 TAG = "disclosure"
@@ -56,7 +57,7 @@ SCHEMAS: dict[str, Schema] = {
         ["requests"],
     ),
     "RefusalRequest": _object(
-        {"reason": _string(max_length=disclosures.REASON_MAX, minLength=1, description="Public: no customer data")},
+        {"reason": _text(disclosures.REASON_MAX, minLength=1, description="Public: no customer data")},
         ["reason"],
         additionalProperties=False,
     ),

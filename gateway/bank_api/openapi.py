@@ -6,6 +6,7 @@ runs against this document in the tests: every answer must match it.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -16,7 +17,9 @@ from gateway.bank_api.readiness import READINESS_CODES
 from gateway.bank_api.representations import PAYMENT_STATUSES
 from gateway.bank_api.webhooks import EVENT_TYPES
 
-AMOUNT_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+# Greater than zero, as the gateway reads amounts (money.parse_amount refuses "0" and "0.00"); the
+# exponent per currency is checked by the gateway, beyond what one pattern can say.
+AMOUNT_PATTERN = r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$"
 SIGNED_AMOUNT_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
 
 Schema = dict[str, Any]
@@ -37,6 +40,14 @@ def _string(pattern: str | None = None, max_length: int | None = None, **extra: 
     if max_length:
         schema["maxLength"] = max_length
     return schema
+
+
+def _text(max_length: int, **extra: Any) -> Schema:
+    """Free text: printable characters only; a required one (minLength) is not blank either."""
+    description = extra.pop("description", "")
+    rule = f"Printable characters only ({v.NOT_PRINTABLE})"
+    pattern = v.TEXT_REQUIRED if extra.get("minLength") else v.TEXT
+    return _string(pattern, max_length, description=f"{description}. {rule}" if description else rule, **extra)
 
 
 def _object(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
@@ -127,9 +138,9 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "OpenAccountRequest": _object(
         {
-            "holder": _string(max_length=200, minLength=1),
+            "holder": _text(200, minLength=1),
             "jurisdiction": _string(v.JURISDICTION, 4),
-            "kyc_ref": _string(max_length=128, minLength=1),
+            "kyc_ref": _text(128, minLength=1),
             "account_id": _nullable(_string(v.ACCOUNT_ID, 64, description="Optional; generated when left out")),
         },
         ["holder", "jurisdiction", "kyc_ref"],
@@ -145,7 +156,9 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["account", "api_key", "api_key_id"],
     ),
-    "FreezeRequest": _object({"reason": _string(max_length=256, minLength=1)}, ["reason"], additionalProperties=False),
+    "FreezeRequest": _object(
+        {"reason": _text(v.MAX_FREEZE_REASON, minLength=1)}, ["reason"], additionalProperties=False
+    ),
     "EmptyRequest": _object({}, additionalProperties=False),
     "LimitsRequest": _object(
         {"per_transaction": _nullable(AMOUNT), "daily": _nullable(AMOUNT)},
@@ -168,7 +181,7 @@ SCHEMAS: dict[str, Schema] = {
         {"entries": {"type": "array", "items": _ref("HistoryEntry")}, "next_cursor": _nullable(_string())},
         ["entries", "next_cursor"],
     ),
-    "ApiKeyCreateRequest": _object({"label": _nullable(_string(max_length=128))}, additionalProperties=False),
+    "ApiKeyCreateRequest": _object({"label": _nullable(_text(128))}, additionalProperties=False),
     "ApiKeyCreated": _object(
         {"api_key": _string(), "api_key_id": _string(), "account_id": _string()},
         ["api_key", "api_key_id", "account_id"],
@@ -202,7 +215,7 @@ SCHEMAS: dict[str, Schema] = {
                     "description": "Currency the payee receives (default: currency); the rate is this bank's",
                 }
             ),
-            "remittance": _nullable(_string(max_length=140, description="Free text for the payee, kept private")),
+            "remittance": _nullable(_text(140, description="Free text for the payee, kept private")),
         },
         ["payee_bank", "payee_account", "currency", "amount"],
         additionalProperties=False,
@@ -584,7 +597,17 @@ _PAGE_PARAMS: list[Schema] = [
         "name": "cursor",
         "in": "query",
         "required": False,
-        "schema": _string(max_length=v.MAX_BOOKMARK, description="next_cursor of the previous page"),
+        "schema": _string(v.PRINTABLE_ASCII, v.MAX_BOOKMARK, description="next_cursor of the previous page"),
+    },
+]
+# Deliveries are paged by delivery id, not by a ledger bookmark.
+_DELIVERY_PAGE_PARAMS: list[Schema] = [
+    _PAGE_PARAMS[0],
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": _string(v.OPAQUE_ID, 64, description="next_cursor of the previous page"),
     },
 ]
 _IDEMPOTENCY_REQUIRED = {
@@ -923,7 +946,7 @@ def _paths() -> dict[str, Schema]:
                 "Deliveries of a webhook, newest first (merchant)",
                 "webhooks",
                 {"200": _json("DeliveryPage", "A page of deliveries")},
-                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_PAGE_PARAMS],
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_DELIVERY_PAGE_PARAMS],
                 problems=("400", "401", "403", "404"),
             )
         },
@@ -1164,6 +1187,56 @@ def _escrow_paths() -> dict[str, Schema]:
             )
         },
     }
+# Operations that make an id, and where their answer carries it. OpenAPI links go from each to every
+# operation whose path takes only ids it gives (found by walking the paths, so a new route is linked
+# without a second list to keep), which lets clients and stateful fuzzers follow the API's flows.
+_PRODUCERS: dict[tuple[str, str], dict[str, str]] = {
+    ("/v1/accounts", "post"): {"account_id": "$response.body#/account/account_id"},
+    ("/v1/accounts/{account_id}/api-keys", "post"): {
+        "account_id": "$response.body#/account_id",
+        "key_id": "$response.body#/api_key_id",
+    },
+    ("/v1/payments", "post"): {"payment_id": "$response.body#/payment_id"},
+    ("/v1/settlement-cycles", "post"): {"cycle_id": "$response.body#/cycle_id"},
+    ("/v1/webhooks", "post"): {"webhook_id": "$response.body#/id"},
+    ("/v1/escrows", "post"): {"escrow_id": "$response.body#/escrow_id"},
+    ("/v1/pvp", "post"): {"pvp_id": "$response.body#/pvp_id"},
+}
+# Request bodies that take an account just opened: issue to it, redeem from it, pay it.
+_OPENED = "$response.body#/account/account_id"
+_BODY_LINKS: dict[tuple[str, str], dict[str, str]] = {
+    ("/v1/issuances", "post"): {"account_id": _OPENED},
+    ("/v1/redemptions", "post"): {"account_id": _OPENED},
+    ("/v1/payments", "post"): {"payee_account": _OPENED},
+}
+
+
+def _link_name(method: str, path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{method} {path}").strip("_")
+
+
+def _operation_ref(method: str, path: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def _with_links(paths: dict[str, Schema]) -> dict[str, Schema]:
+    for (path, method), values in _PRODUCERS.items():
+        links: dict[str, Schema] = {}
+        for target, operations in paths.items():
+            names = set(re.findall(r"{(\w+)}", target))
+            if not names or not names <= set(values):
+                continue
+            for verb in operations:
+                links[_link_name(verb, target)] = {
+                    "operationRef": _operation_ref(verb, target),
+                    "parameters": {name: values[name] for name in sorted(names)},
+                }
+        if path == "/v1/accounts":
+            for (target, verb), body in _BODY_LINKS.items():
+                links[_link_name(verb, target)] = {"operationRef": _operation_ref(verb, target), "requestBody": body}
+        created = paths[path][method]["responses"]["201"]
+        created["links"] = links
+    return paths
 
 
 @lru_cache(maxsize=1)
@@ -1196,7 +1269,7 @@ def openapi_document() -> dict[str, Any]:
                 "operations",
             )
         ],
-        "paths": {**_paths(), **_escrow_paths(), **disclosure_openapi.bank_paths()},
+        "paths": _with_links({**_paths(), **_escrow_paths(), **disclosure_openapi.bank_paths()}),
         "components": {
             "schemas": {**SCHEMAS, **disclosure_openapi.SCHEMAS},
             "responses": RESPONSES,

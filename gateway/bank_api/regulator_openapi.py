@@ -30,6 +30,7 @@ from gateway.bank_api.openapi import (
     _path_param,
     _ref,
     _string,
+    _text,
 )
 from gateway.bank_api.representations import PAYMENT_STATUSES
 
@@ -194,7 +195,7 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
             },
             "rules": {"type": "array", "maxItems": oversight.MAX_POLICY_ITEMS, "items": _ref("CorridorRuleRequest")},
             "caps": {"type": "array", "maxItems": oversight.MAX_POLICY_ITEMS, "items": _ref("CorridorCapRequest")},
-            "note": _nullable(_string(max_length=oversight.NOTE_MAX, description="Public: why the policy changes")),
+            "note": _nullable(_text(oversight.NOTE_MAX, description="Public: why the policy changes")),
         },
         ["base_version", "rules"],
         additionalProperties=False,
@@ -250,7 +251,7 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
     ),
     "AlertList": _object({"alerts": {"type": "array", "items": _ref("Alert")}}, ["alerts"]),
     "AcknowledgementRequest": _object(
-        {"note": _nullable(_string(max_length=200, description="Why it is settled, for the record"))},
+        {"note": _nullable(_text(200, description="Why it is settled, for the record"))},
         additionalProperties=False,
     ),
     "AlertRuleSettings": _object(

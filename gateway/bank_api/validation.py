@@ -35,10 +35,23 @@ REFERENCE = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
 JURISDICTION = r"^[A-Z]{2,4}$"
 CURRENCY = r"^[A-Z]{3}$"
 PAYMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+# The ids the contract gives interbank payments (payments.py): any other well-formed id names no
+# payment on the ledger, so the gateway answers 404 without asking (the contract would refuse it as
+# malformed, a 400 the document does not describe for a well-formed id).
+INTERBANK_PAYMENT_ID = r"^[0-9a-f]{64}$"
 CYCLE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 OPAQUE_ID = r"^[A-Za-z0-9_-]{1,64}$"
 # Query values and other free text that must stay printable ASCII (bookmarks, keys).
 PRINTABLE_ASCII = r"^[\x20-\x7e]*$"
+# Free text as the published document states it: no control characters. The gateway refuses more
+# (``printable``: format, separator and surrogate characters too), which a pattern without Unicode
+# classes cannot say; the document's descriptions name the rule.
+TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# Required free text: the same, with one character other than a space at least.
+TEXT_REQUIRED = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# What ``printable`` refuses, for the answers and the document: the refusal must name the problem
+# (a private-use or unassigned character is not a control character).
+NOT_PRINTABLE = "no control, format, separator, surrogate, private-use or unassigned characters"
 
 # Deeper than any body of this API needs (they are flat objects with one list at most), and far
 # below the recursion limit of the JSON parser, whose RecursionError would otherwise escape.
@@ -51,6 +64,9 @@ _BRACKET = re.compile(r"[\[\]{}]")
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_BOOKMARK = 1024
+# The contract keeps a freeze reason of at most this many characters (contract.py, FreezeAccount):
+# the gateway refuses a longer one itself rather than pass on the contract's refusal.
+MAX_FREEZE_REASON = 200
 
 _COMPILED: dict[str, re.Pattern[str]] = {}
 
@@ -191,14 +207,15 @@ class Fields:
             return None
         if not isinstance(value, str):
             raise bad_request(f"{name} must be a string")
-        if required and value == "":
+        # Blank is empty, as the contract reads it (it strips before its own check).
+        if required and not value.strip():
             raise bad_request(f"{name} must not be empty")
         if len(value) > max_length:
             raise bad_request(f"{name} must be at most {max_length} characters")
         if pattern is not None and value != "" and not matches(pattern, value):
             raise bad_request(f"{name} is malformed{': ' + what if what else ''}")
         if not printable(value):
-            raise bad_request(f"{name} must not contain control characters")
+            raise bad_request(f"{name} must contain printable characters only ({NOT_PRINTABLE})")
         return value
 
     def required_text(self, name: str, **kwargs: Any) -> str:
@@ -242,7 +259,7 @@ class Fields:
 
 
 def printable(value: str) -> bool:
-    """No control, format, separator (other than space) or surrogate characters."""
+    """No control, format, separator (other than space), surrogate, private-use or unassigned characters."""
     return all(ch.isprintable() or ch == " " for ch in value)
 
 

@@ -17,6 +17,7 @@ from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_
 from gateway.bank_api.validation import (
     ACCOUNT_ID,
     JURISDICTION,
+    MAX_FREEZE_REASON,
     OPAQUE_ID,
     Fields,
     bad_request,
@@ -117,7 +118,7 @@ def _account_after(account_id: str) -> Response:
 def freeze(account_id: str) -> Response:
     path_id(account_id, ACCOUNT_ID, "account_id")
     fields = Fields(json_object(), ("reason",))
-    reason = fields.required_text("reason", max_length=256)
+    reason = fields.required_text("reason", max_length=MAX_FREEZE_REASON)
     services().ledger.freeze_account(account_id, reason)
     return _account_after(account_id)
 

@@ -21,6 +21,7 @@ from gateway.bank_api.storage.models import InternalTransfer, utcnow
 from gateway.bank_api.validation import (
     ACCOUNT_ID,
     CURRENCY,
+    INTERBANK_PAYMENT_ID,
     MSP_ID,
     PAYMENT_ID,
     PRINTABLE_ASCII,
@@ -28,6 +29,7 @@ from gateway.bank_api.validation import (
     bad_request,
     cursor,
     json_object,
+    matches,
     page_size,
     path_id,
     query_choice,
@@ -223,6 +225,8 @@ def get_payment(payment_id: str) -> Response:
             ):
                 raise _not_found()
             return json_response(_transfer_body(row))
+    if not matches(INTERBANK_PAYMENT_ID, payment_id):
+        raise _not_found()
     try:
         record = svc.ledger.get_payment(payment_id, details=True)
     except ContractRejected as rejection:

@@ -10,7 +10,7 @@ from gateway.bank_api.auth import MERCHANT, current_principal, requires
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import json_response
 from gateway.bank_api.storage.models import WebhookDelivery, WebhookSubscription
-from gateway.bank_api.validation import OPAQUE_ID, Fields, bad_request, json_object, page_size, path_id
+from gateway.bank_api.validation import OPAQUE_ID, Fields, bad_request, json_object, matches, page_size, path_id
 from gateway.bank_api.webhooks import EVENT_TYPES, WebhookError, WebhookStore
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")
@@ -97,8 +97,8 @@ def deliveries_page(store: WebhookStore, owner: str, subscription_id: str, not_f
         raise ApiProblem(404, "not_found", not_found)
     size = page_size()
     before = request.args.get("cursor") or None
-    if before is not None:
-        path_id(before, OPAQUE_ID, "cursor")
+    if before is not None and not matches(OPAQUE_ID, before):
+        raise bad_request("cursor is malformed: pass next_cursor of the previous page as it is")
     rows = store.deliveries(subscription_id, size + 1, before)
     more = len(rows) > size
     rows = rows[:size]
