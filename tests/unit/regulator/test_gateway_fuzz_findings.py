@@ -50,9 +50,14 @@ def _query_schema(document: dict[str, Any], path: str, name: str) -> dict[str, A
     return schema
 
 
+# Properties send hundreds of requests with one key in a moment; the rate limits are not under test here.
+UNLIMITED = {"rate_limit_key_per_second": 1e6, "rate_limit_key_burst": 10**6,
+             "rate_limit_client_per_second": 1e6, "rate_limit_client_burst": 10**6}  # fmt: skip
+
+
 @pytest.fixture
 def us(make_gateway: GatewayFactory) -> Gateway:
-    return make_gateway(US)
+    return make_gateway(US, **UNLIMITED)
 
 
 @pytest.fixture
