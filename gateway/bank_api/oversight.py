@@ -383,9 +383,9 @@ def _cap(cap: JSON, currencies: Currencies) -> JSON:
 
 
 def _items(body: JSON, name: str, required: bool = True) -> list[JSON]:
-    value = body.get(name)
-    if value is None and not required:
+    if name not in body and not required:
         return []
+    value = body.get(name)  # present and null is refused like any other non-list
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise bad_request(f"{name} must be a list of objects")
     if len(value) > MAX_POLICY_ITEMS:

@@ -57,7 +57,10 @@ def conserved(ledger: Consortium) -> Iterator[None]:
             return False
         return True
 
-    wait_for(holds, timeout=60, interval=1)
+    # Under heavy load a gap equal to an escrow release paid to another bank has been seen to last
+    # more than a minute on the payee bank's own peer, then close (not explained yet: see the README's
+    # limits); wait for it rather than fail, and fail if it lasts.
+    wait_for(holds, timeout=240, interval=2)
     ledger.assert_conserved()
 
 

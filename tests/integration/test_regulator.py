@@ -16,7 +16,7 @@ import io
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -196,12 +196,20 @@ def test_each_view_shows_the_payments_made_through_the_bank_gateways(seat: Seat)
     opened = seat.banks[HK].post("/v1/settlement-cycles", {"cycle_id": unique("reg-cycle")})
     assert opened.status_code == 201, opened.text
     cycle_id = opened.json()["cycle_id"]
+    # The regulator reads its own peer, which commits each of these a moment after the bank's does.
+    seen = wait_for(lambda: seat.reg(f"/v1/settlement-cycles/{cycle_id}").status_code == 200, 60, 0.5)
+    assert seen, f"the regulator never saw cycle {cycle_id}"
     cycle = seat.ok(f"/v1/settlement-cycles/{cycle_id}")
     assert cycle["status"] == "open" and set(cycle["pending_banks"]) == set(cycle["banks"]) >= {US, HK, SG}
     assert seat.ok("/v1/positions")["positions"].get(US, {}).get("USD", "0.00") == "0.00"
     confirmed = seat.banks[US].post(f"/v1/settlement-cycles/{cycle_id}/confirmation", {"external_ref": unique("rtgs")})
     assert confirmed.status_code == 200, confirmed.text
-    cycle = seat.ok(f"/v1/settlement-cycles/{cycle_id}")
+    # The regulator reads its own peer, which commits USBank's confirmation a moment after USBank's.
+    def cycle_when(done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        found = wait_for(lambda: (c if done(c := seat.ok(f"/v1/settlement-cycles/{cycle_id}")) else None), 60, 0.5)
+        return found or seat.ok(f"/v1/settlement-cycles/{cycle_id}")
+
+    cycle = cycle_when(lambda c: US not in c["pending_banks"])
     assert US not in cycle["pending_banks"] and HK in cycle["pending_banks"]
     assert cycle_id in {
         c["cycle_id"] for c in seat.ok(f"/v1/settlement-cycles?pending_bank={HK}&status=open")["cycles"]
@@ -215,7 +223,7 @@ def test_each_view_shows_the_payments_made_through_the_bank_gateways(seat: Seat)
                 f"/v1/settlement-cycles/{cycle_id}/confirmation", {"external_ref": unique("rtgs")}
             )
             assert answer.status_code == 200, answer.text
-    settled = seat.ok(f"/v1/settlement-cycles/{cycle_id}")
+    settled = cycle_when(lambda c: c["status"] == "settled")
     assert (settled["status"], settled["pending_banks"]) == ("settled", [])
 
     # The regulator never sees customer data: names, accounts, remittance text.
