@@ -913,43 +913,14 @@ def _paths() -> dict[str, Schema]:
                 problems=_LEDGER_WRITE,
             )
         },
-        "/v1/webhooks": {
-            "post": _op(
-                "Register a URL to be told about this account's payments (merchant)",
-                "webhooks",
-                {"201": _json("WebhookCreated", "Registered; the signing secret is shown once", _LOCATION)},
-                body="WebhookRequest",
-                problems=("400", "401", "403", "413", "415"),
-                description=(
-                    "Deliveries are POSTs of {id, type, created_at, data} signed with header "
-                    "Bank-Api-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>."
-                ),
-            ),
-            "get": _op(
-                "This account's webhooks (merchant)",
-                "webhooks",
-                {"200": _json("WebhookList", "Webhooks")},
-                problems=("401", "403"),
-            ),
-        },
-        "/v1/webhooks/{webhook_id}": {
-            "delete": _op(
-                "Remove a webhook (merchant)",
-                "webhooks",
-                {"204": {"description": "Removed"}},
-                params=[_path_param("webhook_id", v.OPAQUE_ID, 64)],
-                problems=("400", "401", "403", "404"),
-            )
-        },
-        "/v1/webhooks/{webhook_id}/deliveries": {
-            "get": _op(
-                "Deliveries of a webhook, newest first (merchant)",
-                "webhooks",
-                {"200": _json("DeliveryPage", "A page of deliveries")},
-                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_DELIVERY_PAGE_PARAMS],
-                problems=("400", "401", "403", "404"),
-            )
-        },
+        **webhook_paths(
+            "webhooks",
+            "a webhook (merchant)",
+            "Register a URL to be told about this account's payments (merchant)",
+            "This account's webhooks (merchant)",
+            "Deliveries are POSTs of {id, type, created_at, data} signed with header "
+            "Bank-Api-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>.",
+        ),
     }
 
 
@@ -1187,6 +1158,44 @@ def _escrow_paths() -> dict[str, Schema]:
             )
         },
     }
+
+
+def webhook_paths(tag: str, one: str, register: str, listing: str, deliveries: str) -> dict[str, Schema]:
+    """The webhook routes, the same for a bank's merchants and for the regulator's alerts (one
+    implementation serves both, gateway/bank_api/routes/webhooks.py): only the owner and the events differ."""
+    return {
+        "/v1/webhooks": {
+            "post": _op(
+                register,
+                tag,
+                {"201": _json("WebhookCreated", "Registered; the signing secret is shown once", _LOCATION)},
+                body="WebhookRequest",
+                problems=("400", "401", "403", "413", "415"),
+                description=deliveries,
+            ),
+            "get": _op(listing, tag, {"200": _json("WebhookList", "Webhooks")}, problems=("401", "403")),
+        },
+        "/v1/webhooks/{webhook_id}": {
+            "delete": _op(
+                f"Remove {one}",
+                tag,
+                {"204": {"description": "Removed"}},
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64)],
+                problems=("400", "401", "403", "404"),
+            )
+        },
+        "/v1/webhooks/{webhook_id}/deliveries": {
+            "get": _op(
+                f"Deliveries of {one}, newest first",
+                tag,
+                {"200": _json("DeliveryPage", "A page of deliveries")},
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_DELIVERY_PAGE_PARAMS],
+                problems=("400", "401", "403", "404"),
+            )
+        },
+    }
+
+
 # Operations that make an id, and where their answer carries it. OpenAPI links go from each to every
 # operation whose path takes only ids it gives (found by walking the paths, so a new route is linked
 # without a second list to keep), which lets clients and stateful fuzzers follow the API's flows.

@@ -14,7 +14,6 @@ from gateway.bank_api import validation as v
 from gateway.bank_api.csv_export import CSV_MEDIA_TYPE, FORMATS
 from gateway.bank_api.openapi import (
     _IDEMPOTENCY_OPTIONAL,
-    _PAGE_PARAMS,
     _REPLAYED,
     AMOUNT,
     CURRENCY,
@@ -31,6 +30,7 @@ from gateway.bank_api.openapi import (
     _ref,
     _string,
     _text,
+    webhook_paths,
 )
 from gateway.bank_api.representations import PAYMENT_STATUSES
 
@@ -611,44 +611,15 @@ def _paths() -> dict[str, Schema]:
                 problems=("400", "401", "403", "404", "413", "415"),
             )
         },
-        "/v1/webhooks": {
-            "post": _op(
-                "Push every alert raised from now on to a URL",
-                "alerts",
-                {"201": _json("WebhookCreated", "Registered; the signing secret is shown once")},
-                body="WebhookRequest",
-                problems=("400", "401", "403", "413", "415"),
-                description=(
-                    "Deliveries are POSTs of {id, type: alert.raised, created_at, data: the alert} signed with "
-                    "header Bank-Api-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>; retried "
-                    "with backoff until the receiver answers 2xx."
-                ),
-            ),
-            "get": _op(
-                "The regulator's alert webhooks",
-                "alerts",
-                {"200": _json("WebhookList", "Webhooks")},
-                problems=("401", "403"),
-            ),
-        },
-        "/v1/webhooks/{webhook_id}": {
-            "delete": _op(
-                "Remove an alert webhook",
-                "alerts",
-                {"204": {"description": "Removed"}},
-                params=[_path_param("webhook_id", v.OPAQUE_ID, 64)],
-                problems=("400", "401", "403", "404"),
-            )
-        },
-        "/v1/webhooks/{webhook_id}/deliveries": {
-            "get": _op(
-                "Deliveries of an alert webhook, newest first",
-                "alerts",
-                {"200": _json("DeliveryPage", "A page of deliveries")},
-                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_PAGE_PARAMS],
-                problems=("400", "401", "403", "404"),
-            )
-        },
+        **webhook_paths(
+            "alerts",
+            "an alert webhook",
+            "Push every alert raised from now on to a URL",
+            "The regulator's alert webhooks",
+            "Deliveries are POSTs of {id, type: alert.raised, created_at, data: the alert} signed with header "
+            "Bank-Api-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>; retried with backoff "
+            "until the receiver answers 2xx.",
+        ),
     }
 
 
