@@ -337,8 +337,14 @@ class RegulatorMonitor:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> None:
-        loops = ((self.follow, "regulator-monitor"), (self._scan_loop, "regulator-scan"),
-                 (self._supply_loop, "regulator-supply"))  # fmt: skip
+        loops: tuple[tuple[Callable[[], None], str], ...] = (
+            (self.follow, "regulator-monitor"),
+            (lambda: self._every(self.scan_interval, self.scan, "scan"), "regulator-scan"),
+            (
+                lambda: self._every(self.supply_interval, self._check_supply_when_quiet, "supply check"),
+                "regulator-supply",
+            ),
+        )
         for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -541,16 +547,19 @@ class RegulatorMonitor:
         return raised
 
     # -- supply against its reports --------------------------------------------------
-    def _supply_loop(self) -> None:
-        while not self._stop.wait(self.supply_interval):
-            if not self._stream_live or time.monotonic() - self._last_event_at < QUIET_SECONDS:
-                continue
+    def _every(self, interval: float, work: Callable[[], object], what: str) -> None:
+        """Run ``work`` every ``interval`` seconds until stopped; a failed pass is logged, not fatal."""
+        while not self._stop.wait(interval):
             try:
-                self.check_supply()
+                work()
             except LedgerError as error:
-                log.warning("regulator supply check interrupted: %s", type(error).__name__)
+                log.warning("regulator %s interrupted: %s", what, type(error).__name__)
             except Exception:
-                log.exception("regulator supply check failed")
+                log.exception("regulator %s failed", what)
+
+    def _check_supply_when_quiet(self) -> None:
+        if self._stream_live and time.monotonic() - self._last_event_at >= QUIET_SECONDS:
+            self.check_supply()
 
     def check_supply(self) -> list[str]:
         """Compare each supply with its reports; the alerts raised for differences that held."""
@@ -589,15 +598,6 @@ class RegulatorMonitor:
         )
 
     # -- what stays open too long --------------------------------------------------
-    def _scan_loop(self) -> None:
-        while not self._stop.wait(self.scan_interval):
-            try:
-                self.scan()
-            except LedgerError as error:
-                log.warning("regulator scan interrupted: %s", type(error).__name__)
-            except Exception:
-                log.exception("regulator scan failed")
-
     def scan(self) -> list[str]:
         """One pass over open payments and open cycles against the clock; the alerts it raised."""
         from gateway.bank_api.oversight import every_payment
