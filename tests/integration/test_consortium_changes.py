@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -87,28 +88,25 @@ def flow() -> Iterator[PaymentFlow]:
         cli("down")
 
 
+def _evaluate(msp_id: str, function: str) -> Any:
+    org = ClientOrg(msp_id, connect_org(STATE / "profile.json", msp_id))
+    try:
+        return org.evaluate(function)
+    finally:
+        org.gateway.close()
+
+
 def supply_gaps(
     banks: list[str], reader: str | None = None
 ) -> tuple[dict[str, int], list[tuple[str, dict[str, int], dict[str, int]]]]:
     """Each issuer's supply, read on ``reader``'s peer (the issuer's own when None), and the banks whose
     book totals differ from it."""
-    profile_path = STATE / "profile.json"
+    viewed = _evaluate(reader, "GetSupply")["token_classes"] if reader is not None else None
     supply: dict[tuple[str, str], int] = {}
     gaps = []
     for bank in banks:
-        org = ClientOrg(bank, connect_org(profile_path, bank))
-        try:
-            books = org.evaluate("GetBookTotals")["balances"]
-            if reader is None:
-                classes = org.evaluate("GetSupply")["token_classes"]
-        finally:
-            org.gateway.close()
-        if reader is not None:
-            viewer = ClientOrg(reader, connect_org(profile_path, reader))
-            try:
-                classes = viewer.evaluate("GetSupply")["token_classes"]
-            finally:
-                viewer.gateway.close()
+        books = _evaluate(bank, "GetBookTotals")["balances"]
+        classes = viewed if viewed is not None else _evaluate(bank, "GetSupply")["token_classes"]
         supply |= {(c["issuer"], c["currency"]): c["supply"] for c in classes if c["issuer"] == bank}
         owed = {c: a for c, a in books.items() if a}
         issued = {c: a for (issuer, c), a in supply.items() if issuer == bank and a}
