@@ -127,7 +127,7 @@ def conserved(banks: list[str], flow: PaymentFlow) -> dict[str, int]:
     try:
         wait_for(lambda: not supply_gaps(banks)[1], timeout=90, interval=1)
         supply, gaps = supply_gaps(banks)
-        assert not gaps, gaps
+        assert not gaps, (gaps, {bank: _privdata_log(bank) for bank, _, _ in gaps})
         started = time.monotonic()
         wait_for(lambda: not supply_gaps(banks, "RegulatorMSP")[1], timeout=240, interval=2)
         _, lagging = supply_gaps(banks, "RegulatorMSP")

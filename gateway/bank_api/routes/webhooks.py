@@ -96,7 +96,9 @@ def deliveries_page(store: WebhookStore, owner: str, subscription_id: str, not_f
     if store.get(owner, subscription_id) is None:
         raise ApiProblem(404, "not_found", not_found)
     size = page_size()
-    before = request.args.get("cursor") or None
+    # An empty cursor is malformed, not "the first page": the schema says so, and a client that
+    # sends one has lost the cursor it was given.
+    before = request.args.get("cursor")
     if before is not None and not matches(OPAQUE_ID, before):
         raise bad_request("cursor is malformed: pass next_cursor of the previous page as it is")
     rows = store.deliveries(subscription_id, size + 1, before)
