@@ -25,6 +25,8 @@ US, HK, SG, REG = "USBankMSP", "HKBankMSP", "SGBankMSP", "RegulatorMSP"
 BANKS = (US, HK, SG)
 CHAINCODE = "deposit_token"
 RETRYABLE = {"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"}
+# Reads of supply and books are repeated this often (0.5 s apart) while payments still commit.
+STABLE_READ_ATTEMPTS = 60
 
 
 class Refused(AssertionError):
@@ -255,11 +257,23 @@ class Consortium:
         return supply
 
     def assert_conserved(self) -> dict[str, int]:
-        """Each token class's supply equals what its issuer owes customers; returns per-currency totals."""
-        supply = self.supply()
+        """Each token class's supply equals what its issuer owes customers; returns per-currency totals.
+
+        Supply and books are separate queries, and a payment a gateway completes between them (a
+        retried completion, a release) would show as a gap that is not one: supply is read before
+        and after the books, and the reads repeat until it did not move in between.
+        """
+        for _ in range(STABLE_READ_ATTEMPTS):
+            supply = self.supply()
+            all_books = {bank: self[bank].evaluate("GetBookTotals")["balances"] for bank in BANKS}
+            if self.supply() == supply:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"supply kept moving over {STABLE_READ_ATTEMPTS} reads of the books")
         totals: dict[str, int] = {}
         for bank in BANKS:
-            books = self[bank].evaluate("GetBookTotals")["balances"]
+            books = all_books[bank]
             issued = {currency: amount for (issuer, currency), amount in supply.items() if issuer == bank}
             for currency in set(books) | set(issued):
                 assert books.get(currency, 0) == issued.get(currency, 0), (bank, currency, books, issued)

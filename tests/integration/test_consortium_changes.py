@@ -96,23 +96,53 @@ def _evaluate(msp_id: str, function: str) -> Any:
         org.gateway.close()
 
 
-def supply_gaps(
-    banks: list[str], reader: str | None = None
-) -> tuple[dict[str, int], list[tuple[str, dict[str, int], dict[str, int]]]]:
-    """Each issuer's supply, read on ``reader``'s peer (the issuer's own when None), and the banks whose
-    book totals differ from it."""
-    viewed = _evaluate(reader, "GetSupply")["token_classes"] if reader is not None else None
+Gaps = list[tuple[str, dict[str, int], dict[str, int]]]
+
+
+def _supplies(banks: list[str], reader: str | None) -> dict[tuple[str, str], int]:
+    """Every bank's supply per currency, read on ``reader``'s peer (each issuer's own when None)."""
     supply: dict[tuple[str, str], int] = {}
+    viewed = _evaluate(reader, "GetSupply")["token_classes"] if reader is not None else None
+    for bank in banks:
+        classes = viewed if viewed is not None else _evaluate(bank, "GetSupply")["token_classes"]
+        supply |= {(c["issuer"], c["currency"]): c["supply"] for c in classes if c["issuer"] == bank and c["supply"]}
+    return supply
+
+
+def supply_gaps(banks: list[str], reader: str | None = None) -> tuple[dict[str, int], Gaps] | None:
+    """Each issuer's supply, read on ``reader``'s peer (the issuer's own when None), and the banks whose
+    book totals differ from it; None when the ledger moved while it was read.
+
+    Books and supply are two queries, and a payment the gateways complete after the flow paused (a
+    retried completion, say) can commit between them. Supply is read before and after the books, and
+    only a read during which it did not change is compared.
+    """
+    before = _supplies(banks, reader)
+    books = {bank: {c: a for c, a in _evaluate(bank, "GetBookTotals")["balances"].items() if a} for bank in banks}
+    if _supplies(banks, reader) != before:
+        return None
     gaps = []
     for bank in banks:
-        books = _evaluate(bank, "GetBookTotals")["balances"]
-        classes = viewed if viewed is not None else _evaluate(bank, "GetSupply")["token_classes"]
-        supply |= {(c["issuer"], c["currency"]): c["supply"] for c in classes if c["issuer"] == bank}
-        owed = {c: a for c, a in books.items() if a}
-        issued = {c: a for (issuer, c), a in supply.items() if issuer == bank and a}
-        if owed != issued:
-            gaps.append((bank, owed, issued))
-    return {f"{issuer}/{currency}": amount for (issuer, currency), amount in supply.items()}, gaps
+        issued = {currency: amount for (issuer, currency), amount in before.items() if issuer == bank}
+        if books[bank] != issued:
+            gaps.append((bank, books[bank], issued))
+    return {f"{issuer}/{currency}": amount for (issuer, currency), amount in before.items()}, gaps
+
+
+def settled_gaps(banks: list[str], reader: str | None, timeout: float) -> tuple[dict[str, int], Gaps]:
+    """The first read during which nothing moved and books matched supply, or the last one at the deadline."""
+    last: list[tuple[dict[str, int], Gaps]] = []
+
+    def agreed() -> bool:
+        read = supply_gaps(banks, reader)
+        if read is None:
+            return False
+        last[:] = [read]
+        return not read[1]
+
+    wait_for(agreed, timeout=timeout, interval=1)
+    assert last, f"the ledger kept moving for {timeout:.0f}s while books and supply were read"
+    return last[0]
 
 
 def conserved(banks: list[str], flow: PaymentFlow) -> dict[str, int]:
@@ -125,12 +155,10 @@ def conserved(banks: list[str], flow: PaymentFlow) -> dict[str, int]:
     """
     flow.stop()
     try:
-        wait_for(lambda: not supply_gaps(banks)[1], timeout=90, interval=1)
-        supply, gaps = supply_gaps(banks)
+        supply, gaps = settled_gaps(banks, None, timeout=90)
         assert not gaps, (gaps, {bank: _privdata_log(bank) for bank, _, _ in gaps})
         started = time.monotonic()
-        wait_for(lambda: not supply_gaps(banks, "RegulatorMSP")[1], timeout=240, interval=2)
-        _, lagging = supply_gaps(banks, "RegulatorMSP")
+        _, lagging = settled_gaps(banks, "RegulatorMSP", timeout=240)
         print(f"FIGURE regulator's supply view caught up after {time.monotonic() - started:.1f}s")
         assert not lagging, (lagging, _privdata_log("RegulatorMSP"))
         return supply
