@@ -48,8 +48,8 @@ def conserved(ledger: Consortium) -> Iterator[None]:
     yield
 
     # Each issuer's own peer is exact and money in flight is out of both supplies, so the check holds
-    # at every step; but supply and books are two reads, and a payment the gateways complete between
-    # them (an interbank release, a PvP leg) shows as a gap. Read again until both reads agree.
+    # at every step; assert_conserved compares only reads during which supply did not move. A
+    # completion the gateways still make after a test (a release, a PvP leg) is waited for.
     def holds() -> bool:
         try:
             ledger.assert_conserved()
@@ -57,10 +57,11 @@ def conserved(ledger: Consortium) -> Iterator[None]:
             return False
         return True
 
-    # Under heavy load a gap equal to an escrow release paid to another bank has been seen to last
-    # more than a minute on the payee bank's own peer, then close (not explained yet: see the README's
-    # limits); wait for it rather than fail, and fail if it lasts.
-    wait_for(holds, timeout=240, interval=2)
+    if not holds():
+        # Reported rather than hidden: a gap on a stable read that closes later is worth knowing of.
+        started = time.monotonic()
+        wait_for(holds, timeout=240, interval=2)
+        print(f"FIGURE conservation: a gap on the issuer's own peer closed after {time.monotonic() - started:.1f}s")
     ledger.assert_conserved()
 
 
