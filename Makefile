@@ -36,12 +36,13 @@ browser: ## Debian's headless Chromium, chromedriver and npm for the console's b
 	@bash tests/integration/ensure-browser.sh
 	@$(MAKE) --no-print-directory console-assets
 
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml gateway/fabric_client/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + ")")'
 	@echo "[venv] creating $(VENV) and installing the project (first time: about a minute)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet --progress-bar off -e '.[dev]'
+	@# one command, so pip takes the Fabric client (a dependency of the project) from its folder
+	@$(PY) -m pip install --quiet --progress-bar off -e ./gateway/fabric_client -e '.[dev]'
 	@touch $@
 	@echo "[venv] ready"
 

@@ -7,11 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
+from fabric_client import GatewayError
+
 from bench.rest import RestError
 from bench.run import WORKLOADS, Bench
 from bench.scaling import DEFAULT_WORKLOADS, bank_counts, run_bank_counts
 from bench.testbed import DEFAULT_TOPOLOGY, ROOT, TestbedError
-from gateway.fabric_client import GatewayError
 
 
 def _workloads(text: str) -> list[str]:

@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from fabric_client import GatewayError
+
 from bench.load import Account, Client
-from gateway.fabric_client import GatewayError
 
 log = logging.getLogger(__name__)
 

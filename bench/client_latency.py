@@ -30,10 +30,10 @@ from fabric_protos.peer import proposal_pb2, proposal_response_pb2, transaction_
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.fabric_client import Gateway  # noqa: E402
-from gateway.fabric_client.commit import build_commit_status_request  # noqa: E402
-from gateway.fabric_client.profile import connect_org  # noqa: E402
-from gateway.fabric_client.transaction import Transaction  # noqa: E402
+from fabric_client import Gateway  # noqa: E402
+from fabric_client.commit import build_commit_status_request  # noqa: E402
+from fabric_client.profile import connect_org  # noqa: E402
+from fabric_client.transaction import Transaction  # noqa: E402
 
 
 def fake_endorsement(proposal_bytes: bytes, result: bytes) -> Any:

@@ -34,8 +34,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gateway.fabric_client import Gateway, GatewayError
-from gateway.fabric_client.profile import connect_org
+from fabric_client import Gateway, GatewayError
+from fabric_client.profile import connect_org
+
 from network import processes
 
 US, HK = "USBankMSP", "HKBankMSP"

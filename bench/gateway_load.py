@@ -10,7 +10,7 @@ from ``--connections`` payer accounts, one connection per payer, closed loop:
   request; latency is the HTTP round trip, which returns after the InitiatePayment transaction
   committed (the gateway reads the payer's pending credits, submits, waits for the commit, reads the
   payment back, and stores the idempotent answer).
-- **client**: the same ledger work straight through ``gateway.fabric_client`` from one Python process:
+- **client**: the same ledger work straight through ``fabric_client`` from one Python process:
   ``GetAccount`` (pending credits) then ``InitiatePayment`` submitted and committed.
 
 The gateway under test is the one in the profile (the network tool's ``serve``), or with ``--gunicorn``
@@ -43,8 +43,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.fabric_client import submit_with_retry  # noqa: E402
-from gateway.fabric_client.profile import connect_org  # noqa: E402
+from fabric_client import submit_with_retry  # noqa: E402
+from fabric_client.profile import connect_org  # noqa: E402
 
 PAYER_BANK = "USBankMSP"
 PAYEE_BANK = "HKBankMSP"

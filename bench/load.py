@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from fabric_client import EndorseError, Gateway, GatewayError, SubmitError
 from fabric_protos.peer import transaction_pb2
 
 from bench.watch import CommitWatcher
-from gateway.fabric_client import EndorseError, Gateway, GatewayError, SubmitError
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fabric_client.profile import connect_org
+
 from bench.books import Books, Preloader
 from bench.cpu import OVERSIGHT_GATEWAY, VALIDATOR, CpuMeter
 from bench.load import AccountPool, Client, Driver, StepRun, run_step
@@ -24,7 +26,6 @@ from bench.rest import Merchant, open_merchants, run_rest_step, users_for
 from bench.testbed import ROOT, Testbed, topology_with_block_cutting
 from bench.watch import CommitWatcher, PaymentWatcher
 from bench.workloads import Workload, ceiling, escrows, interbank, private_ceiling, transfers
-from gateway.fabric_client.profile import connect_org
 
 log = logging.getLogger("bench")
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway.fabric_client import Gateway, GatewayError
+from fabric_client import Gateway, GatewayError
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from fabric_client import EndorseError, GatewayError
+
 from bench.books import CURRENCY, Books
 from bench.load import (
     CLIENT_ERROR,
@@ -44,7 +46,6 @@ from bench.load import (
 from bench.watch import PaymentWatcher
 from chaincode.deposit_token.collections import books_collection
 from chaincode.deposit_token.ledger import iso
-from gateway.fabric_client import EndorseError, GatewayError
 
 AMOUNT = 100  # 1.00 USD per transfer or payment
 PAYER_WAIT = 10.0  # seconds an operation may wait for an idle payer account before it gives up

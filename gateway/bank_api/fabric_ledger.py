@@ -25,6 +25,18 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
+from fabric_client import (
+    CommitError,
+    CommitStatusError,
+    Contract,
+    Deadlines,
+    Gateway,
+    GatewayError,
+    SubmitError,
+    submit_idempotent,
+)
+from fabric_client.errors import RETRYABLE_VALIDATION_CODES
+from fabric_client.profile import connect_org
 from fabric_protos.peer import transaction_pb2
 
 from gateway.bank_api.config import ConfigError, GatewayConfig
@@ -44,18 +56,6 @@ from gateway.bank_api.ledger import (
     parse_contract_error,
 )
 from gateway.bank_api.metrics import GatewayMetrics
-from gateway.fabric_client import (
-    CommitError,
-    CommitStatusError,
-    Contract,
-    Deadlines,
-    Gateway,
-    GatewayError,
-    SubmitError,
-    submit_idempotent,
-)
-from gateway.fabric_client.errors import RETRYABLE_VALIDATION_CODES
-from gateway.fabric_client.profile import connect_org
 
 log = logging.getLogger(__name__)
 

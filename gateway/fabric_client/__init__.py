@@ -3,12 +3,16 @@
 Shaped like the official Go/Node/Java fabric-gateway clients:
 Gateway -> Network (channel) -> Contract -> Proposal -> Transaction -> Commit.
 
-Installed alone (``pip install ./gateway/fabric_client``) it imports as ``fabric_client``; inside the
-deposit-token project the same modules import as ``gateway.fabric_client``. Every import between its
-modules is relative, so both names work.
+A distribution of its own (``pip install ./gateway/fabric_client``), imported as ``fabric_client``, on
+which the deposit-token project depends like any other package.
 """
 
 __version__ = "0.1.0"
+
+if __name__ != "fabric_client":
+    # Imported through the project's folder (``gateway.fabric_client``), it would be a second copy whose
+    # exceptions an ``except fabric_client.GatewayError`` does not catch.
+    raise ImportError(f"import the Fabric client as fabric_client, not {__name__}")
 
 from .block_events import BlockEventStream
 from .chaincode_events import ChaincodeEvent, ChaincodeEventsRequest, ChaincodeEventStream

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from gateway.fabric_client import Gateway
-from gateway.fabric_client.profile import connect_org
+from fabric_client import Gateway
+from fabric_client.profile import connect_org
 
 CHAINCODE = "conformance"
 BANKS = ("USBankMSP", "HKBankMSP", "SGBankMSP")

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.fabric_client import EndorseError, Gateway, GatewayError
-from gateway.fabric_client.profile import connect_org
+from fabric_client import EndorseError, Gateway, GatewayError
+from fabric_client.profile import connect_org
+
 from network import processes
 
 US, HK, SG, REG = "USBankMSP", "HKBankMSP", "SGBankMSP", "RegulatorMSP"

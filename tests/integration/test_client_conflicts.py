@@ -11,10 +11,10 @@ from typing import Any
 
 import grpc
 import pytest
+from fabric_client import CommitError, Contract, Gateway, GatewayError, submit_with_retry
+from fabric_client.profile import connect_org
 from fabric_protos.peer import transaction_pb2
 
-from gateway.fabric_client import CommitError, Contract, Gateway, GatewayError, submit_with_retry
-from gateway.fabric_client.profile import connect_org
 from tests.integration.client_helpers import CHAINCODE, profile_path_for, unique
 
 pytestmark = pytest.mark.network

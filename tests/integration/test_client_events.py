@@ -7,15 +7,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from gateway.fabric_client import (
+from fabric_client import (
     ChaincodeEvent,
     Checkpointer,
     FileCheckpointer,
     Gateway,
     SqliteCheckpointer,
 )
-from gateway.fabric_client.profile import connect_org
+from fabric_client.profile import connect_org
+
 from tests.integration.client_helpers import CHAINCODE, profile_path_for, unique
 
 pytestmark = pytest.mark.network

@@ -19,9 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from fabric_protos.peer import transaction_pb2
-
-from gateway.fabric_client import (
+from fabric_client import (
     CommitStatusError,
     Contract,
     ECDSASigner,
@@ -31,6 +29,8 @@ from gateway.fabric_client import (
     Identity,
     SubmitError,
 )
+from fabric_protos.peer import transaction_pb2
+
 from tests.integration.client_helpers import CHAINCODE, connect_all, load, profile_path_for, unique
 
 pytestmark = pytest.mark.network

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import requests
 from cryptography import x509
+from fabric_client import Gateway, GatewayError
+from fabric_client.identity import Identity
+from fabric_client.profile import connect_org, load_profile
+from fabric_client.signer import ECDSASigner
 
-from gateway.fabric_client import Gateway, GatewayError
-from gateway.fabric_client.identity import Identity
-from gateway.fabric_client.profile import connect_org, load_profile
-from gateway.fabric_client.signer import ECDSASigner
 from network import channel_config
 from network.channel_config import ConfigUpdateError
 from network.consortium import Consortium, NetworkError

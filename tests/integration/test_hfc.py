@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fabric_client.profile import connect_org
 
-from gateway.fabric_client.profile import connect_org
 from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.network

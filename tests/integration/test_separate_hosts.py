@@ -218,7 +218,7 @@ def test_commits_go_on_with_one_consenter_partitioned(hosts: tuple[Hosts, Consor
 
 def test_a_certificate_from_another_orgs_ca_is_refused(hosts: tuple[Hosts, Consortium]) -> None:
     """An identity claiming USBankMSP with HKBank's certificate, and HKBank's admin on USBank's orderer."""
-    from gateway.fabric_client import ECDSASigner, Gateway, GatewayError, Identity
+    from fabric_client import ECDSASigner, Gateway, GatewayError, Identity
 
     _h, net = hosts
     hk = net.home("HKBankMSP")

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from gateway.fabric_client import CommitError, Contract, EndorseError, Gateway, GatewayError
-from gateway.fabric_client.profile import connect_org
+from fabric_client import CommitError, Contract, EndorseError, Gateway, GatewayError
+from fabric_client.profile import connect_org
 
 pytestmark = pytest.mark.network
 

@@ -15,9 +15,9 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from fabric_client import Contract, Gateway
+from fabric_client.profile import connect_org
 
-from gateway.fabric_client import Contract, Gateway
-from gateway.fabric_client.profile import connect_org
 from tests.integration.conftest import network_cli
 from tests.integration.deposit_token_support import org_home
 

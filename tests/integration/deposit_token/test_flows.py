@@ -9,8 +9,8 @@ import json
 import time
 
 import pytest
+from fabric_client import ChaincodeEvent
 
-from gateway.fabric_client import ChaincodeEvent
 from tests.integration.deposit_token_support import (
     HK,
     REG,

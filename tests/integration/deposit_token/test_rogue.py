@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
+from fabric_client import EndorseError
 
-from gateway.fabric_client import EndorseError
 from tests.integration.deposit_token_support import (
     HK,
     REG,

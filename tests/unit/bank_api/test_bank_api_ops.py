@@ -7,12 +7,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from fabric_client import CommitError, CommitStatusError, EndorseError, GatewayError, SubmitError
 
 from gateway.bank_api.config import ConfigError, GatewayConfig
 from gateway.bank_api.fabric_ledger import translate
 from gateway.bank_api.ledger import ContractRejected, LedgerFailure, LedgerUnavailable, parse_contract_error
 from gateway.bank_api.openapi import openapi_document
-from gateway.fabric_client import CommitError, CommitStatusError, EndorseError, GatewayError, SubmitError
 from tests.unit.bank_api.conftest import Gateway
 from tests.unit.bank_api.fake_ledger import FakeNetwork
 

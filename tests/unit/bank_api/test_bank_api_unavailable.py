@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from fabric_client import CommitError, CommitStatusError, EndorseError, ErrorDetail, GatewayError, SubmitError
 
 from gateway.bank_api.fabric_ledger import translate
 from gateway.bank_api.ledger import (
@@ -18,7 +19,6 @@ from gateway.bank_api.ledger import (
 )
 from gateway.bank_api.openapi import openapi_document
 from gateway.bank_api.readiness import READINESS_CODES
-from gateway.fabric_client import CommitError, CommitStatusError, EndorseError, ErrorDetail, GatewayError, SubmitError
 from tests.unit.bank_api.conftest import Gateway, GatewayFactory
 from tests.unit.bank_api.fake_ledger import FakeNetwork
 

@@ -19,6 +19,7 @@ from client_test_keys import Credentials
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from fabric_client import ECDSASigner, Gateway, Identity
 from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.msp import identities_pb2
@@ -32,8 +33,6 @@ from fabric_protos.peer import (
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
-
-from gateway.fabric_client import ECDSASigner, Gateway, Identity
 
 REFUSAL = "chaincode response 404, [ACCOUNT_NOT_FOUND] no such account"
 

@@ -5,8 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from gateway.fabric_client import (
+from fabric_client import (
     ChaincodeEvent,
     Checkpointer,
     FileCheckpointer,

@@ -4,12 +4,7 @@ from typing import Any
 
 import grpc
 import pytest
-from fabric_protos.gateway import gateway_pb2
-from fabric_protos.peer import transaction_pb2
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, status_pb2
-
-from gateway.fabric_client.errors import (
+from fabric_client.errors import (
     CommitError,
     CommitStatusError,
     EndorseError,
@@ -17,6 +12,10 @@ from gateway.fabric_client.errors import (
     SubmitError,
     validation_code_name,
 )
+from fabric_protos.gateway import gateway_pb2
+from fabric_protos.peer import transaction_pb2
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, status_pb2
 
 
 class FakeRpcError(grpc.RpcError):

@@ -9,11 +9,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from client_test_keys import Credentials
-from fabric_protos.peer import transaction_pb2
-from fake_gateway import FakeGateway, FakeGatewayServer, connected
-from google.rpc import code_pb2
-
-from gateway.fabric_client import (
+from fabric_client import (
     CommitError,
     CommitStatusError,
     ECDSASigner,
@@ -23,6 +19,9 @@ from gateway.fabric_client import (
     Identity,
     InMemoryCheckpointer,
 )
+from fabric_protos.peer import transaction_pb2
+from fake_gateway import FakeGateway, FakeGatewayServer, connected
+from google.rpc import code_pb2
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 from client_test_keys import Credentials
+from fabric_client import Gateway, Identity, Ledger
 from fabric_protos.peer import transaction_pb2
 from fake_gateway import QSCC_HEIGHT, QSCC_TX_BLOCK, FakeGateway, connected
-
-from gateway.fabric_client import Gateway, Identity, Ledger
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ No network is needed, so a packaging mistake fails here, early."""
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.metadata
 import importlib.util
 import re
 import subprocess
@@ -18,6 +20,7 @@ from tests.client_package import (
     ALLOWED_DISTRIBUTIONS,
     CLIENT_DIR,
     DISTRIBUTION,
+    ROOT,
     client_dependencies,
     installed_client,
     installed_distributions,
@@ -85,13 +88,24 @@ def test_dependencies_are_the_four_with_the_projects_ranges() -> None:
     assert set(library) <= set(project_dependencies())
 
 
-def test_both_import_names_load_the_same_sources_in_the_project() -> None:
-    """Inside the project the package is ``gateway.fabric_client``: its imports are relative, so it needs
-    nothing installed under the name ``fabric_client``."""
-    import gateway.fabric_client as in_project
+def test_the_project_depends_on_the_distribution_and_uses_it_by_its_one_name() -> None:
+    """The project lists the client as a dependency, takes it from the installed distribution, and no
+    module imports it through the project's folder: two copies would not share exception classes."""
+    import fabric_client
 
-    assert in_project.__file__ is not None
-    assert in_project.Gateway.__module__ == "gateway.fabric_client.gateway"
+    assert any(dependency.startswith(DISTRIBUTION + ">=") for dependency in project_dependencies())
+    assert importlib.metadata.version(DISTRIBUTION) == fabric_client.__version__
+    assert fabric_client.Gateway.__module__ == "fabric_client.gateway"
+    with pytest.raises(ImportError, match="as fabric_client"):
+        importlib.import_module("gateway.fabric_client")
+    through_folder = re.compile(r"^\s*(from|import)\s+gateway(\.fabric_client\b|\s+import\s+fabric_client\b)", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("network", "chaincode", "gateway", "tests", "bench", "demo", "compat")
+        for path in (ROOT / folder).rglob("*.py")
+        if through_folder.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
     for module in MODULES:
         text = (CLIENT_DIR / module).read_text(encoding="utf-8")
         assert not ABSOLUTE_SELF_IMPORT.search(text), module

@@ -5,18 +5,17 @@ import time
 
 import pytest
 from client_test_keys import Credentials
-from fabric_protos.common import common_pb2
-from fabric_protos.gateway import gateway_pb2
-from fabric_protos.peer import chaincode_pb2, proposal_pb2
-from fake_gateway import unpack_proposal
-
-from gateway.fabric_client import Gateway, Identity
-from gateway.fabric_client.proposal import (
+from fabric_client import Gateway, Identity
+from fabric_client.proposal import (
     NONCE_SIZE,
     TransactionContext,
     build_proposed_transaction,
     derive_transaction_id,
 )
+from fabric_protos.common import common_pb2
+from fabric_protos.gateway import gateway_pb2
+from fabric_protos.peer import chaincode_pb2, proposal_pb2
+from fake_gateway import unpack_proposal
 
 
 def test_transaction_id_is_hex_sha256_of_nonce_and_creator(credentials: Credentials) -> None:

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from client_test_keys import Credentials
+from fabric_client import CommitError, CommitStatusError, EndorseError, Gateway, SubmitError, submit_idempotent
 from fabric_protos.peer import transaction_pb2
 from fake_gateway import FakeGateway, connected
 from google.rpc import code_pb2
-
-from gateway.fabric_client import CommitError, CommitStatusError, EndorseError, Gateway, SubmitError, submit_idempotent
 
 WAIT = 0.3  # the commit wait of these tests, in seconds: short, so that they run fast
 

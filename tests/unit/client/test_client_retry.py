@@ -4,9 +4,8 @@ from typing import Any
 
 import grpc
 import pytest
+from fabric_client import CommitError, EndorseError, submit_with_retry
 from fabric_protos.peer import transaction_pb2
-
-from gateway.fabric_client import CommitError, EndorseError, submit_with_retry
 
 
 class ScriptedContract:

@@ -9,10 +9,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from fabric_client.identity import Identity
+from fabric_client.signer import CURVE_ORDERS, ECDSASigner, Signer, sha256, to_low_s
 from fabric_protos.msp import identities_pb2
-
-from gateway.fabric_client.identity import Identity
-from gateway.fabric_client.signer import CURVE_ORDERS, ECDSASigner, Signer, sha256, to_low_s
 
 P256_ORDER = CURVE_ORDERS["secp256r1"]
 
@@ -120,6 +119,6 @@ def test_client_package_does_not_import_flask() -> None:
     import subprocess
     import sys
 
-    probe = "import sys, gateway.fabric_client, gateway.fabric_client.profile; print('flask' in sys.modules)"
+    probe = "import sys, fabric_client, fabric_client.profile; print('flask' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
