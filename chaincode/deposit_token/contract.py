@@ -101,6 +101,33 @@ class DepositTokenContract(Contract):
         ledger = Ledger(ctx.stub)
         return {"token_classes": supply.token_classes(ledger, reference.all_banks(ledger))}
 
+    @query
+    def get_supply_changes(self, ctx: Context) -> Result:
+        """Ids of up to ``page_size`` supply changes of the caller's own token class, for FoldSupply.
+
+        {currency, page_size?}.
+        """
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        config = reference.load_config(ledger)
+        request = _request(ctx, "currency", "page_size")
+        currency = request.currency(config.currencies)
+        limit = request.page_size(default=supply.MAX_FOLD, maximum=supply.MAX_FOLD)
+        return {"currency": currency, "change_ids": supply.change_ids(ledger, bank.msp_id, currency, limit)}
+
+    @transaction
+    def fold_supply(self, ctx: Context) -> Result:
+        """Fold supply changes of the caller's own token class into one (housekeeping; the supply is
+        unchanged). {currency, change_ids} with ids from GetSupplyChanges."""
+        ledger = Ledger(ctx.stub)
+        bank = reference.caller_bank(ctx, ledger)
+        config = reference.load_config(ledger)
+        request = _request(ctx, "currency", "change_ids")
+        currency = request.currency(config.currencies)
+        folded, total = supply.fold(ledger, bank.msp_id, currency, request.change_ids(supply.MAX_FOLD))
+        ledger.emit("SupplyFolded", {"bank": bank.msp_id, "currency": currency, "folded": folded})
+        return {"currency": currency, "folded": folded, "total": total}
+
     # -- accounts (bank, on its own peer) -------------------------------------
     @transaction
     def open_account(self, ctx: Context) -> Result:

@@ -167,6 +167,22 @@ class Request:
         return ids
 
 
+    def change_ids(self, maximum: int) -> list[str]:
+        """Ids of supply changes, from ``GetSupplyChanges`` (the same form as credit ids)."""
+        value = self._data.get("change_ids")
+        if not isinstance(value, list) or not value:
+            raise refusal("invalid_request", "'change_ids' must be a non-empty list of supply change ids")
+        if len(value) > maximum:
+            raise refusal("invalid_request", f"'change_ids' may list at most {maximum} changes")
+        ids: list[str] = []
+        for item in value:
+            if not isinstance(item, str) or not CREDIT_ID.fullmatch(item):
+                raise refusal("invalid_request", "'change_ids' holds an id that is not a supply change id")
+            if item not in ids:
+                ids.append(item)
+        return ids
+
+
 def parse_json_argument(text: str, name: str) -> dict[str, Any]:
     """A public JSON-object argument (reference data, policies, list filters)."""
     try:

@@ -37,3 +37,40 @@ def token_classes(ledger: Ledger, banks: list[Bank]) -> list[Record]:
         for bank in sorted(banks, key=lambda b: b.msp_id)
         for currency in bank.currencies
     ]
+
+
+MAX_FOLD = 1000
+"""At most this many supply changes are folded by one transaction (they are point reads)."""
+
+
+def change_ids(ledger: Ledger, issuer: str, currency: str, limit: int) -> list[str]:
+    """Ids of up to ``limit`` of the class's supply changes, for a fold. Only in queries (a scan)."""
+    found: list[str] = []
+    for change_key, _ in ledger.scan_private(supply_collection(issuer), keys.SUPPLY_CHANGE, currency):
+        if len(found) == limit:
+            break
+        found.append(ledger.stub.split_composite_key(change_key)[1][1])
+    return found
+
+
+def fold(ledger: Ledger, issuer: str, currency: str, ids: list[str]) -> tuple[int, int]:
+    """Replace the listed changes of the class by one holding their sum: the supply is unchanged, and
+    reading it costs one key instead of many. Returns (changes folded, their sum).
+
+    Each listed change is read, so a concurrent fold of the same changes fails validation instead of
+    counting them twice; ids already folded (or never written) read as absent and are skipped. The
+    sum is no supply change, so nothing is reported in the event. Only the issuer's peer can endorse
+    it, as for every write of this collection.
+    """
+    collection = supply_collection(issuer)
+    change_keys = [keys.supply_change(currency, change_id) for change_id in ids]
+    total, folded = 0, 0
+    for change_key, record in zip(change_keys, ledger.get_private_many(collection, change_keys), strict=True):
+        if record is None:
+            continue
+        total += int(record["delta"])
+        folded += 1
+        ledger.delete_private(collection, change_key)
+    if folded and total:
+        ledger.put_private(collection, keys.supply_change(currency, ledger.unique_id()), {"delta": total})
+    return folded, total

@@ -63,6 +63,9 @@ class GatewayConfig:
     # Seconds an initiated outgoing payment may wait for the payee bank before we refund it.
     payment_timeout_seconds: int = 300
     sweep_interval_seconds: float = 20.0
+    # The sweeper folds a token class's supply changes into one once it has this many (at most
+    # 1000 per transaction), so that reading the supply stays cheap as payments accumulate.
+    supply_fold_threshold: int = 500
     # Incoming payments younger than this are left to the follower by the sweeper.
     sweep_grace_seconds: float = 30.0
     # Events the follower handles at once. Each completion waits about a second for its block

@@ -443,6 +443,14 @@ class FabricLedger:
     def list_due_escrows(self, limit: int) -> JSON:
         return self.evaluate("ListDueEscrows", str(limit))
 
+    # -- supply housekeeping ---------------------------------------------------------------------
+
+    def get_supply_changes(self, currency: str, page_size: int) -> JSON:
+        return self.evaluate("GetSupplyChanges", request={"currency": currency, "page_size": page_size})
+
+    def fold_supply(self, currency: str, change_ids: list[str]) -> JSON:
+        return self.submit("FoldSupply", request={"currency": currency, "change_ids": change_ids})
+
     # -- payment versus payment ------------------------------------------------------------------
 
     def propose_pvp(self, request: JSON) -> JSON:

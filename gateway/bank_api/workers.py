@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.bank_api import escrows, pvp, representations
+from gateway.bank_api import escrows, pvp, representations, supply_fold
 from gateway.bank_api.faults import Faults
 from gateway.bank_api.ledger import (
     JSON,
@@ -701,6 +701,13 @@ class PaymentSweeper:
             counts.update(pvp.sweep(self.ledger, self.services.db, self.services.currencies(), moment))
         except LedgerError as error:
             log.warning("PvP sweep interrupted: %s", type(error).__name__)
+        try:
+            mine = supply_fold.issued_currencies(self.services.reference_data(), self.msp_id)
+        except LedgerError as error:
+            log.warning("supply fold skipped: %s", type(error).__name__)
+            mine = []
+        folded = supply_fold.fold_supply(self.ledger, mine, self.services.config.supply_fold_threshold)
+        counts["supply_changes_folded"] = sum(folded.values())
         self.services.metrics.pending_incoming.set(counts["pending_incoming"])
         self.services.metrics.payment_tasks.set(self.tasks.counts().get("pending", 0))
         self.tasks.prune()

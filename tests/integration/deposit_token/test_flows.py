@@ -319,3 +319,30 @@ def test_events_tell_the_payee_bank_without_customer_data(banks: Consortium) -> 
         for secret in (payer, payee, "Evelyn", "secret remittance"):
             assert secret.encode() not in seen.payload
     hk.submit("CompletePayment", {"payment_id": payment_id})
+
+
+def test_folding_supply_changes_keeps_every_peers_view(banks: Consortium) -> None:
+    us, account = banks[US], banks.id("fold")
+    us.open(account, "US")
+    for _ in range(5):
+        us.issue(account, 100)
+    ids = us.evaluate("GetSupplyChanges", {"currency": "USD"})["change_ids"]
+    assert len(ids) >= 5
+    before = {org: banks[org].evaluate("GetSupply")["token_classes"] for org in (US, HK, REG)}
+
+    result = us.submit("FoldSupply", {"currency": "USD", "change_ids": ids})
+
+    assert result["folded"] == len(ids)
+    after = us.evaluate("GetSupplyChanges", {"currency": "USD", "page_size": 1000})["change_ids"]
+    assert set(after).isdisjoint(ids) and len(after) <= 1000 - len(ids) + 1
+    # The same supply on the issuer's peer and, once the fold's private data reached them, everywhere.
+    assert us.evaluate("GetSupply")["token_classes"] == before[US]
+    for org in (HK, REG):
+        deadline = time.monotonic() + 60
+        while banks[org].evaluate("GetSupply")["token_classes"] != before[org] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert banks[org].evaluate("GetSupply")["token_classes"] == before[org], org
+    # HKBank's fold names its own USD class, where USBank's change ids are not: nothing is folded.
+    assert banks[HK].submit("FoldSupply", {"currency": "USD", "change_ids": after[:1]})["folded"] == 0
+    assert us.evaluate("GetSupply")["token_classes"] == before[US]
+    banks.assert_conserved()

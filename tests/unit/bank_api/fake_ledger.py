@@ -582,6 +582,16 @@ class FakeLedger:
         with self.network.lock:
             return self._escrow_view(self._escrow(escrow_id))
 
+    # Supply here is one number per class, not a list of changes: there is never anything to fold.
+    # Folding is tested on the real contract (tests/unit/regulator/test_supply_fold.py).
+    def get_supply_changes(self, currency: str, page_size: int) -> JSON:
+        self._call("GetSupplyChanges")
+        return {"currency": currency, "change_ids": []}
+
+    def fold_supply(self, currency: str, change_ids: list[str]) -> JSON:
+        self._call("FoldSupply")
+        return {"currency": currency, "folded": 0, "total": 0}
+
     def list_due_escrows(self, limit: int) -> JSON:
         self._call("ListDueEscrows")
         with self.network.lock:
