@@ -153,31 +153,24 @@ class Request:
 
     def pending_credits(self) -> list[str]:
         """Ids of credits received since the account's last debit, from ``GetAccount``."""
-        value = self._data.get("pending_credits", [])
-        if not isinstance(value, list):
-            raise refusal("invalid_request", "'pending_credits' must be a list of credit ids")
-        if len(value) > MAX_PENDING_CREDITS:
-            raise refusal("invalid_request", f"'pending_credits' may list at most {MAX_PENDING_CREDITS} credits")
-        ids: list[str] = []
-        for item in value:
-            if not isinstance(item, str) or not CREDIT_ID.fullmatch(item):
-                raise refusal("invalid_request", "'pending_credits' holds an id that is not a credit id")
-            if item not in ids:
-                ids.append(item)
-        return ids
-
+        return self._ids("pending_credits", MAX_PENDING_CREDITS, "credit", "credits", required=False)
 
     def change_ids(self, maximum: int) -> list[str]:
         """Ids of supply changes, from ``GetSupplyChanges`` (the same form as credit ids)."""
-        value = self._data.get("change_ids")
-        if not isinstance(value, list) or not value:
-            raise refusal("invalid_request", "'change_ids' must be a non-empty list of supply change ids")
+        return self._ids("change_ids", maximum, "supply change", "changes", required=True)
+
+    def _ids(self, name: str, maximum: int, what: str, plural: str, *, required: bool) -> list[str]:
+        """A list of ledger-made ids (transaction id and counter), without repeats."""
+        value = self._data.get(name, None if required else [])
+        if not isinstance(value, list) or (required and not value):
+            article = "a non-empty list" if required else "a list"
+            raise refusal("invalid_request", f"'{name}' must be {article} of {what} ids")
         if len(value) > maximum:
-            raise refusal("invalid_request", f"'change_ids' may list at most {maximum} changes")
+            raise refusal("invalid_request", f"'{name}' may list at most {maximum} {plural}")
         ids: list[str] = []
         for item in value:
             if not isinstance(item, str) or not CREDIT_ID.fullmatch(item):
-                raise refusal("invalid_request", "'change_ids' holds an id that is not a supply change id")
+                raise refusal("invalid_request", f"'{name}' holds an id that is not a {what} id")
             if item not in ids:
                 ids.append(item)
         return ids
