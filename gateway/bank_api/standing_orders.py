@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+GROUP_ID = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+ORDER_ID = r"^so_[0-9a-f]{32}$"
 PAYMENT, SWEEP = "payment", "sweep"
 KINDS = (PAYMENT, SWEEP)
 EVERY = ("day", "week", "month")

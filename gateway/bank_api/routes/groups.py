@@ -33,8 +33,7 @@ from gateway.bank_api.validation import ACCOUNT_ID, MSP_ID, Fields, bad_request,
 
 bp = Blueprint("groups", __name__, url_prefix="/v1")
 
-GROUP_ID = r"^[a-z0-9][a-z0-9_-]{0,47}$"
-ORDER_ID = r"^so_[0-9a-f]{32}$"
+GROUP_ID, ORDER_ID = so.GROUP_ID, so.ORDER_ID
 MAX_GROUP_ACCOUNTS = 200
 MAX_ORDERS_PER_GROUP = 500
 RUNS_SHOWN = 100
