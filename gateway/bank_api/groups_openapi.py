@@ -250,7 +250,7 @@ def paths() -> dict[str, Schema]:
                 body="GroupPaymentRequest",
                 params=[GROUP, _IDEMPOTENCY_REQUIRED],
                 problems=_WRITE,
-                description="An ordinary payment: the contract's balance, limit, frozen-account and corridor rules hold.",
+                description="An ordinary payment: the contract's balance, limit, frozen and corridor rules hold.",
             )
         },
         "/v1/groups/{group_id}/standing-orders": {
