@@ -11,6 +11,8 @@ nothing waits a day. Each issuer's supply equals its book totals after every tes
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from network import processes
 from network.processes import NodeSpec
 from tests.integration.bank_api_support import BankGateway, Merchant, ready_gateways, unique, wait_for
-from tests.integration.conftest import STATE_DIR, network_cli
+from tests.integration.conftest import ROOT, STATE_DIR, network_cli
 from tests.integration.deposit_token_support import Consortium, org_home
 
 pytestmark = pytest.mark.network
@@ -221,3 +223,21 @@ def test_a_failed_run_is_recorded_and_the_next_day_is_paid(
     assert wait_for(lambda: _completed(us, paid[0]["payment_id"]), timeout=60)
     assert us.balances(payer) == {"USD": "15.00"}
     assert hk.balances(payee) == {"USD": "10.00"}
+
+
+def test_the_readmes_treasury_example_works_as_written(banks: dict[str, BankGateway]) -> None:
+    from tests.integration.test_readme import for_test_network, json_documents, readme_api_block
+
+    section = (ROOT / "README.md").read_text().split("## Corporate groups and treasury", 1)[1]
+    match = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert match, "no bash block under 'Corporate groups and treasury'"
+    script = for_test_network(readme_api_block() + match.group(1))
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+    documents = json_documents(result.stdout)
+    balances = next(d for d in documents if "totals" in d)
+    assert balances["totals"] == {"USD": "750.00"}, balances
+    [run] = [d for d in documents if "runs" in d][-1]["runs"]
+    assert (run["status"], run["amount"], run["payee_bank"]) == ("paid", "250.00", HK), run
