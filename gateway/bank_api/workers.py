@@ -204,7 +204,13 @@ class IncomingPayments:
         orders = StandingOrders(self.services)
         if not orders.has_credit_sweeps():  # the usual case: one indexed read per incoming payment
             return
-        details = self.ledger.get_payment(payment_id, details=True).get("details")
+        try:
+            details = self.ledger.get_payment(payment_id, details=True).get("details")
+        except LedgerError as error:
+            # The payment is completed; failing the task now would only repeat a finished completion.
+            # The sweep's next scheduled run moves the money instead.
+            log.warning("payment %s: sweeps on credit not checked: %s", payment_id, type(error).__name__)
+            return
         account = details.get("payee_account") if isinstance(details, dict) else None
         if isinstance(account, str) and orders.claim_on_credit(account, payment_id):
             log.info("payment %s landed on an account with a sweep: a run is due", payment_id)
