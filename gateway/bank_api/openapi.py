@@ -816,7 +816,7 @@ def _paths() -> dict[str, Schema]:
         },
         "/v1/payments/{payment_id}": {
             "get": _op(
-                "A payment with its timeline (operator, or the payer or payee merchant)",
+                "A payment with its timeline (operator, the payer or payee merchant, or their group's treasurer)",
                 "payments",
                 {"200": _json("Payment", "The payment")},
                 params=[_path_param("payment_id", v.PAYMENT_ID, 128)],

@@ -111,6 +111,16 @@ def test_treasurer_sees_and_pays_only_its_group(us: Gateway, hk: Gateway, networ
     assert sent.status_code == 201 and sent.get_json()["status"] == "initiated", sent.get_json()
     _settle(network, us, hk)
     assert network.balance("HKBankMSP", hk_entity, "USD") == 2000
+    # The treasurer follows the group's payments; another group's treasurer does not see them.
+    other = us.client.post("/v1/groups/other/api-keys", json={}, headers=us.op()).get_json()["api_key"]
+    for payment_id in (paid.get_json()["payment_id"], sent.get_json()["payment_id"]):
+        shown = us.client.get(f"/v1/payments/{payment_id}", headers=_h(treasurer))
+        assert shown.status_code == 200, shown.get_json()
+        assert us.client.get(f"/v1/payments/{payment_id}", headers=_h(other)).status_code == 404
+    assert (
+        us.client.get(f"/v1/payments/{sent.get_json()['payment_id']}", headers=_h(treasurer)).get_json()["status"]
+        == "completed"
+    )
     # Not to an account outside the group, and not from one.
     refused = us.client.post(
         "/v1/groups/acme/payments", json={**pay, "to_account": outsider}, headers=_h(treasurer, "out-1")
