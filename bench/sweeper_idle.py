@@ -7,6 +7,12 @@ call, so the figure is the gateway's database work alone; the rest of the sweepe
 open payments, due escrows and PvPs from the peer) is unchanged by standing orders.
 
     .venv/bin/python -m bench.sweeper_idle --orders 0,100,10000 --passes 2000
+
+With ``--profile`` (a running network's profile.json) it also times the whole idle sweeper pass
+(``PaymentSweeper.sweep``: open payments, due escrows and PvPs read from the bank's peer, then
+the standing orders) with a gateway of ``--msp`` on its own fresh database:
+
+    .venv/bin/python -m bench.sweeper_idle --profile .state/t/profile.json --passes 50
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from gateway.bank_api.app import Services, create_app
+from gateway.bank_api.config import GatewayConfig
 from gateway.bank_api.ledger import Ledger
 from gateway.bank_api.standing_orders import ACTIVE, StandingOrders
 from gateway.bank_api.storage.models import CorporateGroup, StandingOrder, utcnow
+from gateway.bank_api.workers import PaymentSweeper
 
 
 class UncalledLedger:
@@ -88,11 +96,51 @@ def measure(count: int, passes: int) -> dict[str, Any]:
     }
 
 
+def measure_sweeper(profile: str, msp_id: str, passes: int) -> dict[str, Any]:
+    """Whole idle sweeper passes against a real peer (this gateway's own database is fresh)."""
+    with tempfile.TemporaryDirectory(prefix="sweeper-idle-") as tmp:
+        config = GatewayConfig.from_profile(
+            profile,
+            msp_id,
+            database_url=f"sqlite:///{Path(tmp) / 'bank_api.sqlite'}",
+            operator_key_file=str(Path(tmp) / "operator.key"),
+        )
+        app = create_app(config)
+        services = cast(Services, app.extensions["bank_api"])
+        try:
+            sweeper = PaymentSweeper(services)
+            for _ in range(3):
+                sweeper.sweep()
+            walls: list[float] = []
+            cpu_start = time.process_time()
+            for _ in range(passes):
+                started = time.perf_counter()
+                sweeper.sweep()
+                walls.append(time.perf_counter() - started)
+            cpu = time.process_time() - cpu_start
+        finally:
+            services.ledger.close()
+            services.db.dispose()
+    return {
+        "passes": passes,
+        "wall_ms_median": statistics.median(walls) * 1000,
+        "cpu_ms_per_pass": cpu / passes * 1000,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--orders", default="0,100,10000", help="comma-separated counts of active orders")
     parser.add_argument("--passes", type=int, default=2000)
+    parser.add_argument("--profile", help="a running network's profile.json: also time whole sweeper passes")
+    parser.add_argument("--msp", default="USBankMSP", help="the bank whose gateway passes (with --profile)")
     args = parser.parse_args()
+    if args.profile:
+        whole = measure_sweeper(args.profile, args.msp, args.passes)
+        print(
+            f"whole idle sweeper pass on {args.msp}'s peer: median wall {whole['wall_ms_median']:.1f} ms, "
+            f"CPU {whole['cpu_ms_per_pass']:.2f} ms per pass ({whole['passes']} passes)"
+        )
     print("orders  passes  wall median ms  wall p99 ms  CPU ms/pass")
     for count in (int(item) for item in args.orders.split(",")):
         r = measure(count, args.passes)
