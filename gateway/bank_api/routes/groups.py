@@ -332,10 +332,10 @@ def create_standing_order(group_id: str) -> Response:
     order_id = _order_id(current_principal(), key)
     stamp = utcnow()
     with svc.db.session() as session:
-        count = session.scalar(
-            select(StandingOrder.order_id).where(StandingOrder.group_id == group_id).offset(MAX_ORDERS_PER_GROUP)
+        at_limit = session.scalar(
+            select(StandingOrder.order_id).where(StandingOrder.group_id == group_id).offset(MAX_ORDERS_PER_GROUP - 1)
         )
-        if count is not None:
+        if at_limit is not None:
             raise bad_request(f"a group may have at most {MAX_ORDERS_PER_GROUP} standing orders")
         order = session.get(StandingOrder, order_id)
         if order is None:
