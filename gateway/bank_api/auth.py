@@ -1,4 +1,4 @@
-"""API keys: operators (bank staff), merchants (bound to one account) and attestors.
+"""API keys: operators (bank staff), merchants (bound to one account), attestors and group treasurers.
 
 An attestor (an inspection or logistics company named in escrows) is bound to its attestor
 id, kept in the key's ``account_id`` column: it reaches no account, only the escrows that
@@ -32,6 +32,7 @@ from gateway.bank_api.storage.models import ApiKey, utcnow
 OPERATOR = "operator"
 MERCHANT = "merchant"
 ATTESTOR = "attestor"
+TREASURER = "treasurer"
 KEY_PREFIX = "dtk_"
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,28 @@ class Principal:
         return self.account_id if self.role == MERCHANT else None
 
     @property
+    def group_id(self) -> str | None:
+        return self.account_id if self.role == TREASURER else None
+
+    @property
+    def webhook_owner(self) -> str | None:
+        """Whose webhook subscriptions this key manages: its account's, or its group's."""
+        if self.role == MERCHANT:
+            return self.account_id
+        if self.role == TREASURER:
+            # "/" is not allowed in account ids, so a group's subscriptions never mix with an account's.
+            return f"group/{self.account_id}"
+        return None
+
+    @property
     def idempotency_scope(self) -> str:
         # Merchants' keys are scoped to the account, so a rotated API key still finds old requests.
         if self.role == MERCHANT:
             return f"account:{self.account_id}"
         if self.role == ATTESTOR:
             return f"attestor:{self.account_id}"
+        if self.role == TREASURER:
+            return f"group:{self.account_id}"
         return OPERATOR
 
 

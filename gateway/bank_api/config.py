@@ -62,10 +62,14 @@ class GatewayConfig:
     disclosure_poll_seconds: float = 10.0
     # Seconds an initiated outgoing payment may wait for the payee bank before we refund it.
     payment_timeout_seconds: int = 300
+    # The payment sweeper's pass, which also runs the standing orders that are due (standing_orders.py).
     sweep_interval_seconds: float = 20.0
     # The sweeper folds a token class's supply changes into one once it has this many (at most
     # 1000 per transaction), so that reading the supply stays cheap as payments accumulate.
     supply_fold_threshold: int = 500
+    # Test networks only: the standing-order scheduler's clock runs this many seconds ahead, so a
+    # test restarts a gateway a day "later" to make the next daily run due. Never set in production.
+    standing_order_clock_offset_seconds: float = 0.0
     # Incoming payments younger than this are left to the follower by the sweeper.
     sweep_grace_seconds: float = 30.0
     # Events the follower handles at once. Each completion waits about a second for its block

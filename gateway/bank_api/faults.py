@@ -9,6 +9,10 @@ runs::
 holds every completion of a payment to one of those payee accounts before it reaches the
 ledger, for as long as the account stays listed (or the gateway stops). It exists so that
 a test on the real network can show that one stuck completion delays no other payment.
+
+``{"hold_standing_order_runs": true}`` holds every standing-order run once it is claimed and
+its amount fixed, before its payment reaches the ledger: a test kills the gateway there to show
+that the restarted gateway pays the run once.
 """
 
 from __future__ import annotations
@@ -38,6 +42,24 @@ class Faults:
             return frozenset()  # no file (or half written): nothing held
         accounts = data.get("hold_completions_to") if isinstance(data, dict) else None
         return frozenset(a for a in accounts or () if isinstance(a, str))
+
+    def _holds_runs(self) -> bool:
+        if self.path is None:
+            return False
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and data.get("hold_standing_order_runs") is True
+
+    def hold_standing_order_run(self, run_id: str, stop: threading.Event) -> None:
+        """Block while the fault file says to hold standing-order runs."""
+        if not self._holds_runs():
+            return
+        log.warning("fault injection: holding standing-order run %s", run_id)
+        while self._holds_runs() and not stop.wait(POLL_SECONDS):
+            pass
+        log.warning("fault injection: released standing-order run %s", run_id)
 
     def hold_completion(self, ledger: Ledger, payment_id: str, stop: threading.Event) -> None:
         """Block while the payment's payee account is listed in the fault file."""

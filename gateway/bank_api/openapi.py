@@ -816,7 +816,7 @@ def _paths() -> dict[str, Schema]:
         },
         "/v1/payments/{payment_id}": {
             "get": _op(
-                "A payment with its timeline (operator, or the payer or payee merchant)",
+                "A payment with its timeline (operator, the payer or payee merchant, or their group's treasurer)",
                 "payments",
                 {"200": _json("Payment", "The payment")},
                 params=[_path_param("payment_id", v.PAYMENT_ID, 128)],
@@ -1250,7 +1250,7 @@ def _with_links(paths: dict[str, Schema]) -> dict[str, Schema]:
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
-    from gateway.bank_api import disclosure_openapi
+    from gateway.bank_api import disclosure_openapi, groups_openapi
 
     return {
         "openapi": "3.0.3",
@@ -1271,6 +1271,7 @@ def openapi_document() -> dict[str, Any]:
                 "payments",
                 "escrows",
                 "pvp",
+                "groups",
                 "treasury",
                 "settlement",
                 "webhooks",
@@ -1278,9 +1279,11 @@ def openapi_document() -> dict[str, Any]:
                 "operations",
             )
         ],
-        "paths": _with_links({**_paths(), **_escrow_paths(), **disclosure_openapi.bank_paths()}),
+        "paths": _with_links(
+            {**_paths(), **_escrow_paths(), **groups_openapi.paths(), **disclosure_openapi.bank_paths()}
+        ),
         "components": {
-            "schemas": {**SCHEMAS, **disclosure_openapi.SCHEMAS},
+            "schemas": {**SCHEMAS, **groups_openapi.SCHEMAS, **disclosure_openapi.SCHEMAS},
             "responses": RESPONSES,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},

@@ -35,6 +35,8 @@ EVENT_TYPES = (
     "payment.received", "payment.completed", "payment.rejected", "payment.refunded",
     "escrow.locked", "escrow.approved", "escrow.released", "escrow.refunded",
     "pvp.proposed", "pvp.locked", "pvp.delivered", "pvp.refunded",
+    "standing_order.created", "standing_order.cancelled", "standing_order.finished",
+    "standing_order.run_paid", "standing_order.run_failed",
 )  # fmt: skip
 SIGNATURE_HEADER = "Bank-Api-Signature"
 MAX_BACKOFF_SECONDS = 3600

@@ -27,7 +27,9 @@ it) changes nothing the second time.
 
 The sweeper is the safety net for what events alone cannot do: every few seconds it lists this
 bank's open payments and queues (or revives) the tasks they still need: incoming payments left
-initiated, ours the payee bank rejected, ours it never answered within the timeout.
+initiated, ours the payee bank rejected, ours it never answered within the timeout. The same
+pass settles expired escrows and runs the corporate groups' standing orders that are due
+(standing_orders.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from gateway.bank_api.ledger import (
     LedgerFailure,
     LedgerUnavailable,
 )
+from gateway.bank_api.standing_orders import StandingOrders
 from gateway.bank_api.storage.models import EventCheckpoint, PaymentTask, WebhookSubscription, utcnow
 from gateway.bank_api.webhooks import WebhookSender, enqueue
 
@@ -192,7 +195,25 @@ class IncomingPayments:
         status = str(result.get("status", "completed"))
         self.services.metrics.incoming_handled.labels(status).inc()
         log.info("incoming payment %s %s", payment_id, status)
+        if status == "completed":
+            self._claim_credit_sweeps(payment_id)
         return status
+
+    def _claim_credit_sweeps(self, payment_id: str) -> None:
+        """Sweeps that run when a payment lands on their account: claim a run for the sweeper."""
+        orders = StandingOrders(self.services)
+        if not orders.has_credit_sweeps():  # the usual case: one indexed read per incoming payment
+            return
+        try:
+            details = self.ledger.get_payment(payment_id, details=True).get("details")
+        except LedgerError as error:
+            # The payment is completed; failing the task now would only repeat a finished completion.
+            # The sweep's next scheduled run moves the money instead.
+            log.warning("payment %s: sweeps on credit not checked: %s", payment_id, type(error).__name__)
+            return
+        account = details.get("payee_account") if isinstance(details, dict) else None
+        if isinstance(account, str) and orders.claim_on_credit(account, payment_id):
+            log.info("payment %s landed on an account with a sweep: a run is due", payment_id)
 
     def refund(self, payment_id: str) -> str:
         try:
@@ -645,6 +666,7 @@ class PaymentSweeper:
         self.interval = services.config.sweep_interval_seconds
         self.timeout = services.config.payment_timeout_seconds
         self.grace = services.config.sweep_grace_seconds
+        self.standing_orders = StandingOrders(services)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -654,6 +676,7 @@ class PaymentSweeper:
 
     def stop(self) -> None:
         self._stop.set()
+        self.standing_orders.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -708,6 +731,12 @@ class PaymentSweeper:
             mine = []
         folded = supply_fold.fold_supply(self.ledger, mine, self.services.config.supply_fold_threshold)
         counts["supply_changes_folded"] = sum(folded.values())
+        # Standing orders due now are claimed and paid here: the runs are few (a group's treasury,
+        # not its customers' payments), and an idle pass costs two indexed reads.
+        try:
+            counts.update(self.standing_orders.run_due())
+        except LedgerError as error:
+            log.warning("standing orders interrupted: %s", type(error).__name__)
         self.services.metrics.pending_incoming.set(counts["pending_incoming"])
         self.services.metrics.payment_tasks.set(self.tasks.counts().get("pending", 0))
         self.tasks.prune()

@@ -18,8 +18,8 @@ def register_blueprints(app: Flask, role: str) -> None:
 
         modules = (ops, docs, oversight, corridors, alerts, alert_webhooks, disclosure_requests)
     else:
-        from gateway.bank_api.routes import accounts, disclosures, escrows, payments, pvp, treasury, webhooks
+        from gateway.bank_api.routes import accounts, disclosures, escrows, groups, payments, pvp, treasury, webhooks
 
-        modules = (ops, docs, accounts, payments, escrows, pvp, treasury, webhooks, disclosures)
+        modules = (ops, docs, accounts, payments, escrows, pvp, treasury, groups, webhooks, disclosures)
     for module in modules:
         app.register_blueprint(module.bp)

@@ -6,18 +6,19 @@ import hashlib
 from decimal import Decimal
 
 from flask import Blueprint, Response, request
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.bank_api import representations
 from gateway.bank_api.app import services
-from gateway.bank_api.auth import MERCHANT, OPERATOR, Principal, current_principal, requires
+from gateway.bank_api.auth import MERCHANT, OPERATOR, TREASURER, Principal, current_principal, requires
 from gateway.bank_api.fx import rate_text
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import JSON, ContractRejected
 from gateway.bank_api.money import Currencies, convert
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
-from gateway.bank_api.storage.models import InternalTransfer, utcnow
+from gateway.bank_api.storage.models import GroupAccount, InternalTransfer, utcnow
 from gateway.bank_api.validation import (
     ACCOUNT_ID,
     CURRENCY,
@@ -211,8 +212,23 @@ def _not_found() -> ApiProblem:
     return ApiProblem(404, "payment_not_found", "no payment with this id is visible to this API key")
 
 
+def _own_accounts(principal: Principal) -> frozenset[str]:
+    """The accounts of this bank whose payments a non-operator key may read: its own, or its group's."""
+    if principal.merchant_account is not None:
+        return frozenset({principal.merchant_account})
+    if principal.group_id is not None:
+        with services().db.session(write=False) as session:
+            rows = session.scalars(
+                select(GroupAccount.account_id).where(
+                    GroupAccount.group_id == principal.group_id, GroupAccount.bank == services().msp_id
+                )
+            ).all()
+        return frozenset(rows)
+    return frozenset()
+
+
 @bp.get("/payments/<payment_id>")
-@requires(OPERATOR, MERCHANT)
+@requires(OPERATOR, MERCHANT, TREASURER)
 def get_payment(payment_id: str) -> Response:
     path_id(payment_id, PAYMENT_ID, "payment_id")
     principal = current_principal()
@@ -221,7 +237,7 @@ def get_payment(payment_id: str) -> Response:
         with svc.db.session(write=False) as session:
             row = session.get(InternalTransfer, payment_id)
             if row is None or not (
-                principal.is_operator or principal.account_id in (row.payer_account, row.payee_account)
+                principal.is_operator or _own_accounts(principal) & {row.payer_account, row.payee_account}
             ):
                 raise _not_found()
             return json_response(_transfer_body(row))
@@ -242,12 +258,14 @@ def get_payment(payment_id: str) -> Response:
 
 
 def _merchant_party(principal: Principal, record: JSON, own_bank: str) -> bool:
+    """A merchant paying or paid here, or a treasurer of a group with such an account."""
     details = record.get("details")
     if not isinstance(details, dict):
         return False
-    if record.get("payer_bank") == own_bank and details.get("payer_account") == principal.account_id:
+    accounts = _own_accounts(principal)
+    if record.get("payer_bank") == own_bank and details.get("payer_account") in accounts:
         return True
-    return record.get("payee_bank") == own_bank and details.get("payee_account") == principal.account_id
+    return record.get("payee_bank") == own_bank and details.get("payee_account") in accounts
 
 
 @bp.get("/payments")

@@ -1,4 +1,4 @@
-"""Merchants' webhook subscriptions and their deliveries."""
+"""Webhook subscriptions of merchants (their account) and group treasurers (their group), and their deliveries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from flask import Blueprint, Response, request
 
 from gateway.bank_api import representations
 from gateway.bank_api.app import services
-from gateway.bank_api.auth import MERCHANT, current_principal, requires
+from gateway.bank_api.auth import MERCHANT, TREASURER, current_principal, requires
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import json_response
 from gateway.bank_api.storage.models import WebhookDelivery, WebhookSubscription
@@ -21,9 +21,9 @@ def _store() -> WebhookStore:
 
 
 def _account() -> str:
-    account_id = current_principal().account_id
-    assert account_id is not None
-    return account_id
+    owner = current_principal().webhook_owner
+    assert owner is not None
+    return owner
 
 
 def subscription_body(row: WebhookSubscription) -> dict[str, object]:
@@ -51,7 +51,7 @@ def delivery_body(row: WebhookDelivery) -> dict[str, object]:
 
 
 @bp.post("/webhooks")
-@requires(MERCHANT)
+@requires(MERCHANT, TREASURER)
 def subscribe() -> Response:
     return subscription_created(_store(), _account(), EVENT_TYPES)
 
@@ -70,13 +70,13 @@ def subscription_created(store: WebhookStore, owner: str, event_types: tuple[str
 
 
 @bp.get("/webhooks")
-@requires(MERCHANT)
+@requires(MERCHANT, TREASURER)
 def list_subscriptions() -> Response:
     return json_response({"webhooks": [subscription_body(row) for row in _store().active(_account())]})
 
 
 @bp.delete("/webhooks/<subscription_id>")
-@requires(MERCHANT)
+@requires(MERCHANT, TREASURER)
 def unsubscribe(subscription_id: str) -> Response:
     path_id(subscription_id, OPAQUE_ID, "webhook id")
     if not _store().unsubscribe(_account(), subscription_id):
@@ -85,7 +85,7 @@ def unsubscribe(subscription_id: str) -> Response:
 
 
 @bp.get("/webhooks/<subscription_id>/deliveries")
-@requires(MERCHANT)
+@requires(MERCHANT, TREASURER)
 def list_deliveries(subscription_id: str) -> Response:
     return deliveries_page(_store(), _account(), subscription_id, "this account has no webhook with that id")
 

@@ -254,3 +254,92 @@ class DisclosureCheck(Base):
     result: Mapped[str] = mapped_column(String(16), nullable=False)
     details_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     checked_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class CorporateGroup(Base):
+    """A corporate group: entities' accounts (here and at other banks) under one id and one treasurer."""
+
+    __tablename__ = "corporate_groups"
+
+    group_id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class GroupAccount(Base):
+    """One account of a group. Accounts at other banks are named, not checked: only their bank could."""
+
+    __tablename__ = "group_accounts"
+    __table_args__ = (UniqueConstraint("group_id", "bank", "account_id", name="uq_group_accounts_member"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_id: Mapped[str] = mapped_column(
+        String(48), ForeignKey("corporate_groups.group_id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    bank: Mapped[str] = mapped_column(String(64), nullable=False)
+    account_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class StandingOrder(Base):
+    """A scheduled payment or a sweep of a group's account, run by the gateway's sweeper.
+
+    ``next_due_at`` moves on in the same transaction that claims a run (a ``StandingOrderRun``
+    row), so a run is claimed once whatever happens to the payment it makes.
+    """
+
+    __tablename__ = "standing_orders"
+
+    order_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    group_id: Mapped[str] = mapped_column(
+        String(48), ForeignKey("corporate_groups.group_id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # payment, sweep
+    # payment: from -> to. sweep: ``from_account`` is the swept account, ``to_*`` the header account.
+    from_account: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    to_bank: Mapped[str] = mapped_column(String(64), nullable=False)
+    to_account: Mapped[str] = mapped_column(String(64), nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    amount: Mapped[int | None] = mapped_column(BigInteger)  # payment
+    target_balance: Mapped[int | None] = mapped_column(BigInteger)  # sweep
+    top_up: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # sweep: 1 = also fill from header
+    on_credit: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # sweep: also when paid
+    every: Mapped[str | None] = mapped_column(String(8))  # None (once), day, week, month
+    start_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    runs_claimed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # active, cancelled, finished
+    remittance: Mapped[str | None] = mapped_column(String(140))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+
+
+class StandingOrderRun(Base):
+    """One run of a standing order: claimed (``pending``) before any money moves, then paid or failed.
+
+    ``run_id`` derives from (order, due time) or (order, incoming payment), and the payment's
+    idempotency key from ``run_id``: a run resumed after a restart repeats the same ledger call,
+    which the ledger answers with the first call's payment.
+    """
+
+    __tablename__ = "standing_order_runs"
+    __table_args__ = (Index("ix_standing_order_runs_order_due", "order_id", "due_at"),)
+
+    run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("standing_orders.order_id", ondelete="CASCADE"), nullable=False
+    )
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    trigger: Mapped[str] = mapped_column(String(16), nullable=False)  # schedule, credit
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)  # pending, paid, failed, nothing_due
+    reason: Mapped[str | None] = mapped_column(String(64))
+    # Fixed before the ledger is called, so that a resumed run makes the same payment.
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    payer_account: Mapped[str | None] = mapped_column(String(64))
+    payee_bank: Mapped[str | None] = mapped_column(String(64))
+    payee_account: Mapped[str | None] = mapped_column(String(64))
+    payment_id: Mapped[str | None] = mapped_column(String(80))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)

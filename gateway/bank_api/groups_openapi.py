@@ -1,0 +1,308 @@
+"""The corporate-group and standing-order routes (routes/groups.py) in the bank's OpenAPI document."""
+
+from __future__ import annotations
+
+from gateway.bank_api import standing_orders as so
+from gateway.bank_api import validation as v
+from gateway.bank_api.openapi import (
+    _IDEMPOTENCY_OPTIONAL,
+    _IDEMPOTENCY_REQUIRED,
+    _LOCATION,
+    _REPLAYED,
+    AMOUNT,
+    CURRENCY,
+    MONEY_OUT,
+    TIMESTAMP,
+    Schema,
+    _json,
+    _nullable,
+    _object,
+    _op,
+    _path_param,
+    _ref,
+    _string,
+)
+
+TAG = "groups"
+GROUP_ID, ORDER_ID = so.GROUP_ID, so.ORDER_ID
+GROUP = _path_param("group_id", GROUP_ID, 48)
+ORDER = _path_param("order_id", ORDER_ID, 35)
+_WRITE = ("400", "401", "403", "404", "409", "413", "415", "502", "503")
+_READ = ("400", "401", "403", "404", "502", "503")
+_TARGET = _string(
+    r"^(0(\.0+)?|0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$",
+    description="Decimal string in the currency's exponent; 0 keeps the account empty",
+)
+_START = _nullable(
+    _string(
+        max_length=40,
+        description="RFC 3339 time of the first run (default: now); not in the past, at most a year ahead",
+    )
+)
+_EVERY = _nullable(_string(enum=list(so.EVERY), description="day, week or month; null or absent: once"))
+_EVENTS = ", ".join(so.ORDER_EVENT_TYPES)
+
+SCHEMAS: dict[str, Schema] = {
+    "GroupRequest": _object(
+        {
+            "group_id": _string(GROUP_ID, 48, description="Chosen by the bank: a-z, 0-9, _ and -"),
+            "name": _string(max_length=128, minLength=1),
+        },
+        ["group_id", "name"],
+        additionalProperties=False,
+    ),
+    "GroupAccountRequest": _object(
+        {
+            "bank": _nullable(_string(v.MSP_ID, 64, description="The account's bank (default: this one)")),
+            "account_id": _string(v.ACCOUNT_ID, 64),
+        },
+        ["account_id"],
+        additionalProperties=False,
+    ),
+    "GroupAccount": _object({"bank": _string(), "account_id": _string()}, ["bank", "account_id"]),
+    "Group": _object(
+        {
+            "group_id": _string(),
+            "name": _string(),
+            "accounts": {"type": "array", "items": _ref("GroupAccount")},
+            "created_at": TIMESTAMP,
+        },
+        ["group_id", "name", "accounts"],
+    ),
+    "TreasurerKeyRequest": _object({"label": _nullable(_string(max_length=128))}, additionalProperties=False),
+    "TreasurerKeyCreated": _object(
+        {"group_id": _string(), "api_key": _string(), "api_key_id": _string()},
+        ["group_id", "api_key", "api_key_id"],
+    ),
+    "GroupBalances": _object(
+        {
+            "group_id": _string(),
+            "bank": _string(),
+            "accounts": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "account_id": _string(),
+                        "status": _nullable(_string()),
+                        "balances": {"type": "object", "additionalProperties": MONEY_OUT},
+                    },
+                    ["account_id", "balances"],
+                ),
+            },
+            "totals": {"type": "object", "additionalProperties": MONEY_OUT},
+            "elsewhere": {"type": "array", "items": _ref("GroupAccount")},
+        },
+        ["group_id", "bank", "accounts", "totals", "elsewhere"],
+    ),
+    "GroupPaymentRequest": _object(
+        {
+            "from_account": _string(v.ACCOUNT_ID, 64, description="A group account at this bank"),
+            "to_bank": _string(v.MSP_ID, 64),
+            "to_account": _string(v.ACCOUNT_ID, 64, description="A group account at to_bank"),
+            "currency": CURRENCY,
+            "amount": AMOUNT,
+            "remittance": _nullable(_string(max_length=140)),
+        },
+        ["from_account", "to_bank", "to_account", "currency", "amount"],
+        additionalProperties=False,
+    ),
+    "StandingOrderRequest": _object(
+        {
+            "kind": _string(enum=list(so.KINDS)),
+            "currency": CURRENCY,
+            "every": _EVERY,
+            "start_at": _START,
+            "remittance": _nullable(_string(max_length=140)),
+            "from_account": _string(v.ACCOUNT_ID, 64, description="payment: a group account at this bank"),
+            "to_bank": _string(v.MSP_ID, 64, description="payment: the payee's bank"),
+            "to_account": _string(v.ACCOUNT_ID, 64, description="payment: a group account at to_bank"),
+            "amount": AMOUNT,
+            "account": _string(v.ACCOUNT_ID, 64, description="sweep: the swept group account at this bank"),
+            "header_bank": _string(v.MSP_ID, 64, description="sweep: the header account's bank"),
+            "header_account": _string(v.ACCOUNT_ID, 64, description="sweep: the group's header account"),
+            "target_balance": _TARGET,
+            "top_up": {"type": "boolean", "description": "sweep: fill a shortfall from the header (here only)"},
+            "on_credit": {"type": "boolean", "description": "sweep: also run when a payment lands on the account"},
+        },
+        ["kind", "currency"],
+        additionalProperties=False,
+        description=(
+            "kind payment takes from_account, to_bank, to_account, amount; kind sweep takes account, "
+            "header_bank, header_account, target_balance, every, and optionally top_up and on_credit."
+        ),
+    ),
+    "StandingOrder": _object(
+        {
+            "order_id": _string(),
+            "group_id": _string(),
+            "kind": _string(enum=list(so.KINDS)),
+            "status": _string(enum=list(so.ORDER_STATUSES)),
+            "from_account": _string(),
+            "to_bank": _string(),
+            "to_account": _string(),
+            "currency": _string(),
+            "amount": _nullable(MONEY_OUT),
+            "target_balance": _nullable(MONEY_OUT),
+            "top_up": {"type": "boolean", "nullable": True},
+            "on_credit": {"type": "boolean", "nullable": True},
+            "every": _nullable(_string()),
+            "start_at": TIMESTAMP,
+            "next_due_at": TIMESTAMP,
+            "remittance": _nullable(_string()),
+            "created_at": TIMESTAMP,
+        },
+        ["order_id", "group_id", "kind", "status", "currency", "every", "next_due_at"],
+    ),
+    "StandingOrderList": _object(
+        {"standing_orders": {"type": "array", "items": _ref("StandingOrder")}}, ["standing_orders"]
+    ),
+    "StandingOrderRun": _object(
+        {
+            "run_id": _string(),
+            "order_id": _string(),
+            "due_at": TIMESTAMP,
+            "trigger": _string(enum=[so.SCHEDULE, so.CREDIT]),
+            "status": _string(enum=list(so.RUN_STATUSES)),
+            "reason": _nullable(_string(description="Why a failed run was refused: the contract's code")),
+            "amount": _nullable(MONEY_OUT),
+            "currency": _string(),
+            "payer_account": _nullable(_string()),
+            "payee_bank": _nullable(_string()),
+            "payee_account": _nullable(_string()),
+            "payment_id": _nullable(_string(description="The payment the run made (/v1/payments/{id})")),
+            "attempts": {"type": "integer"},
+            "last_error": _nullable(_string(description="Why a pending run has not been paid yet")),
+            "updated_at": TIMESTAMP,
+        },
+        ["run_id", "order_id", "due_at", "trigger", "status", "reason", "amount", "payment_id"],
+    ),
+    "StandingOrderRuns": _object(
+        {"order_id": _string(), "runs": {"type": "array", "items": _ref("StandingOrderRun")}},
+        ["order_id", "runs"],
+    ),
+}
+
+
+def paths() -> dict[str, Schema]:
+    return {
+        "/v1/groups": {
+            "post": _op(
+                "Make a corporate group (operator)",
+                TAG,
+                {"201": _json("Group", "The group, with no account yet", {**_LOCATION, **_REPLAYED})},
+                body="GroupRequest",
+                params=[_IDEMPOTENCY_OPTIONAL],
+                problems=_WRITE,
+            )
+        },
+        "/v1/groups/{group_id}": {
+            "get": _op(
+                "A group and its accounts (operator, or the group's treasurer)",
+                TAG,
+                {"200": _json("Group", "The group")},
+                params=[GROUP],
+                problems=_READ,
+            )
+        },
+        "/v1/groups/{group_id}/accounts": {
+            "post": _op(
+                "Add an entity's account to the group (operator)",
+                TAG,
+                {
+                    "200": _json("Group", "The account was in the group already"),
+                    "201": _json("Group", "Added", _REPLAYED),
+                },
+                body="GroupAccountRequest",
+                params=[GROUP, _IDEMPOTENCY_OPTIONAL],
+                problems=_WRITE,
+                description="An account at this bank must exist here; one at another bank is taken as named.",
+            )
+        },
+        "/v1/groups/{group_id}/api-keys": {
+            "post": _op(
+                "Make the group treasurer's API key (operator); shown once",
+                TAG,
+                {"201": _json("TreasurerKeyCreated", "The key")},
+                body="TreasurerKeyRequest",
+                body_required=False,
+                params=[GROUP],
+                problems=("400", "401", "403", "404", "413", "415"),
+                description=(
+                    "The key reads the group's balances at this bank, pays between the group's accounts, "
+                    "manages its standing orders and its webhooks (/v1/webhooks), and reaches nothing else."
+                ),
+            )
+        },
+        "/v1/groups/{group_id}/balances": {
+            "get": _op(
+                "Balances of the group's accounts at this bank, and totals per currency",
+                TAG,
+                {"200": _json("GroupBalances", "Balances")},
+                params=[GROUP],
+                problems=_READ,
+            )
+        },
+        "/v1/groups/{group_id}/payments": {
+            "post": _op(
+                "Pay from a group account here to another group account, here or at another bank (treasurer)",
+                TAG,
+                {"201": _json("Payment", "Paid (same bank) or initiated (another bank)", {**_LOCATION, **_REPLAYED})},
+                body="GroupPaymentRequest",
+                params=[GROUP, _IDEMPOTENCY_REQUIRED],
+                problems=_WRITE,
+                description="An ordinary payment: the contract's balance, limit, frozen and corridor rules hold.",
+            )
+        },
+        "/v1/groups/{group_id}/standing-orders": {
+            "post": _op(
+                "Set up a scheduled payment or a sweep (operator or treasurer)",
+                TAG,
+                {"201": _json("StandingOrder", "Active", {**_LOCATION, **_REPLAYED})},
+                body="StandingOrderRequest",
+                params=[GROUP, _IDEMPOTENCY_REQUIRED],
+                problems=_WRITE,
+                description=(
+                    "Runs are made by the gateway's sweeper when due (every sweep_interval_seconds), each "
+                    "exactly once: a run is claimed before it pays and its payment's idempotency key derives "
+                    "from the order and the due time. A run the contract refuses is recorded failed with its "
+                    f"reason and the next one is still attempted. Webhooks: {_EVENTS}."
+                ),
+            ),
+            "get": _op(
+                "The group's standing orders",
+                TAG,
+                {"200": _json("StandingOrderList", "Standing orders")},
+                params=[GROUP],
+                problems=_READ,
+            ),
+        },
+        "/v1/groups/{group_id}/standing-orders/{order_id}": {
+            "get": _op(
+                "A standing order",
+                TAG,
+                {"200": _json("StandingOrder", "The standing order")},
+                params=[GROUP, ORDER],
+                problems=_READ,
+            )
+        },
+        "/v1/groups/{group_id}/standing-orders/{order_id}/runs": {
+            "get": _op(
+                "The order's runs, newest due first (the latest hundred)",
+                TAG,
+                {"200": _json("StandingOrderRuns", "Runs: pending, paid, failed (with the reason) or nothing_due")},
+                params=[GROUP, ORDER],
+                problems=_READ,
+            )
+        },
+        "/v1/groups/{group_id}/standing-orders/{order_id}/cancellation": {
+            "post": _op(
+                "Cancel a standing order: no further run is claimed",
+                TAG,
+                {"200": _json("StandingOrder", "Cancelled (or finished already)", _REPLAYED)},
+                body="EmptyBody",
+                body_required=False,
+                params=[GROUP, ORDER, _IDEMPOTENCY_OPTIONAL],
+                problems=_WRITE,
+            )
+        },
+    }
