@@ -11,7 +11,7 @@ from bench.rest import RestError
 from bench.run import WORKLOADS, Bench
 from bench.scaling import DEFAULT_WORKLOADS, bank_counts, run_bank_counts
 from bench.testbed import DEFAULT_TOPOLOGY, ROOT, TestbedError
-from gateway.fabric_client import GatewayError
+from gateway.fabric_client import DEFAULT_MAX_IN_FLIGHT, GatewayError
 
 
 def _workloads(text: str) -> list[str]:
@@ -76,6 +76,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke-rate", type=_positive, default=5.0, help="rate of the smoke step (%(default)s)")
     p.add_argument("--payers-per-bank", type=int, help="payer accounts per bank (default 200; 6 with --smoke)")
     p.add_argument("--workers", type=int, default=48, help="endorse/submit threads (%(default)s)")
+    p.add_argument(
+        "--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
+        help="transactions each bank's connection has in flight until committed; more are refused and "
+        "retried after a back-off (%(default)s; 0: no bound, as before decision 0032)",
+    )  # fmt: skip
     p.add_argument(
         "--completer", choices=("auto", "bench", "gateway"), default="auto",
         help="who completes interbank payments: the gateways' followers, or the bench (auto: gateways if up)",
