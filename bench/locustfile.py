@@ -6,8 +6,9 @@ the pace per user, and the file to log every payment to as
 is the first attempt, the rest the last one's).
 
 A 429 or 503 with ``Retry-After`` is honoured as a client should: the user waits that long and sends
-the same request again (same Idempotency-Key), up to ``MAX_REFUSALS`` times; ``refusals`` counts them
-and ``code`` is the last problem code.
+the same request again (same Idempotency-Key), up to ``MAX_REFUSALS`` times and not once the step's
+time is up (``stop_retrying_at``: a retry then would only stretch the step past its duration);
+``refusals`` counts them and ``code`` is the last problem code.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _MERCHANTS = itertools.cycle(_CONFIG["merchants"])
 # Open for the life of the Locust process (closed when it quits); line-buffered so nothing is lost.
 _LOG = open(_CONFIG["log"], "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 MAX_REFUSALS = 3
+_STOP_RETRYING_AT = float(_CONFIG.get("stop_retrying_at") or "inf")
 MAX_RETRY_AFTER = 10.0
 
 
@@ -77,7 +79,7 @@ class Merchant(HttpUser):
                     code = _problem_code(response)
                     response.failure(f"HTTP {response.status_code} {code}")
             wait = _retry_after(response)
-            if wait is None or refusals >= MAX_REFUSALS:
+            if wait is None or refusals >= MAX_REFUSALS or time.time() + wait > _STOP_RETRYING_AT:
                 break
             refusals += 1
             time.sleep(wait)  # gevent's sleep under Locust: the user waits, nothing else does

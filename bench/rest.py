@@ -129,6 +129,8 @@ def run_rest_step(
                 "currency": CURRENCY,
                 "log": str(request_log),
                 "run": step_name,
+                # Refused requests are not sent again past the step's duration (locustfile.py).
+                "stop_retrying_at": time.time() + duration,
             }
         ),
         encoding="utf-8",
