@@ -72,17 +72,21 @@ def open_merchants(
         org = profile_orgs[bank]
         url = str(org["gateway_url"]).rstrip("/")
         account_id = f"bench-{books.run_id}-rest{i}"
-        response = requests.post(
-            f"{url}/v1/accounts",
-            json={
-                "holder": "Bench Merchant",
-                "jurisdiction": str(org.get("jurisdiction") or "US"),
-                "kyc_ref": f"kyc-{account_id}",
-                "account_id": account_id,
-            },
-            headers={"Authorization": f"Bearer {keys[bank]}"},
-            timeout=60,
-        )
+        for _ in range(10):
+            response = requests.post(
+                f"{url}/v1/accounts",
+                json={
+                    "holder": "Bench Merchant",
+                    "jurisdiction": str(org.get("jurisdiction") or "US"),
+                    "kyc_ref": f"kyc-{account_id}",
+                    "account_id": account_id,
+                },
+                headers={"Authorization": f"Bearer {keys[bank]}"},
+                timeout=60,
+            )
+            if response.status_code != 503 or "Retry-After" not in response.headers:
+                break
+            time.sleep(float(response.headers["Retry-After"]))  # overloaded: come back as told
         if response.status_code != 201:
             raise RestError(f"POST {url}/v1/accounts answered {response.status_code}: {response.text[:300]}")
         body = response.json()
