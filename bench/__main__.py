@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from fabric_client import GatewayError
+from fabric_client import DEFAULT_MAX_IN_FLIGHT, GatewayError
 
 from bench.rest import RestError
 from bench.run import WORKLOADS, Bench
@@ -77,6 +77,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke-rate", type=_positive, default=5.0, help="rate of the smoke step (%(default)s)")
     p.add_argument("--payers-per-bank", type=int, help="payer accounts per bank (default 200; 6 with --smoke)")
     p.add_argument("--workers", type=int, default=48, help="endorse/submit threads (%(default)s)")
+    p.add_argument(
+        "--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
+        help="transactions each bank's connection has in flight until committed; more are refused and "
+        "retried after a back-off (%(default)s; 0: no bound, as before decision 0032)",
+    )  # fmt: skip
     p.add_argument(
         "--completer", choices=("auto", "bench", "gateway"), default="auto",
         help="who completes interbank payments: the gateways' followers, or the bench (auto: gateways if up)",

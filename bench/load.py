@@ -7,6 +7,12 @@ client or network that falls behind shows up as latency instead of quietly lower
 An operation is one business action: a blind write, a transfer, or an interbank payment (two Fabric
 transactions). Workers only endorse and submit; commits arrive from the watchers (``watch.py``), so a
 worker is free again as soon as the orderer has a transaction.
+
+Each bank's connection bounds the transactions it has in flight, from endorsement until its peer has
+committed them (``Gateway.submissions``, 64 by default, ``--max-in-flight``). One over the bound is
+refused at once (``Overloaded``), as a real client of an overloaded gateway would be answered 503:
+the operation backs off (the hint, doubled on each refusal) and is tried again while it is younger
+than ``REFUSED_PATIENCE`` seconds; after that it ends ``refused``, counted apart from failures.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fabric_client import EndorseError, Gateway, GatewayError, SubmitError
+from fabric_client import EndorseError, Gateway, GatewayError, Overloaded, SubmitError
+from fabric_client.inflight import Slot
 from fabric_protos.peer import transaction_pb2
 
 from bench.watch import CommitWatcher
@@ -41,6 +48,11 @@ MVCC = "mvcc_conflict"
 INVALID = "invalid"
 TIMEOUT = "timeout"
 CLIENT_ERROR = "client_error"
+REFUSED = "refused"  # refused early (overloaded, or 429/503 with Retry-After) through every retry
+
+# Seconds after its due time an operation refused as overloaded is still tried again.
+REFUSED_PATIENCE = 10.0
+MAX_BACKOFF = 8.0
 
 
 class Tracker:
@@ -108,6 +120,10 @@ class Tracker:
         with self._lock:
             self.frozen = True
 
+    def is_frozen(self) -> bool:
+        with self._lock:
+            return self.frozen
+
     def open_operations(self) -> int:
         with self._lock:
             return self.started - self.finished
@@ -171,9 +187,26 @@ class Driver:
         self.clients = dict(clients)
         self.commit_wait = commit_wait
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bench-worker")
+        # Places held by transactions whose commit has not been seen yet, so a step's end can give
+        # back those that will never be (lost in a timeout) instead of leaking them.
+        self._held: dict[str, Slot] = {}
+        self._held_lock = threading.Lock()
 
     def run_later(self, job: Callable[[], None]) -> None:
         self.pool.submit(_guarded, job)
+
+    def run_after(self, delay: float, job: Callable[[], None]) -> None:
+        """Run ``job`` on the pool after ``delay`` seconds (a back-off), without holding a worker."""
+        timer = threading.Timer(delay, self.run_later, args=(job,))
+        timer.daemon = True
+        timer.start()
+
+    def release_all(self) -> None:
+        """Give back every place still held: what a finished step did not see commit never will count."""
+        with self._held_lock:
+            held, self._held = self._held, {}
+        for slot in held.values():
+            slot.release()
 
     def submit(
         self,
@@ -186,17 +219,28 @@ class Driver:
         watch: Mapping[str, Callable[[int, float], None]],
     ) -> tuple[str, bytes]:
         """Endorse on ``org``'s own peer and submit; ``watch`` maps orgs to the callback for the commit as
-        that org's peer sees it. Returns (transaction id, chaincode result). Raises ``EndorseError`` or
-        ``SubmitError`` (then no callback will fire)."""
+        that org's peer sees it. Returns (transaction id, chaincode result). Raises ``Overloaded`` (nothing
+        was sent), ``EndorseError`` or ``SubmitError`` (then no callback will fire).
+
+        The transaction holds a place in ``org``'s bound on submissions in flight from before it is
+        endorsed until ``org``'s own peer has committed it (or until the step ends)."""
         client = self.clients[org]
+        slot = client.gateway.submissions.acquire()  # Overloaded: refused before anything is signed
         if request is not None:
             transient = {"request": json.dumps(request, separators=(",", ":")).encode("utf-8")}
         proposal = client.contract(chaincode).new_proposal(
             function, *args, transient=transient, endorsing_organizations=[org]
         )
         transaction_id = proposal.transaction_id
-        own = watch.get(org) if self.commit_wait == "status" else None
-        streamed = {watch_org: callback for watch_org, callback in watch.items() if own is None or watch_org != org}
+        callbacks = dict(watch)
+        if org in callbacks:
+            callbacks[org] = _releasing(slot, callbacks[org])
+        own = callbacks.get(org) if self.commit_wait == "status" else None
+        streamed = {
+            watch_org: callback for watch_org, callback in callbacks.items() if own is None or watch_org != org
+        }
+        with self._held_lock:
+            self._held[transaction_id] = slot
         for watch_org, callback in streamed.items():
             self.clients[watch_org].watcher.expect(transaction_id, callback)
         try:
@@ -205,7 +249,10 @@ class Driver:
         except GatewayError:
             for watch_org in streamed:
                 self.clients[watch_org].watcher.forget(transaction_id)
+            self._give_back(transaction_id)
             raise
+        if org not in callbacks:
+            self._give_back(transaction_id)  # nobody waits for its commit here
         if own is not None:
             try:
                 code = submitted.status().code
@@ -214,8 +261,28 @@ class Driver:
             own(code, time.time())
         return transaction_id, transaction.result
 
+    def _give_back(self, transaction_id: str) -> None:
+        with self._held_lock:
+            slot = self._held.pop(transaction_id, None)
+        if slot is not None:
+            slot.release()
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _releasing(slot: Slot, callback: Callable[[int, float], None]) -> Callable[[int, float], None]:
+    def committed(code: int, at: float) -> None:
+        slot.release()  # first: the commit is known, the next submission may go
+        callback(code, at)
+
+    return committed
+
+
+def backoff(refused: Overloaded, refusals: int) -> float:
+    """Seconds to wait before trying a refused operation again: the hint, doubled on each refusal
+    (at most ``MAX_BACKOFF``)."""
+    return min(MAX_BACKOFF, float(refused.retry_after) * 2 ** max(0, refusals - 1))
 
 
 def _guarded(job: Callable[[], None]) -> None:
@@ -227,6 +294,8 @@ def _guarded(job: Callable[[], None]) -> None:
 
 def error_outcome(error: Exception) -> tuple[str, str]:
     """The outcome and a short description of a failed endorse or submit."""
+    if isinstance(error, Overloaded):
+        return REFUSED, "refused: overloaded"
     if isinstance(error, EndorseError):
         return ENDORSE_ERROR, f"endorse: {error.reason or error.chaincode_message or error.message}"
     if isinstance(error, SubmitError):
@@ -275,7 +344,7 @@ def run_step(
         if delay > 0:
             time.sleep(delay)
         tracker.begin()
-        driver.run_later(_bind(operation, tracker, due))
+        driver.run_later(_bind(operation, tracker, due, driver.run_after))
     send_end = time.time()
     drained = tracker.wait_all(max(send_end, t0 + duration) + drain_timeout)
     end = time.time()
@@ -284,13 +353,33 @@ def run_step(
         for _ in range(tracker.open_operations()):
             tracker.finish(TIMEOUT, 0.0, end)
     tracker.freeze()
+    driver.release_all()
     return StepRun(rate, duration, tracker, t0, total, send_end, end, drained)
 
 
-def _bind(operation: Operation, tracker: Tracker, due: float) -> Callable[[], None]:
+def _bind(
+    operation: Operation,
+    tracker: Tracker,
+    due: float,
+    run_after: Callable[[float, Callable[[], None]], None],
+) -> Callable[[], None]:
+    refusals = 0
+
     def job() -> None:
+        nonlocal refusals
+        if tracker.is_frozen():
+            return  # a back-off that outlived its step
         try:
             operation(tracker, due)
+        except Overloaded as refused:
+            # Refused before anything was sent: back off as told, then try the same operation again.
+            refusals += 1
+            tracker.note("refused attempts")
+            delay = backoff(refused, refusals)
+            if time.time() + delay - due <= REFUSED_PATIENCE:
+                run_after(delay, job)
+            else:
+                tracker.finish(REFUSED, due, time.time(), "refused: overloaded")
         except Exception as error:  # an operation bug must still count, not hang the step
             log.exception("operation failed")
             tracker.finish(CLIENT_ERROR, due, time.time(), f"{type(error).__name__}: {error}")

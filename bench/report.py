@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cpu import KINDS, OVERSIGHT_GATEWAY, VALIDATOR
-from bench.load import MVCC, OK, StepRun
+from bench.load import MVCC, OK, REFUSED, StepRun
 
 Step = dict[str, Any]
 
@@ -37,6 +37,7 @@ def summarize_step(
     late lowers it."""
     tracker = run.tracker
     ok = tracker.outcomes[OK]
+    refused = tracker.outcomes[REFUSED]
     last = tracker.last_finish if tracker.last_finish else run.t0 + run.duration
     window = max(run.duration, last - run.t0)
     wall = max(1e-9, run.end - run.t0)
@@ -60,7 +61,10 @@ def summarize_step(
             "p99": _ms(percentile(latencies, 99)),
             "max": _ms(latencies[-1] if latencies else None),
         },
-        "failure_rate": round((run.sent - ok) / run.sent, 4) if run.sent else 0.0,
+        # Refused early (overloaded, through every back-off) is not a failure: nothing was done, and
+        # the client was told so at once; it is counted on its own.
+        "failure_rate": round((run.sent - ok - refused) / run.sent, 4) if run.sent else 0.0,
+        "refused_rate": round(refused / run.sent, 4) if run.sent else 0.0,
         "mvcc_conflict_rate": round(tracker.transactions_conflicted / validated, 4) if validated else 0.0,
         "mvcc_conflicts": tracker.transactions_conflicted,
         "operations_mvcc": tracker.outcomes[MVCC],
@@ -97,6 +101,40 @@ def peak_step(steps: Sequence[Step]) -> Step | None:
     return max(ladder, key=lambda s: s["committed_tx_per_s"])
 
 
+def step_after_peak(steps: Sequence[Step], peak: Step) -> Step | None:
+    """The step offered the next rate above the peak's (a ladder step, or the overload step)."""
+    above = [
+        s
+        for s in steps
+        if s.get("kind", "ladder") in ("ladder", "overload") and s["offered_rate"] > peak["offered_rate"]
+    ]
+    return min(above, key=lambda s: s["offered_rate"]) if above else None
+
+
+def overload_figure(steps: Sequence[Step], peak: Step | None) -> dict[str, Any] | None:
+    """Committed throughput of the step after the peak as a share of the peak's: how gracefully the
+    network levels off when offered more than it commits (goal: at least ``OVERLOAD_GOAL``)."""
+    if peak is None or not peak["committed_tx_per_s"]:
+        return None
+    after = step_after_peak(steps, peak)
+    if after is None:
+        return None
+    return {
+        "ratio": round(after["committed_tx_per_s"] / peak["committed_tx_per_s"], 3),
+        "peak_offered_rate": peak["offered_rate"],
+        "peak_tx_per_s": peak["committed_tx_per_s"],
+        "offered_rate": after["offered_rate"],
+        "tx_per_s": after["committed_tx_per_s"],
+        "failure_rate": after["failure_rate"],
+        "refused_rate": after.get("refused_rate", 0.0),
+        "drained": after["drained"],
+        "p50_ms": after["latency_ms"]["p50"],
+    }
+
+
+OVERLOAD_GOAL = 0.90
+
+
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -116,7 +154,7 @@ def table(workloads: Mapping[str, Mapping[str, Any]]) -> str:
     """The short terminal summary: each workload at its peak, and its latency at half the peak."""
     header = (
         f"{'workload':<10} {'peak tx/s':>9} {'ops/s':>7} {'x ceil':>6} {'p50':>6} {'p95':>6} {'p99':>6}"
-        f" {'fail%':>6} {'mvcc%':>6} {'½pk p50':>7}  CPU ms/tx peer/ord/cc/gw/client"
+        f" {'fail%':>6} {'mvcc%':>6} {'½pk p50':>7} {'ovl':>5}  CPU ms/tx peer/ord/cc/gw/client"
     )
     lines = [header, "-" * len(header)]
     for name, result in workloads.items():
@@ -130,15 +168,16 @@ def table(workloads: Mapping[str, Mapping[str, Any]]) -> str:
         latency = peak["latency_ms"]
         ratio = _fmt(result.get("ratio_to_ceiling"), 2)
         half_p50 = _fmt((half.get("latency_ms") or {}).get("p50"))
+        overload = _fmt((result.get("overload") or {}).get("ratio"), 2)
         lines.append(
             f"{name:<10} {peak['committed_tx_per_s']:>9.1f} {peak['throughput_ops']:>7.1f} {ratio:>6}"
             f" {_fmt(latency['p50']):>6} {_fmt(latency['p95']):>6} {_fmt(latency['p99']):>6}"
             f" {peak['failure_rate'] * 100:>6.1f} {peak['mvcc_conflict_rate'] * 100:>6.2f}"
-            f" {half_p50:>7}  {cpu_text}"
+            f" {half_p50:>7} {overload:>5}  {cpu_text}"
         )
     lines.append(
         "peak = the rate step with the most committed tx/s; latency in ms from due time to commit; "
-        "x ceil = committed tx/s / ceiling tx/s"
+        "x ceil = committed tx/s / ceiling tx/s; ovl = committed tx/s of the step after the peak / the peak's"
     )
     return "\n".join(lines)
 
@@ -158,7 +197,7 @@ def plot(
     lowest, highest = math.inf, 1.0
     for name, result in workloads.items():
         steps = sorted(
-            (s for s in result.get("steps", []) if s.get("kind", "ladder") == "ladder"),
+            (s for s in result.get("steps", []) if s.get("kind", "ladder") in ("ladder", "overload")),
             key=lambda s: s["offered_rate"],
         )
         if not steps:

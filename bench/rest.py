@@ -25,12 +25,14 @@ from typing import Any
 import requests
 
 from bench.books import CURRENCY, Books, Preloader
-from bench.load import CLIENT_ERROR, OK, TIMEOUT, VALID, Account, StepRun, Tracker
+from bench.load import CLIENT_ERROR, OK, REFUSED, TIMEOUT, VALID, Account, StepRun, Tracker
 from bench.watch import PaymentWatcher
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 PER_USER_RATE = 0.5  # requests per second per merchant; users = rate / this
 AMOUNT_TEXT = "1.00"
+# Problem codes that mean "refused early, come back later" rather than a failure of the payment.
+REFUSAL_CODES = frozenset({"overloaded", "rate_limited"})
 
 
 class RestError(RuntimeError):
@@ -70,17 +72,21 @@ def open_merchants(
         org = profile_orgs[bank]
         url = str(org["gateway_url"]).rstrip("/")
         account_id = f"bench-{books.run_id}-rest{i}"
-        response = requests.post(
-            f"{url}/v1/accounts",
-            json={
-                "holder": "Bench Merchant",
-                "jurisdiction": str(org.get("jurisdiction") or "US"),
-                "kyc_ref": f"kyc-{account_id}",
-                "account_id": account_id,
-            },
-            headers={"Authorization": f"Bearer {keys[bank]}"},
-            timeout=60,
-        )
+        for _ in range(10):
+            response = requests.post(
+                f"{url}/v1/accounts",
+                json={
+                    "holder": "Bench Merchant",
+                    "jurisdiction": str(org.get("jurisdiction") or "US"),
+                    "kyc_ref": f"kyc-{account_id}",
+                    "account_id": account_id,
+                },
+                headers={"Authorization": f"Bearer {keys[bank]}"},
+                timeout=60,
+            )
+            if response.status_code != 503 or "Retry-After" not in response.headers:
+                break
+            time.sleep(float(response.headers["Retry-After"]))  # overloaded: come back as told
         if response.status_code != 201:
             raise RestError(f"POST {url}/v1/accounts answered {response.status_code}: {response.text[:300]}")
         body = response.json()
@@ -127,6 +133,8 @@ def run_rest_step(
                 "currency": CURRENCY,
                 "log": str(request_log),
                 "run": step_name,
+                # Refused requests are not sent again past the step's duration (locustfile.py).
+                "stop_retrying_at": time.time() + duration,
             }
         ),
         encoding="utf-8",
@@ -149,12 +157,17 @@ def run_rest_step(
 
     http_failures = 0
     for line in request_log.read_text(encoding="utf-8").splitlines():
-        sent, answered, status, payment_id, payee_bank = line.split(",")
+        sent, answered, status, payment_id, payee_bank, refusals, code = line.split(",")
         due = float(sent)
         tracker.begin()
+        for _ in range(int(refusals)):
+            tracker.note("refused attempts")
         if status != "201" or not payment_id:
+            if code in REFUSAL_CODES:
+                tracker.finish(REFUSED, due, float(answered), f"HTTP {status} {code}")
+                continue
             http_failures += 1
-            tracker.finish(CLIENT_ERROR, due, float(answered), f"HTTP {status}")
+            tracker.finish(CLIENT_ERROR, due, float(answered), f"HTTP {status} {code}".strip())
             continue
 
         def completed(at: float, due: float = due) -> None:

@@ -21,7 +21,16 @@ from bench.books import Books, Preloader
 from bench.cpu import OVERSIGHT_GATEWAY, VALIDATOR, CpuMeter
 from bench.load import AccountPool, Client, Driver, StepRun, run_step
 from bench.metrics import FabricMetrics, Totals, metrics_urls
-from bench.report import peak_step, plot, summarize_step, table, write_json
+from bench.report import (
+    OVERLOAD_GOAL,
+    overload_figure,
+    peak_step,
+    plot,
+    step_after_peak,
+    summarize_step,
+    table,
+    write_json,
+)
 from bench.rest import Merchant, open_merchants, run_rest_step, users_for
 from bench.testbed import ROOT, Testbed, topology_with_block_cutting
 from bench.watch import CommitWatcher, PaymentWatcher
@@ -38,6 +47,8 @@ SATURATED = 0.80  # a step that completes less than this share of the offered ra
 # The REST ladder needs one merchant account (opened through a gateway) per 0.5 request/s.
 REST_MAX_RATE = 64.0
 MAX_P50_S = 10.0
+# The overload step, when the ladder stopped at its peak: offered this many times the peak's rate.
+OVERLOAD_FACTOR = 2.0
 
 
 # What one rate step measured: the run, CPU seconds per kind, (blocks, transactions) seen, and the
@@ -108,6 +119,7 @@ class Bench:
                     "payers_per_bank": self._payers_per_bank(),
                     "interbank_completer": completer,
                     "commit_wait": self.args.commit_wait,
+                    "max_in_flight_per_bank": self.args.max_in_flight or None,
                 },
                 "workloads": {},
             }
@@ -179,7 +191,7 @@ class Bench:
         bed = self.testbed
         assert bed is not None
         for bank in bed.banks():
-            gateway = connect_org(bed.profile_path, bank)
+            gateway = connect_org(bed.profile_path, bank, max_in_flight=self.args.max_in_flight or None)
             watcher = CommitWatcher(gateway, bed.channel, bank)
             watcher.start()
             self.clients[bank] = Client(bank, gateway, watcher, bed.channel)
@@ -321,6 +333,12 @@ class Bench:
                 break
         peak = peak_step(info["steps"])
         info["peak"] = peak
+        if peak and not self.smoke and peak["committed_tx_per_s"] > 0 and step_after_peak(info["steps"], peak) is None:
+            # The ladder stopped at its peak (it completed too little of what it was offered): offer
+            # more once, to see whether the network levels off or collapses past it.
+            rate = peak["offered_rate"] * OVERLOAD_FACTOR
+            info["steps"].append(self._summarize(step, rate, per_operation, "overload"))
+        info["overload"] = overload_figure(info["steps"], peak)
         if peak and not self.smoke and peak["throughput_ops"] > 0:
             half = round(peak["throughput_ops"] / 2, 1)
             info["half_peak"] = self._summarize(step, half, per_operation, "half_peak")
@@ -338,11 +356,12 @@ class Bench:
         summary["kind"] = kind
         summary["fabric"] = FabricMetrics.summarize(stages_before, stages_after, summary["committed_tx"])
         latency = summary["latency_ms"]
-        label = "½ peak" if kind == "half_peak" else "offered"
+        label = {"half_peak": "½ peak", "overload": "overload"}.get(kind, "offered")
         say(
             f"    {label} {rate:>6.1f}/s: {summary['throughput_ops']:>7.1f} ops/s"
             f" {summary['committed_tx_per_s']:>7.1f} tx/s  p50 {latency['p50']} p95 {latency['p95']}"
             f" p99 {latency['p99']} ms  fail {summary['failure_rate'] * 100:.1f}%"
+            f"  refused {summary['refused_rate'] * 100:.1f}%"
             f"  mvcc {summary['mvcc_conflicts']}  tx/block {summary['transactions_per_block']}"
             + ("" if summary["drained"] else "  (not drained)")
         )
@@ -375,7 +394,8 @@ class Bench:
         rates = self._rates("rest")
         say("==> rest: interbank payments through the REST gateways (Locust, headless)")
         self._payment_watchers()
-        count = users_for(max(rates))
+        # Enough merchants for the overload step too (twice the peak's rate at most).
+        count = users_for(min(max(rates) * OVERLOAD_FACTOR, REST_MAX_RATE * OVERLOAD_FACTOR))
         assert self.preloader is not None, "the books are preloaded before any workload"
         merchants: list[Merchant] = open_merchants(bed.profile["orgs"], bed.banks(), books, self.preloader, count, say)
         info = self._record(
@@ -431,6 +451,14 @@ class Bench:
         targets["hot_mvcc_conflicts"] = {
             "goal": "0", "value": conflicts, "met": None if conflicts is None else conflicts == 0,
         }  # fmt: skip
+        for name, info in workloads.items():
+            overload = info.get("overload")
+            if overload:
+                targets[f"{name}_overload_ratio"] = {
+                    "goal": f">= {OVERLOAD_GOAL} (committed tx/s of the step after the peak / the peak's)",
+                    "value": overload["ratio"],
+                    "met": overload["ratio"] >= OVERLOAD_GOAL,
+                }
         limit = timeout_ms + 150
         for name, info in workloads.items():
             half = info.get("half_peak")

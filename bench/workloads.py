@@ -28,18 +28,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from fabric_client import EndorseError, GatewayError
+from fabric_client import EndorseError, GatewayError, Overloaded
 
 from bench.books import CURRENCY, Books
 from bench.load import (
     CLIENT_ERROR,
     OK,
+    REFUSED,
     VALID,
     Account,
     AccountPool,
     Driver,
     Operation,
     Tracker,
+    backoff,
     commit_outcome,
     error_outcome,
 )
@@ -50,6 +52,9 @@ from chaincode.deposit_token.ledger import iso
 AMOUNT = 100  # 1.00 USD per transfer or payment
 PAYER_WAIT = 10.0  # seconds an operation may wait for an idle payer account before it gives up
 COMPLETE_ATTEMPTS = 8
+# A second step (completion, release) refused as overloaded is tried again this often at most: its
+# first step is committed, so giving up early would leave an operation half done.
+SECOND_STEP_REFUSALS = 12
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ def _blind_writes(banks: list[str], name: str, title: str, submit: Callable[[str
 
         try:
             submit(org, i, {org: committed})
+        except Overloaded:
+            raise  # the load generator backs off and tries again (load.py)
         except GatewayError as error:
             tracker.finish(*_failed(error, due))
 
@@ -157,6 +164,9 @@ def transfers(
 
         try:
             _, result = driver.submit(bank, "deposit_token", "Transfer", request=request, watch={bank: committed})
+        except Overloaded:
+            pool.give_back(payer)
+            raise
         except GatewayError as error:
             pool.give_back(payer)
             tracker.finish(*_failed(error, due))
@@ -224,7 +234,7 @@ def interbank(
             tracker.transaction(code)
             tracker.finish(commit_outcome(code), due, at)
 
-        def complete(attempt: int) -> None:
+        def complete(attempt: int, refusals: int = 0) -> None:
             ready.wait(30)
             try:
                 driver.submit(
@@ -234,6 +244,12 @@ def interbank(
                     request={"payment_id": payment["id"]},
                     watch={payee_bank: completion_committed},
                 )
+            except Overloaded as refused:
+                if refusals < SECOND_STEP_REFUSALS:
+                    tracker.note("refused attempts")
+                    driver.run_after(backoff(refused, refusals + 1), lambda: complete(attempt, refusals + 1))
+                    return
+                tracker.finish(REFUSED, due, time.time(), "completion refused: overloaded")
             except EndorseError as error:
                 # The payee's peer may not hold the bilateral details yet (private data arrives by
                 # gossip): the contract says so with invalid_state; try again shortly.
@@ -256,6 +272,9 @@ def interbank(
             watch[payee_bank] = initiation_seen_by_payee
         try:
             _, result = driver.submit(payer_bank, "deposit_token", "InitiatePayment", request=request, watch=watch)
+        except Overloaded:
+            pool.give_back(payer)
+            raise
         except GatewayError as error:
             pool.give_back(payer)
             tracker.finish(*_failed(error, due))
@@ -306,11 +325,17 @@ def escrows(driver: Driver, books: Books, pools: Mapping[str, AccountPool], bank
             tracker.transaction(code)
             tracker.finish(commit_outcome(code), due, at)
 
-        def release() -> None:
+        def release(refusals: int = 0) -> None:
             ready.wait(30)
             request = {"escrow_id": escrow["id"], "release_id": "all", "amount": AMOUNT, "by": "buyer"}
             try:
                 driver.submit(bank, "deposit_token", "ReleaseEscrow", request=request, watch={bank: released})
+            except Overloaded as refused:
+                if refusals < SECOND_STEP_REFUSALS:
+                    tracker.note("refused attempts")
+                    driver.run_after(backoff(refused, refusals + 1), lambda: release(refusals + 1))
+                    return
+                tracker.finish(REFUSED, due, time.time(), "release refused: overloaded")
             except GatewayError as error:
                 tracker.finish(*_failed(error, due))
 
@@ -324,6 +349,9 @@ def escrows(driver: Driver, books: Books, pools: Mapping[str, AccountPool], bank
 
         try:
             _, result = driver.submit(bank, "deposit_token", "LockEscrow", request=lock, watch={bank: locked})
+        except Overloaded:
+            pool.give_back(payer)
+            raise
         except GatewayError as error:
             pool.give_back(payer)
             tracker.finish(*_failed(error, due))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from fabric_client import SubmissionLimit
 from flask import Flask, Response, current_app, g, request
 
 from gateway.bank_api.auth import KeyStore, presented_key
@@ -66,6 +67,8 @@ class Services:
     metrics: GatewayMetrics
     egress: EgressPolicy = field(default_factory=EgressPolicy)
     limiter: RateLimiter | None = None
+    # The cap on write requests in flight (overload.py); None when turned off.
+    write_cap: SubmissionLimit | None = None
     workers: list[Any] = field(default_factory=list)
     _reference: tuple[float, JSON] | None = None
     _reference_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,6 +76,10 @@ class Services:
     @property
     def msp_id(self) -> str:
         return self.ledger.msp_id
+
+    def is_operator_key(self, key: str) -> bool:
+        principal = self.keys.verify(key)
+        return principal is not None and principal.is_operator
 
     def reference_data(self) -> JSON:
         """The contract's reference data (currencies, banks), cached for a minute."""
@@ -171,6 +178,10 @@ def create_app(
     register_problem_handlers(app)
     _register_request_metrics(app, metrics)
     _register_rate_limits(app, services_)
+    # After the rate limits: a request refused for its rate must not take a write's place.
+    from gateway.bank_api.overload import register_write_cap
+
+    services_.write_cap = register_write_cap(app, config.max_concurrent_writes, services_.is_operator_key)
     from gateway.bank_api.console import register_console
 
     register_console(app)
@@ -205,14 +216,10 @@ def create_app(
 
 
 def _register_rate_limits(app: Flask, services_: Services) -> None:
-    def is_operator(key: str) -> bool:
-        principal = services_.keys.verify(key)
-        return principal is not None and principal.is_operator
-
     @app.before_request
     def _limit() -> None:
         if services_.limiter is not None:
-            services_.limiter.check(presented_key(request), is_operator)
+            services_.limiter.check(presented_key(request), services_.is_operator_key)
 
 
 # Label values come from these sets only: a client choosing its own method name or path must not

@@ -53,6 +53,16 @@ class GatewayConfig:
     rate_limit_key_burst: int = 200
     rate_limit_client_per_second: float = 500.0
     rate_limit_client_burst: int = 1000
+    # Overload (docs/decisions/0032): write requests (POST/PUT/PATCH/DELETE under /v1) handled at
+    # once; one more is answered 503 `overloaded` with Retry-After before any work. Below http_threads
+    # so that reads, health checks and the operator's recovery actions (never counted) keep threads;
+    # 0 turns the cap off.
+    max_concurrent_writes: int = 12
+    # Submissions the gateway's Fabric connection has in flight at once (HTTP writes and the
+    # follower's completions together), from endorsement until commit; one more waits up to
+    # ledger_in_flight_wait_seconds for a place, then is answered 503 `overloaded`. 0: no bound.
+    ledger_max_in_flight: int = 64
+    ledger_in_flight_wait_seconds: float = 0.5
     # Background work started with the app (a separate `follow` process can do it instead).
     follow_events: bool = False
     deliver_webhooks: bool = False

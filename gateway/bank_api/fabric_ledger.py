@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from fabric_client import (
     SubmitError,
     submit_idempotent,
 )
+from fabric_client import Overloaded as ClientOverloaded
 from fabric_client.errors import RETRYABLE_VALIDATION_CODES
 from fabric_client.profile import connect_org
 from fabric_protos.peer import transaction_pb2
@@ -52,6 +54,7 @@ from gateway.bank_api.ledger import (
     LedgerFailure,
     LedgerUnavailable,
     OrderingUnavailable,
+    Overloaded,
     PeerUnreachable,
     parse_contract_error,
 )
@@ -105,6 +108,9 @@ def _counterparty(collection: str | None, own_msp: str) -> str | None:
 
 def translate(error: GatewayError, own_msp: str = "") -> LedgerError:
     """One Fabric client error → the port's error (each reason its own type, see ledger.py)."""
+    if isinstance(error, ClientOverloaded):
+        # Refused by our own client before anything was sent: HTTP wants whole seconds, at least one.
+        return Overloaded(str(error), retry_after=max(1, math.ceil(error.retry_after)))
     if error.chaincode_status is not None:
         if 400 <= error.chaincode_status < 500:
             rejected = parse_contract_error(
@@ -218,7 +224,13 @@ class FabricLedger:
             commit_status=config.submit_timeout_seconds,
         )
         try:
-            gateway = connect_org(config.profile_path, config.msp_id, deadlines=deadlines)
+            gateway = connect_org(
+                config.profile_path,
+                config.msp_id,
+                deadlines=deadlines,
+                max_in_flight=config.ledger_max_in_flight or None,
+                in_flight_wait=config.ledger_in_flight_wait_seconds,
+            )
         except (OSError, ValueError, KeyError) as error:
             raise ConfigError(f"cannot connect as {config.msp_id} from {config.profile_path}: {error}") from error
         return cls(

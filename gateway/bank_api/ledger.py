@@ -98,6 +98,18 @@ class OrderingUnavailable(LedgerUnavailable):
     default_retry_after = 2
 
 
+class Overloaded(LedgerUnavailable):
+    """The gateway already has as many writes in flight as it takes (its own cap on write requests,
+    or its Fabric connection's bound on submissions): refused before any ledger work, nothing done."""
+
+    code = "overloaded"
+    public_detail = (
+        "the bank's gateway is handling as many writes as it can take; nothing was done; "
+        "retry after the given delay (the same Idempotency-Key is fine)"
+    )
+    default_retry_after = 1
+
+
 # Every reason a request may be answered 503, most specific first (the OpenAPI document lists them).
 UNAVAILABLE_REASONS: tuple[type[LedgerUnavailable], ...] = (
     PeerUnreachable,
@@ -105,6 +117,7 @@ UNAVAILABLE_REASONS: tuple[type[LedgerUnavailable], ...] = (
     CounterpartyUnreachable,
     Contention,
     OrderingUnavailable,
+    Overloaded,
     LedgerUnavailable,
 )
 

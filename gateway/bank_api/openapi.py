@@ -508,7 +508,30 @@ RESPONSES: dict[str, Schema] = {
         "headers": _RETRY_AFTER,
         "content": {"application/problem+json": {"schema": _ref("Unavailable")}},
     },
+    "Overloaded": {
+        "description": (
+            "`overloaded`: the gateway already has as many write requests in flight as it takes "
+            "(`max_concurrent_writes`); the request was refused before any work, so nothing was done. "
+            "Retry after the given delay, with the same Idempotency-Key if the request had one."
+        ),
+        "headers": _RETRY_AFTER,
+        "content": {"application/problem+json": {"schema": _ref("Unavailable")}},
+    },
 }
+
+_WRITE_METHODS = ("post", "put", "patch", "delete")
+
+
+def with_overload_responses(paths: dict[str, Schema]) -> dict[str, Schema]:
+    """Every write under /v1 may be refused by the gateway's cap on writes in flight (overload.py):
+    one that does not list a 503 already (the ledger's, whose codes include `overloaded`) gets one."""
+    for path, operations in paths.items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            if method in _WRITE_METHODS and "503" not in operation["responses"]:
+                operation["responses"]["503"] = {"$ref": "#/components/responses/Overloaded"}
+    return paths
 
 
 def _json(schema_name: str, description: str, headers: dict[str, Any] | None = None) -> Schema:
@@ -1279,8 +1302,8 @@ def openapi_document() -> dict[str, Any]:
                 "operations",
             )
         ],
-        "paths": _with_links(
-            {**_paths(), **_escrow_paths(), **groups_openapi.paths(), **disclosure_openapi.bank_paths()}
+        "paths": with_overload_responses(
+            _with_links({**_paths(), **_escrow_paths(), **groups_openapi.paths(), **disclosure_openapi.bank_paths()})
         ),
         "components": {
             "schemas": {**SCHEMAS, **groups_openapi.SCHEMAS, **disclosure_openapi.SCHEMAS},

@@ -31,6 +31,7 @@ from gateway.bank_api.openapi import (
     _string,
     _text,
     webhook_paths,
+    with_overload_responses,
 )
 from gateway.bank_api.representations import PAYMENT_STATUSES
 
@@ -641,7 +642,7 @@ def regulator_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "tags": [{"name": name} for name in ("oversight", "corridor policy", "alerts", "disclosure", "operations")],
-        "paths": {**_paths(), **disclosure_openapi.regulator_paths()},
+        "paths": with_overload_responses({**_paths(), **disclosure_openapi.regulator_paths()}),
         "components": {
             "schemas": {**REGULATOR_SCHEMAS, **disclosure_openapi.REGULATOR_SCHEMAS},
             "responses": RESPONSES,

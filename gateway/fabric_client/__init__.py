@@ -27,10 +27,12 @@ from .errors import (
     EndorseError,
     ErrorDetail,
     GatewayError,
+    Overloaded,
     SubmitError,
 )
 from .gateway import Gateway, connect
 from .identity import Identity
+from .inflight import DEFAULT_MAX_IN_FLIGHT, SubmissionLimit
 from .ledger import Ledger
 from .network import Network
 from .proposal import Proposal
@@ -39,6 +41,7 @@ from .signer import ECDSASigner, Signer, sha256
 from .transaction import SubmittedTransaction, Transaction
 
 __all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
     "BlockEventStream",
     "ChaincodeEvent",
     "ChaincodeEventStream",
@@ -60,10 +63,12 @@ __all__ = [
     "InMemoryCheckpointer",
     "Ledger",
     "Network",
+    "Overloaded",
     "Proposal",
     "Signer",
     "SqliteCheckpointer",
     "Status",
+    "SubmissionLimit",
     "SubmitError",
     "SubmittedTransaction",
     "Transaction",

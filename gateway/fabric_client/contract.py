@@ -3,6 +3,10 @@
 ``evaluate_transaction`` = ``new_proposal(...).evaluate()``
 ``submit_async``         = ``new_proposal(...).endorse().submit()``
 ``submit_transaction``   = ``submit_async(...)`` then wait for the commit and check it is valid.
+
+Both submits hold a place in the gateway's bound on submissions in flight (``inflight.py``):
+``submit_async`` while it endorses and submits, ``submit_transaction`` until the commit is known.
+Over the bound they raise ``Overloaded`` before anything is signed or sent.
 """
 
 from __future__ import annotations
@@ -86,8 +90,18 @@ class Contract:
     ) -> SubmittedTransaction:
         """Endorse and submit; return once the orderer accepted the transaction, before it commits.
 
-        The returned object has ``result`` and ``status(timeout)``. Raises ``EndorseError`` or
-        ``SubmitError``."""
+        The returned object has ``result`` and ``status(timeout)``. Raises ``Overloaded``,
+        ``EndorseError`` or ``SubmitError``."""
+        with self._network.gateway.submissions.slot():
+            return self._submit_async(name, args, transient, endorsing_organizations)
+
+    def _submit_async(
+        self,
+        name: str,
+        args: tuple[Argument, ...],
+        transient: Mapping[str, str | bytes] | None,
+        endorsing_organizations: Iterable[str] | None,
+    ) -> SubmittedTransaction:
         proposal = self.new_proposal(
             name, *args, transient=transient, endorsing_organizations=endorsing_organizations
         )
@@ -102,8 +116,8 @@ class Contract:
         commit_timeout: float | None = None,
     ) -> bytes:
         """Endorse, submit and wait for the commit; return the result only once the transaction is valid
-        in a block. Raises ``EndorseError``, ``SubmitError``, ``CommitStatusError`` or ``CommitError``."""
-        submitted = self.submit_async(
-            name, *args, transient=transient, endorsing_organizations=endorsing_organizations
-        )
-        return submitted.wait(commit_timeout)
+        in a block. Raises ``Overloaded``, ``EndorseError``, ``SubmitError``, ``CommitStatusError`` or
+        ``CommitError``."""
+        with self._network.gateway.submissions.slot():
+            submitted = self._submit_async(name, args, transient, endorsing_organizations)
+            return submitted.wait(commit_timeout)

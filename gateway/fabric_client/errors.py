@@ -9,6 +9,9 @@ A caller tells "retry" from "give up" from the type and a few attributes, never 
   or may not commit later; ask again with the same transaction id.
 - ``CommitError``: the transaction was ordered and validated but marked invalid (``code``/``code_name``);
   ``is_retryable`` is true for read conflicts, which a fresh run of the whole flow may clear.
+- ``Overloaded``: refused by this client before anything was signed or sent, because the connection
+  already has as many submissions in flight as it allows (``inflight.py``); ``retry_after`` says when
+  to try again. Nothing happened, so the same request may simply be sent again.
 
 All are ``GatewayError`` subclasses that carry the transaction id, the gRPC status code, the message and
 per-peer ``details`` unpacked from ``google.rpc.Status``.
@@ -33,6 +36,7 @@ __all__ = [
     "EndorseError",
     "ErrorDetail",
     "GatewayError",
+    "Overloaded",
     "SubmitError",
     "validation_code_name",
 ]
@@ -193,6 +197,24 @@ class CommitError(GatewayError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class Overloaded(GatewayError):
+    """Refused at once: the connection has ``limit`` submissions in flight. No call was made (so
+    ``grpc_code`` is ``None``) and nothing reached the peer; try again after ``retry_after`` seconds."""
+
+    operation = "submit"
+
+    def __init__(self, message: str, *, limit: int, in_flight: int, retry_after: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.in_flight = in_flight
+        self.retry_after = retry_after
+
+    @property
+    def is_retryable(self) -> bool:
+        """Always: nothing was done, the same request may run once a place is free."""
+        return True
 
 
 def _call_attr(error: grpc.RpcError, name: str) -> Any:

@@ -19,6 +19,7 @@ from .chaincode_events import ChaincodeEventsRequest
 from .client import Deadlines, GatewayClient
 from .commit import Commit
 from .identity import Identity
+from .inflight import DEFAULT_MAX_IN_FLIGHT, SubmissionLimit
 from .network import Network
 from .proposal import Proposal, channel_of_proposal
 from .signer import Hash, Signer, sha256
@@ -37,6 +38,13 @@ class Gateway:
     ``signer`` may be ``None`` for a client that signs off-line: then every request must be signed
     outside and brought back with ``new_signed_proposal``/``new_signed_transaction``/``new_signed_commit``/
     ``new_signed_chaincode_events_request``.
+
+    ``submissions`` bounds the submissions in flight on this connection (``max_in_flight``, default
+    64; ``None`` for no bound): ``submit_transaction`` and ``submit_idempotent`` hold a place until
+    the commit is known, ``submit_async`` while it endorses and submits, and one over the bound is
+    refused at once with ``Overloaded`` (after waiting up to ``in_flight_wait`` seconds for a place).
+    A caller that drives the steps itself (``new_proposal(...).endorse().submit()``) and learns the
+    commit elsewhere takes a place with ``gateway.submissions.acquire()`` and releases it then.
     """
 
     def __init__(
@@ -50,8 +58,11 @@ class Gateway:
         endpoint: str = "",
         owns_channel: bool = False,
         tls_cert_hash: bytes = b"",
+        max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT,
+        in_flight_wait: float = 0.0,
     ) -> None:
         self.identity = identity
+        self.submissions = SubmissionLimit(max_in_flight, wait=in_flight_wait)
         self.hash = hash
         self.tls_cert_hash = tls_cert_hash
         self.client = GatewayClient(channel, endpoint=endpoint, deadlines=deadlines)
@@ -82,6 +93,8 @@ class Gateway:
         keepalive_timeout: float = 20.0,
         keepalive_without_calls: bool = False,
         channel_options: Sequence[tuple[str, Any]] = (),
+        max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT,
+        in_flight_wait: float = 0.0,
     ) -> Gateway:
         """Connect to the peer at ``endpoint`` ("host:port") or use a ready gRPC ``channel``.
 
@@ -100,6 +113,8 @@ class Gateway:
         default) and close such connections, so keep ``keepalive_time`` at or above it. ``channel_options``
         adds raw gRPC channel arguments last, so they win.
 
+        ``max_in_flight`` and ``in_flight_wait``: the bound on submissions in flight (see the class).
+
         No connection is made here; the first call fails with ``GatewayError`` (UNAVAILABLE, naming the
         peer) if the peer cannot be reached. Raises ``ValueError`` for contradictory settings.
         """
@@ -113,7 +128,16 @@ class Gateway:
         if channel is not None:
             if endpoint or tls_root_cert or client_cert:
                 raise ValueError("pass either a ready gRPC channel or endpoint/TLS settings, not both")
-            return cls(channel, identity, signer, hash=hash, deadlines=deadlines, tls_cert_hash=tls_cert_hash)
+            return cls(
+                channel,
+                identity,
+                signer,
+                hash=hash,
+                deadlines=deadlines,
+                tls_cert_hash=tls_cert_hash,
+                max_in_flight=max_in_flight,
+                in_flight_wait=in_flight_wait,
+            )
         if not endpoint:
             raise ValueError("connect needs an endpoint ('host:port') or a gRPC channel")
         options: list[tuple[str, Any]] = [
@@ -149,6 +173,8 @@ class Gateway:
             endpoint=endpoint,
             owns_channel=True,
             tls_cert_hash=tls_cert_hash,
+            max_in_flight=max_in_flight,
+            in_flight_wait=in_flight_wait,
         )
 
     @property

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from .client import Deadlines
 from .gateway import Gateway
 from .identity import Identity
+from .inflight import DEFAULT_MAX_IN_FLIGHT
 from .signer import ECDSASigner
 
 __all__ = ["connect_org", "load_profile"]
@@ -35,11 +36,13 @@ def connect_org(
     user: Literal["client", "admin"] = "client",
     *,
     deadlines: Deadlines | None = None,
+    max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT,
+    in_flight_wait: float = 0.0,
 ) -> Gateway:
     """A ``Gateway`` to ``msp_id``'s own peer, signing as its client user (or admin).
 
     Uses the peer's TLS CA and host name from the profile, and mutual TLS when the profile gives the
-    user a TLS certificate and key."""
+    user a TLS certificate and key. ``max_in_flight``/``in_flight_wait``: see ``Gateway``."""
     profile = load_profile(profile_path)
     orgs: dict[str, Any] = profile["orgs"]
     if msp_id not in orgs:
@@ -66,4 +69,6 @@ def connect_org(
         client_cert=client_cert,
         client_key=client_key,
         deadlines=deadlines,
+        max_in_flight=max_in_flight,
+        in_flight_wait=in_flight_wait,
     )

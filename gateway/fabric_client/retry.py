@@ -129,11 +129,36 @@ def submit_idempotent(
     ``EndorseError`` (a refusal, or the peer unreachable), ``CommitError`` (invalid, out of attempts),
     ``SubmitError`` (the ordering service never accepted it) or ``CommitStatusError`` (its fate is still
     unknown: it may yet commit, so the caller must repeat the same request, never a different one).
+
+    The whole call holds one place in the gateway's bound on submissions in flight; over the bound it
+    raises ``Overloaded`` at once, before anything is endorsed.
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
     if not commit_wait > 0 or not deadline > 0:
         raise ValueError("commit_wait and deadline must be positive numbers of seconds")
+    with contract.network.gateway.submissions.slot():
+        return _submit_idempotent(
+            contract, name, args, transient, endorsing_organizations, commit_wait, deadline, attempts,
+            retry_codes, backoff, max_backoff, sleep, clock,
+        )  # fmt: skip
+
+
+def _submit_idempotent(
+    contract: Contract,
+    name: str,
+    args: tuple[Argument, ...],
+    transient: Mapping[str, str | bytes] | None,
+    endorsing_organizations: Iterable[str] | None,
+    commit_wait: float,
+    deadline: float,
+    attempts: int,
+    retry_codes: Iterable[int],
+    backoff: float,
+    max_backoff: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> bytes:
     retryable = frozenset(retry_codes)
     ledger = contract.network.get_ledger()
     end = clock() + deadline

@@ -282,6 +282,7 @@ class PaymentLoad:
                 "ordering_unavailable",
                 "ledger_unavailable",
                 "idempotency_in_progress",
+                "overloaded",
             }:
                 time.sleep(min(float(response.headers.get("Retry-After", "1")), 2.0))
                 continue

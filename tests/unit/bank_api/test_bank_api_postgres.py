@@ -99,8 +99,15 @@ def clean_database(database_url: str) -> Iterator[str]:
 
 
 def _app(network: FakeNetwork, msp: str, url: str, folder: Path) -> Any:
+    # The burst below sends twenty writes at once, more than the default cap on writes in flight
+    # (12), which would refuse some of them as overloaded; this test is about the database.
     app = create_app(
-        {"msp_id": msp, "database_url": url, "operator_key_file": str(folder / f"{msp}.key")},
+        {
+            "msp_id": msp,
+            "database_url": url,
+            "operator_key_file": str(folder / f"{msp}.key"),
+            "max_concurrent_writes": 20,
+        },
         ledger=network.ledger(msp),
     )
     return app

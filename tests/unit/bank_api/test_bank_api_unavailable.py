@@ -15,6 +15,7 @@ from gateway.bank_api.ledger import (
     CounterpartyUnreachable,
     LedgerUnavailable,
     OrderingUnavailable,
+    Overloaded,
     PeerUnreachable,
 )
 from gateway.bank_api.openapi import openapi_document
@@ -89,6 +90,7 @@ REASONS = [
     CounterpartyUnreachable("payee peer down", "HKBankMSP"),
     Contention("read conflicts"),
     OrderingUnavailable("no leader"),
+    Overloaded("64 submissions in flight"),
     LedgerUnavailable("something else"),
 ]
 
@@ -114,7 +116,7 @@ def test_each_reason_answers_503_with_its_code_and_retry_after(
 
 def test_the_codes_are_distinct_and_documented() -> None:
     codes = [reason.code for reason in UNAVAILABLE_REASONS]
-    assert len(set(codes)) == len(codes) == 6
+    assert len(set(codes)) == len(codes) == 7
     document = openapi_document()
     documented = document["components"]["schemas"]["Unavailable"]["allOf"][1]["properties"]["code"]["enum"]
     assert documented == codes
