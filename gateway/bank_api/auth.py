@@ -230,7 +230,9 @@ def requires(*roles: str) -> Callable[[F], F]:
             keys: KeyStore = current_app.extensions["bank_api"].keys
             principal = _authenticate(keys)
             if principal.role not in roles:
-                raise ApiProblem(403, "forbidden", f"this route needs a {' or '.join(roles)} key")
+                needed = " or ".join(roles)
+                article = "an" if needed[0] in "aeiou" else "a"
+                raise ApiProblem(403, "forbidden", f"this route needs {article} {needed} key")
             g.principal = principal
             return view(*args, **kwargs)
 

@@ -113,9 +113,11 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Me": _object(
         {
-            "role": {"type": "string", "enum": ["operator", "merchant"]},
+            "role": {"type": "string", "enum": ["operator", "merchant", "attestor", "treasurer"]},
             "key_id": _string(),
-            "account_id": _nullable(_string()),
+            "account_id": _nullable(_string(description="The merchant's account (merchant keys)")),
+            "group_id": _string(description="The treasurer's group (treasurer keys only)"),
+            "attestor_id": _string(description="The attestor (attestor keys only)"),
             "bank": _string(),
         },
         ["role", "key_id", "account_id", "bank"],

@@ -9,7 +9,15 @@ from flask import Blueprint, Response, g, request
 
 from gateway.bank_api import representations
 from gateway.bank_api.app import services
-from gateway.bank_api.auth import MERCHANT, OPERATOR, current_principal, ensure_account_access, requires
+from gateway.bank_api.auth import (
+    ATTESTOR,
+    MERCHANT,
+    OPERATOR,
+    TREASURER,
+    current_principal,
+    ensure_account_access,
+    requires,
+)
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import ContractRejected
 from gateway.bank_api.problems import ApiProblem
@@ -31,15 +39,20 @@ bp = Blueprint("accounts", __name__, url_prefix="/v1")
 
 
 @bp.get("/me")
-@requires(OPERATOR, MERCHANT)
+@requires(OPERATOR, MERCHANT, ATTESTOR, TREASURER)
 def whoami() -> Response:
+    """Who the key is: every key may ask (the console's login does), whatever else it may do."""
     principal = current_principal()
+    # A treasurer's or attestor's scope is named in a field of its own (only for those keys, so the
+    # answer to operators and merchants is as it always was); account_id stays the merchant's account.
+    scope = {"group_id": principal.group_id, "attestor_id": principal.attestor_id}
     return json_response(
         {
             "role": principal.role,
             "key_id": principal.key_id,
-            "account_id": principal.account_id,
+            "account_id": principal.merchant_account,
             "bank": services().msp_id,
+            **{name: value for name, value in scope.items() if value is not None},
         }
     )
 

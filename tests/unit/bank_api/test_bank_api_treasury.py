@@ -397,3 +397,24 @@ def test_bad_group_requests_are_refused(us: Gateway) -> None:
     missing = us.client.get("/v1/groups/acme/standing-orders/so_" + "0" * 32, headers=us.op())
     assert missing.status_code == 404 and missing.get_json()["code"] == "standing_order_not_found"
     assert us.client.get("/v1/groups/acme/standing-orders/nope", headers=us.op()).status_code == 400
+
+
+def test_every_key_may_ask_who_it_is(us: Gateway) -> None:
+    # Found by fuzzing with a treasurer key: /v1/me answered an undocumented 403 to treasurer (and
+    # attestor) keys, while the console's login asks it of every key.
+    account, merchant = us.open_account("Acme US Inc")
+    treasurer = _group(us, "acme", ("USBankMSP", account))
+    attestor = us.client.post("/v1/attestors/inspect-co/api-keys", json={}, headers=us.op()).get_json()["api_key"]
+    expected = {
+        "operator": (us.op(), {"account_id": None}),
+        "merchant": (_h(merchant), {"account_id": account}),
+        "treasurer": (_h(treasurer), {"account_id": None, "group_id": "acme"}),
+        "attestor": (_h(attestor), {"account_id": None, "attestor_id": "inspect-co"}),
+    }
+    for role, (headers, scope) in expected.items():
+        response = us.client.get("/v1/me", headers=headers)
+        assert response.status_code == 200, (role, response.get_json())
+        me = response.get_json()
+        assert me == {"role": role, "key_id": me["key_id"], "bank": "USBankMSP", **scope}, me
+    refused = us.client.get("/v1/settlement-cycles", headers=_h(treasurer)).get_json()
+    assert refused["detail"] == "this route needs an operator key", refused
