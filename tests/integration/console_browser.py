@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -93,14 +94,26 @@ class Browser:
         return bool(self.find_all(css))
 
     def fill(self, fields: dict[str, str]) -> None:
-        """Type into inputs and choose in selects, by element id."""
+        """Type into inputs and choose in selects, by element id.
+
+        An element found just as the page replaced it is stale ("does not belong to the document"):
+        it is found again and filled from the start, as a person would retype it.
+        """
         for element_id, value in fields.items():
-            element = self.find(f"#{element_id}")
-            if element.tag_name == "select":
-                element.find_element(By.CSS_SELECTOR, f"option[value='{value}']").click()
-            else:
-                element.clear()
-                element.send_keys(value)
+            for attempt in range(3):
+                try:
+                    element = self.find(f"#{element_id}")
+                    if element.tag_name == "select":
+                        element.find_element(By.CSS_SELECTOR, f"option[value='{value}']").click()
+                    else:
+                        element.clear()
+                        element.send_keys(value)
+                    break
+                except WebDriverException as error:
+                    stale = isinstance(error, StaleElementReferenceException) or "does not belong" in str(error)
+                    if not stale or attempt == 2:
+                        raise
+                    time.sleep(0.5)
 
     def submit(self, button_id: str) -> None:
         """Click a form's button and wait for the page it leads to."""
@@ -125,6 +138,10 @@ class Browser:
 
     def login(self, base_url: str, api_key: str) -> None:
         self.open(f"{base_url}/console/login")
+        if not self.has("#api_key") and self.has("#logout"):
+            # still logged in from a test that stopped half-way: log out, so one failure stays one
+            self.submit("logout")
+            self.open(f"{base_url}/console/login")
         self.fill({"api_key": api_key})
         self.submit("login")
         assert self.has("#logout"), self.driver.page_source[:2000]
