@@ -45,16 +45,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.bank_api import outgoing
 from gateway.bank_api.faults import Faults
 from gateway.bank_api.ledger import JSON, ContractRejected, LedgerError
 from gateway.bank_api.money import Currencies
 from gateway.bank_api.representations import timestamp
-from gateway.bank_api.storage.models import (
-    InternalTransfer,
-    StandingOrder,
-    StandingOrderRun,
-    utcnow,
-)
+from gateway.bank_api.storage.models import StandingOrder, StandingOrderRun, utcnow
 from gateway.bank_api.webhooks import enqueue
 
 if TYPE_CHECKING:
@@ -82,7 +78,6 @@ ORDER_EVENT_TYPES = (
 MAX_CATCH_UP = 31
 ORDERS_PER_PASS = 200
 RUNS_PER_PASS = 200
-TRANSFER_PREFIX = "tr_"
 
 Clock = Callable[[], datetime]
 
@@ -393,32 +388,13 @@ class StandingOrders:
         key = payment_key(run_id)
         remittance = order.remittance or f"standing order {order.order_id}"
         if plan.payee_bank == self.ledger.msp_id:
-            transfer_id = TRANSFER_PREFIX + key[:32]
-            self.ledger.transfer(plan.payer, plan.payee_account, order.currency, plan.amount, transfer_id)
-            with self.db.session() as session:
-                if session.get(InternalTransfer, transfer_id) is None:
-                    session.add(
-                        InternalTransfer(
-                            transfer_id=transfer_id,
-                            payer_account=plan.payer,
-                            payee_account=plan.payee_account,
-                            currency=order.currency,
-                            amount=plan.amount,
-                            remittance=remittance,
-                            created_at=utcnow(),
-                        )
-                    )
-            return transfer_id
-        request: JSON = {
-            "idempotency_key": key,
-            "payer_account": plan.payer,
-            "payee_bank": plan.payee_bank,
-            "payee_account": plan.payee_account,
-            "currency": order.currency,
-            "amount": plan.amount,
-            "remittance": remittance,
-        }
-        return str(self.ledger.initiate_payment(request)["payment_id"])
+            return outgoing.transfer(
+                self.ledger, self.db, plan.payer, plan.payee_account, order.currency, plan.amount, remittance, key
+            )
+        initiated = outgoing.initiate(
+            self.ledger, plan.payer, plan.payee_bank, plan.payee_account, order.currency, plan.amount, remittance, key
+        )
+        return str(initiated["payment_id"])
 
     def _finish(self, run_id: str, status: str, *, reason: str | None = None, payment_id: str | None = None) -> str:
         currencies = self.services.currencies()

@@ -27,7 +27,7 @@ from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
-from gateway.bank_api.routes.payments import REMITTANCE_MAX, _transfer
+from gateway.bank_api.routes.payments import REMITTANCE_MAX, pay_elsewhere, pay_here
 from gateway.bank_api.storage.models import CorporateGroup, GroupAccount, StandingOrder, StandingOrderRun, utcnow
 from gateway.bank_api.validation import ACCOUNT_ID, MSP_ID, Fields, bad_request, json_object, path_id
 
@@ -204,21 +204,8 @@ def group_payment(group_id: str) -> Response:
     key = validate_key(request.headers.get(IDEMPOTENCY_HEADER), required=True)
     request_key = hashlib.sha256(f"group-payment\n{group_id}\n{key}".encode()).hexdigest()
     if to_bank == svc.msp_id:
-        body = _transfer(from_account, to_account, currency, amount, remittance, request_key)
-        return json_response(body, 201, {"Location": f"/v1/payments/{body['payment_id']}"})
-    payment_request: dict[str, Any] = {
-        "idempotency_key": request_key,
-        "payer_account": from_account,
-        "payee_bank": to_bank,
-        "payee_account": to_account,
-        "currency": currency,
-        "amount": amount,
-    }
-    if remittance:
-        payment_request["remittance"] = remittance
-    payment_id = str(svc.ledger.initiate_payment(payment_request)["payment_id"])
-    record = svc.ledger.get_payment(payment_id, details=True)
-    return json_response(representations.payment(record, currencies), 201, {"Location": f"/v1/payments/{payment_id}"})
+        return pay_here(from_account, to_account, currency, amount, remittance, request_key)
+    return pay_elsewhere(from_account, to_bank, to_account, currency, amount, remittance, request_key)
 
 
 def _check_members(

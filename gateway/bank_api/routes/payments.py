@@ -7,9 +7,8 @@ from decimal import Decimal
 
 from flask import Blueprint, Response, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from gateway.bank_api import representations
+from gateway.bank_api import outgoing, representations
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import MERCHANT, OPERATOR, TREASURER, Principal, current_principal, requires
 from gateway.bank_api.fx import rate_text
@@ -18,7 +17,7 @@ from gateway.bank_api.ledger import JSON, ContractRejected
 from gateway.bank_api.money import Currencies, convert
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
-from gateway.bank_api.storage.models import GroupAccount, InternalTransfer, utcnow
+from gateway.bank_api.storage.models import GroupAccount, InternalTransfer
 from gateway.bank_api.validation import (
     ACCOUNT_ID,
     CURRENCY,
@@ -39,7 +38,6 @@ from gateway.bank_api.validation import (
 
 bp = Blueprint("payments", __name__, url_prefix="/v1")
 
-TRANSFER_PREFIX = "tr_"
 REMITTANCE_MAX = 140
 
 
@@ -80,34 +78,44 @@ def create_payment() -> Response:
             )
         if payee_account == principal.account_id:
             raise bad_request("payee_account is the paying account itself")
-        transfer = _transfer(principal.account_id, payee_account, currency, amount, remittance, request_key)
-        return json_response(transfer, 201, {"Location": f"/v1/payments/{transfer['payment_id']}"})
-
-    payment_request: JSON = {
-        "idempotency_key": request_key,
-        "payer_account": principal.account_id,
-        "payee_bank": payee_bank,
-        "payee_account": payee_account,
-        "currency": currency,
-        "amount": amount,
-    }
+        return pay_here(principal.account_id, payee_account, currency, amount, remittance, request_key)
+    conversion: JSON | None = None
     if payee_currency != currency:
         payee_amount, rate = _converted(amount, currency, payee_currency, currencies)
-        payment_request.update(
-            {"payee_currency": payee_currency, "payee_amount": payee_amount, "rate": rate_text(rate)}
-        )
-    if remittance:
-        payment_request["remittance"] = remittance
-    initiated = svc.ledger.initiate_payment(payment_request)
+        conversion = {"payee_currency": payee_currency, "payee_amount": payee_amount, "rate": rate_text(rate)}
+    return pay_elsewhere(principal.account_id, payee_bank, payee_account, currency, amount, remittance, request_key,
+                         conversion)  # fmt: skip
+
+
+def pay_here(payer: str, payee: str, currency: str, amount: int, remittance: str | None, request_key: str) -> Response:
+    """The answer to a payment between two accounts of this bank (a transfer, completed at once)."""
+    svc = services()
+    transfer_id = outgoing.transfer(svc.ledger, svc.db, payer, payee, currency, amount, remittance, request_key)
+    with svc.db.session(write=False) as session:
+        row = session.get(InternalTransfer, transfer_id)
+        assert row is not None
+        body = _transfer_body(row)
+    return json_response(body, 201, {"Location": f"/v1/payments/{transfer_id}"})
+
+
+def pay_elsewhere(
+    payer: str, payee_bank: str, payee: str, currency: str, amount: int, remittance: str | None,
+    request_key: str, conversion: JSON | None = None,
+) -> Response:  # fmt: skip
+    """The answer to a payment to another bank: initiated now, completed by the payee bank."""
+    svc = services()
+    initiated = outgoing.initiate(
+        svc.ledger, payer, payee_bank, payee, currency, amount, remittance, request_key, conversion
+    )
     payment_id = str(initiated["payment_id"])
     created = initiated.get("payment")
     if isinstance(created, dict) and created.get("payment_id") == payment_id:
         # A new payment: the contract returned its public record and the details are this request's.
-        details = {"payer_account": principal.account_id, "payee_account": payee_account, "remittance": remittance}
-        record = {**created, "details": details}
+        record = {**created, "details": {"payer_account": payer, "payee_account": payee, "remittance": remittance}}
     else:  # a repeated request: the payment may have moved on since
         record = svc.ledger.get_payment(payment_id, details=True)
-    return json_response(representations.payment(record, currencies), 201, {"Location": f"/v1/payments/{payment_id}"})
+    body = representations.payment(record, svc.currencies())
+    return json_response(body, 201, {"Location": f"/v1/payments/{payment_id}"})
 
 
 def _converted(amount: int, currency: str, payee_currency: str, currencies: Currencies) -> tuple[int, Decimal]:
@@ -152,35 +160,6 @@ def _required_query(name: str, pattern: str) -> str:
     if value is None:
         raise bad_request(f"{name} is required")
     return value
-
-
-def _transfer(payer: str, payee: str, currency: str, amount: int, remittance: str | None, request_key: str) -> JSON:
-    svc = services()
-    transfer_id = TRANSFER_PREFIX + request_key[:32]
-    svc.ledger.transfer(payer, payee, currency, amount, transfer_id)
-    now = utcnow()
-    with svc.db.session() as session:
-        existing = session.get(InternalTransfer, transfer_id)
-        if existing is None:
-            session.add(
-                InternalTransfer(
-                    transfer_id=transfer_id,
-                    payer_account=payer,
-                    payee_account=payee,
-                    currency=currency,
-                    amount=amount,
-                    remittance=remittance,
-                    created_at=now,
-                )
-            )
-            try:
-                session.flush()
-            except IntegrityError:  # pragma: no cover - the idempotency claim already serialises this
-                session.rollback()
-    with svc.db.session(write=False) as session:
-        row = session.get(InternalTransfer, transfer_id)
-        assert row is not None
-        return _transfer_body(row)
 
 
 def _transfer_body(row: InternalTransfer) -> JSON:
@@ -233,7 +212,7 @@ def get_payment(payment_id: str) -> Response:
     path_id(payment_id, PAYMENT_ID, "payment_id")
     principal = current_principal()
     svc = services()
-    if payment_id.startswith(TRANSFER_PREFIX):
+    if payment_id.startswith(outgoing.TRANSFER_PREFIX):
         with svc.db.session(write=False) as session:
             row = session.get(InternalTransfer, payment_id)
             if row is None or not (
