@@ -50,6 +50,14 @@ class Currencies:
             raise MoneyError("unknown_currency", f"currency {currency} is not used on this network ({known})")
         return exponent
 
+    def known(self, currency: str, field: str = "currency") -> str:
+        """``currency`` if this network uses it; the refusal names the field."""
+        try:
+            self.exponent(currency)
+        except MoneyError as error:
+            raise MoneyError(error.code, f"{field}: {error.message}") from None
+        return currency
+
     def parse_amount(self, value: object, currency: object, field: str = "amount") -> int:
         """A positive decimal string in the currency's exponent → integer minor units."""
         exponent = self.exponent(currency)

@@ -205,23 +205,6 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["api_keys"],
     ),
-    "PaymentRequest": _object(
-        {
-            "payee_bank": _string(v.MSP_ID, 64, description="MSP id of the payee's bank", example="HKBankMSP"),
-            "payee_account": _string(v.ACCOUNT_ID, 64),
-            "currency": CURRENCY,
-            "amount": AMOUNT,
-            "payee_currency": _nullable(
-                {
-                    **CURRENCY,
-                    "description": "Currency the payee receives (default: currency); the rate is this bank's",
-                }
-            ),
-            "remittance": _nullable(_text(140, description="Free text for the payee, kept private")),
-        },
-        ["payee_bank", "payee_account", "currency", "amount"],
-        additionalProperties=False,
-    ),
     "TimelineStep": _object(
         {"status": _nullable(_string()), "at": TIMESTAMP, "tx_id": _nullable(_string())}, ["status", "at"]
     ),
@@ -815,7 +798,6 @@ def _paths() -> dict[str, Schema]:
                         {**_LOCATION, **_REPLAYED},
                     )
                 },
-                body="PaymentRequest",
                 params=[_IDEMPOTENCY_REQUIRED],
                 problems=_LEDGER_WRITE,
                 description=(
@@ -828,15 +810,6 @@ def _paths() -> dict[str, Schema]:
                 "Interbank payments of this bank (operator)",
                 "payments",
                 {"200": _json("PaymentPage", "A page of payments")},
-                params=[
-                    {
-                        "name": "status",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "enum": list(PAYMENT_STATUSES)},
-                    },
-                    *_PAGE_PARAMS,
-                ],
             ),
         },
         "/v1/payments/{payment_id}": {
@@ -888,11 +861,6 @@ def _paths() -> dict[str, Schema]:
                 "What a payment in one currency delivers in another at this bank's rate now",
                 "payments",
                 {"200": _json("FxQuote", "The quote")},
-                params=[
-                    {"name": "currency", "in": "query", "required": True, "schema": CURRENCY},
-                    {"name": "amount", "in": "query", "required": True, "schema": AMOUNT},
-                    {"name": "payee_currency", "in": "query", "required": True, "schema": CURRENCY},
-                ],
                 problems=("400", "401", "403", "502", "503"),
                 description=(
                     "The rate and payee amount a payment with these fields, made now, would lock "
@@ -1276,7 +1244,13 @@ def _with_links(paths: dict[str, Schema]) -> dict[str, Schema]:
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     from gateway.bank_api import disclosure_openapi, groups_openapi
+    from gateway.bank_api.boundary import BANK, with_request_parts
+    from gateway.bank_api.config import BANK as BANK_ROLE
 
+    return with_request_parts(_document(disclosure_openapi, groups_openapi), BANK, BANK_ROLE)
+
+
+def _document(disclosure_openapi: Any, groups_openapi: Any) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {

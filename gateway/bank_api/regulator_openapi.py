@@ -626,6 +626,13 @@ def _paths() -> dict[str, Schema]:
 
 @lru_cache(maxsize=1)
 def regulator_document() -> dict[str, Any]:
+    from gateway.bank_api.boundary import REGULATOR, with_request_parts
+    from gateway.bank_api.config import REGULATOR as REGULATOR_ROLE
+
+    return with_request_parts(_document(), REGULATOR, REGULATOR_ROLE)
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {

@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
+from typing import Annotated
 
 from flask import Blueprint, Response, request
+from pydantic import Field
 from sqlalchemy import select
 
 from gateway.bank_api import outgoing, representations
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import MERCHANT, OPERATOR, TREASURER, Principal, current_principal, requires
+from gateway.bank_api.boundary import (
+    BANK,
+    Absent,
+    AccountId,
+    Amount,
+    Body,
+    Currency,
+    MspId,
+    Page,
+    Query,
+    accepts,
+    body_of,
+    one_of,
+    query_of,
+    text,
+)
 from gateway.bank_api.fx import rate_text
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import JSON, ContractRejected
@@ -19,21 +37,11 @@ from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
 from gateway.bank_api.storage.models import GroupAccount, InternalTransfer
 from gateway.bank_api.validation import (
-    ACCOUNT_ID,
-    CURRENCY,
     INTERBANK_PAYMENT_ID,
-    MSP_ID,
     PAYMENT_ID,
-    PRINTABLE_ASCII,
-    Fields,
     bad_request,
-    cursor,
-    json_object,
     matches,
-    page_size,
     path_id,
-    query_choice,
-    query_pattern,
 )
 
 bp = Blueprint("payments", __name__, url_prefix="/v1")
@@ -46,26 +54,36 @@ def _request_key(principal: Principal, idempotency_key: str) -> str:
     return hashlib.sha256(f"payment\n{principal.account_id}\n{idempotency_key}".encode()).hexdigest()
 
 
+class PaymentRequest(Body):
+    payee_bank: Annotated[
+        MspId, Field(description="MSP id of the payee's bank", json_schema_extra={"example": "HKBankMSP"})
+    ]
+    payee_account: AccountId
+    currency: Currency
+    amount: Amount
+    payee_currency: Annotated[
+        Currency, Field(description="Currency the payee receives (default: currency); the rate is this bank's")
+    ] | Absent = None
+    remittance: Annotated[
+        str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")
+    ] | Absent = None
+
+
 @bp.post("/payments")
 @requires(MERCHANT)
 @idempotent(required=True)
+@accepts(BANK, body=PaymentRequest)
 def create_payment() -> Response:
     principal = current_principal()
     assert principal.account_id is not None
     svc = services()
     currencies = svc.currencies()
-    fields = Fields(
-        json_object(),
-        ("payee_bank", "payee_account", "currency", "amount", "payee_currency", "remittance"),
-    )
-    payee_bank = fields.required_text("payee_bank", pattern=MSP_ID, max_length=64, what="an MSP id")
-    payee_account = fields.required_text("payee_account", pattern=ACCOUNT_ID, max_length=64)
-    currency = fields.currency("currency", currencies)
-    assert currency is not None
-    amount = fields.amount("amount", currency, currencies)
-    assert amount is not None
-    payee_currency = fields.currency("payee_currency", currencies, required=False) or currency
-    remittance = fields.text("remittance", max_length=REMITTANCE_MAX, required=False) or None
+    body = body_of(PaymentRequest)
+    payee_bank, payee_account = body.payee_bank, body.payee_account
+    currency = currencies.known(body.currency, "currency")
+    amount = currencies.parse_amount(body.amount, currency, "amount")
+    payee_currency = currencies.known(body.payee_currency, "payee_currency") if body.payee_currency else currency
+    remittance = body.remittance or None
     idempotency_key = validate_key(request.headers.get(IDEMPOTENCY_HEADER), required=True)
     assert idempotency_key is not None
     request_key = _request_key(principal, idempotency_key)
@@ -127,8 +145,15 @@ def _converted(amount: int, currency: str, payee_currency: str, currencies: Curr
     return payee_amount, rate
 
 
+class QuoteQuery(Query):
+    currency: Currency
+    payee_currency: Currency
+    amount: Amount
+
+
 @bp.get("/fx-quote")
 @requires(OPERATOR, MERCHANT)
+@accepts(BANK, query=QuoteQuery)
 def fx_quote() -> Response:
     """What paying ``amount`` in ``currency`` delivers in ``payee_currency`` at this bank's rate now.
 
@@ -136,10 +161,11 @@ def fx_quote() -> Response:
     a payer can see the rate and the payee's amount before confirming.
     """
     currencies = services().currencies()
-    currency = _required_query("currency", CURRENCY)
-    payee_currency = _required_query("payee_currency", CURRENCY)
-    amount = currencies.parse_amount(_required_query("amount", PRINTABLE_ASCII), currency)
-    currencies.exponent(payee_currency)  # an unknown payee currency is a 400 before any rate is looked up
+    query = query_of(QuoteQuery)
+    currency = currencies.known(query.currency, "currency")
+    amount = currencies.parse_amount(query.amount, currency, "amount")
+    # an unknown payee currency is a 400 before any rate is looked up
+    payee_currency = currencies.known(query.payee_currency, "payee_currency")
     if payee_currency == currency:
         payee_amount, rate = amount, Decimal(1)
     else:
@@ -153,13 +179,6 @@ def fx_quote() -> Response:
             "rate": rate_text(rate),
         }
     )
-
-
-def _required_query(name: str, pattern: str) -> str:
-    value = query_pattern(name, pattern)
-    if value is None:
-        raise bad_request(f"{name} is required")
-    return value
 
 
 def _transfer_body(row: InternalTransfer) -> JSON:
@@ -247,11 +266,16 @@ def _merchant_party(principal: Principal, record: JSON, own_bank: str) -> bool:
     return record.get("payee_bank") == own_bank and details.get("payee_account") in accounts
 
 
+class PaymentListQuery(Page):
+    status: Annotated[str, one_of(representations.PAYMENT_STATUSES)] | Absent = None
+
+
 @bp.get("/payments")
 @requires(OPERATOR)
+@accepts(BANK, query=PaymentListQuery)
 def list_payments() -> Response:
-    status = query_choice("status", representations.PAYMENT_STATUSES)
-    size, bookmark = page_size(), cursor()
+    query = query_of(PaymentListQuery)
+    status, size, bookmark = query.status, query.page_size, query.cursor
     svc = services()
     data = svc.ledger.list_payments(svc.msp_id, status, size, bookmark)
     currencies = svc.currencies()
