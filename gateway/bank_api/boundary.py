@@ -20,10 +20,11 @@ routes do it with ``money.Currencies`` right after the boundary.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import wraps
-from typing import Annotated, Any, TypeVar, cast
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
 from annotated_types import GroupedMetadata
 from flask import request
@@ -272,10 +273,24 @@ def _rule_of(title: str, location: tuple[int | str, ...]) -> Rule:
     field = model.model_fields.get(str(location[0]))
     if field is None:
         return Rule()
-    for item in field.metadata:
+    # The rule sits in the field's metadata, in a group of it, or, for an optional field, in the
+    # Annotated member of its union.
+    for item in _metadata(field.metadata, field.annotation):
         if isinstance(item, Rule):
             return item
     return Rule()
+
+
+def _metadata(items: Iterable[Any], annotation: Any = None) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, GroupedMetadata):
+            yield from _metadata(item)
+        else:
+            yield item
+    if annotation is not None:
+        for member in get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ():
+            if get_origin(member) is Annotated:
+                yield from _metadata(member.__metadata__, get_args(member)[0])
 
 
 def _naming(model: Any) -> str:
@@ -297,6 +312,15 @@ def _spec(title: str) -> SpecTree:
 
 BANK = _spec("Deposit-token bank API")
 REGULATOR = _spec("Deposit-token regulator API")
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    """What a route declared of its request."""
+
+    body: type[Body] | None
+    query: type[Query] | None
+    body_required: bool
 
 
 def accepts(
@@ -324,7 +348,8 @@ def accepts(
                 v.json_object()
             return validated(*args, **kwargs)
 
-        wrapper.body_required = body_required  # type: ignore[attr-defined]
+        # Read by the document builder and by the tests (functools.wraps carries it outwards).
+        wrapper.request_models = RequestModels(body, query, body_required)  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     return decorate
@@ -369,9 +394,9 @@ def request_parts(spec: SpecTree, role: str) -> tuple[dict[str, Any], dict[str, 
             if query:
                 part["parameters"] = [_clean(param) for param in query]
             if "requestBody" in operation:
-                function = app.view_functions[_endpoint(app, path, method)]
+                declared = app.view_functions[_endpoint(app, path, method)].request_models
                 part["requestBody"] = {
-                    "required": bool(getattr(function, "body_required", True)),
+                    "required": declared.body_required,
                     "content": operation["requestBody"]["content"],
                 }
             parts.setdefault(path, {})[method] = part
