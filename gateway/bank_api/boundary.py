@@ -394,7 +394,7 @@ def request_parts(spec: SpecTree, role: str) -> tuple[dict[str, Any], dict[str, 
             if query:
                 part["parameters"] = [_clean(param) for param in query]
             if "requestBody" in operation:
-                declared = app.view_functions[_endpoint(app, path, method)].request_models
+                declared: RequestModels = app.view_functions[_endpoint(app, path, method)].request_models
                 part["requestBody"] = {
                     "required": declared.body_required,
                     "content": operation["requestBody"]["content"],
