@@ -394,7 +394,8 @@ def request_parts(spec: SpecTree, role: str) -> tuple[dict[str, Any], dict[str, 
             if query:
                 part["parameters"] = [_clean(param) for param in query]
             if "requestBody" in operation:
-                declared: RequestModels = app.view_functions[_endpoint(app, path, method)].request_models
+                view: Any = app.view_functions[_endpoint(app, path, method)]
+                declared: RequestModels = view.request_models
                 part["requestBody"] = {
                     "required": declared.body_required,
                     "content": operation["requestBody"]["content"],
