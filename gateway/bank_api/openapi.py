@@ -1247,7 +1247,11 @@ def openapi_document() -> dict[str, Any]:
     from gateway.bank_api.boundary import BANK, with_request_parts
     from gateway.bank_api.config import BANK as BANK_ROLE
 
-    return with_request_parts(_document(disclosure_openapi, groups_openapi), BANK, BANK_ROLE)
+    from gateway.bank_api.answers import bank, common, components
+
+    document = _document(disclosure_openapi, groups_openapi)
+    document["components"]["schemas"].update(components(bank.PUBLISHED + common.PUBLISHED))
+    return with_request_parts(document, BANK, BANK_ROLE)
 
 
 def _document(disclosure_openapi: Any, groups_openapi: Any) -> dict[str, Any]:

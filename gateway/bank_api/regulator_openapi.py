@@ -629,7 +629,11 @@ def regulator_document() -> dict[str, Any]:
     from gateway.bank_api.boundary import REGULATOR, with_request_parts
     from gateway.bank_api.config import REGULATOR as REGULATOR_ROLE
 
-    return with_request_parts(_document(), REGULATOR, REGULATOR_ROLE)
+    from gateway.bank_api.answers import common, components, regulator
+
+    document = _document()
+    document["components"]["schemas"].update(components(regulator.PUBLISHED + common.PUBLISHED))
+    return with_request_parts(document, REGULATOR, REGULATOR_ROLE)
 
 
 def _document() -> dict[str, Any]:

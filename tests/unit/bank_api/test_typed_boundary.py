@@ -154,3 +154,44 @@ def test_any_body_is_accepted_whole_or_refused_naming_a_field(data: dict[str, An
     assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}", accepted.payee_account)
     assert re.fullmatch(r"[A-Z]{3}", accepted.currency)
     assert accepted.remittance is None or accepted.remittance.isprintable() or " " in accepted.remittance
+
+
+def _refs(value: Any, into: set[str]) -> None:
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            into.add(ref.rsplit("/", 1)[1])
+        for item in value.values():
+            _refs(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            _refs(item, into)
+
+
+@pytest.mark.parametrize("document", [openapi_document, regulator_document], ids=["bank", "regulator"])
+def test_every_answer_schema_is_generated_from_an_answer_model(document: Any) -> None:
+    from gateway.bank_api.answers import bank, common, components, regulator
+
+    doc = document()
+    published = bank.PUBLISHED if document is openapi_document else regulator.PUBLISHED
+    generated = components(published + common.PUBLISHED)
+    answered: set[str] = set()
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            _refs(operation["responses"], answered)
+    _refs(doc["components"]["responses"], answered)
+    # What those refer to, in turn.
+    pending = set(answered)
+    while pending:
+        name = pending.pop()
+        assert name in doc["components"]["schemas"], f"{name} is referred to and not defined"
+        inner: set[str] = set()
+        _refs(doc["components"]["schemas"][name], inner)
+        pending |= inner - answered
+        answered |= inner
+    models = _models_by_name()
+    for name in sorted(answered):
+        if name in models:  # a request model that is answered back as it was sent
+            continue
+        assert name in generated, f"{name} is written by hand, not an answer model"
+        assert doc["components"]["schemas"][name] == generated[name], name

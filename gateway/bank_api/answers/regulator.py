@@ -1,0 +1,277 @@
+"""The regulator gateway's answers (the regulator document, regulator_openapi.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.bank_api.answers import Absent, Answer, Money, PositiveAmount, Timestamp
+from gateway.bank_api.answers.common import DisclosureRequest, Positions, TimelineStep
+
+
+class Me(Answer):
+    role: Literal["operator"]
+    key_id: str
+    account_id: str | None
+    bank: str
+
+
+class Payment(Answer):
+    model_config = ConfigDict(extra="forbid")
+
+    payment_id: str
+    status: Annotated[str, Field(description="initiated, completed, rejected, refunded")] | None
+    payer_bank: str | None
+    payee_bank: str | None
+    currency: str | None
+    amount: Money | None
+    payee_currency: str | None = None
+    payee_amount: Money | None = None
+    rate: str | None = None
+    reason: Annotated[str, Field(description="The payee bank's public reason code when rejected")] | None = None
+    created_at: Timestamp | None = None
+    cycle_id: str | None = None
+    timeline: list[TimelineStep]
+    corridor_version: (
+        Annotated[int, Field(description="The corridor policy version the payment was initiated under")] | None
+    ) = None
+    details_hash: (
+        Annotated[str, Field(description="Salted SHA-256 of the private details, which only the two banks hold")] | None
+    ) = None
+
+
+class PaymentPage(Answer):
+    payments: list[Payment]
+    next_cursor: str | None
+
+
+class CycleConfirmation(Answer):
+    confirmed: bool
+    external_ref: str | None
+    at: Timestamp | None
+
+
+class SettlementCycle(Answer):
+    cycle_id: str | None
+    status: str | None
+    opened_by: str | None = None
+    opened_at: Timestamp | None = None
+    settled_at: Timestamp | None = None
+    banks: list[str]
+    positions: Positions
+    payments: Annotated[int, Field(ge=0)]
+    confirmations: Annotated[
+        dict[str, CycleConfirmation], Field(description="Each bank's leg of the cycle")
+    ]
+    pending_banks: Annotated[list[str], Field(description="Banks of the cycle that have not confirmed their leg yet")]
+
+
+class CycleList(Answer):
+    cycles: list[SettlementCycle]
+
+
+class NetPositions(Answer):
+    payments: Annotated[int, Field(ge=0)]
+    positions: Positions
+
+
+class BankReference(Answer):
+    msp_id: str | None
+    name: str | None = None
+    jurisdiction: str | None = None
+    currencies: list[str]
+    status: Literal["active", "suspended"]
+    status_reason: str | None = None
+    status_since: Timestamp | None = None
+
+
+class ReferenceData(Answer):
+    regulator: str | None
+    currencies: dict[str, int]
+    banks: list[BankReference]
+    payment_timeout_seconds: int | None = None
+
+
+class CorridorRule(Answer):
+    currency: str | None
+    cross_border_only: bool
+    allowed: (
+        Annotated[
+            list[Annotated[list[str], Field(min_length=2, max_length=2)]],
+            Field(description="Pairs of jurisdictions between which the currency may move (either way)"),
+        ]
+        | None
+    )
+
+
+class CorridorCap(Answer):
+    currency: str | None
+    # "from" is a Python keyword: the field is named from_ and answered as "from".
+    from_: Annotated[str, Field(description="Jurisdiction of the payer bank")] | None = Field(alias="from")
+    to: Annotated[str, Field(description="Jurisdiction of the payee bank")] | None
+    per_payment: Money | None
+    daily: Money | None
+
+
+class CorridorPolicy(Answer):
+    version: int | None
+    rules: list[CorridorRule]
+    caps: list[CorridorCap]
+    note: str | None
+    changed_at: Timestamp | None
+    tx_id: Annotated[str, Field(description="The regulator-endorsed transaction that set this version")] | None
+
+
+class CorridorBankUse(Answer):
+    bank: str
+    sent: Money
+    payments: Annotated[int, Field(ge=0)]
+    remaining: Money | None
+
+
+class CorridorUse(Answer):
+    currency: str | None
+    from_: str | None = Field(alias="from")
+    to: str | None
+    per_payment: Money | None
+    daily: Money | None
+    banks: list[CorridorBankUse]
+
+
+class CorridorUsage(Answer):
+    day: Annotated[str, Field(description="UTC day")]
+    corridors: list[CorridorUse]
+
+
+class Alert(Answer):
+    alert_id: str
+    rule: Literal["large_payment", "velocity", "stale_payment", "unconfirmed_cycle", "supply_drift"]
+    subject: str
+    state: Literal["open", "acknowledged"]
+    raised_at: Timestamp | None
+    evidence: Annotated[
+        dict[str, Any], Field(description="What the rule saw: payment ids, banks, figures, the limit it crossed")
+    ]
+    acknowledged_at: Timestamp | None
+    acknowledged_by: Annotated[str, Field(description="Key id of the operator who acknowledged it")] | None
+    note: str | None
+
+
+class AlertList(Answer):
+    alerts: list[Alert]
+
+
+class AlertRuleSettings(Answer):
+    "Every setting of the rule named in the path (the GET answer shows which)"
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | Absent = None
+    thresholds: (
+        Annotated[
+            dict[
+                str,
+                PositiveAmount,
+            ],
+            Field(description="large_payment: currency -> amount at which a single payment is flagged"),
+        ]
+        | Absent
+    ) = None
+    window_seconds: Annotated[int, Field(ge=1, le=2592000)] | Absent = None
+    max_payments: Annotated[int, Field(ge=1, le=1000000)] | None = None
+    max_amounts: (
+        Annotated[
+            dict[
+                str,
+                PositiveAmount,
+            ],
+            Field(description="velocity: currency -> total between two banks in the window"),
+        ]
+        | Absent
+    ) = None
+    initiated_seconds: Annotated[int, Field(ge=1, le=2592000)] | Absent = None
+    rejected_seconds: Annotated[int, Field(ge=1, le=2592000)] | Absent = None
+    deadline_seconds: Annotated[int, Field(ge=1, le=2592000)] | Absent = None
+    confirm_seconds: (
+        Annotated[
+            int,
+            Field(
+                description="supply_drift: how long the same difference must hold before it is raised", ge=1, le=2592000
+            ),
+        ]
+        | Absent
+    ) = None
+
+
+class AlertRules(Answer):
+    rules: dict[str, AlertRuleSettings]
+
+
+class SupplyPoint(Answer):
+    "One bucket with changes: its start, the supply at its end, what went up and down"
+
+    at: Timestamp | None
+    supply: Money
+    increase: Money
+    decrease: Money
+    changes: Annotated[int, Field(ge=1)]
+
+
+class SupplyHistory(Answer):
+    issuer: str
+    currency: str
+    interval: Literal["minute", "hour", "day"]
+    from_: Timestamp | None = Field(alias="from")
+    to: Timestamp | None
+    opening_supply: Money
+    points: list[SupplyPoint]
+
+
+class CorridorPolicyHistory(Answer):
+    versions: list[CorridorPolicy]
+
+
+class DisclosedDetails(Answer):
+    payer_account: str | None = None
+    payer_jurisdiction: str | None = None
+    payee_account: str | None = None
+    remittance: str | None = None
+
+
+class DisclosureDelivery(Answer):
+    check: Literal["verified", "mismatch", "awaiting_data"]
+    checked_at: Timestamp | None
+    details_hash: str | None = None
+    details: DisclosedDetails | None
+
+
+class CheckedDisclosure(DisclosureRequest):
+    expected_details_hash: Annotated[str, Field(description="From the payment's public record")] | None
+    deliveries: Annotated[
+        dict[str, DisclosureDelivery],
+        Field(description="Per bank that disclosed: its details and the check against the hash"),
+    ]
+
+
+PUBLISHED: tuple[type[BaseModel], ...] = (
+    Me,
+    Payment,
+    PaymentPage,
+    SettlementCycle,
+    CycleList,
+    NetPositions,
+    ReferenceData,
+    CorridorRule,
+    CorridorCap,
+    CorridorPolicy,
+    CorridorUsage,
+    Alert,
+    AlertList,
+    AlertRuleSettings,
+    AlertRules,
+    SupplyPoint,
+    SupplyHistory,
+    CorridorPolicyHistory,
+    CheckedDisclosure,
+)
