@@ -1244,10 +1244,9 @@ def _with_links(paths: dict[str, Schema]) -> dict[str, Schema]:
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     from gateway.bank_api import disclosure_openapi, groups_openapi
+    from gateway.bank_api.answers import bank, common, components
     from gateway.bank_api.boundary import BANK, with_request_parts
     from gateway.bank_api.config import BANK as BANK_ROLE
-
-    from gateway.bank_api.answers import bank, common, components
 
     document = _document(disclosure_openapi, groups_openapi)
     document["components"]["schemas"].update(components(bank.PUBLISHED + common.PUBLISHED))

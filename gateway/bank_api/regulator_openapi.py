@@ -626,10 +626,9 @@ def _paths() -> dict[str, Schema]:
 
 @lru_cache(maxsize=1)
 def regulator_document() -> dict[str, Any]:
+    from gateway.bank_api.answers import common, components, regulator
     from gateway.bank_api.boundary import REGULATOR, with_request_parts
     from gateway.bank_api.config import REGULATOR as REGULATOR_ROLE
-
-    from gateway.bank_api.answers import common, components, regulator
 
     document = _document()
     document["components"]["schemas"].update(components(regulator.PUBLISHED + common.PUBLISHED))
