@@ -138,16 +138,6 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["account_id", "status", "balances", "limits"],
     ),
-    "OpenAccountRequest": _object(
-        {
-            "holder": _text(200, minLength=1),
-            "jurisdiction": _string(v.JURISDICTION, 4),
-            "kyc_ref": _text(128, minLength=1),
-            "account_id": _nullable(_string(v.ACCOUNT_ID, 64, description="Optional; generated when left out")),
-        },
-        ["holder", "jurisdiction", "kyc_ref"],
-        additionalProperties=False,
-    ),
     "AccountOpened": _object(
         {
             "account": _ref("Account"),
@@ -157,15 +147,6 @@ SCHEMAS: dict[str, Schema] = {
             "api_key_id": _string(),
         },
         ["account", "api_key", "api_key_id"],
-    ),
-    "FreezeRequest": _object(
-        {"reason": _text(v.MAX_FREEZE_REASON, minLength=1)}, ["reason"], additionalProperties=False
-    ),
-    "EmptyRequest": _object({}, additionalProperties=False),
-    "LimitsRequest": _object(
-        {"per_transaction": _nullable(AMOUNT), "daily": _nullable(AMOUNT)},
-        ["per_transaction", "daily"],
-        additionalProperties=False,
     ),
     "HistoryEntry": _object(
         {
@@ -233,16 +214,6 @@ SCHEMAS: dict[str, Schema] = {
         {"payments": {"type": "array", "items": _ref("Payment")}, "next_cursor": _nullable(_string())},
         ["payments", "next_cursor"],
     ),
-    "IssueRequest": _object(
-        {
-            "account_id": _string(v.ACCOUNT_ID, 64),
-            "currency": CURRENCY,
-            "amount": AMOUNT,
-            "deposit_ref": _string(v.REFERENCE, 128, description="Core-banking deposit reference; idempotent"),
-        },
-        ["account_id", "currency", "amount", "deposit_ref"],
-        additionalProperties=False,
-    ),
     "IssueResult": _object(
         {
             "issued": {"type": "boolean", "description": "false when this deposit_ref was already issued"},
@@ -252,16 +223,6 @@ SCHEMAS: dict[str, Schema] = {
             "deposit_ref": _string(),
         },
         ["issued", "account_id", "currency", "amount", "deposit_ref"],
-    ),
-    "RedeemRequest": _object(
-        {
-            "account_id": _string(v.ACCOUNT_ID, 64),
-            "currency": CURRENCY,
-            "amount": AMOUNT,
-            "withdrawal_ref": _string(v.REFERENCE, 128),
-        },
-        ["account_id", "currency", "amount", "withdrawal_ref"],
-        additionalProperties=False,
     ),
     "RedeemResult": _object(
         {
@@ -323,12 +284,6 @@ SCHEMAS: dict[str, Schema] = {
             "rate": _string(description="Units of payee_currency one unit of currency buys", example="7.8"),
         },
         ["currency", "amount", "payee_currency", "payee_amount", "rate"],
-    ),
-    "OpenCycleRequest": _object({"cycle_id": _nullable(_string(v.CYCLE_ID, 64))}, additionalProperties=False),
-    "ConfirmRequest": _object(
-        {"external_ref": _string(v.REFERENCE, 128, description="Reference of the settlement outside the ledger")},
-        ["external_ref"],
-        additionalProperties=False,
     ),
     "Positions": {
         "type": "object",
@@ -697,7 +652,6 @@ def _paths() -> dict[str, Schema]:
                         {**_LOCATION, **_REPLAYED},
                     )
                 },
-                body="OpenAccountRequest",
                 params=[_IDEMPOTENCY_OPTIONAL],
                 problems=_LEDGER_WRITE,
             )
@@ -715,7 +669,7 @@ def _paths() -> dict[str, Schema]:
                 "The account's entries, newest first, a page at a time",
                 "accounts",
                 {"200": _json("HistoryPage", "A page of entries")},
-                params=[ACCOUNT, *_PAGE_PARAMS],
+                params=[ACCOUNT],
             )
         },
         "/v1/accounts/{account_id}/freeze": {
@@ -723,7 +677,6 @@ def _paths() -> dict[str, Schema]:
                 "Freeze an account: it can neither pay nor be paid (operator)",
                 "accounts",
                 {"200": _json("Account", "Frozen")},
-                body="FreezeRequest",
                 params=[ACCOUNT],
                 problems=_LEDGER_WRITE,
             )
@@ -733,8 +686,6 @@ def _paths() -> dict[str, Schema]:
                 "Unfreeze an account (operator)",
                 "accounts",
                 {"200": _json("Account", "Active again")},
-                body="EmptyRequest",
-                body_required=False,
                 params=[ACCOUNT],
                 problems=_LEDGER_WRITE,
             )
@@ -744,8 +695,6 @@ def _paths() -> dict[str, Schema]:
                 "Close an empty account (operator)",
                 "accounts",
                 {"200": _json("Account", "Closed")},
-                body="EmptyRequest",
-                body_required=False,
                 params=[ACCOUNT],
                 problems=_LEDGER_WRITE,
             )
@@ -755,7 +704,6 @@ def _paths() -> dict[str, Schema]:
                 "Set the per-transaction and daily limits of one currency (operator; null = no limit)",
                 "accounts",
                 {"200": _json("Account", "The account with its new limits")},
-                body="LimitsRequest",
                 params=[ACCOUNT, _path_param("currency", v.CURRENCY, 3)],
                 problems=_LEDGER_WRITE,
             )
@@ -765,8 +713,6 @@ def _paths() -> dict[str, Schema]:
                 "Issue another API key for the account's merchant (operator)",
                 "accounts",
                 {"201": _json("ApiKeyCreated", "The new key, shown once")},
-                body="ApiKeyCreateRequest",
-                body_required=False,
                 params=[ACCOUNT],
                 problems=_LEDGER_WRITE,
             ),
@@ -828,7 +774,6 @@ def _paths() -> dict[str, Schema]:
                     "201": _json("IssueResult", "Issued", _REPLAYED),
                     "200": _json("IssueResult", "Already issued earlier", _REPLAYED),
                 },
-                body="IssueRequest",
                 params=[_IDEMPOTENCY_OPTIONAL],
                 problems=_LEDGER_WRITE,
             )
@@ -841,7 +786,6 @@ def _paths() -> dict[str, Schema]:
                     "201": _json("RedeemResult", "Redeemed", _REPLAYED),
                     "200": _json("RedeemResult", "Already redeemed", _REPLAYED),
                 },
-                body="RedeemRequest",
                 params=[_IDEMPOTENCY_OPTIONAL],
                 problems=_LEDGER_WRITE,
             )
@@ -881,8 +825,6 @@ def _paths() -> dict[str, Schema]:
                 "Open a settlement cycle over every completed, unsettled payment (operator)",
                 "settlement",
                 {"201": _json("SettlementCycle", "Opened", {**_LOCATION, **_REPLAYED})},
-                body="OpenCycleRequest",
-                body_required=False,
                 params=[_IDEMPOTENCY_OPTIONAL],
                 problems=_LEDGER_WRITE,
             ),
@@ -901,7 +843,6 @@ def _paths() -> dict[str, Schema]:
                 "Confirm this bank's leg of a cycle after settling it outside the ledger (operator)",
                 "settlement",
                 {"200": _json("SettlementCycle", "The cycle after the confirmation")},
-                body="ConfirmRequest",
                 params=[_path_param("cycle_id", v.CYCLE_ID, 64)],
                 problems=_LEDGER_WRITE,
             )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Annotated
 
 from flask import Blueprint, Response, g, request
+from pydantic import ConfigDict, Field
 
 from gateway.bank_api import representations
 from gateway.bank_api.app import services
@@ -18,22 +20,27 @@ from gateway.bank_api.auth import (
     ensure_account_access,
     requires,
 )
+from gateway.bank_api.boundary import (
+    BANK,
+    Absent,
+    AccountId,
+    Amount,
+    ApiKeyCreateRequest,
+    Body,
+    EmptyRequest,
+    Jurisdiction,
+    Page,
+    accepts,
+    body_of,
+    query_of,
+    text,
+)
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import ContractRejected
+from gateway.bank_api.money import Currencies
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
-from gateway.bank_api.validation import (
-    ACCOUNT_ID,
-    JURISDICTION,
-    MAX_FREEZE_REASON,
-    OPAQUE_ID,
-    Fields,
-    bad_request,
-    cursor,
-    json_object,
-    page_size,
-    path_id,
-)
+from gateway.bank_api.validation import ACCOUNT_ID, MAX_FREEZE_REASON, OPAQUE_ID, bad_request, path_id
 
 bp = Blueprint("accounts", __name__, url_prefix="/v1")
 
@@ -57,17 +64,20 @@ def whoami() -> Response:
     )
 
 
+class OpenAccountRequest(Body):
+    holder: Annotated[str, text(200)]
+    jurisdiction: Jurisdiction
+    kyc_ref: Annotated[str, text(128)]
+    account_id: Annotated[AccountId, Field(description="Optional; generated when left out")] | Absent = None
+
+
 @bp.post("/accounts")
 @requires(OPERATOR)
 @idempotent(required=False)
+@accepts(BANK, body=OpenAccountRequest)
 def open_account() -> Response:
-    fields = Fields(json_object(), ("holder", "jurisdiction", "kyc_ref", "account_id"))
-    holder = fields.required_text("holder", max_length=200)
-    jurisdiction = fields.required_text("jurisdiction", pattern=JURISDICTION, what="two to four capitals")
-    kyc_ref = fields.required_text("kyc_ref", max_length=128)
-    account_id = fields.text("account_id", pattern=ACCOUNT_ID, max_length=64, required=False)
-    if holder.strip() == "":
-        raise bad_request("holder must not be blank")
+    body = body_of(OpenAccountRequest)
+    holder, jurisdiction, kyc_ref, account_id = body.holder, body.jurisdiction, body.kyc_ref, body.account_id
     idempotency_key = validate_key(request.headers.get(IDEMPOTENCY_HEADER), required=False)
     derived = False
     if account_id is None:
@@ -87,10 +97,10 @@ def open_account() -> Response:
             raise
     account = representations.account(ledger.get_account(account_id), services().currencies())
     issued = services().keys.create(MERCHANT, account_id, label="issued when the account was opened")
-    body = {"account": account, "api_key": issued.api_key, "api_key_id": issued.key_id}
+    answer = {"account": account, "api_key": issued.api_key, "api_key_id": issued.key_id}
     # A replay must not hand the secret out again (it is shown once): store the answer without it.
-    g.idempotent_stored_body = {**body, "api_key": None}
-    return json_response(body, 201, {"Location": f"/v1/accounts/{account_id}"})
+    g.idempotent_stored_body = {**answer, "api_key": None}
+    return json_response(answer, 201, {"Location": f"/v1/accounts/{account_id}"})
 
 
 @bp.get("/accounts/<account_id>")
@@ -104,10 +114,12 @@ def get_account(account_id: str) -> Response:
 
 @bp.get("/accounts/<account_id>/history")
 @requires(OPERATOR, MERCHANT)
+@accepts(BANK, query=Page)
 def get_history(account_id: str) -> Response:
     path_id(account_id, ACCOUNT_ID, "account_id")
     ensure_account_access(current_principal(), account_id)
-    size, bookmark = page_size(), cursor()
+    page = query_of(Page)
+    size, bookmark = page.page_size, page.cursor
     data = services().ledger.get_account_history(account_id, size, bookmark)
     currencies = services().currencies()
     entries = [
@@ -126,58 +138,78 @@ def _account_after(account_id: str) -> Response:
     return json_response(representations.account(data, services().currencies()))
 
 
+class FreezeRequest(Body):
+    reason: Annotated[str, text(MAX_FREEZE_REASON)]
+
+
 @bp.post("/accounts/<account_id>/freeze")
 @requires(OPERATOR)
+@accepts(BANK, body=FreezeRequest)
 def freeze(account_id: str) -> Response:
     path_id(account_id, ACCOUNT_ID, "account_id")
-    fields = Fields(json_object(), ("reason",))
-    reason = fields.required_text("reason", max_length=MAX_FREEZE_REASON)
-    services().ledger.freeze_account(account_id, reason)
+    services().ledger.freeze_account(account_id, body_of(FreezeRequest).reason)
     return _account_after(account_id)
 
 
 @bp.post("/accounts/<account_id>/unfreeze")
 @requires(OPERATOR)
+@accepts(BANK, body=EmptyRequest, body_required=False)
 def unfreeze(account_id: str) -> Response:
     path_id(account_id, ACCOUNT_ID, "account_id")
-    Fields(json_object(), ())
     services().ledger.unfreeze_account(account_id)
     return _account_after(account_id)
 
 
 @bp.post("/accounts/<account_id>/close")
 @requires(OPERATOR)
+@accepts(BANK, body=EmptyRequest, body_required=False)
 def close(account_id: str) -> Response:
     path_id(account_id, ACCOUNT_ID, "account_id")
-    Fields(json_object(), ())
     services().ledger.close_account(account_id)
     return _account_after(account_id)
 
 
+LIMITS = ("per_transaction", "daily")
+
+
+class LimitsRequest(Body):
+    # Each is a decimal string, or null for no limit, and both must be given: the model reads a
+    # null as a field left out, so the view checks that they are there and the schema lists them
+    # as required.
+    model_config = ConfigDict(json_schema_extra={"required": list(LIMITS)})
+
+    per_transaction: Amount | Absent = None
+    daily: Amount | Absent = None
+
+
 @bp.put("/accounts/<account_id>/limits/<currency>")
 @requires(OPERATOR)
+@accepts(BANK, body=LimitsRequest)
 def set_limits(account_id: str, currency: str) -> Response:
     path_id(account_id, ACCOUNT_ID, "account_id")
     currencies = services().currencies()
-    fields = Fields({"currency": currency, **json_object()}, ("currency", "per_transaction", "daily"))
-    code = fields.currency("currency", currencies)
-    assert code is not None
-    body = fields.body
-    for name in ("per_transaction", "daily"):
-        if name not in body:
+    code = currencies.known(currency, "currency")
+    body = body_of(LimitsRequest)
+    for name in LIMITS:
+        if name not in body.model_fields_set:
             raise bad_request(f"{name} is required (a decimal string, or null for no limit)")
-    per_transaction = fields.amount("per_transaction", code, currencies, required=False)
-    daily = fields.amount("daily", code, currencies, required=False)
+    per_transaction = _limit(currencies, body.per_transaction, code, "per_transaction")
+    daily = _limit(currencies, body.daily, code, "daily")
     services().ledger.set_limits(account_id, code, per_transaction, daily)
     return _account_after(account_id)
 
 
+def _limit(currencies: Currencies, value: str | None, currency: str, name: str) -> int | None:
+    """A limit in minor units, or None for no limit."""
+    return None if value is None else currencies.parse_amount(value, currency, name)
+
+
 @bp.post("/accounts/<account_id>/api-keys")
 @requires(OPERATOR)
+@accepts(BANK, body=ApiKeyCreateRequest, body_required=False)
 def create_api_key(account_id: str) -> Response:
     path_id(account_id, ACCOUNT_ID, "account_id")
-    fields = Fields(json_object(), ("label",))
-    label = fields.text("label", max_length=128, required=False)
+    label = body_of(ApiKeyCreateRequest).label
     services().ledger.get_account(account_id)  # 404 unknown_account before a key exists for it
     issued = services().keys.create(MERCHANT, account_id, label=label)
     return json_response({"api_key": issued.api_key, "api_key_id": issued.key_id, "account_id": account_id}, 201)

@@ -5,75 +5,99 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime
+from typing import Annotated
 
 from flask import Blueprint, Response, request
+from pydantic import Field
 
 from gateway.bank_api import representations
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import MERCHANT, OPERATOR, requires
+from gateway.bank_api.boundary import (
+    BANK,
+    Absent,
+    AccountId,
+    Amount,
+    Body,
+    Currency,
+    Reference,
+    Rule,
+    accepts,
+    body_of,
+)
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import ContractRejected
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
-from gateway.bank_api.validation import (
-    ACCOUNT_ID,
-    CYCLE_ID,
-    REFERENCE,
-    Fields,
-    json_object,
-    path_id,
-)
+from gateway.bank_api.validation import CYCLE_ID, path_id
 
 bp = Blueprint("treasury", __name__, url_prefix="/v1")
 
 MAX_POSITION_PAGES = 1000
 
 
-def _money_movement(reference_field: str) -> tuple[str, str, int, str]:
+# A core-banking reference, as the refusal of a malformed one describes it.
+CoreReference = Annotated[Reference, Rule(what="letters, digits and _ . : / -")]
+
+
+class _MoneyMovement(Body):
+    account_id: AccountId
+    currency: Currency
+    amount: Amount
+
+
+class IssueRequest(_MoneyMovement):
+    deposit_ref: Annotated[CoreReference, Field(description="Core-banking deposit reference; idempotent")]
+
+
+class RedeemRequest(_MoneyMovement):
+    withdrawal_ref: CoreReference
+
+
+def _money_movement(body: _MoneyMovement) -> tuple[str, str, int]:
+    """The account, the currency and the amount in minor units."""
     currencies = services().currencies()
-    fields = Fields(json_object(), ("account_id", "currency", "amount", reference_field))
-    account_id = fields.required_text("account_id", pattern=ACCOUNT_ID, max_length=64)
-    currency = fields.currency("currency", currencies)
-    assert currency is not None
-    amount = fields.amount("amount", currency, currencies)
-    assert amount is not None
-    reference = fields.required_text(
-        reference_field, pattern=REFERENCE, max_length=128, what="letters, digits and _ . : / -"
-    )
-    return account_id, currency, amount, reference
+    currency = currencies.known(body.currency, "currency")
+    return body.account_id, currency, currencies.parse_amount(body.amount, currency, "amount")
 
 
 @bp.post("/issuances")
 @requires(OPERATOR)
 @idempotent(required=False)
+@accepts(BANK, body=IssueRequest)
 def issue() -> Response:
-    account_id, currency, amount, deposit_ref = _money_movement("deposit_ref")
+    body = body_of(IssueRequest)
+    account_id, currency, amount = _money_movement(body)
+    deposit_ref = body.deposit_ref
     result = services().ledger.issue(account_id, currency, amount, deposit_ref)
     issued = bool(result.get("issued", True))
-    body = {
+    answer = {
         "issued": issued,
         "account_id": account_id,
         "currency": currency,
         "amount": services().currencies().format_amount(amount, currency),
         "deposit_ref": deposit_ref,
     }
-    return json_response(body, 201 if issued else 200)
+    return json_response(answer, 201 if issued else 200)
 
 
 @bp.post("/redemptions")
 @requires(OPERATOR)
 @idempotent(required=False)
+@accepts(BANK, body=RedeemRequest)
 def redeem() -> Response:
-    account_id, currency, amount, withdrawal_ref = _money_movement("withdrawal_ref")
+    body = body_of(RedeemRequest)
+    account_id, currency, amount = _money_movement(body)
+    withdrawal_ref = body.withdrawal_ref
     result = services().ledger.redeem(account_id, currency, amount, withdrawal_ref)
     redeemed = bool(result.get("redeemed", True))
-    body = {
+    answer = {
         "redeemed": redeemed,
         "account_id": account_id,
         "currency": currency,
         "amount": services().currencies().format_amount(amount, currency),
         "withdrawal_ref": withdrawal_ref,
     }
-    return json_response(body, 201 if redeemed else 200)
+    return json_response(answer, 201 if redeemed else 200)
 
 
 @bp.get("/supply")
@@ -111,12 +135,16 @@ def reference_data() -> Response:
     )
 
 
+class OpenCycleRequest(Body):
+    cycle_id: Annotated[str, Field(pattern=CYCLE_ID, min_length=1, max_length=64)] | Absent = None
+
+
 @bp.post("/settlement-cycles")
 @requires(OPERATOR)
 @idempotent(required=False)
+@accepts(BANK, body=OpenCycleRequest, body_required=False)
 def open_cycle() -> Response:
-    fields = Fields(json_object(), ("cycle_id",))
-    cycle_id = fields.text("cycle_id", pattern=CYCLE_ID, max_length=64, required=False)
+    cycle_id = body_of(OpenCycleRequest).cycle_id
     if cycle_id is None:
         key = validate_key(request.headers.get(IDEMPOTENCY_HEADER), required=False)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -160,14 +188,16 @@ def get_cycle(cycle_id: str) -> Response:
     return json_response(representations.settlement_cycle(cycle, services().currencies()))
 
 
+class ConfirmRequest(Body):
+    external_ref: Annotated[CoreReference, Field(description="Reference of the settlement outside the ledger")]
+
+
 @bp.post("/settlement-cycles/<cycle_id>/confirmation")
 @requires(OPERATOR)
+@accepts(BANK, body=ConfirmRequest)
 def confirm_cycle(cycle_id: str) -> Response:
     path_id(cycle_id, CYCLE_ID, "cycle_id")
-    fields = Fields(json_object(), ("external_ref",))
-    external_ref = fields.required_text(
-        "external_ref", pattern=REFERENCE, max_length=128, what="letters, digits and _ . : / -"
-    )
+    external_ref = body_of(ConfirmRequest).external_ref
     ledger = services().ledger
     ledger.confirm_settlement(cycle_id, external_ref)
     cycle = ledger.get_settlement_cycle(cycle_id)
