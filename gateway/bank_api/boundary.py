@@ -435,3 +435,12 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list):
         return [_clean(item) for item in value]
     return value
+
+
+# Bodies shared by several resources.
+class EmptyRequest(Empty):
+    """No fields: the body may be left out, or be ``{}``."""
+
+
+class ApiKeyCreateRequest(Body):
+    label: Annotated[str, text(128, blank=True)] | Absent = None
