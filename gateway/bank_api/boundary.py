@@ -377,7 +377,7 @@ def request_parts(spec: SpecTree, role: str) -> tuple[dict[str, Any], dict[str, 
             parts.setdefault(path, {})[method] = part
     # Query models become parameters; only body models are schemas of their own.
     schemas = {
-        name: _clean(schema)
+        name: _clean(schema, body=True)
         for name, schema in generated["components"]["schemas"].items()
         if name in _MODELS and issubclass(_MODELS[name], Body)
     }
@@ -419,21 +419,28 @@ def _openapi_path(rule: str) -> str:
     return re.sub(r"<(?:[a-z]+:)?([A-Za-z_]+)>", r"{\1}", rule)
 
 
-def _clean(value: Any) -> Any:
-    """pydantic's JSON schema, as OpenAPI 3.0 reads it: no titles, no ``default: null``."""
+def _clean(value: Any, *, body: bool = False) -> Any:
+    """pydantic's JSON schema, as OpenAPI 3.0 reads it: no titles, no ``default: null``.
+
+    In a body, ``default: null`` marks a field that may be left out (``| Absent = None``), which
+    the model also takes as ``null``: the document says ``nullable``, or a client (and the
+    negative tests) would read the ``null`` the gateway accepts as forbidden.
+    """
     if isinstance(value, dict):
         cleaned = {}
         for key, item in value.items():
             if key == "title" and isinstance(item, str):
                 continue
             if key == "default" and item is None:
+                if body:
+                    cleaned["nullable"] = True
                 continue
             if key == "description" and item == "":
                 continue
-            cleaned[key] = _clean(item)
+            cleaned[key] = _clean(item, body=body)
         return cleaned
     if isinstance(value, list):
-        return [_clean(item) for item in value]
+        return [_clean(item, body=body) for item in value]
     return value
 
 
