@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import wraps
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast, get_args
 
 from annotated_types import GroupedMetadata
 from flask import request
@@ -275,7 +275,18 @@ def _rule_of(title: str, location: tuple[int | str, ...]) -> Rule:
     for item in field.metadata:
         if isinstance(item, Rule):
             return item
-    return Rule()
+    # An optional field (``X | Absent``) keeps X's metadata inside the union, not on the field.
+    return next(_rules_in(field.annotation), Rule())
+
+
+def _rules_in(annotation: Any) -> Iterator[Rule]:
+    for argument in get_args(annotation):
+        # Grouped metadata (text(), the identifiers) is unpacked on a field, not inside a union.
+        for item in argument if isinstance(argument, GroupedMetadata) else (argument,):
+            if isinstance(item, Rule):
+                yield item
+            else:
+                yield from _rules_in(item)
 
 
 def _naming(model: Any) -> str:
