@@ -61,7 +61,7 @@ _ZERO = re.compile(r"^0(\.0+)?$")
 # What the document publishes of a target balance: zero, or an amount (checked where it becomes
 # minor units, as an amount is).
 TARGET_PATTERN = r"^(0(\.0+)?|0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$"
-REMITTANCE = Annotated[str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")]
+Remittance = Annotated[str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")]
 
 
 # -- access -------------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ class GroupPaymentRequest(Body):
     to_account: Annotated[AccountId, Field(description="A group account at to_bank")]
     currency: Currency
     amount: Amount
-    remittance: REMITTANCE | Absent = None
+    remittance: Remittance | Absent = None
 
 
 @bp.post("/groups/<group_id>/payments")
@@ -289,7 +289,7 @@ class StandingOrderRequest(Body):
             description="RFC 3339 time of the first run (default: now); not in the past, at most a year ahead",
         ),
     ] | Absent = None
-    remittance: REMITTANCE | Absent = None
+    remittance: Remittance | Absent = None
     from_account: Annotated[AccountId, Field(description="payment: a group account at this bank")] | Absent = None
     to_bank: Annotated[MspId, Field(description="payment: the payee's bank")] | Absent = None
     to_account: Annotated[AccountId, Field(description="payment: a group account at to_bank")] | Absent = None
