@@ -15,7 +15,6 @@ from gateway.bank_api.openapi import (
     _path_param,
     _ref,
     _string,
-    _text,
 )
 
 TAG = "disclosure"
@@ -56,12 +55,6 @@ SCHEMAS: dict[str, Schema] = {
         {"requests": {"type": "array", "items": _ref("DisclosureRequest")}},
         ["requests"],
     ),
-    "RefusalRequest": _object(
-        {"reason": _text(disclosures.REASON_MAX, minLength=1, description="Public: no customer data")},
-        ["reason"],
-        additionalProperties=False,
-    ),
-    "EmptyBody": _object({}, additionalProperties=False),
 }
 
 REGULATOR_SCHEMAS: dict[str, Schema] = {
@@ -121,7 +114,6 @@ def bank_paths() -> dict[str, Schema]:
                 "The regulator's disclosure requests about this bank's payments (operator)",
                 TAG,
                 {"200": _json("DisclosureRequestList", "Requests, oldest first")},
-                params=[_STATUS],
                 problems=("400", "401", "403", "502", "503"),
             )
         },
@@ -139,8 +131,6 @@ def bank_paths() -> dict[str, Schema]:
                 "Disclose the payment's details and their salt to the regulator only (operator)",
                 TAG,
                 {"200": _json("DisclosureRequest", "Disclosed; the answer is on the ledger")},
-                body="EmptyBody",
-                body_required=False,
                 params=[REQUEST_ID],
                 problems=_WRITE,
             )
@@ -150,7 +140,6 @@ def bank_paths() -> dict[str, Schema]:
                 "Refuse a disclosure request, with a public reason (operator)",
                 TAG,
                 {"200": _json("DisclosureRequest", "Refused; the answer is on the ledger")},
-                body="RefusalRequest",
                 params=[REQUEST_ID],
                 problems=_WRITE,
             )

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from gateway.bank_api import standing_orders as so
-from gateway.bank_api import validation as v
 from gateway.bank_api.openapi import (
     _IDEMPOTENCY_OPTIONAL,
     _IDEMPOTENCY_REQUIRED,
     _LOCATION,
     _REPLAYED,
-    AMOUNT,
-    CURRENCY,
     MONEY_OUT,
     TIMESTAMP,
     Schema,
@@ -29,36 +26,9 @@ GROUP = _path_param("group_id", GROUP_ID, 48)
 ORDER = _path_param("order_id", ORDER_ID, 35)
 _WRITE = ("400", "401", "403", "404", "409", "413", "415", "502", "503")
 _READ = ("400", "401", "403", "404", "502", "503")
-_TARGET = _string(
-    r"^(0(\.0+)?|0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$",
-    description="Decimal string in the currency's exponent; 0 keeps the account empty",
-)
-_START = _nullable(
-    _string(
-        max_length=40,
-        description="RFC 3339 time of the first run (default: now); not in the past, at most a year ahead",
-    )
-)
-_EVERY = _nullable(_string(enum=list(so.EVERY), description="day, week or month; null or absent: once"))
 _EVENTS = ", ".join(so.ORDER_EVENT_TYPES)
 
 SCHEMAS: dict[str, Schema] = {
-    "GroupRequest": _object(
-        {
-            "group_id": _string(GROUP_ID, 48, description="Chosen by the bank: a-z, 0-9, _ and -"),
-            "name": _string(max_length=128, minLength=1),
-        },
-        ["group_id", "name"],
-        additionalProperties=False,
-    ),
-    "GroupAccountRequest": _object(
-        {
-            "bank": _nullable(_string(v.MSP_ID, 64, description="The account's bank (default: this one)")),
-            "account_id": _string(v.ACCOUNT_ID, 64),
-        },
-        ["account_id"],
-        additionalProperties=False,
-    ),
     "GroupAccount": _object({"bank": _string(), "account_id": _string()}, ["bank", "account_id"]),
     "Group": _object(
         {
@@ -69,7 +39,6 @@ SCHEMAS: dict[str, Schema] = {
         },
         ["group_id", "name", "accounts"],
     ),
-    "TreasurerKeyRequest": _object({"label": _nullable(_string(max_length=128))}, additionalProperties=False),
     "TreasurerKeyCreated": _object(
         {"group_id": _string(), "api_key": _string(), "api_key_id": _string()},
         ["group_id", "api_key", "api_key_id"],
@@ -93,43 +62,6 @@ SCHEMAS: dict[str, Schema] = {
             "elsewhere": {"type": "array", "items": _ref("GroupAccount")},
         },
         ["group_id", "bank", "accounts", "totals", "elsewhere"],
-    ),
-    "GroupPaymentRequest": _object(
-        {
-            "from_account": _string(v.ACCOUNT_ID, 64, description="A group account at this bank"),
-            "to_bank": _string(v.MSP_ID, 64),
-            "to_account": _string(v.ACCOUNT_ID, 64, description="A group account at to_bank"),
-            "currency": CURRENCY,
-            "amount": AMOUNT,
-            "remittance": _nullable(_string(max_length=140)),
-        },
-        ["from_account", "to_bank", "to_account", "currency", "amount"],
-        additionalProperties=False,
-    ),
-    "StandingOrderRequest": _object(
-        {
-            "kind": _string(enum=list(so.KINDS)),
-            "currency": CURRENCY,
-            "every": _EVERY,
-            "start_at": _START,
-            "remittance": _nullable(_string(max_length=140)),
-            "from_account": _string(v.ACCOUNT_ID, 64, description="payment: a group account at this bank"),
-            "to_bank": _string(v.MSP_ID, 64, description="payment: the payee's bank"),
-            "to_account": _string(v.ACCOUNT_ID, 64, description="payment: a group account at to_bank"),
-            "amount": AMOUNT,
-            "account": _string(v.ACCOUNT_ID, 64, description="sweep: the swept group account at this bank"),
-            "header_bank": _string(v.MSP_ID, 64, description="sweep: the header account's bank"),
-            "header_account": _string(v.ACCOUNT_ID, 64, description="sweep: the group's header account"),
-            "target_balance": _TARGET,
-            "top_up": {"type": "boolean", "description": "sweep: fill a shortfall from the header (here only)"},
-            "on_credit": {"type": "boolean", "description": "sweep: also run when a payment lands on the account"},
-        },
-        ["kind", "currency"],
-        additionalProperties=False,
-        description=(
-            "kind payment takes from_account, to_bank, to_account, amount; kind sweep takes account, "
-            "header_bank, header_account, target_balance, every, and optionally top_up and on_credit."
-        ),
     ),
     "StandingOrder": _object(
         {
@@ -190,7 +122,6 @@ def paths() -> dict[str, Schema]:
                 "Make a corporate group (operator)",
                 TAG,
                 {"201": _json("Group", "The group, with no account yet", {**_LOCATION, **_REPLAYED})},
-                body="GroupRequest",
                 params=[_IDEMPOTENCY_OPTIONAL],
                 problems=_WRITE,
             )
@@ -212,7 +143,6 @@ def paths() -> dict[str, Schema]:
                     "200": _json("Group", "The account was in the group already"),
                     "201": _json("Group", "Added", _REPLAYED),
                 },
-                body="GroupAccountRequest",
                 params=[GROUP, _IDEMPOTENCY_OPTIONAL],
                 problems=_WRITE,
                 description="An account at this bank must exist here; one at another bank is taken as named.",
@@ -223,8 +153,6 @@ def paths() -> dict[str, Schema]:
                 "Make the group treasurer's API key (operator); shown once",
                 TAG,
                 {"201": _json("TreasurerKeyCreated", "The key")},
-                body="TreasurerKeyRequest",
-                body_required=False,
                 params=[GROUP],
                 problems=("400", "401", "403", "404", "413", "415"),
                 description=(
@@ -247,7 +175,6 @@ def paths() -> dict[str, Schema]:
                 "Pay from a group account here to another group account, here or at another bank (treasurer)",
                 TAG,
                 {"201": _json("Payment", "Paid (same bank) or initiated (another bank)", {**_LOCATION, **_REPLAYED})},
-                body="GroupPaymentRequest",
                 params=[GROUP, _IDEMPOTENCY_REQUIRED],
                 problems=_WRITE,
                 description="An ordinary payment: the contract's balance, limit, frozen and corridor rules hold.",
@@ -258,7 +185,6 @@ def paths() -> dict[str, Schema]:
                 "Set up a scheduled payment or a sweep (operator or treasurer)",
                 TAG,
                 {"201": _json("StandingOrder", "Active", {**_LOCATION, **_REPLAYED})},
-                body="StandingOrderRequest",
                 params=[GROUP, _IDEMPOTENCY_REQUIRED],
                 problems=_WRITE,
                 description=(
@@ -299,8 +225,6 @@ def paths() -> dict[str, Schema]:
                 "Cancel a standing order: no further run is claimed",
                 TAG,
                 {"200": _json("StandingOrder", "Cancelled (or finished already)", _REPLAYED)},
-                body="EmptyBody",
-                body_required=False,
                 params=[GROUP, ORDER, _IDEMPOTENCY_OPTIONAL],
                 problems=_WRITE,
             )

@@ -15,7 +15,6 @@ from gateway.bank_api.ledger import UNAVAILABLE_REASONS
 from gateway.bank_api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from gateway.bank_api.readiness import READINESS_CODES
 from gateway.bank_api.representations import PAYMENT_STATUSES
-from gateway.bank_api.webhooks import EVENT_TYPES
 
 # Greater than zero, as the gateway reads amounts (money.parse_amount refuses "0" and "0.00"); the
 # exponent per currency is checked by the gateway, beyond what one pattern can say.
@@ -316,18 +315,6 @@ SCHEMAS: dict[str, Schema] = {
         {"bank": _string(), "payments": {"type": "integer", "minimum": 0}, "positions": _ref("Positions")},
         ["bank", "payments", "positions"],
     ),
-    "WebhookRequest": _object(
-        {
-            "url": _string(max_length=2048, format="uri", example="https://merchant.example/hooks"),
-            "events": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string", "enum": list(EVENT_TYPES)},
-            },
-        },
-        ["url"],
-        additionalProperties=False,
-    ),
     "Webhook": _object(
         {
             "id": _string(),
@@ -561,16 +548,6 @@ _PAGE_PARAMS: list[Schema] = [
         "in": "query",
         "required": False,
         "schema": _string(v.PRINTABLE_ASCII, v.MAX_BOOKMARK, description="next_cursor of the previous page"),
-    },
-]
-# Deliveries are paged by delivery id, not by a ledger bookmark.
-_DELIVERY_PAGE_PARAMS: list[Schema] = [
-    _PAGE_PARAMS[0],
-    {
-        "name": "cursor",
-        "in": "query",
-        "required": False,
-        "schema": _string(v.OPAQUE_ID, 64, description="next_cursor of the previous page"),
     },
 ]
 _IDEMPOTENCY_REQUIRED = {
@@ -859,38 +836,6 @@ def _paths() -> dict[str, Schema]:
 
 
 ESCROW_SCHEMAS: dict[str, Schema] = {
-    "EscrowRequest": _object(
-        {
-            "payee_bank": _string(v.MSP_ID, 64, description="MSP id of the payee's bank (this bank or another)"),
-            "payee_account": _string(v.ACCOUNT_ID, 64),
-            "currency": CURRENCY,
-            "amount": AMOUNT,
-            "release_by": {"type": "string", "enum": ["buyer", "attestor", "both"]},
-            "attestor": _nullable(
-                _string(r"^[a-z0-9][a-z0-9_.-]{0,63}$", 64, description="Required unless release_by is buyer")
-            ),
-            "expires_at": _string(max_length=40, description="RFC 3339 time; or give expires_in_seconds"),
-            "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": 366 * 24 * 3600},
-            "on_expiry": {"type": "string", "enum": ["refund", "release"]},
-            "remittance": _nullable(_string(max_length=140, description="Free text for the payee, kept private")),
-        },
-        ["payee_bank", "payee_account", "currency", "amount", "release_by", "on_expiry"],
-        additionalProperties=False,
-    ),
-    "EscrowReleaseRequest": _object(
-        {
-            "amount": AMOUNT,
-            "release_ref": _nullable(
-                _string(
-                    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
-                    64,
-                    description="Names the release; with release_by both, buyer and attestor give the same one",
-                )
-            ),
-        },
-        ["amount"],
-        additionalProperties=False,
-    ),
     "EscrowRelease": _object(
         {
             "release_ref": _nullable(_string()),
@@ -933,36 +878,6 @@ ESCROW_SCHEMAS: dict[str, Schema] = {
     ),
 }
 PVP_SCHEMAS: dict[str, Schema] = {
-    "PvpRequest": _object(
-        {
-            "counterparty_bank": _string(v.MSP_ID, 64, description="The counterparty's bank (not this one)"),
-            "counterparty_account": _string(v.ACCOUNT_ID, 64, description="The counterparty's account there, paying"),
-            "counterparty_receives_at": _string(
-                v.ACCOUNT_ID, 64, description="The counterparty's account at this bank, receiving currency"
-            ),
-            "receive_account": _string(
-                v.ACCOUNT_ID, 64, description="The proposer's account at the counterparty's bank, receiving"
-            ),
-            "currency": CURRENCY,
-            "amount": AMOUNT,
-            "counter_currency": CURRENCY,
-            "rate": _string(r"^[0-9]{1,12}(\.[0-9]{1,12})?$", 25, description="counter_amount = amount x rate"),
-            "expires_in_seconds": {"type": "integer", "minimum": 1, "maximum": 7 * 24 * 3600},
-        },
-        [
-            "counterparty_bank",
-            "counterparty_account",
-            "counterparty_receives_at",
-            "receive_account",
-            "currency",
-            "amount",
-            "counter_currency",
-            "rate",
-            "expires_in_seconds",
-        ],
-        additionalProperties=False,
-    ),
-    "EmptyRequest": _object({}, additionalProperties=False),
     "Pvp": _object(
         {
             "pvp_id": _string(),
@@ -1001,7 +916,6 @@ def _escrow_paths() -> dict[str, Schema]:
                 "Lock money for a payee under release terms (the buyer's merchant key)",
                 "escrows",
                 {"201": _json("Escrow", "Locked: the amount left the available balance", {**_LOCATION, **_REPLAYED})},
-                body="EscrowRequest",
                 params=[_IDEMPOTENCY_REQUIRED],
                 problems=_LEDGER_WRITE,
                 description=(
@@ -1024,7 +938,6 @@ def _escrow_paths() -> dict[str, Schema]:
                 "Release part or all of an open escrow (the buyer's or the attestor's key, as the terms say)",
                 "escrows",
                 {"200": _json("Escrow", "Released, or (release_by both) approved and awaiting the other party")},
-                body="EscrowReleaseRequest",
                 params=[ESCROW_ID, _IDEMPOTENCY_REQUIRED],
                 problems=_LEDGER_WRITE,
                 description=(
@@ -1039,7 +952,6 @@ def _escrow_paths() -> dict[str, Schema]:
                 "Offer an exchange of two currencies with a customer of another bank, both legs or neither (merchant)",
                 "pvp",
                 {"201": _json("Pvp", "Proposed: the proposer's leg is locked", {**_LOCATION, **_REPLAYED})},
-                body="PvpRequest",
                 params=[_IDEMPOTENCY_REQUIRED],
                 problems=_LEDGER_WRITE,
                 description=(
@@ -1063,8 +975,6 @@ def _escrow_paths() -> dict[str, Schema]:
                 "Accept an offer: lock and deliver this leg (the counterparty's merchant key, at its bank)",
                 "pvp",
                 {"200": _json("Pvp", "Locked; this bank's leg delivered, the other follows")},
-                body="EmptyRequest",
-                body_required=False,
                 params=[PVP_ID, _IDEMPOTENCY_REQUIRED],
                 problems=_LEDGER_WRITE,
             )
@@ -1074,8 +984,6 @@ def _escrow_paths() -> dict[str, Schema]:
                 "Decline an offer (the counterparty's merchant key): the proposer's leg is refunded",
                 "pvp",
                 {"200": _json("Pvp", "Refused")},
-                body="EmptyRequest",
-                body_required=False,
                 params=[PVP_ID, _IDEMPOTENCY_REQUIRED],
                 problems=_LEDGER_WRITE,
             )
@@ -1085,8 +993,6 @@ def _escrow_paths() -> dict[str, Schema]:
                 "Issue an API key for an attestor (operator)",
                 "escrows",
                 {"201": _json("AttestorKeyCreated", "The new key, shown once")},
-                body="ApiKeyCreateRequest",
-                body_required=False,
                 params=[_path_param("attestor_id", r"^[a-z0-9][a-z0-9_.-]{0,63}$", 64)],
                 problems=("400", "401", "403", "413", "415"),
             )
@@ -1103,7 +1009,6 @@ def webhook_paths(tag: str, one: str, register: str, listing: str, deliveries: s
                 register,
                 tag,
                 {"201": _json("WebhookCreated", "Registered; the signing secret is shown once", _LOCATION)},
-                body="WebhookRequest",
                 problems=("400", "401", "403", "413", "415"),
                 description=deliveries,
             ),
@@ -1123,7 +1028,7 @@ def webhook_paths(tag: str, one: str, register: str, listing: str, deliveries: s
                 f"Deliveries of {one}, newest first",
                 tag,
                 {"200": _json("DeliveryPage", "A page of deliveries")},
-                params=[_path_param("webhook_id", v.OPAQUE_ID, 64), *_DELIVERY_PAGE_PARAMS],
+                params=[_path_param("webhook_id", v.OPAQUE_ID, 64)],
                 problems=("400", "401", "403", "404"),
             )
         },

@@ -11,17 +11,34 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 from flask import Blueprint, Response, request
+from pydantic import Field
 
 from gateway.bank_api import escrows
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import ATTESTOR, MERCHANT, OPERATOR, Principal, current_principal, requires
+from gateway.bank_api.boundary import (
+    BANK,
+    Absent,
+    AccountId,
+    Amount,
+    ApiKeyCreateRequest,
+    Body,
+    Currency,
+    MspId,
+    Rule,
+    accepts,
+    body_of,
+    one_of,
+    text,
+)
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import JSON, ContractRejected
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
-from gateway.bank_api.validation import ACCOUNT_ID, MSP_ID, Fields, bad_request, json_object, path_id
+from gateway.bank_api.validation import bad_request, path_id
 
 bp = Blueprint("escrows", __name__, url_prefix="/v1")
 
@@ -40,28 +57,44 @@ def _ledger_key(principal: Principal, kind: str, idempotency_key: str) -> str:
     return hashlib.sha256(f"{kind}\n{principal.idempotency_scope}\n{idempotency_key}".encode()).hexdigest()
 
 
-def _choice(fields: Fields, name: str, options: tuple[str, ...]) -> str:
-    value = fields.required_text(name, max_length=16)
-    if value not in options:
-        raise bad_request(f"{name} must be one of {', '.join(options)}")
-    return value
+AttestorId = Annotated[
+    str, Field(pattern=ATTESTOR_ID, min_length=1, max_length=64), Rule(what="an attestor id")
+]
 
 
-def _expires_at(fields: Fields) -> str:
+class EscrowRequest(Body):
+    payee_bank: Annotated[MspId, Field(description="MSP id of the payee's bank (this bank or another)")]
+    payee_account: AccountId
+    currency: Currency
+    amount: Amount
+    release_by: Annotated[str, one_of(RELEASE_BY)]
+    attestor: Annotated[AttestorId, Field(description="Required unless release_by is buyer")] | Absent = None
+    # Either field, not both: the view says so, as the document cannot without a oneOf.
+    expires_at: Annotated[
+        str,
+        Field(min_length=1, max_length=40, description="RFC 3339 time; or give expires_in_seconds"),
+        Rule(what="an RFC 3339 time such as 2026-01-06T09:00:00Z"),
+    ] | Absent = None
+    expires_in_seconds: Annotated[
+        int, Field(ge=1, le=MAX_EXPIRES_IN), Rule(what=f"1 to {MAX_EXPIRES_IN} seconds")
+    ] | Absent = None
+    on_expiry: Annotated[str, one_of(ON_EXPIRY)]
+    remittance: Annotated[
+        str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")
+    ] | Absent = None
+
+
+def _expires_at(body: EscrowRequest) -> str:
     """``expires_at`` (RFC 3339) or ``expires_in_seconds``, as the contract's UTC timestamp."""
-    body = fields.body
-    if ("expires_at" in body) == ("expires_in_seconds" in body):
+    if (body.expires_at is None) == (body.expires_in_seconds is None):
         raise bad_request("give exactly one of expires_at and expires_in_seconds")
     now = datetime.now(UTC)
-    if "expires_in_seconds" in body:
-        seconds = body["expires_in_seconds"]
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= MAX_EXPIRES_IN:
-            raise bad_request(f"expires_in_seconds must be a whole number from 1 to {MAX_EXPIRES_IN}")
-        moment = now + timedelta(seconds=seconds)
+    if body.expires_in_seconds is not None:
+        moment = now + timedelta(seconds=body.expires_in_seconds)
     else:
-        text = fields.required_text("expires_at", max_length=40)
+        assert body.expires_at is not None
         try:
-            moment = datetime.fromisoformat(text)
+            moment = datetime.fromisoformat(body.expires_at)
         except ValueError:
             raise bad_request("expires_at must be an RFC 3339 time such as 2026-01-06T09:00:00Z") from None
         if moment.tzinfo is None:
@@ -76,31 +109,24 @@ def _expires_at(fields: Fields) -> str:
 @bp.post("/escrows")
 @requires(MERCHANT)
 @idempotent(required=True)
+@accepts(BANK, body=EscrowRequest)
 def lock_escrow() -> Response:
     principal = current_principal()
     assert principal.account_id is not None
     svc = services()
     currencies = svc.currencies()
-    fields = Fields(
-        json_object(),
-        ("payee_bank", "payee_account", "currency", "amount", "release_by", "attestor", "expires_at",
-         "expires_in_seconds", "on_expiry", "remittance"),
-    )  # fmt: skip
-    payee_bank = fields.required_text("payee_bank", pattern=MSP_ID, max_length=64, what="an MSP id")
-    payee_account = fields.required_text("payee_account", pattern=ACCOUNT_ID, max_length=64)
-    currency = fields.currency("currency", currencies)
-    assert currency is not None
-    amount = fields.amount("amount", currency, currencies)
-    assert amount is not None
-    release_by = _choice(fields, "release_by", RELEASE_BY)
-    attestor = fields.text("attestor", pattern=ATTESTOR_ID, max_length=64, required=False, what="an attestor id")
+    terms = body_of(EscrowRequest)
+    payee_bank, payee_account = terms.payee_bank, terms.payee_account
+    currency = currencies.known(terms.currency, "currency")
+    amount = currencies.parse_amount(terms.amount, currency, "amount")
+    release_by, attestor = terms.release_by, terms.attestor
     if release_by != "buyer" and not attestor:
         raise bad_request(f"attestor is required when release_by is {release_by}")
     if release_by == "buyer" and attestor:
         raise bad_request("attestor is only for release_by attestor or both")
-    expires_at = _expires_at(fields)
-    on_expiry = _choice(fields, "on_expiry", ON_EXPIRY)
-    remittance = fields.text("remittance", max_length=REMITTANCE_MAX, required=False) or None
+    expires_at = _expires_at(terms)
+    on_expiry = terms.on_expiry
+    remittance = terms.remittance or None
     if payee_bank == svc.msp_id and payee_account == principal.account_id:
         raise bad_request("payee_account is the buyer's own account")
     idempotency_key = validate_key(request.headers.get(IDEMPOTENCY_HEADER), required=True)
@@ -154,34 +180,48 @@ def get_escrow(escrow_id: str) -> Response:
     return json_response(escrows.representation(_visible(escrow_id), services().currencies()))
 
 
+class EscrowReleaseRequest(Body):
+    amount: Amount
+    release_ref: Annotated[
+        str,
+        Field(
+            pattern=RELEASE_REF,
+            min_length=1,
+            max_length=64,
+            description="Names the release; with release_by both, buyer and attestor give the same one",
+        ),
+        Rule(what="a reference"),
+    ] | Absent = None
+
+
 @bp.post("/escrows/<escrow_id>/release")
 @requires(MERCHANT, ATTESTOR)
 @idempotent(required=True)
+@accepts(BANK, body=EscrowReleaseRequest)
 def release_escrow(escrow_id: str) -> Response:
     principal = current_principal()
     svc = services()
     currencies = svc.currencies()
-    fields = Fields(json_object(), ("amount", "release_ref"))
-    release_ref = fields.text("release_ref", pattern=RELEASE_REF, max_length=64, required=False, what="a reference")
+    release = body_of(EscrowReleaseRequest)
+    release_ref = release.release_ref
     if release_ref == "expiry":
         raise bad_request("release_ref 'expiry' is reserved for what the expiry releases")
     record = _visible(escrow_id)
     if principal.attestor_id is None and record.get("payer_account") != principal.merchant_account:
         raise ApiProblem(403, "forbidden", "only the buyer or the escrow's attestor releases it")
-    currency = str(record.get("currency"))
-    amount = fields.amount("amount", currency, currencies)
-    assert amount is not None
+    # The escrow's currency says how many decimals the amount may have.
+    amount = currencies.parse_amount(release.amount, str(record.get("currency")), "amount")
     idempotency_key = validate_key(request.headers.get(IDEMPOTENCY_HEADER), required=True)
     assert idempotency_key is not None
     # With release_by both, the buyer and the attestor name the same release_ref; otherwise the
     # Idempotency-Key is enough to tell one partial release from the next.
     release_id = release_ref or "r-" + _ledger_key(principal, "release", idempotency_key)[:40]
-    release: JSON = {"escrow_id": escrow_id, "release_id": release_id, "amount": amount}
+    order: JSON = {"escrow_id": escrow_id, "release_id": release_id, "amount": amount}
     if principal.attestor_id is not None:
-        release.update({"by": "attestor", "attestor": principal.attestor_id})
+        order.update({"by": "attestor", "attestor": principal.attestor_id})
     else:
-        release["by"] = "buyer"
-    result = svc.ledger.release_escrow(release)
+        order["by"] = "buyer"
+    result = svc.ledger.release_escrow(order)
     updated = svc.ledger.get_escrow(escrow_id)
     body = escrows.representation(updated, currencies)
     body["payment_id"] = result.get("payment_id")
@@ -192,7 +232,7 @@ def release_escrow(escrow_id: str) -> Response:
         )
     elif result.get("awaiting"):
         escrows.notify(
-            svc.db, updated, svc.msp_id, "escrow.approved", f"escrow.approved:{escrow_id}:{release_id}:{release['by']}",
+            svc.db, updated, svc.msp_id, "escrow.approved", f"escrow.approved:{escrow_id}:{release_id}:{order['by']}",
             body,
         )  # fmt: skip
     return json_response(body, 200)
@@ -200,11 +240,11 @@ def release_escrow(escrow_id: str) -> Response:
 
 @bp.post("/attestors/<attestor_id>/api-keys")
 @requires(OPERATOR)
+@accepts(BANK, body=ApiKeyCreateRequest, body_required=False)
 def create_attestor_key(attestor_id: str) -> Response:
     """An API key for an attestor: it reads and releases the escrows that name it, nothing else."""
     path_id(attestor_id, ATTESTOR_ID, "attestor_id")
-    fields = Fields(json_object(), ("label",))
-    label = fields.text("label", max_length=128, required=False) or f"attestor key {secrets.token_hex(2)}"
+    label = body_of(ApiKeyCreateRequest).label or f"attestor key {secrets.token_hex(2)}"
     issued = services().keys.create(ATTESTOR, attestor_id, label=label)
     return json_response(
         {"attestor_id": attestor_id, "api_key": issued.api_key, "api_key_id": issued.key_id},

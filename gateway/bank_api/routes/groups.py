@@ -14,22 +14,39 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, request
+from pydantic import Field
 from sqlalchemy import select
 
 from gateway.bank_api import representations
 from gateway.bank_api import standing_orders as so
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import OPERATOR, TREASURER, Principal, current_principal, requires
+from gateway.bank_api.boundary import (
+    BANK,
+    Absent,
+    AccountId,
+    Amount,
+    ApiKeyCreateRequest,
+    Body,
+    Currency,
+    EmptyRequest,
+    MspId,
+    Rule,
+    accepts,
+    body_of,
+    one_of,
+    text,
+)
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
 from gateway.bank_api.routes.payments import REMITTANCE_MAX, pay_elsewhere, pay_here
 from gateway.bank_api.storage.models import CorporateGroup, GroupAccount, StandingOrder, StandingOrderRun, utcnow
-from gateway.bank_api.validation import ACCOUNT_ID, MSP_ID, Fields, bad_request, json_object, path_id
+from gateway.bank_api.validation import bad_request, path_id
 
 bp = Blueprint("groups", __name__, url_prefix="/v1")
 
@@ -41,6 +58,10 @@ RUNS_SHOWN = 100
 START_TOLERANCE = timedelta(minutes=5)
 START_HORIZON = timedelta(days=366)
 _ZERO = re.compile(r"^0(\.0+)?$")
+# What the document publishes of a target balance: zero, or an amount (checked where it becomes
+# minor units, as an amount is).
+TARGET_PATTERN = r"^(0(\.0+)?|0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$"
+Remittance = Annotated[str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")]
 
 
 # -- access -------------------------------------------------------------------------------------------
@@ -93,13 +114,22 @@ def _known_bank(field: str, bank: str) -> None:
 # -- groups -------------------------------------------------------------------------------------------
 
 
+class GroupRequest(Body):
+    group_id: Annotated[
+        str,
+        Field(pattern=GROUP_ID, min_length=1, max_length=48, description="Chosen by the bank: a-z, 0-9, _ and -"),
+        Rule(what="a-z, 0-9, _ and -"),
+    ]
+    name: Annotated[str, text(128)]
+
+
 @bp.post("/groups")
 @requires(OPERATOR)
 @idempotent(required=False)
+@accepts(BANK, body=GroupRequest)
 def create_group() -> Response:
-    fields = Fields(json_object(), ("group_id", "name"))
-    group_id = fields.required_text("group_id", pattern=GROUP_ID, max_length=48, what="a-z, 0-9, _ and -")
-    name = fields.required_text("name", max_length=128)
+    request_body = body_of(GroupRequest)
+    group_id, name = request_body.group_id, request_body.name
     with services().db.session() as session:
         if session.get(CorporateGroup, group_id) is not None:
             raise ApiProblem(409, "group_exists", "a corporate group with this id exists already")
@@ -116,16 +146,22 @@ def get_group(group_id: str) -> Response:
     return json_response(_group_body(*_load_group(group_id)))
 
 
+class GroupAccountRequest(Body):
+    bank: Annotated[MspId, Field(description="The account's bank (default: this one)")] | Absent = None
+    account_id: AccountId
+
+
 @bp.post("/groups/<group_id>/accounts")
 @requires(OPERATOR)
 @idempotent(required=False)
+@accepts(BANK, body=GroupAccountRequest)
 def add_account(group_id: str) -> Response:
     """Add an entity's account; one at this bank must exist here, one elsewhere is taken as named."""
     group, accounts = _load_group(group_id)
-    fields = Fields(json_object(), ("bank", "account_id"))
+    body = body_of(GroupAccountRequest)
     svc = services()
-    bank = fields.text("bank", pattern=MSP_ID, max_length=64, required=False, what="an MSP id") or svc.msp_id
-    account_id = fields.required_text("account_id", pattern=ACCOUNT_ID, max_length=64)
+    bank = body.bank or svc.msp_id
+    account_id = body.account_id
     if _member(accounts, bank, account_id):
         return json_response(_group_body(group, accounts))
     if len(accounts) >= MAX_GROUP_ACCOUNTS:
@@ -139,13 +175,17 @@ def add_account(group_id: str) -> Response:
     return json_response(_group_body(*_load_group(group_id)), 201)
 
 
+class TreasurerKeyRequest(ApiKeyCreateRequest):
+    """The key's label; left out, it is "treasurer key" and four hex digits."""
+
+
 @bp.post("/groups/<group_id>/api-keys")
 @requires(OPERATOR)
+@accepts(BANK, body=TreasurerKeyRequest, body_required=False)
 def create_treasurer_key(group_id: str) -> Response:
     """The group treasurer's key: the group's balances here, payments and standing orders between its accounts."""
     _load_group(group_id)
-    fields = Fields(json_object(), ("label",))
-    label = fields.text("label", max_length=128, required=False) or f"treasurer key {secrets.token_hex(2)}"
+    label = body_of(TreasurerKeyRequest).label or f"treasurer key {secrets.token_hex(2)}"
     issued = services().keys.create(TREASURER, group_id, label=label)
     return json_response({"group_id": group_id, "api_key": issued.api_key, "api_key_id": issued.key_id}, 201)
 
@@ -183,23 +223,29 @@ def group_balances(group_id: str) -> Response:
 # -- payments between the group's accounts ---------------------------------------------------------
 
 
+class GroupPaymentRequest(Body):
+    from_account: Annotated[AccountId, Field(description="A group account at this bank")]
+    to_bank: MspId
+    to_account: Annotated[AccountId, Field(description="A group account at to_bank")]
+    currency: Currency
+    amount: Amount
+    remittance: Remittance | Absent = None
+
+
 @bp.post("/groups/<group_id>/payments")
 @requires(TREASURER)
 @idempotent(required=True)
+@accepts(BANK, body=GroupPaymentRequest)
 def group_payment(group_id: str) -> Response:
     """The treasurer pays from a group account here to another group account, here or elsewhere."""
     _, accounts = _load_group(group_id)
     svc = services()
     currencies = svc.currencies()
-    fields = Fields(json_object(), ("from_account", "to_bank", "to_account", "currency", "amount", "remittance"))
-    from_account = fields.required_text("from_account", pattern=ACCOUNT_ID, max_length=64)
-    to_bank = fields.required_text("to_bank", pattern=MSP_ID, max_length=64, what="an MSP id")
-    to_account = fields.required_text("to_account", pattern=ACCOUNT_ID, max_length=64)
-    currency = fields.currency("currency", currencies)
-    assert currency is not None
-    amount = fields.amount("amount", currency, currencies)
-    assert amount is not None
-    remittance = fields.text("remittance", max_length=REMITTANCE_MAX, required=False) or None
+    body = body_of(GroupPaymentRequest)
+    from_account, to_bank, to_account = body.from_account, body.to_bank, body.to_account
+    currency = currencies.known(body.currency, "currency")
+    amount = currencies.parse_amount(body.amount, currency, "amount")
+    remittance = body.remittance or None
     _check_members(accounts, from_account, to_bank, to_account, "from_account", "to_account")
     key = validate_key(request.headers.get(IDEMPOTENCY_HEADER), required=True)
     request_key = hashlib.sha256(f"group-payment\n{group_id}\n{key}".encode()).hexdigest()
@@ -222,9 +268,47 @@ def _check_members(
 
 # -- standing orders ----------------------------------------------------------------------------------
 
-_COMMON = ("kind", "currency", "every", "start_at", "remittance")
-_PAYMENT_FIELDS = (*_COMMON, "from_account", "to_bank", "to_account", "amount")
-_SWEEP_FIELDS = (*_COMMON, "account", "header_bank", "header_account", "target_balance", "top_up", "on_credit")
+_PAYMENT_ONLY = ("from_account", "to_bank", "to_account", "amount")
+_SWEEP_ONLY = ("account", "header_bank", "header_account", "target_balance", "top_up", "on_credit")
+
+
+class StandingOrderRequest(Body):
+    """kind payment takes from_account, to_bank, to_account, amount; kind sweep takes account,
+    header_bank, header_account, target_balance, every, and optionally top_up and on_credit."""
+
+    kind: Annotated[str, one_of(so.KINDS)]
+    currency: Currency
+    every: Annotated[
+        str, one_of(so.EVERY), Field(description="day, week or month; null or absent: once")
+    ] | Absent = None
+    # Its shape is checked in the view, whose refusals say what is wrong with the time.
+    start_at: Annotated[
+        str,
+        Field(
+            max_length=40,
+            description="RFC 3339 time of the first run (default: now); not in the past, at most a year ahead",
+        ),
+    ] | Absent = None
+    remittance: Remittance | Absent = None
+    from_account: Annotated[AccountId, Field(description="payment: a group account at this bank")] | Absent = None
+    to_bank: Annotated[MspId, Field(description="payment: the payee's bank")] | Absent = None
+    to_account: Annotated[AccountId, Field(description="payment: a group account at to_bank")] | Absent = None
+    amount: Amount | Absent = None
+    account: Annotated[AccountId, Field(description="sweep: the swept group account at this bank")] | Absent = None
+    header_bank: Annotated[MspId, Field(description="sweep: the header account's bank")] | Absent = None
+    header_account: Annotated[AccountId, Field(description="sweep: the group's header account")] | Absent = None
+    target_balance: Annotated[
+        str,
+        Field(
+            description="Decimal string in the currency's exponent; 0 keeps the account empty",
+            json_schema_extra={"pattern": TARGET_PATTERN, "maxLength": 40},
+        ),
+        Rule("invalid_amount", 'a decimal string, "0" or greater, such as "12.34"'),
+    ] | Absent = None
+    top_up: Annotated[bool, Field(description="sweep: fill a shortfall from the header (here only)")] | Absent = None
+    on_credit: Annotated[
+        bool, Field(description="sweep: also run when a payment lands on the account")
+    ] | Absent = None
 
 
 def _order_id(principal: Principal, key: str) -> str:
@@ -232,18 +316,17 @@ def _order_id(principal: Principal, key: str) -> str:
     return "so_" + hashlib.sha256(f"standing-order\n{scope}\n{key}".encode()).hexdigest()[:32]
 
 
-def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise bad_request(f"{name} must be true or false")
+def _required(value: str | None, name: str, code: str = "invalid_request") -> str:
+    """A field the order's kind needs (the model takes each as optional: the other kind has none)."""
+    if value is None:
+        raise bad_request(f"{name} is required", code)
     return value
 
 
-def _start_at(body: dict[str, Any], now: datetime) -> datetime:
-    value = body.get("start_at")
+def _start_at(value: str | None, now: datetime) -> datetime:
     if value is None:
         return now
-    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+    if not 10 <= len(value) <= 40:
         raise bad_request("start_at must be an RFC 3339 time such as 2026-12-01T09:00:00Z")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -259,12 +342,10 @@ def _start_at(body: dict[str, Any], now: datetime) -> datetime:
     return parsed
 
 
-def _target_balance(body: dict[str, Any], currency: str, currencies: Currencies) -> int:
-    value = body.get("target_balance")
-    if value is None:
-        raise bad_request("target_balance is required", "invalid_amount")
+def _target_balance(value: str | None, currency: str, currencies: Currencies) -> int:
+    value = _required(value, "target_balance", "invalid_amount")
     exponent = currencies.exponent(currency)
-    if isinstance(value, str) and _ZERO.match(value) and len(value.partition(".")[2]) <= exponent:
+    if _ZERO.fullmatch(value) and len(value.partition(".")[2]) <= exponent:
         return 0  # a zero-balance account, the usual sweep
     try:
         return currencies.parse_amount(value, currency, "target_balance")
@@ -275,40 +356,40 @@ def _target_balance(body: dict[str, Any], currency: str, currencies: Currencies)
 @bp.post("/groups/<group_id>/standing-orders")
 @requires(OPERATOR, TREASURER)
 @idempotent(required=True)
+@accepts(BANK, body=StandingOrderRequest)
 def create_standing_order(group_id: str) -> Response:
     _, accounts = _load_group(group_id)
     svc = services()
     currencies = svc.currencies()
-    body = json_object()
-    kind = body.get("kind")
-    if kind not in so.KINDS:
-        raise bad_request("kind must be payment or sweep")
-    fields = Fields(body, _PAYMENT_FIELDS if kind == so.PAYMENT else _SWEEP_FIELDS)
-    currency = fields.currency("currency", currencies)
-    assert currency is not None
-    every = body.get("every")
-    if every is not None and every not in so.EVERY:
-        raise bad_request("every must be day, week or month (or null: once)")
+    body = body_of(StandingOrderRequest)
+    kind = body.kind
+    # One model for both kinds: a field of the other kind is refused as unknown, as it would be by
+    # a model of this kind alone (given, even as null).
+    foreign = sorted(body.model_fields_set & set(_SWEEP_ONLY if kind == so.PAYMENT else _PAYMENT_ONLY))
+    if foreign:
+        raise bad_request(f"unknown field(s): {', '.join(foreign)}")
+    currency = currencies.known(body.currency, "currency")
+    every = body.every
     if kind == so.SWEEP and every is None:
         raise bad_request("every is required for a sweep: day, week or month")
-    remittance = fields.text("remittance", max_length=REMITTANCE_MAX, required=False) or None
+    remittance = body.remittance or None
     now = so.StandingOrders(svc).now()
-    start_at = _start_at(body, now)
+    start_at = _start_at(body.start_at, now)
     amount: int | None = None
     target: int | None = None
     top_up = on_credit = False
     if kind == so.PAYMENT:
-        payer = fields.required_text("from_account", pattern=ACCOUNT_ID, max_length=64)
-        payee_bank = fields.required_text("to_bank", pattern=MSP_ID, max_length=64, what="an MSP id")
-        payee = fields.required_text("to_account", pattern=ACCOUNT_ID, max_length=64)
-        amount = fields.amount("amount", currency, currencies)
+        payer = _required(body.from_account, "from_account")
+        payee_bank = _required(body.to_bank, "to_bank")
+        payee = _required(body.to_account, "to_account")
+        amount = currencies.parse_amount(_required(body.amount, "amount", "invalid_amount"), currency, "amount")
         _check_members(accounts, payer, payee_bank, payee, "from_account", "to_account")
     else:
-        payer = fields.required_text("account", pattern=ACCOUNT_ID, max_length=64)
-        payee_bank = fields.required_text("header_bank", pattern=MSP_ID, max_length=64, what="an MSP id")
-        payee = fields.required_text("header_account", pattern=ACCOUNT_ID, max_length=64)
-        target = _target_balance(body, currency, currencies)
-        top_up, on_credit = _flag(body, "top_up"), _flag(body, "on_credit")
+        payer = _required(body.account, "account")
+        payee_bank = _required(body.header_bank, "header_bank")
+        payee = _required(body.header_account, "header_account")
+        target = _target_balance(body.target_balance, currency, currencies)
+        top_up, on_credit = bool(body.top_up), bool(body.on_credit)
         _check_members(accounts, payer, payee_bank, payee, "account", "header_account")
         if top_up and payee_bank != svc.msp_id:
             raise bad_request(
@@ -393,10 +474,10 @@ def list_runs(group_id: str, order_id: str) -> Response:
 @bp.post("/groups/<group_id>/standing-orders/<order_id>/cancellation")
 @requires(OPERATOR, TREASURER)
 @idempotent(required=False)
+@accepts(BANK, body=EmptyRequest, body_required=False)
 def cancel_standing_order(group_id: str, order_id: str) -> Response:
     """No further run is claimed; a run already claimed finishes (its payment may be under way)."""
     _load_order(group_id, order_id)
-    Fields(json_object(), ())
     currencies = services().currencies()
     with services().db.session() as session:
         order = session.get(StandingOrder, order_id)

@@ -12,18 +12,32 @@ import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Annotated
 
 from flask import Blueprint, Response, request
+from pydantic import Field
 
 from gateway.bank_api import pvp
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import MERCHANT, OPERATOR, current_principal, requires
+from gateway.bank_api.boundary import (
+    BANK,
+    AccountId,
+    Amount,
+    Body,
+    Currency,
+    EmptyRequest,
+    MspId,
+    Rule,
+    accepts,
+    body_of,
+)
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import JSON, ContractRejected
 from gateway.bank_api.money import convert
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
-from gateway.bank_api.validation import ACCOUNT_ID, MSP_ID, Fields, bad_request, json_object, path_id
+from gateway.bank_api.validation import bad_request, path_id
 
 bp = Blueprint("pvp", __name__, url_prefix="/v1")
 
@@ -32,34 +46,53 @@ RATE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
 MAX_EXPIRES_IN = 7 * 24 * 3600
 
 
+class PvpRequest(Body):
+    counterparty_bank: Annotated[MspId, Field(description="The counterparty's bank (not this one)")]
+    counterparty_account: Annotated[AccountId, Field(description="The counterparty's account there, paying")]
+    counterparty_receives_at: Annotated[
+        AccountId, Field(description="The counterparty's account at this bank, receiving currency")
+    ]
+    receive_account: Annotated[
+        AccountId, Field(description="The proposer's account at the counterparty's bank, receiving")
+    ]
+    currency: Currency
+    amount: Amount
+    counter_currency: Currency
+    # The shape is checked in the view, whose refusal (invalid_rate) says what a rate looks like, as
+    # an amount's is; the pattern here is what the document publishes of it.
+    rate: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=25,
+            description="counter_amount = amount x rate",
+            json_schema_extra={"pattern": RATE.pattern},
+        ),
+    ]
+    expires_in_seconds: Annotated[
+        int, Field(ge=1, le=MAX_EXPIRES_IN), Rule(what=f"1 to {MAX_EXPIRES_IN} seconds")
+    ]
+
+
 @bp.post("/pvp")
 @requires(MERCHANT)
 @idempotent(required=True)
+@accepts(BANK, body=PvpRequest)
 def propose() -> Response:
     principal = current_principal()
     assert principal.account_id is not None
     svc = services()
     currencies = svc.currencies()
-    fields = Fields(
-        json_object(),
-        ("counterparty_bank", "counterparty_account", "counterparty_receives_at", "receive_account", "currency",
-         "amount", "counter_currency", "rate", "expires_in_seconds"),
-    )  # fmt: skip
-    counter_bank = fields.required_text("counterparty_bank", pattern=MSP_ID, max_length=64, what="an MSP id")
-    counter_payer = fields.required_text("counterparty_account", pattern=ACCOUNT_ID, max_length=64)
-    counter_receives = fields.required_text("counterparty_receives_at", pattern=ACCOUNT_ID, max_length=64)
-    receive_account = fields.required_text("receive_account", pattern=ACCOUNT_ID, max_length=64)
-    currency = fields.currency("currency", currencies)
-    counter_currency = fields.currency("counter_currency", currencies)
-    assert currency is not None and counter_currency is not None
-    amount = fields.amount("amount", currency, currencies)
-    assert amount is not None
-    rate_text = fields.required_text("rate", max_length=25)
+    terms = body_of(PvpRequest)
+    counter_bank, counter_payer = terms.counterparty_bank, terms.counterparty_account
+    counter_receives, receive_account = terms.counterparty_receives_at, terms.receive_account
+    currency = currencies.known(terms.currency, "currency")
+    counter_currency = currencies.known(terms.counter_currency, "counter_currency")
+    amount = currencies.parse_amount(terms.amount, currency, "amount")
+    rate_text = terms.rate
     if not RATE.fullmatch(rate_text) or Decimal(rate_text) <= 0:
         raise bad_request("rate must be a positive decimal string such as 7.8125", "invalid_rate")
-    seconds = fields.body.get("expires_in_seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= MAX_EXPIRES_IN:
-        raise bad_request(f"expires_in_seconds must be a whole number from 1 to {MAX_EXPIRES_IN}")
+    seconds = terms.expires_in_seconds
     if counter_bank == svc.msp_id:
         raise bad_request("counterparty_bank is this bank: a PvP is between two banks")
     if counter_currency == currency:
@@ -142,8 +175,8 @@ def _counterparty(pvp_id: str) -> JSON:
 @bp.post("/pvp/<pvp_id>/accept")
 @requires(MERCHANT)
 @idempotent(required=True)
+@accepts(BANK, body=EmptyRequest, body_required=False)
 def accept(pvp_id: str) -> Response:
-    Fields(json_object(), ())
     record = _counterparty(pvp_id)
     svc = services()
     account = current_principal().merchant_account
@@ -160,8 +193,8 @@ def accept(pvp_id: str) -> Response:
 @bp.post("/pvp/<pvp_id>/refuse")
 @requires(MERCHANT)
 @idempotent(required=True)
+@accepts(BANK, body=EmptyRequest, body_required=False)
 def refuse(pvp_id: str) -> Response:
-    Fields(json_object(), ())
     _counterparty(pvp_id)
     svc = services()
     svc.ledger.refuse_pvp(pvp_id, "declined")

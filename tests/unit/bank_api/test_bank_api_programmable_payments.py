@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+import pytest
 
 from gateway.bank_api.storage.models import WebhookDelivery
 from gateway.bank_api.workers import PaymentFollower, PaymentSweeper
-from tests.unit.bank_api.conftest import Gateway, GatewayFactory
+from tests.unit.bank_api.conftest import Gateway, GatewayFactory, ledger_snapshot
 from tests.unit.bank_api.fake_ledger import FakeNetwork
 
 
@@ -200,3 +203,123 @@ def test_followers_tell_the_counterparty_and_deliver_on_lock(
         us_follower.handle_with_retries(event)
     assert network.pvps[pvp_id]["status"] == "settled"
     assert network.balance("USBankMSP", bob_usd, "USD") == 10_000
+
+
+# --- bodies of the wrong shape: a 400 naming the field, and nothing locked, released or offered ------
+
+
+def _state(network: FakeNetwork, gateway: Gateway) -> Any:
+    return ledger_snapshot(gateway), copy.deepcopy((network.escrows, network.pvps))
+
+
+@pytest.mark.parametrize(
+    ("terms", "field", "code"),
+    [
+        ({"payee_account": 5}, "payee_account must be a string", "invalid_request"),
+        ({"currency": 840}, "currency", "unknown_currency"),
+        ({"release_by": ["buyer"]}, "release_by must be a string", "invalid_request"),
+        ({"expires_in_seconds": True}, "expires_in_seconds must be a whole number", "invalid_request"),
+        ({"expires_in_seconds": "3600"}, "expires_in_seconds must be a whole number", "invalid_request"),
+        ({"expires_in_seconds": 3600.5}, "expires_in_seconds must be a whole number", "invalid_request"),
+        ({"expires_in_seconds": 10**9}, "expires_in_seconds is out of range", "invalid_request"),
+        ({"attestor": ""}, "attestor", "invalid_request"),
+        ({"remittance": 7}, "remittance must be a string", "invalid_request"),
+        ({"remittance": "a\u202eb"}, "remittance must contain printable characters only", "invalid_request"),
+        ({"payee": "x"}, "unknown field(s): payee", "invalid_request"),
+    ],
+)
+def test_escrow_terms_of_the_wrong_shape_are_refused_by_name(
+    us: Gateway, network: FakeNetwork, terms: dict[str, Any], field: str, code: str
+) -> None:
+    buyer, buyer_key = us.open_account("Buyer")
+    seller, _ = us.open_account("Seller")
+    us.issue(buyer, "100.00")
+    before = _state(network, us)
+    response = _lock(us, buyer_key, **{"payee_account": seller, **terms})
+    assert response.status_code == 400, response.get_json()
+    assert field in response.get_json()["detail"] and response.get_json()["code"] == code, response.get_json()
+    assert _state(network, us) == before
+
+
+def test_optional_escrow_fields_may_be_null(us: Gateway) -> None:
+    # The document says nullable: null reads as absent, as it always has.
+    buyer, buyer_key = us.open_account("Buyer")
+    seller, _ = us.open_account("Seller")
+    us.issue(buyer, "100.00")
+    locked = _lock(us, buyer_key, payee_account=seller, attestor=None, remittance=None, expires_at=None)
+    assert locked.status_code == 201, locked.get_json()
+    assert (locked.get_json()["attestor"], locked.get_json()["remittance"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"amount": 15}, "amount", "invalid_amount"),
+        ({}, "amount is required", "invalid_amount"),
+        ({"amount": "15.00", "release_ref": ""}, "release_ref", "invalid_request"),
+        ({"amount": "15.00", "release_ref": 3}, "release_ref", "invalid_request"),
+        ({"amount": "15.00", "ref": "x"}, "unknown field(s): ref", "invalid_request"),
+    ],
+)
+def test_releases_of_the_wrong_shape_are_refused_by_name(
+    us: Gateway, network: FakeNetwork, body: dict[str, Any], field: str, code: str
+) -> None:
+    buyer, buyer_key = us.open_account("Buyer")
+    seller, _ = us.open_account("Seller")
+    us.issue(buyer, "100.00")
+    escrow_id = _lock(us, buyer_key, payee_account=seller).get_json()["escrow_id"]
+    before = _state(network, us)
+    response = us.client.post(f"/v1/escrows/{escrow_id}/release", json=body, headers=_headers(buyer_key, "r1"))
+    assert response.status_code == 400, response.get_json()
+    assert field in response.get_json()["detail"] and response.get_json()["code"] == code, response.get_json()
+    assert _state(network, us) == before
+
+
+def test_attestor_key_labels_are_text_or_null(us: Gateway) -> None:
+    path = "/v1/attestors/inspect-co/api-keys"
+    for body, field in (({"label": 5}, "label must be a string"), ({"name": "x"}, "unknown field(s): name")):
+        refused = us.client.post(path, json=body, headers=us.op())
+        assert refused.status_code == 400 and field in refused.get_json()["detail"], refused.get_json()
+    assert us.client.post(path, json={"label": None}, headers=us.op()).status_code == 201
+    assert us.client.post(path, headers=us.op()).status_code == 201  # no body at all
+
+
+@pytest.mark.parametrize(
+    ("terms", "field", "code"),
+    [
+        ({"expires_in_seconds": "600"}, "expires_in_seconds must be a whole number", "invalid_request"),
+        ({"expires_in_seconds": None}, "expires_in_seconds must be a whole number", "invalid_request"),
+        ({"expires_in_seconds": 0}, "expires_in_seconds is out of range", "invalid_request"),
+        ({"rate": 7.8}, "rate must be a string", "invalid_request"),
+        ({"rate": "7.8e0"}, "rate must be a positive decimal string", "invalid_rate"),
+        ({"counter_currency": "hkd"}, "counter_currency", "unknown_currency"),
+        ({"receive_account": ["x"]}, "receive_account must be a string", "invalid_request"),
+        ({"note": "x"}, "unknown field(s): note", "invalid_request"),
+    ],
+)
+def test_offers_of_the_wrong_shape_are_refused_by_name(
+    us: Gateway, network: FakeNetwork, terms: dict[str, Any], field: str, code: str
+) -> None:
+    alice, alice_key = us.open_account("Alice Importer")
+    us.issue(alice, "1000.00")
+    offer = {
+        "counterparty_bank": "HKBankMSP", "counterparty_account": "bob", "counterparty_receives_at": "bob-usd",
+        "receive_account": "alice-hkd", "currency": "USD", "amount": "100.00", "counter_currency": "HKD",
+        "rate": "7.8", "expires_in_seconds": 600, **terms,
+    }  # fmt: skip
+    before = _state(network, us)
+    response = us.client.post("/v1/pvp", json=offer, headers=_headers(alice_key, "fx-bad"))
+    assert response.status_code == 400, response.get_json()
+    assert field in response.get_json()["detail"] and response.get_json()["code"] == code, response.get_json()
+    assert _state(network, us) == before
+
+
+@pytest.mark.parametrize("answer", ["accept", "refuse"])
+def test_an_answer_to_an_offer_takes_no_fields(us: Gateway, network: FakeNetwork, answer: str) -> None:
+    _, key = us.open_account("Bob Exporter")
+    before = _state(network, us)
+    response = us.client.post(f"/v1/pvp/{'0' * 64}/{answer}", json={"rate": "8"}, headers=_headers(key, "a1"))
+    assert response.status_code == 400 and response.get_json()["detail"] == "unknown field(s): rate"
+    response = us.client.post(f"/v1/pvp/{'0' * 64}/{answer}", json=[], headers=_headers(key, "a2"))
+    assert response.status_code == 400, response.get_json()
+    assert _state(network, us) == before

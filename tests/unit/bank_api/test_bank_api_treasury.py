@@ -14,7 +14,7 @@ from gateway.bank_api.ledger import JSON, LedgerUnavailable
 from gateway.bank_api.standing_orders import StandingOrders, add_months, due_time
 from gateway.bank_api.storage.models import StandingOrderRun, WebhookDelivery
 from gateway.bank_api.workers import PaymentFollower, PaymentSweeper
-from tests.unit.bank_api.conftest import Gateway
+from tests.unit.bank_api.conftest import Gateway, ledger_snapshot
 from tests.unit.bank_api.fake_ledger import FakeNetwork
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -364,6 +364,21 @@ def test_the_sweeper_runs_due_orders_and_a_landing_payment_triggers_a_sweep(
           "target_balance": "0", "every": "day", "on_credit": "yes"}, "on_credit"),
         ({"kind": "sweep", "account": "A", "header_bank": "HKBankMSP", "header_account": "H", "currency": "USD",
           "target_balance": "0"}, "every"),
+        ({"kind": None, "currency": "USD"}, "kind"),
+        ({"kind": "payment", "from_account": 5, "to_bank": "USBankMSP", "to_account": "B", "currency": "USD",
+          "amount": "1.00"}, "from_account"),
+        ({"kind": "payment", "from_account": "A", "to_bank": "USBankMSP", "to_account": "B", "currency": "USD",
+          "amount": "1.00", "every": 1}, "every"),
+        ({"kind": "payment", "from_account": "A", "to_bank": "USBankMSP", "to_account": "B", "currency": "USD",
+          "amount": "1.00", "start_at": 20261201}, "start_at"),
+        ({"kind": "payment", "from_account": "A", "to_bank": "USBankMSP", "to_account": "B", "currency": "USD",
+          "amount": "1.00", "top_up": False}, "unknown field(s): top_up"),
+        ({"kind": "sweep", "account": "A", "header_bank": "HKBankMSP", "header_account": "H", "currency": "USD",
+          "target_balance": "0", "every": "day", "amount": "1.00"}, "unknown field(s): amount"),
+        ({"kind": "sweep", "account": "A", "header_bank": "HKBankMSP", "header_account": "H", "currency": "USD",
+          "target_balance": 0, "every": "day"}, "target_balance"),
+        ({"kind": "sweep", "account": "A", "header_bank": "HKBankMSP", "header_account": "H", "currency": "USD",
+          "target_balance": "0\n", "every": "day"}, "target_balance"),
     ],
 )  # fmt: skip
 def test_bad_standing_orders_are_refused_naming_the_field(
@@ -397,6 +412,46 @@ def test_bad_group_requests_are_refused(us: Gateway) -> None:
     missing = us.client.get("/v1/groups/acme/standing-orders/so_" + "0" * 32, headers=us.op())
     assert missing.status_code == 404 and missing.get_json()["code"] == "standing_order_not_found"
     assert us.client.get("/v1/groups/acme/standing-orders/nope", headers=us.op()).status_code == 400
+
+
+def test_group_bodies_of_the_wrong_shape_are_refused_by_name(us: Gateway, network: FakeNetwork) -> None:
+    us.ledger.open_account("A", "Acme", "US", "KYC-1")
+    us.ledger.open_account("B", "Acme B", "US", "KYC-2")
+    treasurer = _group(us, "acme", ("USBankMSP", "A"), ("USBankMSP", "B"))
+    order = _order(us, treasurer, "o1", kind="payment", from_account="A", to_bank="USBankMSP", to_account="B",
+                   currency="USD", amount="1.00", every="day")  # fmt: skip
+    assert order.status_code == 201, order.get_json()
+    order_id = order.get_json()["order_id"]
+    before = (ledger_snapshot(us), us.client.get("/v1/groups/acme", headers=us.op()).get_json())
+    refusals: list[tuple[str, dict[str, str], Any, str, str]] = [
+        ("/v1/groups", us.op(), {"group_id": "acme2", "name": 5}, "name must be a string", "invalid_request"),
+        ("/v1/groups", us.op(), {"group_id": 7, "name": "x"}, "group_id must be a-z, 0-9, _ and -", "invalid_request"),
+        ("/v1/groups", us.op(), {"group_id": "acme2", "name": "x", "owner": "y"}, "unknown field(s): owner",
+         "invalid_request"),
+        ("/v1/groups/acme/accounts", us.op(), {"bank": "", "account_id": "C"}, "bank must not be empty",
+         "invalid_request"),
+        ("/v1/groups/acme/accounts", us.op(), {"bank": "9Bank", "account_id": "C"}, "bank is malformed: an MSP id",
+         "invalid_request"),
+        ("/v1/groups/acme/accounts", us.op(), {"account_id": None}, "account_id", "invalid_request"),
+        ("/v1/groups/acme/api-keys", us.op(), {"label": ["x"]}, "label must be a string", "invalid_request"),
+        ("/v1/groups/acme/payments", _h(treasurer, "p1"), {"from_account": "A", "to_bank": "USBankMSP",
+         "to_account": "B", "currency": "USD", "amount": 1}, "amount", "invalid_amount"),
+        ("/v1/groups/acme/payments", _h(treasurer, "p2"), {"from_account": "A", "to_bank": "USBankMSP",
+         "to_account": "B", "currency": "USD", "amount": "1.00", "remittance": "a\u0000"}, "remittance",
+         "invalid_request"),
+        (f"/v1/groups/acme/standing-orders/{order_id}/cancellation", _h(treasurer), {"now": True},
+         "unknown field(s): now", "invalid_request"),
+    ]  # fmt: skip
+    for path, headers, body, detail, code in refusals:
+        response = us.client.post(path, json=body, headers=headers)
+        assert response.status_code == 400, (path, response.get_json())
+        assert detail in response.get_json()["detail"] and response.get_json()["code"] == code, response.get_json()
+    assert (ledger_snapshot(us), us.client.get("/v1/groups/acme", headers=us.op()).get_json()) == before
+    shown = us.client.get(f"/v1/groups/acme/standing-orders/{order_id}", headers=_h(treasurer)).get_json()
+    assert shown["status"] == "active"
+    # Left out or null, a treasurer key's label is chosen for it.
+    assert us.client.post("/v1/groups/acme/api-keys", json={"label": None}, headers=us.op()).status_code == 201
+    assert us.client.post("/v1/groups/acme/api-keys", headers=us.op()).status_code == 201
 
 
 def test_every_key_may_ask_who_it_is(us: Gateway) -> None:

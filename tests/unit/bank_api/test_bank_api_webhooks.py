@@ -141,3 +141,54 @@ def test_a_stalled_receiver_delays_no_other_merchant(us: Gateway, receiver: Rece
             sender.stop()
     finally:
         slow.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"url": 5}, "url must be a string"),
+        ({"url": "   "}, "url"),
+        ({"url": "http://127.0.0.1:9/x", "events": "payment.received"}, "events must be a list"),
+        ({"url": "http://127.0.0.1:9/x", "events": []}, "events must be a non-empty list drawn from payment.received"),
+        ({"url": "http://127.0.0.1:9/x", "events": ["payment.sent"]}, "events must be a non-empty list drawn from"),
+        ({"url": "http://127.0.0.1:9/x", "events": [1]}, "events[0] must be a string"),
+        ({"url": "http://127.0.0.1:9/x", "secret": "mine"}, "unknown field(s): secret"),
+    ],
+)
+def test_a_subscription_of_the_wrong_shape_is_refused_by_name(
+    us: Gateway, body: dict[str, object], detail: str
+) -> None:
+    _, key = us.open_account("A")
+    response = us.client.post("/v1/webhooks", json=body, headers=_merchant(key))
+    assert response.status_code == 400 and detail in response.get_json()["detail"], response.get_json()
+    assert us.client.get("/v1/webhooks", headers=_merchant(key)).get_json() == {"webhooks": []}
+
+
+def test_events_left_out_or_null_mean_every_event(us: Gateway) -> None:
+    from gateway.bank_api.webhooks import EVENT_TYPES
+
+    _, key = us.open_account("A")
+    hook = us.client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x", "events": None}, headers=_merchant(key))
+    assert hook.status_code == 201 and sorted(hook.get_json()["events"]) == sorted(EVENT_TYPES), hook.get_json()
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"page_size": "7_0"}, "page_size"),  # a number to int(), not on the wire
+        ({"page_size": " 7"}, "page_size"),
+        ({"page_size": "0"}, "page_size"),
+        ({"page_size": "1.5"}, "page_size"),
+        ({"cursor": ""}, "cursor is malformed: pass next_cursor of the previous page as it is"),
+        ({"cursor": "wd_1/2"}, "cursor is malformed"),
+    ],
+)
+def test_a_deliveries_query_of_the_wrong_shape_is_refused_by_name(
+    us: Gateway, query: dict[str, str], field: str
+) -> None:
+    _, key = us.open_account("A")
+    hook = us.client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x"}, headers=_merchant(key)).get_json()
+    response = us.client.get(f"/v1/webhooks/{hook['id']}/deliveries", query_string=query, headers=_merchant(key))
+    assert response.status_code == 400 and field in response.get_json()["detail"], response.get_json()
+    ok = us.client.get(f"/v1/webhooks/{hook['id']}/deliveries", query_string={"page_size": "5"}, headers=_merchant(key))
+    assert ok.status_code == 200 and ok.get_json() == {"deliveries": [], "next_cursor": None}

@@ -164,6 +164,34 @@ def test_answers_come_only_from_the_payments_banks(
     assert us.get("/v1/disclosure-requests", key=regulator.operator_key).status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("action", "body", "detail"),
+    [
+        ("refusal", {"reason": 5}, "reason must be a string"),
+        ("refusal", {"reason": "   "}, "reason"),
+        ("refusal", {"reason": "x" * 201}, "reason must be at most 200 characters"),
+        ("refusal", {"reason": "no", "detail": "x"}, "unknown field(s): detail"),
+        ("approval", {"reason": "x"}, "unknown field(s): reason"),
+    ],
+)
+def test_a_banks_answer_of_the_wrong_shape_is_refused_and_changes_nothing(
+    regulator: Gateway, make_gateway: GatewayFactory, payment: str, action: str, body: dict[str, Any], detail: str
+) -> None:
+    us = make_gateway(US)
+    request_id = _file(regulator, payment).get_json()["request_id"]
+    response = _answer(us, request_id, action, body)
+    assert response.status_code == 400 and detail in response.get_json()["detail"], response.get_json()
+    assert us.ok(f"/v1/disclosure-requests/{request_id}")["answers"][US]["status"] == "pending"
+
+
+def test_the_banks_list_refuses_an_unknown_status(make_gateway: GatewayFactory) -> None:
+    us = make_gateway(US)
+    response = us.get("/v1/disclosure-requests", query_string={"status": "approved"})
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["detail"] == "status must be one of pending, disclosed, refused"
+    assert us.ok("/v1/disclosure-requests", query_string={"status": "refused"}) == {"requests": []}
+
+
 def test_the_gateways_hash_is_the_contracts() -> None:
     from chaincode.deposit_token.payments import details_hash as contracts
 
