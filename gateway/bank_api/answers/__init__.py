@@ -45,6 +45,11 @@ PositiveAmount = Annotated[
 ]
 
 
+def one_of(values: Iterable[str]) -> Any:
+    """A string that is one of ``values``, taken from the constants the gateway itself uses."""
+    return Field(json_schema_extra={"enum": list(values)})
+
+
 def components(models: Iterable[type[BaseModel]]) -> dict[str, Schema]:
     """The component schemas of ``models`` and of every model they refer to, by class name."""
     listed = [(model, "serialization") for model in models]

@@ -6,19 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from gateway.bank_api.answers import Absent, Answer, Money, Timestamp
+from gateway.bank_api import standing_orders as so
+from gateway.bank_api.answers import Absent, Answer, Money, Timestamp, one_of
 from gateway.bank_api.answers.common import Positions, Problem, TimelineStep
+from gateway.bank_api.readiness import READINESS_CODES
+from gateway.bank_api.representations import PAYMENT_STATUSES
 
 
 class NotReady(Problem):
-    code: Literal[
-        "database_unavailable",
-        "peer_unreachable",
-        "chaincode_unavailable",
-        "counterparty_unreachable",
-        "peer_catching_up",
-        "ledger_unavailable",
-    ]
+    code: Annotated[str, one_of(READINESS_CODES)]
     banks: (
         Annotated[list[str], Field(description="counterparty_unreachable: the banks the peer does not see")] | Absent
     ) = None
@@ -97,7 +93,7 @@ class ApiKeyList(Answer):
 
 class Payment(Answer):
     payment_id: str
-    status: Annotated[str, Field(description="initiated, completed, rejected, refunded")] | None
+    status: Annotated[str, Field(description=", ".join(PAYMENT_STATUSES))] | None
     payer_bank: str | None
     payee_bank: str | None
     currency: str | None
@@ -198,9 +194,7 @@ class SettlementCycle(Answer):
     banks: list[str]
     positions: Positions
     payments: Annotated[int, Field(ge=0)]
-    confirmations: Annotated[
-        dict[str, CycleConfirmation], Field(description="Each bank's leg of the cycle")
-    ]
+    confirmations: Annotated[dict[str, CycleConfirmation], Field(description="Each bank's leg of the cycle")]
 
 
 class CycleList(Answer):
@@ -309,8 +303,8 @@ class GroupBalances(Answer):
 class StandingOrder(Answer):
     order_id: str
     group_id: str
-    kind: Literal["payment", "sweep"]
-    status: Literal["active", "cancelled", "finished"]
+    kind: Annotated[str, one_of(so.KINDS)]
+    status: Annotated[str, one_of(so.ORDER_STATUSES)]
     from_account: str | Absent = None
     to_bank: str | Absent = None
     to_account: str | Absent = None
@@ -335,7 +329,7 @@ class StandingOrderRun(Answer):
     order_id: str
     due_at: Timestamp | None
     trigger: Literal["schedule", "credit"]
-    status: Literal["pending", "paid", "failed", "nothing_due"]
+    status: Annotated[str, one_of(so.RUN_STATUSES)]
     reason: Annotated[str, Field(description="Why a failed run was refused: the contract's code")] | None
     amount: Money | None
     currency: str | Absent = None

@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from gateway.bank_api.answers import Absent, Answer, Money, Timestamp
+from gateway.bank_api import disclosures
+from gateway.bank_api.answers import Absent, Answer, Money, Timestamp, one_of
+from gateway.bank_api.ledger import UNAVAILABLE_REASONS
 
 
 class Problem(Answer):
@@ -21,15 +23,7 @@ class Problem(Answer):
 
 
 class Unavailable(Problem):
-    code: Literal[
-        "peer_unreachable",
-        "chaincode_unavailable",
-        "counterparty_unreachable",
-        "contention",
-        "ordering_unavailable",
-        "overloaded",
-        "ledger_unavailable",
-    ]
+    code: Annotated[str, one_of(reason.code for reason in UNAVAILABLE_REASONS)]
     counterparty: Annotated[str, Field(description="counterparty_unreachable: the other bank's MSP id")] | Absent = None
 
 
@@ -95,7 +89,7 @@ class Status(Answer):
 
 
 class DisclosureAnswer(Answer):
-    status: Literal["pending", "disclosed", "refused"] | None
+    status: Annotated[str, one_of(disclosures.ANSWERS)] | None
     at: Timestamp | None
     tx_id: Annotated[str, Field(description="The bank's transaction that answered")] | None
     reason: Annotated[str, Field(description="Why the bank refused (public)")] | None

@@ -6,8 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.bank_api.answers import Absent, Answer, Money, PositiveAmount, Timestamp
+from gateway.bank_api import alerts, supply_watch
+from gateway.bank_api.answers import Absent, Answer, Money, PositiveAmount, Timestamp, one_of
 from gateway.bank_api.answers.common import DisclosureRequest, Positions, TimelineStep
+from gateway.bank_api.representations import PAYMENT_STATUSES
 
 
 class Me(Answer):
@@ -21,7 +23,7 @@ class Payment(Answer):
     model_config = ConfigDict(extra="forbid")
 
     payment_id: str
-    status: Annotated[str, Field(description="initiated, completed, rejected, refunded")] | None
+    status: Annotated[str, Field(description=", ".join(PAYMENT_STATUSES))] | None
     payer_bank: str | None
     payee_bank: str | None
     currency: str | None
@@ -61,9 +63,7 @@ class SettlementCycle(Answer):
     banks: list[str]
     positions: Positions
     payments: Annotated[int, Field(ge=0)]
-    confirmations: Annotated[
-        dict[str, CycleConfirmation], Field(description="Each bank's leg of the cycle")
-    ]
+    confirmations: Annotated[dict[str, CycleConfirmation], Field(description="Each bank's leg of the cycle")]
     pending_banks: Annotated[list[str], Field(description="Banks of the cycle that have not confirmed their leg yet")]
 
 
@@ -146,7 +146,7 @@ class CorridorUsage(Answer):
 
 class Alert(Answer):
     alert_id: str
-    rule: Literal["large_payment", "velocity", "stale_payment", "unconfirmed_cycle", "supply_drift"]
+    rule: Annotated[str, one_of(alerts.RULES)]
     subject: str
     state: Literal["open", "acknowledged"]
     raised_at: Timestamp | None
@@ -221,7 +221,7 @@ class SupplyPoint(Answer):
 class SupplyHistory(Answer):
     issuer: str
     currency: str
-    interval: Literal["minute", "hour", "day"]
+    interval: Annotated[str, one_of(supply_watch.INTERVALS)]
     from_: Timestamp | None = Field(alias="from")
     to: Timestamp | None
     opening_supply: Money
