@@ -20,14 +20,14 @@ routes do it with ``money.Currencies`` right after the boundary.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import wraps
 from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
 
 from annotated_types import GroupedMetadata
 from flask import request
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WrapValidator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 from spectree import SpecTree
@@ -214,13 +214,12 @@ def _refuse(_req: Any, _resp: Any, error: Exception | None, _instance: Any, _ada
 def problem_for(error: ValidationError) -> ApiProblem:
     """The 400 answer for a refused body or query: the first field at fault, named, and why."""
     errors = error.errors(include_url=False)
-    unknown = sorted(str(e["loc"][0])[:64] for e in errors if e["type"] == "extra_forbidden" and e["loc"])
-    if unknown:
-        return ApiProblem(400, "invalid_request", f"unknown field(s): {', '.join(unknown[:5])}")
+    unknown = _unknown_fields(errors)
+    if unknown is not None:
+        return unknown
     first = errors[0]
     location = first["loc"]
-    name = _field_name(location)
-    rule = _rule_of(error.title, location)
+    within, name, rule = _located(error.title, location)
     kind = first["type"]
     context = first.get("ctx") or {}
     if not location and kind in ("model_type", "dict_type", "model_attributes_type"):
@@ -249,7 +248,7 @@ def problem_for(error: ValidationError) -> ApiProblem:
         detail = f"{name} {first['msg']}"
     if rule.what and kind not in ("missing", "string_type", "not_printable", "blank", "string_too_short"):
         detail = f"{detail}: {rule.what}"
-    return ApiProblem(400, rule.code, detail)
+    return ApiProblem(400, rule.code, f"{within}: {detail}" if within else detail)
 
 
 def _field_name(location: tuple[int | str, ...]) -> str:
@@ -274,14 +273,21 @@ def _rule_of(title: str, location: tuple[int | str, ...]) -> Rule:
     field = model.model_fields.get(str(location[0]))
     if field is None:
         return Rule()
+    return _rule_in(field.metadata, field.annotation)
+
+
+def _rule_in(metadata: Iterable[Any], annotation: Any) -> Rule:
+    """The rule of a field (its metadata and type), or of a map's values (their type alone)."""
+    if get_origin(annotation) is Annotated:
+        metadata, annotation = (*annotation.__metadata__, *metadata), get_args(annotation)[0]
     # An optional field (``T | Absent``) keeps its type's metadata on the union's member.
     rules = [
         rule
-        for member in get_args(field.annotation)
+        for member in get_args(annotation)
         if get_origin(member) is Annotated
         for rule in _rules(member.__metadata__)
     ]
-    rules.extend(_rules(field.metadata))
+    rules.extend(_rules(metadata))
     # Annotated metadata is flattened inner first, so the last rule is the outermost: a field
     # that wraps a shared type in a ``Rule`` of its own says what it accepts in its own words.
     return rules[-1] if rules else Rule()
@@ -339,7 +345,8 @@ def accepts(
     """
     for model in (body, query):
         if model is not None:
-            _MODELS[model.__name__] = model
+            for each in (model, *_models_within(model)):
+                _MODELS[each.__name__] = each
 
     def decorate(view: F) -> F:
         validated = spec.validate(json=body, query=query)(view)
@@ -494,3 +501,99 @@ class EmptyRequest(Empty):
 
 class ApiKeyCreateRequest(Body):
     label: Annotated[str, text(128, blank=True)] | Absent = None
+
+
+# Regulator
+#
+# The corridor policy's body holds lists of objects (rules, caps) and the alert rules' settings hold
+# maps (currency -> amount): a refusal inside one names the entry and the field as the client wrote
+# them, ``caps[1]: daily must be a decimal string``, with that field's own code.
+
+
+def worded(message: str) -> Any:
+    """Any refusal of the value reads as ``message`` after the field's name.
+
+    For fields whose refusal has always been one sentence, whatever was wrong with the value (a
+    string for a number, zero, a list too long), so clients keep getting the words they were given.
+    Give such a field no ``Rule.what``, which would be appended to the sentence.
+    """
+
+    def reword(value: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError("worded", message) from None
+
+    return WrapValidator(reword)
+
+
+def _models_within(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
+    """The body models inside ``model``'s fields (list entries), so they are known by name too."""
+    for field in model.model_fields.values():
+        container = _container(field.annotation)
+        entry = _model_in(container[1]) if container is not None else None
+        if entry is not None:
+            yield entry
+            yield from _models_within(entry)
+
+
+def _unknown_fields(errors: list[Any]) -> ApiProblem | None:
+    extra = [error for error in errors if error["type"] == "extra_forbidden" and error["loc"]]
+    if not extra:
+        return None
+    entry = _entry_of(extra[0]["loc"])
+    unknown = sorted(str(error["loc"][-1])[:64] for error in extra if _entry_of(error["loc"]) == entry)
+    detail = f"unknown field(s): {', '.join(unknown[:5])}"
+    return ApiProblem(400, "invalid_request", f"{entry}: {detail}" if entry else detail)
+
+
+def _entry_of(location: tuple[int | str, ...]) -> str:
+    """``rules[0]`` for a field of an object in a list, "" for a field of the body."""
+    if len(location) >= 3 and isinstance(location[1], int):
+        return f"{str(location[0])[:64]}[{location[1]}]"
+    return ""
+
+
+def _located(title: str, location: tuple[int | str, ...]) -> tuple[str, str, Rule]:
+    """Where a refusal is: the list entry holding the field ("" for none), the field's name, its rule.
+
+    Only a field whose type is the list or the map itself (not optional) is looked into: an
+    optional one's location holds pydantic's names for union members, which could pass for keys.
+    """
+    model = _MODELS.get(title)
+    field = _field_of(model, location[0]) if model is not None and len(location) >= 2 else None
+    container = _container(field.annotation) if field is not None else None
+    if container is not None:
+        kind, item = container
+        head = str(location[0])[:64]
+        entry = _model_in(item)
+        if kind is list and entry is not None and isinstance(location[1], int) and len(location) >= 3:
+            inner = _field_of(entry, location[2])
+            if inner is not None:
+                return f"{head}[{location[1]}]", _field_name(location[2:]), _rule_in(inner.metadata, inner.annotation)
+        if kind is dict and isinstance(location[1], str):
+            return "", f"{head}.{location[1][:64]}", _rule_in((), item)
+    return "", _field_name(location), _rule_of(title, location)
+
+
+def _field_of(model: type[BaseModel] | None, name: int | str) -> Any:
+    for key, field in (model.model_fields.items() if model is not None else ()):
+        if (field.alias or key) == name:
+            return field
+    return None
+
+
+def _container(annotation: Any) -> tuple[type, Any] | None:
+    """``(list, item)`` or ``(dict, value)`` when ``annotation`` is a list or a map."""
+    origin = get_origin(annotation)
+    if origin is list or origin is dict:
+        return origin, get_args(annotation)[-1]
+    return None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if isinstance(annotation, type) and issubclass(annotation, Body):
+        return annotation
+    return None
