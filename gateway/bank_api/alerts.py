@@ -40,12 +40,15 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.bank_api import representations, supply_watch
+from gateway.bank_api.boundary import Absent, Amount, Body, worded
 from gateway.bank_api.ledger import JSON, LedgerError, LedgerEvent, LedgerUnavailable, OversightLedger
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
@@ -135,29 +138,55 @@ class RuleBook:
             _cache.pop(self.db.url, None)
 
 
-def parse_settings(rule: str, body: JSON, currencies: Currencies) -> JSON:
+def _amounts(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise PydanticCustomError("amounts", 'must be an object of currency: amount, such as {"USD": "10000.00"}')
+    return value
+
+
+MAX_PAYMENTS = 1_000_000
+Seconds = Annotated[int, Field(ge=1, le=MAX_SECONDS), worded(f"must be a whole number from 1 to {MAX_SECONDS}")]
+# currency -> decimal string; each currency is checked where the amount becomes minor units
+Amounts = Annotated[dict[str, Amount], Field(default_factory=dict), BeforeValidator(_amounts)]
+
+
+class AlertRuleSettings(Body):
+    """Every setting of the rule named in the path (the GET answer shows which)"""
+
+    enabled: bool | Absent = None
+    thresholds: Annotated[
+        Amounts, Field(description="large_payment: currency -> amount at which a single payment is flagged")
+    ]
+    window_seconds: Seconds | Absent = None
+    max_payments: Annotated[
+        int,
+        Field(ge=1, le=MAX_PAYMENTS, json_schema_extra={"nullable": True}),
+        worded(f"must be a whole number from 1 to {MAX_PAYMENTS}"),
+    ] | Absent = None
+    max_amounts: Annotated[Amounts, Field(description="velocity: currency -> total between two banks in the window")]
+    initiated_seconds: Seconds | Absent = None
+    rejected_seconds: Seconds | Absent = None
+    deadline_seconds: Seconds | Absent = None
+    confirm_seconds: Annotated[
+        Seconds, Field(description="supply_drift: how long the same difference must hold before it is raised")
+    ] | Absent = None
+
+
+def parse_settings(rule: str, body: AlertRuleSettings, currencies: Currencies) -> JSON:
     """A rule's settings from the HTTP body (amounts as decimal strings); every field is required."""
     fields = SETTINGS_FIELDS[rule]
-    unknown = sorted(set(body) - set(fields))
+    # Only max_payments means something by null (no limit); any other null is a setting not given.
+    given = {name for name in body.model_fields_set if getattr(body, name) is not None or name == "max_payments"}
+    unknown = sorted(given - set(fields))
     if unknown:
-        raise bad_request(f"unknown field(s) for {rule}: {', '.join(name[:64] for name in unknown[:5])}")
-    missing = [name for name in fields if name not in body]
+        raise bad_request(f"unknown field(s) for {rule}: {', '.join(unknown[:5])}")
+    missing = [name for name in fields if name not in given]
     if missing:
         raise bad_request(f"{rule} needs every one of its settings; missing: {', '.join(missing)}")
     settings: JSON = {}
     for name in fields:
-        value = body[name]
-        if name == "enabled":
-            if not isinstance(value, bool):
-                raise bad_request("enabled must be true or false")
-            settings[name] = value
-        elif name.endswith("_seconds"):
-            settings[name] = _whole(name, value, 1, MAX_SECONDS)
-        elif name == "max_payments":
-            settings[name] = None if value is None else _whole(name, value, 1, 1_000_000)
-        else:  # thresholds, max_amounts: currency -> decimal string
-            if not isinstance(value, dict):
-                raise bad_request(f'{name} must be an object of currency: amount, such as {{"USD": "10000.00"}}')
+        value = getattr(body, name)
+        if name in ("thresholds", "max_amounts"):
             amounts: dict[str, int] = {}
             for currency, amount in value.items():
                 try:
@@ -165,13 +194,9 @@ def parse_settings(rule: str, body: JSON, currencies: Currencies) -> JSON:
                 except MoneyError as error:
                     raise ApiProblem(400, error.code, f"{name}: {error.message}") from error
             settings[name] = amounts
+        else:
+            settings[name] = value
     return settings
-
-
-def _whole(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise bad_request(f"{name} must be a whole number from {low} to {high}")
-    return value
 
 
 def settings_view(settings: dict[str, JSON], currencies: Currencies) -> JSON:

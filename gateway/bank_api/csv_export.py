@@ -12,11 +12,12 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Response, request
+from pydantic import Field
 
-from gateway.bank_api.validation import bad_request
+from gateway.bank_api.boundary import Absent, Query, one_of
 
 CSV_MEDIA_TYPE = "text/csv"
 FORMATS = ("json", "csv")
@@ -25,13 +26,20 @@ _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _FORMULA_START = ("=", "+", "@", "\t", "\r", "-")
 
 
-def wants_csv() -> bool:
+class Listing(Query):
+    """The query of a list route: its filters, and the format of the answer."""
+
+    format: Annotated[
+        str,
+        one_of(FORMATS),
+        Field(description="csv: every matching row as text/csv (also chosen by Accept: text/csv)"),
+    ] | Absent = None
+
+
+def wants_csv(query: Listing) -> bool:
     """Whether the caller asked for CSV: ``format`` decides, else the Accept header."""
-    chosen = request.args.get("format")
-    if chosen is not None:
-        if chosen not in FORMATS:
-            raise bad_request(f"format must be one of {', '.join(FORMATS)}")
-        return chosen == "csv"
+    if query.format is not None:
+        return query.format == "csv"
     return request.accept_mimetypes.best_match(["application/json", CSV_MEDIA_TYPE]) == CSV_MEDIA_TYPE
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.bank_api import disclosures, oversight
-from gateway.bank_api import validation as v
+from gateway.bank_api import disclosures
 from gateway.bank_api.openapi import (
     _IDEMPOTENCY_REQUIRED,
     TIMESTAMP,
@@ -57,18 +56,9 @@ SCHEMAS: dict[str, Schema] = {
     ),
 }
 
+# The regulator's request bodies and queries are its routes' models (routes/disclosure_requests.py).
 REGULATOR_SCHEMAS: dict[str, Schema] = {
     **SCHEMAS,
-    "NewDisclosureRequest": _object(
-        {
-            "payment_id": _string(oversight.PAYMENT_ID, 64),
-            "legal_basis": _string(
-                max_length=disclosures.LEGAL_BASIS_MAX, minLength=1, description="Public: the law and the case"
-            ),
-        },
-        ["payment_id", "legal_basis"],
-        additionalProperties=False,
-    ),
     "CheckedDisclosure": {
         "allOf": [
             _ref("DisclosureRequest"),
@@ -154,7 +144,6 @@ def regulator_paths() -> dict[str, Schema]:
                 "Ask a payment's banks for its private details, on a legal basis",
                 TAG,
                 {"201": _json("DisclosureRequest", "Filed on the ledger")},
-                body="NewDisclosureRequest",
                 params=[_IDEMPOTENCY_REQUIRED],
                 problems=_WRITE,
             ),
@@ -170,16 +159,6 @@ def regulator_paths() -> dict[str, Schema]:
                         },
                     }
                 },
-                params=[
-                    {"name": "bank", "in": "query", "required": False, "schema": _string(v.MSP_ID, 64)},
-                    _STATUS,
-                    {
-                        "name": "format",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "enum": ["json", "csv"]},
-                    },
-                ],
                 problems=("400", "401", "403", "502", "503"),
             ),
         },

@@ -15,23 +15,30 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from flask import request
+from pydantic import BeforeValidator, Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from gateway.bank_api import representations
+from gateway.bank_api import validation as v
+from gateway.bank_api.boundary import (
+    Absent,
+    Amount,
+    Body,
+    Currency,
+    Jurisdiction,
+    MspId,
+    Rule,
+    one_of,
+    text,
+    worded,
+)
+from gateway.bank_api.csv_export import Listing
 from gateway.bank_api.ledger import JSON, OversightLedger
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
-from gateway.bank_api.validation import (
-    JURISDICTION,
-    MSP_ID,
-    Fields,
-    bad_request,
-    matches,
-    query_choice,
-    query_pattern,
-)
+from gateway.bank_api.validation import bad_request, matches
 
 PAYMENT_ID = r"^[0-9a-f]{64}$"
 RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
@@ -53,79 +60,117 @@ PAYMENT_COLUMNS = (
 )  # fmt: skip
 
 
+# -- what a query may hold ------------------------------------------------------------------
+
+DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _moment(value: Any) -> datetime:
+    problem = PydanticCustomError(
+        "moment",
+        "must be an RFC 3339 time with its zone, such as 2025-01-06T09:00:00Z "
+        "(a '+' offset is sent as %2B: a bare '+' in a query string reads as a space)",
+    )
+    if not isinstance(value, str) or not matches(RFC3339, value):
+        raise problem
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise problem from None
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, str) and matches(DAY, value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("day", "must be a date such as 2025-01-06 (UTC)")
+
+
+def _ascii_digits(value: Any) -> Any:
+    # Only ASCII digits are numbers at the HTTP edge: pydantic would also take " 7", "+7" or "7_0".
+    if isinstance(value, str) and v.ascii_int(value) is None:
+        raise PydanticCustomError("ascii_digits", "must be a whole number in ASCII digits")
+    return value
+
+
+# An RFC 3339 time with its zone, as an aware UTC datetime.
+Moment = Annotated[
+    datetime, PlainValidator(_moment), WithJsonSchema({"type": "string", "pattern": RFC3339, "maxLength": 40})
+]
+# A UTC day.
+Day = Annotated[date, PlainValidator(_day), WithJsonSchema({"type": "string", "pattern": DAY, "maxLength": 10})]
+# Checked where it is used (Currencies.known), whose refusal says which rule it breaks (not a
+# three-letter code, or not used on this network); the pattern is what the document publishes of it.
+NetworkCurrency = Annotated[
+    str,
+    Field(
+        description="ISO 4217 code",
+        json_schema_extra={"pattern": v.CURRENCY, "minLength": 3, "maxLength": 3, "example": "USD"},
+    ),
+]
+# A page of a search: its size refused in the words this API has always used; the cursor is the
+# contract's bookmark in hex.
+SearchPageSize = Annotated[
+    int,
+    Field(ge=1, le=v.MAX_PAGE_SIZE),
+    BeforeValidator(_ascii_digits),
+    worded(f"must be a whole number from 1 to {v.MAX_PAGE_SIZE} in ASCII digits"),
+]
+SearchCursor = Annotated[
+    str,
+    Field(pattern=CURSOR, max_length=2048, description="next_cursor of the previous page"),
+    Rule(what="pass next_cursor of the previous page as it is"),
+]
+
+
 # -- payments ------------------------------------------------------------------------------
 
 
-def query_moment(name: str) -> datetime | None:
-    """A query value that must be an RFC 3339 time with its zone, as an aware UTC datetime."""
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    problem = (
-        f"{name} must be an RFC 3339 time with its zone, such as 2025-01-06T09:00:00Z "
-        "(a '+' offset is sent as %2B: a bare '+' in a query string reads as a space)"
-    )
-    if not matches(RFC3339, raw):
-        raise bad_request(problem)
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise bad_request(problem) from None
-    try:
-        return moment.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise bad_request(problem) from None
+class PaymentSearch(Listing):
+    bank: Annotated[MspId, Field(description="Payer or payee bank")] | Absent = None
+    payer_bank: MspId | Absent = None
+    payee_bank: MspId | Absent = None
+    status: Annotated[str, one_of(representations.PAYMENT_STATUSES)] | Absent = None
+    currency: Annotated[NetworkCurrency, Field(description="Either leg of the payment")] | Absent = None
+    min_amount: Annotated[Amount, Field(description="Inclusive, in currency (needs currency)")] | Absent = None
+    max_amount: Annotated[Amount, Field(description="Inclusive, in currency (needs currency)")] | Absent = None
+    since: Annotated[
+        Moment | Absent, Field(alias="from", description="Created at or after (RFC 3339; send '+' as %2B)")
+    ] = None
+    until: Annotated[Moment | Absent, Field(alias="to", description="Created at or before (RFC 3339)")] = None
+    page_size: SearchPageSize = v.DEFAULT_PAGE_SIZE
+    cursor: SearchCursor = ""
 
 
-def _contract_time(name: str) -> str | None:
-    moment = query_moment(name)
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def payment_filters(currencies: Currencies) -> JSON:
-    """The contract's ``ListPayments`` filter from the query string; refuses what it cannot mean."""
+def payment_filters(query: PaymentSearch, currencies: Currencies) -> JSON:
+    """The contract's ``ListPayments`` filter from the query; refuses what it cannot mean."""
     filters: JSON = {}
-    for name in ("bank", "payer_bank", "payee_bank"):
-        value = query_pattern(name, MSP_ID)
+    for name in ("bank", "payer_bank", "payee_bank", "status"):
+        value = getattr(query, name)
         if value is not None:
             filters[name] = value
-    status = query_choice("status", representations.PAYMENT_STATUSES)
-    if status is not None:
-        filters["status"] = status
-    currency = request.args.get("currency")
+    currency = query.currency
     if currency is not None:
-        try:
-            currencies.exponent(currency)
-        except MoneyError as error:
-            raise ApiProblem(400, error.code, f"currency: {error.message}") from error
-        filters["currency"] = currency
+        filters["currency"] = currencies.known(currency, "currency")
     for name in ("min_amount", "max_amount"):
-        raw = request.args.get(name)
-        if raw is None:
+        amount = getattr(query, name)
+        if amount is None:
             continue
         if currency is None:
             raise bad_request(f"{name} needs currency: an amount is a decimal in one currency's exponent")
-        try:
-            filters[name] = currencies.parse_amount(raw, currency, name)
-        except MoneyError as error:
-            raise ApiProblem(400, error.code, error.message) from error
+        filters[name] = currencies.parse_amount(amount, currency, name)
     if "min_amount" in filters and "max_amount" in filters and filters["min_amount"] > filters["max_amount"]:
         raise bad_request("min_amount is above max_amount")
-    for name, field in (("from", "since"), ("to", "until")):
-        moment = _contract_time(name)
+    for name in ("since", "until"):
+        moment = getattr(query, name)
         if moment is not None:
-            filters[field] = moment
+            filters[name] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # The contract's times are fixed-width UTC text, so text order is time order.
     if "since" in filters and "until" in filters and filters["since"] > filters["until"]:
         raise bad_request("from is after to")
     return filters
-
-
-def cursor() -> str:
-    raw = request.args.get("cursor", "")
-    if not matches(CURSOR, raw):
-        raise bad_request("cursor is malformed: pass next_cursor of the previous page as it is")
-    return raw
 
 
 def payments_page(ledger: OversightLedger, filters: JSON, page_size: int, start: str) -> tuple[list[JSON], str | None]:
@@ -307,31 +352,78 @@ def payment_id_in_path(value: str) -> str:
 
 # -- corridor policy: a new version from the regulator, and what each capped corridor used --------
 
-RULE_FIELDS = ("currency", "cross_border_only", "allowed")
-CAP_FIELDS = ("currency", "from", "to", "per_payment", "daily")
 MAX_POLICY_ITEMS = 100
 NOTE_MAX = 200
 
 
-def policy_request(body: JSON, currencies: Currencies) -> JSON:
-    """The contract's ``SetCorridorPolicy`` argument from the HTTP body (caps in decimal strings)."""
-    fields = Fields(body, ("base_version", "rules", "caps", "note"))
-    base_version = body.get("base_version")
-    if isinstance(base_version, bool) or not isinstance(base_version, int) or base_version < 1:
-        raise bad_request(
-            "base_version is required: the version this change starts from (GET /v1/corridor-policy), "
+def _entries(value: Any) -> Any:
+    """A list of objects, at most ``MAX_POLICY_ITEMS``, refused in one sentence otherwise (each
+    entry's own fields are refused by name: ``caps[1]: daily ...``)."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise PydanticCustomError("entries", "must be a list of objects")
+    if len(value) > MAX_POLICY_ITEMS:
+        raise PydanticCustomError("entries", f"may hold at most {MAX_POLICY_ITEMS} entries")
+    return value
+
+
+class CorridorRuleRequest(Body):
+    """One per currency; cross_border_only, allowed, or both"""
+
+    currency: Currency
+    cross_border_only: Annotated[
+        bool, Field(description="Refused between two accounts of one jurisdiction")
+    ] | Absent = None
+    allowed: Annotated[
+        list[Annotated[list[Jurisdiction], Field(min_length=2, max_length=2)]],
+        Field(
+            description="Only between these pairs of account jurisdictions (either way); "
+            'a domestic movement needs a pair like ["US", "US"]'
+        ),
+        worded('must be a list of [jurisdiction, jurisdiction] pairs such as ["US", "HK"]'),
+    ] | Absent = None
+
+
+class CorridorCapRequest(Body):
+    """One per (currency, from, to); per_payment, daily, or both"""
+
+    currency: Annotated[Currency, Field(description="The currency the payer pays in")]
+    source: Annotated[Jurisdiction, Field(alias="from", description="Jurisdiction of the payer bank")]
+    to: Annotated[Jurisdiction, Field(description="Jurisdiction of the payee bank")]
+    per_payment: Amount | Absent = None
+    daily: Annotated[
+        Amount, Field(description="Per payer bank and UTC day; a refunded payment still counts")
+    ] | Absent = None
+
+
+class CorridorPolicyRequest(Body):
+    """The whole new version: rules and caps not listed are dropped"""
+
+    base_version: Annotated[
+        int,
+        Field(ge=1, description="The version this change starts from; refused (409) if another change came first"),
+        worded(
+            "is required: the version this change starts from (GET /v1/corridor-policy), "
             "so that a change made meanwhile by someone else is not overwritten"
-        )
-    policy: JSON = {"base_version": base_version, "rules": [], "caps": []}
-    for index, rule in enumerate(_items(body, "rules")):
+        ),
+    ]
+    rules: Annotated[list[CorridorRuleRequest], Field(max_length=MAX_POLICY_ITEMS), BeforeValidator(_entries)]
+    caps: Annotated[
+        list[CorridorCapRequest], Field(default_factory=list, max_length=MAX_POLICY_ITEMS), BeforeValidator(_entries)
+    ]
+    note: Annotated[str, text(NOTE_MAX, blank=True, description="Public: why the policy changes")] | Absent = None
+
+
+def policy_request(body: CorridorPolicyRequest, currencies: Currencies) -> JSON:
+    """The contract's ``SetCorridorPolicy`` argument from the HTTP body (caps in decimal strings)."""
+    policy: JSON = {"base_version": body.base_version, "rules": [], "caps": []}
+    for index, rule in enumerate(body.rules):
         with _within(f"rules[{index}]"):
             policy["rules"].append(_rule(rule, currencies))
-    for index, cap in enumerate(_items(body, "caps", required=False)):
+    for index, cap in enumerate(body.caps):
         with _within(f"caps[{index}]"):
             policy["caps"].append(_cap(cap, currencies))
-    note = fields.text("note", max_length=NOTE_MAX, required=False)
-    if note:
-        policy["note"] = note
+    if body.note:
+        policy["note"] = body.note
     return policy
 
 
@@ -342,55 +434,34 @@ def _within(where: str) -> Iterator[None]:
         yield
     except ApiProblem as problem:
         raise ApiProblem(problem.status, problem.code, f"{where}: {problem.detail}") from None
+    except MoneyError as error:
+        raise ApiProblem(400, error.code, f"{where}: {error.message}") from None
 
 
-def _rule(rule: JSON, currencies: Currencies) -> JSON:
-    item = Fields(rule, RULE_FIELDS)
-    currency = item.currency("currency", currencies)
-    parsed: JSON = {"currency": currency}
-    cross_border_only = rule.get("cross_border_only")
-    if cross_border_only is not None:
-        if not isinstance(cross_border_only, bool):
-            raise bad_request("cross_border_only must be true or false")
-        parsed["cross_border_only"] = cross_border_only
-    allowed = rule.get("allowed")
-    if allowed is not None:
-        if not isinstance(allowed, list) or not all(
-            isinstance(pair, list)
-            and len(pair) == 2
-            and all(isinstance(j, str) and matches(JURISDICTION, j) for j in pair)
-            for pair in allowed
-        ):
-            raise bad_request('allowed must be a list of [jurisdiction, jurisdiction] pairs such as ["US", "HK"]')
-        parsed["allowed"] = allowed
+def _rule(rule: CorridorRuleRequest, currencies: Currencies) -> JSON:
+    parsed: JSON = {"currency": currencies.known(rule.currency, "currency")}
+    if rule.cross_border_only is not None:
+        parsed["cross_border_only"] = rule.cross_border_only
+    if rule.allowed is not None:
+        parsed["allowed"] = rule.allowed
     if len(parsed) == 1:
         raise bad_request("cross_border_only or allowed is required")
     return parsed
 
 
-def _cap(cap: JSON, currencies: Currencies) -> JSON:
-    item = Fields(cap, CAP_FIELDS)
-    currency = item.currency("currency", currencies)
-    assert currency is not None
-    parsed: JSON = {"currency": currency}
-    for end in ("from", "to"):
-        parsed[end] = item.required_text(end, pattern=JURISDICTION, max_length=4, what="2 to 4 capital letters")
+def _cap(cap: CorridorCapRequest, currencies: Currencies) -> JSON:
+    currency = currencies.known(cap.currency, "currency")
+    parsed: JSON = {"currency": currency, "from": cap.source, "to": cap.to}
     for limit in ("per_payment", "daily"):
-        parsed[limit] = item.amount(limit, currency, currencies, required=False)
+        amount = getattr(cap, limit)
+        parsed[limit] = None if amount is None else currencies.parse_amount(amount, currency, limit)
     if parsed["per_payment"] is None and parsed["daily"] is None:
         raise bad_request('per_payment or daily is required (a decimal string such as "1000.00")')
     return parsed
 
 
-def _items(body: JSON, name: str, required: bool = True) -> list[JSON]:
-    if name not in body and not required:
-        return []
-    value = body.get(name)  # present and null is refused like any other non-list
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise bad_request(f"{name} must be a list of objects")
-    if len(value) > MAX_POLICY_ITEMS:
-        raise bad_request(f"{name} may hold at most {MAX_POLICY_ITEMS} entries")
-    return value
+class UsageQuery(Listing):
+    day: Annotated[Day | Absent, Field(description="UTC day (default: today)")] = None
 
 
 def corridor_usage(ledger: OversightLedger, day: date, banks: list[JSON]) -> list[JSON]:
@@ -480,15 +551,3 @@ def usage_rows(view: JSON) -> Iterator[list[Any]]:
                 view["day"], cap["currency"], cap["from"], cap["to"], cap["per_payment"], cap["daily"],
                 row["bank"], row["sent"], row["payments"], row["remaining"],
             ]  # fmt: skip
-
-
-def usage_day() -> date:
-    raw = request.args.get("day")
-    if raw is None:
-        return datetime.now(UTC).date()
-    if not matches(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", raw):
-        raise bad_request("day must be a date such as 2025-01-06 (UTC)")
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise bad_request("day must be a date such as 2025-01-06 (UTC)") from None

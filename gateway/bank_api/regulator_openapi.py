@@ -11,12 +11,10 @@ from typing import Any
 
 from gateway.bank_api import alerts, disclosure_openapi, oversight, supply_watch
 from gateway.bank_api import validation as v
-from gateway.bank_api.csv_export import CSV_MEDIA_TYPE, FORMATS
+from gateway.bank_api.csv_export import CSV_MEDIA_TYPE
 from gateway.bank_api.openapi import (
     _IDEMPOTENCY_OPTIONAL,
     _REPLAYED,
-    AMOUNT,
-    CURRENCY,
     MONEY_OUT,
     RESPONSES,
     SCHEMAS,
@@ -29,15 +27,13 @@ from gateway.bank_api.openapi import (
     _path_param,
     _ref,
     _string,
-    _text,
     webhook_paths,
     with_overload_responses,
 )
 from gateway.bank_api.representations import PAYMENT_STATUSES
 
-MSP: Schema = _string(v.MSP_ID, 64, example="HKBankMSP")
-JURISDICTION: Schema = _string(v.JURISDICTION, 4, example="HK")
-
+# Request bodies and queries are described by their routes' models (boundary.py), which
+# regulator_document() merges in; what is written here is the rest: answers, paths, path parameters.
 REGULATOR_SCHEMAS: dict[str, Schema] = {
     "Problem": SCHEMAS["Problem"],
     # the regulator's keys are operator keys of the regulator's gateway, and have no account
@@ -158,50 +154,6 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
         },
         ["version", "rules", "caps", "note", "changed_at", "tx_id"],
     ),
-    "CorridorRuleRequest": _object(
-        {
-            "currency": CURRENCY,
-            "cross_border_only": {"type": "boolean", "description": "Refused between two accounts of one jurisdiction"},
-            "allowed": {
-                "type": "array",
-                "items": {"type": "array", "items": JURISDICTION, "minItems": 2, "maxItems": 2},
-                "description": "Only between these pairs of account jurisdictions (either way); "
-                'a domestic movement needs a pair like ["US", "US"]',
-            },
-        },
-        ["currency"],
-        additionalProperties=False,
-        description="One per currency; cross_border_only, allowed, or both",
-    ),
-    "CorridorCapRequest": _object(
-        {
-            "currency": {**CURRENCY, "description": "The currency the payer pays in"},
-            "from": {**JURISDICTION, "description": "Jurisdiction of the payer bank"},
-            "to": {**JURISDICTION, "description": "Jurisdiction of the payee bank"},
-            "per_payment": _nullable(AMOUNT),
-            "daily": _nullable(
-                {**AMOUNT, "description": "Per payer bank and UTC day; a refunded payment still counts"}
-            ),
-        },
-        ["currency", "from", "to"],
-        additionalProperties=False,
-        description="One per (currency, from, to); per_payment, daily, or both",
-    ),
-    "CorridorPolicyRequest": _object(
-        {
-            "base_version": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "The version this change starts from; refused (409) if another change came first",
-            },
-            "rules": {"type": "array", "maxItems": oversight.MAX_POLICY_ITEMS, "items": _ref("CorridorRuleRequest")},
-            "caps": {"type": "array", "maxItems": oversight.MAX_POLICY_ITEMS, "items": _ref("CorridorCapRequest")},
-            "note": _nullable(_text(oversight.NOTE_MAX, description="Public: why the policy changes")),
-        },
-        ["base_version", "rules"],
-        additionalProperties=False,
-        description="The whole new version: rules and caps not listed are dropped",
-    ),
     "CorridorUsage": _object(
         {
             "day": _string(description="UTC day"),
@@ -251,38 +203,6 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
         ["alert_id", "rule", "subject", "state", "raised_at", "evidence", "acknowledged_at", "acknowledged_by", "note"],
     ),
     "AlertList": _object({"alerts": {"type": "array", "items": _ref("Alert")}}, ["alerts"]),
-    "AcknowledgementRequest": _object(
-        {"note": _nullable(_text(200, description="Why it is settled, for the record"))},
-        additionalProperties=False,
-    ),
-    "AlertRuleSettings": _object(
-        {
-            "enabled": {"type": "boolean"},
-            "thresholds": {
-                "type": "object",
-                "additionalProperties": AMOUNT,
-                "description": "large_payment: currency -> amount at which a single payment is flagged",
-            },
-            "window_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
-            "max_payments": _nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
-            "max_amounts": {
-                "type": "object",
-                "additionalProperties": AMOUNT,
-                "description": "velocity: currency -> total between two banks in the window",
-            },
-            "initiated_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
-            "rejected_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
-            "deadline_seconds": {"type": "integer", "minimum": 1, "maximum": alerts.MAX_SECONDS},
-            "confirm_seconds": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": alerts.MAX_SECONDS,
-                "description": "supply_drift: how long the same difference must hold before it is raised",
-            },
-        },
-        additionalProperties=False,
-        description="Every setting of the rule named in the path (the GET answer shows which)",
-    ),
     "AlertRules": _object(
         {"rules": {"type": "object", "additionalProperties": _ref("AlertRuleSettings")}},
         ["rules"],
@@ -310,18 +230,6 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
         },
         ["issuer", "currency", "interval", "from", "to", "opening_supply", "points"],
     ),
-    "WebhookRequest": _object(
-        {
-            "url": _string(max_length=2048, format="uri", example="https://supervisor.example/alerts"),
-            "events": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string", "enum": list(alerts.ALERT_EVENT_TYPES)},
-            },
-        },
-        ["url"],
-        additionalProperties=False,
-    ),
     "Webhook": SCHEMAS["Webhook"],
     "WebhookCreated": SCHEMAS["WebhookCreated"],
     "WebhookList": SCHEMAS["WebhookList"],
@@ -333,21 +241,6 @@ REGULATOR_SCHEMAS: dict[str, Schema] = {
     ),
 }
 
-_FORMAT = {
-    "name": "format",
-    "in": "query",
-    "required": False,
-    "description": "csv: every matching row as text/csv (also chosen by Accept: text/csv)",
-    "schema": {"type": "string", "enum": list(FORMATS)},
-}
-
-
-def _query(name: str, schema: Schema, description: str = "") -> Schema:
-    param: Schema = {"name": name, "in": "query", "required": False, "schema": schema}
-    if description:
-        param["description"] = description
-    return param
-
 
 def _listing(schema_name: str, description: str) -> Schema:
     """A 200 answer in JSON or, on request, CSV."""
@@ -358,25 +251,6 @@ def _listing(schema_name: str, description: str) -> Schema:
             CSV_MEDIA_TYPE: {"schema": _string(description="RFC 4180 CSV with a header row")},
         },
     }
-
-
-_PAYMENT_FILTERS: list[Schema] = [
-    _query("bank", MSP, "Payer or payee bank"),
-    _query("payer_bank", MSP),
-    _query("payee_bank", MSP),
-    _query("status", {"type": "string", "enum": list(PAYMENT_STATUSES)}),
-    _query("currency", CURRENCY, "Either leg of the payment"),
-    _query("min_amount", AMOUNT, "Inclusive, in currency (needs currency)"),
-    _query("max_amount", AMOUNT, "Inclusive, in currency (needs currency)"),
-    _query("from", _string(oversight.RFC3339, 40), "Created at or after (RFC 3339; send '+' as %2B)"),
-    _query("to", _string(oversight.RFC3339, 40), "Created at or before (RFC 3339)"),
-    _query(
-        "page_size",
-        {"type": "integer", "minimum": 1, "maximum": v.MAX_PAGE_SIZE, "default": v.DEFAULT_PAGE_SIZE},
-    ),
-    _query("cursor", _string(oversight.CURSOR, 2048), "next_cursor of the previous page"),
-    _FORMAT,
-]
 
 
 def _paths() -> dict[str, Schema]:
@@ -439,7 +313,6 @@ def _paths() -> dict[str, Schema]:
                 "Supply of every token class (issuer bank, currency) now",
                 "oversight",
                 {"200": _listing("Supply", "Supply per token class")},
-                params=[_FORMAT],
                 problems=read,
             )
         },
@@ -448,14 +321,6 @@ def _paths() -> dict[str, Schema]:
                 "One token class's supply over time, per minute, hour or day",
                 "oversight",
                 {"200": _listing("SupplyHistory", "The buckets with changes, oldest first")},
-                params=[
-                    {"name": "issuer", "in": "query", "required": True, "schema": MSP},
-                    {"name": "currency", "in": "query", "required": True, "schema": CURRENCY},
-                    _query("interval", {"type": "string", "enum": list(supply_watch.INTERVALS), "default": "hour"}),
-                    _query("from", _string(oversight.RFC3339, 40), "Start (RFC 3339); by default a span before to"),
-                    _query("to", _string(oversight.RFC3339, 40), "End (RFC 3339); by default now"),
-                    _FORMAT,
-                ],
                 problems=("400", "401", "403"),
                 description=(
                     "From the supply changes each transaction reported in its event (docs/contract-api.md), "
@@ -468,7 +333,6 @@ def _paths() -> dict[str, Schema]:
                 "Interbank payments, newest first, each with its timeline",
                 "oversight",
                 {"200": _listing("PaymentPage", "A page of payments (CSV: every matching payment)")},
-                params=_PAYMENT_FILTERS,
                 problems=read,
                 description="Public records only: banks, currencies, amounts, status, timeline and the salted "
                 "hash of the private details; never an account, a name or remittance text.",
@@ -488,7 +352,6 @@ def _paths() -> dict[str, Schema]:
                 "Net positions over completed payments not yet in a settlement cycle",
                 "oversight",
                 {"200": _listing("NetPositions", "Positive: the bank is to receive")},
-                params=[_FORMAT],
                 problems=read,
             )
         },
@@ -497,11 +360,6 @@ def _paths() -> dict[str, Schema]:
                 "Settlement cycles, oldest first, with the banks that have not confirmed",
                 "oversight",
                 {"200": _listing("CycleList", "Cycles")},
-                params=[
-                    _query("status", {"type": "string", "enum": list(oversight.CYCLE_STATUSES)}),
-                    _query("pending_bank", MSP, "Only cycles this bank has not confirmed"),
-                    _FORMAT,
-                ],
                 problems=read,
             )
         },
@@ -525,7 +383,6 @@ def _paths() -> dict[str, Schema]:
                 "Make a new version of the corridor policy the one in force",
                 "corridor policy",
                 {"200": _json("CorridorPolicy", "The new version, committed", _REPLAYED)},
-                body="CorridorPolicyRequest",
                 params=[_IDEMPOTENCY_OPTIONAL],
                 problems=("400", "401", "403", "409", "413", "415", "502", "503"),
                 description="A regulator-endorsed transaction: the contract applies it from the next payment "
@@ -538,10 +395,6 @@ def _paths() -> dict[str, Schema]:
                 "Each cap in force, with what each sending bank used of it on a UTC day",
                 "corridor policy",
                 {"200": _listing("CorridorUsage", "Usage per cap and sending bank")},
-                params=[
-                    _query("day", _string(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", 10), "UTC day (default: today)"),
-                    _FORMAT,
-                ],
                 problems=read,
             )
         },
@@ -550,7 +403,6 @@ def _paths() -> dict[str, Schema]:
                 "Every version of the corridor policy, newest first",
                 "corridor policy",
                 {"200": _listing("CorridorPolicyHistory", "Versions (CSV: one row per rule and cap)")},
-                params=[_FORMAT],
                 problems=read,
             )
         },
@@ -559,11 +411,6 @@ def _paths() -> dict[str, Schema]:
                 "Alerts, newest first, with their evidence",
                 "alerts",
                 {"200": _listing("AlertList", "Alerts")},
-                params=[
-                    _query("state", {"type": "string", "enum": ["open", "acknowledged"]}),
-                    _query("rule", {"type": "string", "enum": list(alerts.RULES)}),
-                    _FORMAT,
-                ],
                 problems=("400", "401", "403"),
             )
         },
@@ -581,8 +428,6 @@ def _paths() -> dict[str, Schema]:
                 "Acknowledge an alert, with a note",
                 "alerts",
                 {"200": _json("Alert", "Acknowledged (the same acknowledgement again is answered alike)")},
-                body="AcknowledgementRequest",
-                body_required=False,
                 params=[_path_param("alert_id", v.OPAQUE_ID, 64)],
                 problems=("400", "401", "403", "404", "409", "413", "415"),
             )
@@ -600,7 +445,6 @@ def _paths() -> dict[str, Schema]:
                 "Replace one rule's settings; they apply to what is seen from now on",
                 "alerts",
                 {"200": _json("AlertRules", "Every rule, after the change")},
-                body="AlertRuleSettings",
                 params=[
                     {
                         "name": "rule",

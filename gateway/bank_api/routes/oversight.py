@@ -7,27 +7,20 @@ export holds every matching row, not one page.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Annotated, cast
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
+from pydantic import Field
 
 from gateway.bank_api import oversight, representations, supply_watch
 from gateway.bank_api.app import services
 from gateway.bank_api.auth import OPERATOR, current_principal, requires
-from gateway.bank_api.csv_export import csv_response, wants_csv
+from gateway.bank_api.boundary import REGULATOR, Absent, MspId, accepts, one_of, query_of
+from gateway.bank_api.csv_export import Listing, csv_response, wants_csv
 from gateway.bank_api.ledger import OversightLedger
-from gateway.bank_api.money import MoneyError
-from gateway.bank_api.problems import ApiProblem
+from gateway.bank_api.oversight import Moment, NetworkCurrency, PaymentSearch
 from gateway.bank_api.routes.common import json_response
-from gateway.bank_api.validation import (
-    CYCLE_ID,
-    MSP_ID,
-    bad_request,
-    page_size,
-    path_id,
-    query_choice,
-    query_pattern,
-)
+from gateway.bank_api.validation import CYCLE_ID, bad_request, path_id
 
 bp = Blueprint("oversight", __name__, url_prefix="/v1")
 
@@ -76,10 +69,11 @@ def reference_data() -> Response:
 
 @bp.get("/supply")
 @requires(OPERATOR)
+@accepts(REGULATOR, query=Listing)
 def supply() -> Response:
     """The supply of every token class (issuer bank, currency) now."""
     body = representations.supply(ledger().get_supply(), services().currencies())
-    if wants_csv():
+    if wants_csv(query_of(Listing)):
         rows = ([item["issuer"], item["currency"], item["supply"]] for item in body["token_classes"])
         return csv_response("supply.csv", ("issuer", "currency", "supply"), rows)
     return json_response(body)
@@ -90,23 +84,28 @@ DEFAULT_SPAN = {"minute": timedelta(days=1), "hour": timedelta(days=7), "day": t
 HISTORY_COLUMNS = ("at", "supply", "increase", "decrease", "changes")
 
 
+class SupplyHistoryQuery(Listing):
+    issuer: MspId
+    currency: NetworkCurrency
+    interval: Annotated[str, one_of(tuple(supply_watch.INTERVALS))] = "hour"
+    since: Annotated[
+        Moment | Absent, Field(alias="from", description="Start (RFC 3339); by default a span before to")
+    ] = None
+    until: Annotated[Moment | Absent, Field(alias="to", description="End (RFC 3339); by default now")] = None
+
+
 @bp.get("/supply/history")
 @requires(OPERATOR)
+@accepts(REGULATOR, query=SupplyHistoryQuery)
 def supply_history() -> Response:
     """One token class's supply over time, from the changes its transactions reported, per bucket."""
     svc = services()
-    issuer = query_pattern("issuer", MSP_ID)
-    currency = request.args.get("currency")
-    if issuer is None or currency is None:
-        raise bad_request("issuer and currency are required: the history is of one token class")
-    try:
-        svc.currencies().exponent(currency)
-    except MoneyError as error:
-        raise ApiProblem(400, error.code, f"currency: {error.message}") from error
-    interval = query_choice("interval", supply_watch.INTERVALS) or "hour"
+    query = query_of(SupplyHistoryQuery)
+    issuer, interval = query.issuer, query.interval
+    currency = svc.currencies().known(query.currency, "currency")
     seconds = supply_watch.INTERVALS[interval]
-    until = oversight.query_moment("to") or datetime.now(UTC)
-    since = oversight.query_moment("from") or until - DEFAULT_SPAN[interval]
+    until = query.until or datetime.now(UTC)
+    since = query.since or until - DEFAULT_SPAN[interval]
     if since > until:
         raise bad_request("from is after to")
     if (until - since).total_seconds() / seconds > supply_watch.MAX_POINTS:
@@ -125,7 +124,7 @@ def supply_history() -> Response:
         }
         for point in found.points
     ]
-    if wants_csv():
+    if wants_csv(query):
         rows = ([point[column] for column in HISTORY_COLUMNS] for point in points)
         return csv_response(f"supply-{issuer}-{currency}.csv", HISTORY_COLUMNS, rows)
     return json_response(
@@ -143,14 +142,16 @@ def supply_history() -> Response:
 
 @bp.get("/payments")
 @requires(OPERATOR)
+@accepts(REGULATOR, query=PaymentSearch)
 def list_payments() -> Response:
     """Interbank payments, newest first, filtered by banks, currency, status, amount and time."""
     currencies = services().currencies()
-    filters = oversight.payment_filters(currencies)
-    if wants_csv():
+    query = query_of(PaymentSearch)
+    filters = oversight.payment_filters(query, currencies)
+    if wants_csv(query):
         views = (oversight.payment_view(record, currencies) for record in oversight.every_payment(ledger(), filters))
         return csv_response("payments.csv", oversight.PAYMENT_COLUMNS, (oversight.payment_row(view) for view in views))
-    records, next_cursor = oversight.payments_page(ledger(), filters, page_size(), oversight.cursor())
+    records, next_cursor = oversight.payments_page(ledger(), filters, query.page_size, query.cursor)
     return json_response(
         {"payments": [oversight.payment_view(record, currencies) for record in records], "next_cursor": next_cursor}
     )
@@ -165,23 +166,30 @@ def get_payment(payment_id: str) -> Response:
 
 @bp.get("/positions")
 @requires(OPERATOR)
+@accepts(REGULATOR, query=Listing)
 def positions() -> Response:
     """Net positions over the completed payments that no settlement cycle has taken yet."""
     currencies = services().currencies()
     count, totals = oversight.net_positions(ledger())
     by_bank = representations.positions(totals, currencies)
-    if wants_csv():
+    if wants_csv(query_of(Listing)):
         rows = ([bank, currency, amount] for bank, amounts in by_bank.items() for currency, amount in amounts.items())
         return csv_response("positions.csv", ("bank", "currency", "position"), rows)
     return json_response({"payments": count, "positions": by_bank})
 
 
+class CycleSearch(Listing):
+    status: Annotated[str, one_of(oversight.CYCLE_STATUSES)] | Absent = None
+    pending_bank: Annotated[MspId, Field(description="Only cycles this bank has not confirmed")] | Absent = None
+
+
 @bp.get("/settlement-cycles")
 @requires(OPERATOR)
+@accepts(REGULATOR, query=CycleSearch)
 def list_cycles() -> Response:
     """Settlement cycles, oldest first, each with the banks that have not confirmed their leg."""
-    status = query_choice("status", oversight.CYCLE_STATUSES)
-    pending_bank = query_pattern("pending_bank", MSP_ID)
+    query = query_of(CycleSearch)
+    status, pending_bank = query.status, query.pending_bank
     currencies = services().currencies()
     data = ledger().list_settlement_cycles()
     views = [oversight.cycle_view(item, currencies) for item in data.get("cycles") or [] if isinstance(item, dict)]
@@ -189,7 +197,7 @@ def list_cycles() -> Response:
         views = [view for view in views if view["status"] == status]
     if pending_bank is not None:
         views = [view for view in views if pending_bank in view["pending_banks"]]
-    if wants_csv():
+    if wants_csv(query):
         columns = ("cycle_id", "status", "opened_by", "opened_at", "settled_at", "banks", "pending_banks", "payments")
         return csv_response("settlement-cycles.csv", columns, (oversight.cycle_row(view) for view in views))
     return json_response({"cycles": views})

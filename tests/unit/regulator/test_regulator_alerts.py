@@ -211,7 +211,8 @@ def test_alerts_are_acknowledged_once(regulator: Gateway, customers: Ledger) -> 
         ("nonsense", {}, 404, "no alert rule 'nonsense'"),
         ("large_payment", {"enabled": True}, 400, "large_payment needs every one of its settings; missing: thresholds"),
         ("large_payment", {"enabled": "yes", "thresholds": {}}, 400, "enabled must be true or false"),
-        ("large_payment", {"enabled": True, "thresholds": {"USD": 100}}, 400, "thresholds: thresholds.USD must be a"),
+        ("large_payment", {"enabled": True, "thresholds": {"USD": 100}}, 400,
+         "thresholds.USD must be a decimal string"),
         ("large_payment", {"enabled": True, "thresholds": {"XAU": "1"}}, 400, "currency XAU is not used"),
         ("large_payment", {"enabled": True, "thresholds": []}, 400, "thresholds must be an object of currency"),
         ("velocity", {"enabled": True, "window_seconds": 0, "max_payments": None, "max_amounts": {}}, 400,
@@ -219,7 +220,9 @@ def test_alerts_are_acknowledged_once(regulator: Gateway, customers: Ledger) -> 
         ("velocity", {"enabled": True, "window_seconds": 60, "max_payments": 0, "max_amounts": {}}, 400,
          "max_payments must be a whole number from 1"),
         ("stale_payment", {"enabled": True, "initiated_seconds": 1, "rejected_seconds": 1, "x": 1}, 400,
-         "unknown field(s) for stale_payment: x"),
+         "unknown field(s): x"),
+        ("stale_payment", {"enabled": True, "initiated_seconds": 1, "rejected_seconds": 1, "thresholds": {}}, 400,
+         "unknown field(s) for stale_payment: thresholds"),
     ],
 )  # fmt: skip
 def test_bad_rule_settings_are_refused_by_name(

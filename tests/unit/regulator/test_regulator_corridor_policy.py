@@ -93,7 +93,8 @@ def test_a_retried_change_with_its_idempotency_key_is_answered_once(regulator: G
     [
         ({"rules": []}, 400, "base_version is required"),
         ({"base_version": "1", "rules": []}, 400, "base_version is required"),
-        ({"base_version": 1}, 400, "rules must be a list of objects"),
+        ({"base_version": 1}, 400, "rules is required"),
+        ({"base_version": 1, "rules": {}}, 400, "rules must be a list of objects"),
         ({"base_version": 1, "rules": [], "caps": None}, 400, "caps must be a list of objects"),
         ({"base_version": 1, "rules": [], "colour": 1}, 400, "unknown field(s): colour"),
         ({"base_version": 1, "rules": [{"currency": "USD"}]}, 400,

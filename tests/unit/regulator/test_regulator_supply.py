@@ -170,8 +170,8 @@ def test_supply_history_per_bucket_from_the_reports(regulator: Gateway, customer
 @pytest.mark.parametrize(
     ("query", "named"),
     [
-        ("currency=USD", "issuer and currency"),
-        ("issuer=USBankMSP", "issuer and currency"),
+        ("currency=USD", "issuer is required"),
+        ("issuer=USBankMSP", "currency is required"),
         ("issuer=USBankMSP&currency=XXX", "currency"),
         ("issuer=US%20BankMSP&currency=USD", "issuer"),
         ("issuer=USBankMSP&currency=USD&interval=week", "interval"),
