@@ -42,7 +42,8 @@ def _store() -> WebhookStore:
     return WebhookStore(services().db, services().config.webhook_allowed_hosts, services().egress)
 
 
-class WebhookRequest(Body):
+# Not WebhookRequest: a model's name is its schema's name, and a bank's webhooks take other events.
+class AlertWebhookRequest(Body):
     url: Annotated[
         str, text(2048, example="https://supervisor.example/alerts"), Field(json_schema_extra={"format": "uri"})
     ]
@@ -56,10 +57,10 @@ class WebhookRequest(Body):
 
 @bp.post("/webhooks")
 @requires(OPERATOR)
-@accepts(REGULATOR, body=WebhookRequest)
+@accepts(REGULATOR, body=AlertWebhookRequest)
 def subscribe() -> Response:
     """Push every alert raised from now on to a URL; the answer carries the signing secret once."""
-    body = body_of(WebhookRequest)
+    body = body_of(AlertWebhookRequest)
     try:
         created = _store().subscribe(ALERT_SUBSCRIBER, body.url, sorted(set(body.events)))
     except WebhookError as error:

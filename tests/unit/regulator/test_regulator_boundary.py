@@ -196,7 +196,7 @@ def test_the_document_describes_the_requests_by_their_models() -> None:
         ("/v1/corridor-policy", "put"): "CorridorPolicyRequest",
         ("/v1/alerts/{alert_id}/acknowledgement", "post"): "AcknowledgementRequest",
         ("/v1/alert-rules/{rule}", "put"): "AlertRuleSettings",
-        ("/v1/webhooks", "post"): "WebhookRequest",
+        ("/v1/webhooks", "post"): "AlertWebhookRequest",
         ("/v1/disclosure-requests", "post"): "NewDisclosureRequest",
     }
     for (path, method), name in bodies.items():
