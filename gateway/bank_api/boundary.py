@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import wraps
-from typing import Annotated, Any, TypeVar, cast, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 
 from annotated_types import GroupedMetadata
 from flask import request
@@ -280,13 +281,10 @@ def _rule_in(metadata: Iterable[Any], annotation: Any) -> Rule:
     """The rule of a field (its metadata and type), or of a map's values (their type alone)."""
     if get_origin(annotation) is Annotated:
         metadata, annotation = (*annotation.__metadata__, *metadata), get_args(annotation)[0]
-    # An optional field (``T | Absent``) keeps its type's metadata on the union's member.
-    rules = [
-        rule
-        for member in get_args(annotation)
-        if get_origin(member) is Annotated
-        for rule in _rules(member.__metadata__)
-    ]
+    # An optional field (``T | Absent``) keeps its type's metadata on the union's member (not a
+    # list's or a map's items: their rules are theirs).
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    rules = [rule for member in members if get_origin(member) is Annotated for rule in _rules(member.__metadata__)]
     rules.extend(_rules(metadata))
     # Annotated metadata is flattened inner first, so the last rule is the outermost: a field
     # that wraps a shared type in a ``Rule`` of its own says what it accepts in its own words.

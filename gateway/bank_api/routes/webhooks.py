@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from annotated_types import GroupedMetadata
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
@@ -30,7 +30,7 @@ from gateway.bank_api.boundary import (
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import json_response
 from gateway.bank_api.storage.models import WebhookDelivery, WebhookSubscription
-from gateway.bank_api.validation import OPAQUE_ID, Fields, bad_request, json_object, matches, page_size, path_id
+from gateway.bank_api.validation import OPAQUE_ID, bad_request, path_id
 from gateway.bank_api.webhooks import EVENT_TYPES, WebhookError, WebhookStore
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")
@@ -114,14 +114,6 @@ def subscribe() -> Response:
     return subscribed(_store(), _account(), body.url, body.events or list(EVENT_TYPES))
 
 
-def subscription_created(store: WebhookStore, owner: str, event_types: tuple[str, ...]) -> Response:
-    """Register the body's URL for ``owner``, reading the body here (for a route without a body model)."""
-    fields = Fields(json_object(), ("url", "events"))
-    url = fields.required_text("url", max_length=2048)
-    events = fields.choices("events", event_types, default=list(event_types))
-    return subscribed(store, owner, url, events)
-
-
 def subscribed(store: WebhookStore, owner: str, url: str, events: list[str]) -> Response:
     """Register ``url`` for ``owner``; the answer shows the signing secret, once."""
     try:
@@ -169,15 +161,6 @@ def list_deliveries(webhook_id: str) -> Response:
     return deliveries(
         _store(), _account(), webhook_id, "this account has no webhook with that id", query_of(DeliveriesQuery)
     )
-
-
-def deliveries_page(store: WebhookStore, owner: str, subscription_id: str, not_found: str) -> Response:
-    """``deliveries``, reading the query here (for a route without a query model)."""
-    size = page_size()
-    before = request.args.get("cursor")
-    if before is not None and not matches(OPAQUE_ID, before):
-        raise bad_request("cursor is malformed: pass next_cursor of the previous page as it is")
-    return deliveries(store, owner, subscription_id, not_found, DeliveriesQuery(page_size=size, cursor=before))
 
 
 def deliveries(

@@ -118,9 +118,10 @@ def test_an_acknowledgement_of_the_wrong_shape_leaves_the_alert_open(
     ("body", "detail"),
     [
         ({"url": 5}, "url must be a string"),
-        ({"url": "https://supervisor.example/a", "events": None}, "events must be a non-empty list"),
-        ({"url": "https://supervisor.example/a", "events": "alert.raised"}, "events must be a non-empty list"),
-        ({"url": "https://supervisor.example/a", "events": []}, "events must be a non-empty list"),
+        ({"url": "https://supervisor.example/a", "events": "alert.raised"}, "events must be a list"),
+        ({"url": "https://supervisor.example/a", "events": []},
+         "events must be a non-empty list drawn from alert.raised"),
+        ({"url": "https://supervisor.example/a", "events": ["payment.completed"]}, "events must be a non-empty list"),
         ({"url": "https://supervisor.example/a", "secret": "mine"}, "unknown field(s): secret"),
     ],
 )
@@ -134,7 +135,7 @@ def test_an_alert_webhook_of_the_wrong_shape_is_not_registered(regulator: Gatewa
     [
         ({"payment_id": 5, "legal_basis": "AML Act s.7"}, "payment_id must be an interbank payment's id"),
         ({"payment_id": "0" * 64, "legal_basis": ["AML Act s.7"]}, "legal_basis must be a string"),
-        ({"payment_id": "0" * 64, "legal_basis": "   "}, "legal_basis is malformed"),
+        ({"payment_id": "0" * 64, "legal_basis": "   "}, "legal_basis must not be empty"),
         ({"payment_id": "0" * 64, "legal_basis": None}, "legal_basis must be a string"),
         ({"payment_id": "0" * 64, "legal_basis": "AML \u200b"}, "legal_basis must contain printable characters"),
     ],
