@@ -145,7 +145,13 @@ def _amounts(value: Any) -> Any:
 
 
 MAX_PAYMENTS = 1_000_000
-Seconds = Annotated[int, Field(ge=1, le=MAX_SECONDS), worded(f"must be a whole number from 1 to {MAX_SECONDS}")]
+# Each setting belongs to some rules only: one left out is not given (the route names what its rule
+# misses), and null is refused like any other value of the wrong type, but for max_payments, where
+# it means no limit.
+Enabled = Annotated[bool, Field(default=None)]
+Seconds = Annotated[
+    int, Field(default=None, ge=1, le=MAX_SECONDS), worded(f"must be a whole number from 1 to {MAX_SECONDS}")
+]
 # currency -> decimal string; each currency is checked where the amount becomes minor units
 Amounts = Annotated[dict[str, Amount], Field(default_factory=dict), BeforeValidator(_amounts)]
 
@@ -153,30 +159,27 @@ Amounts = Annotated[dict[str, Amount], Field(default_factory=dict), BeforeValida
 class AlertRuleSettings(Body):
     """Every setting of the rule named in the path (the GET answer shows which)"""
 
-    enabled: bool | Absent = None
+    enabled: Enabled
     thresholds: Annotated[
         Amounts, Field(description="large_payment: currency -> amount at which a single payment is flagged")
     ]
-    window_seconds: Seconds | Absent = None
+    window_seconds: Seconds
     max_payments: Annotated[
-        int,
-        Field(ge=1, le=MAX_PAYMENTS, json_schema_extra={"nullable": True}),
-        worded(f"must be a whole number from 1 to {MAX_PAYMENTS}"),
+        int, Field(ge=1, le=MAX_PAYMENTS), worded(f"must be a whole number from 1 to {MAX_PAYMENTS}")
     ] | Absent = None
     max_amounts: Annotated[Amounts, Field(description="velocity: currency -> total between two banks in the window")]
-    initiated_seconds: Seconds | Absent = None
-    rejected_seconds: Seconds | Absent = None
-    deadline_seconds: Seconds | Absent = None
+    initiated_seconds: Seconds
+    rejected_seconds: Seconds
+    deadline_seconds: Seconds
     confirm_seconds: Annotated[
         Seconds, Field(description="supply_drift: how long the same difference must hold before it is raised")
-    ] | Absent = None
+    ]
 
 
 def parse_settings(rule: str, body: AlertRuleSettings, currencies: Currencies) -> JSON:
     """A rule's settings from the HTTP body (amounts as decimal strings); every field is required."""
     fields = SETTINGS_FIELDS[rule]
-    # Only max_payments means something by null (no limit); any other null is a setting not given.
-    given = {name for name in body.model_fields_set if getattr(body, name) is not None or name == "max_payments"}
+    given = body.model_fields_set
     unknown = sorted(given - set(fields))
     if unknown:
         raise bad_request(f"unknown field(s) for {rule}: {', '.join(unknown[:5])}")

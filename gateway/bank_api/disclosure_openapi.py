@@ -18,12 +18,6 @@ from gateway.bank_api.openapi import (
 
 TAG = "disclosure"
 REQUEST_ID = _path_param("request_id", disclosures.REQUEST_ID, 64)
-_STATUS = {
-    "name": "status",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string", "enum": list(disclosures.ANSWERS)},
-}
 _WRITE = ("400", "401", "403", "404", "409", "413", "415", "502", "503")
 _READ = ("400", "401", "403", "404", "502", "503")
 
