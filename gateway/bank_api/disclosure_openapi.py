@@ -5,11 +5,8 @@ from __future__ import annotations
 from gateway.bank_api import disclosures
 from gateway.bank_api.openapi import (
     _IDEMPOTENCY_REQUIRED,
-    TIMESTAMP,
     Schema,
     _json,
-    _nullable,
-    _object,
     _op,
     _path_param,
     _ref,
@@ -21,74 +18,7 @@ REQUEST_ID = _path_param("request_id", disclosures.REQUEST_ID, 64)
 _WRITE = ("400", "401", "403", "404", "409", "413", "415", "502", "503")
 _READ = ("400", "401", "403", "404", "502", "503")
 
-SCHEMAS: dict[str, Schema] = {
-    "DisclosureAnswer": _object(
-        {
-            "status": _nullable(_string(enum=list(disclosures.ANSWERS))),
-            "at": TIMESTAMP,
-            "tx_id": _nullable(_string(description="The bank's transaction that answered")),
-            "reason": _nullable(_string(description="Why the bank refused (public)")),
-        },
-        ["status", "at", "tx_id", "reason"],
-    ),
-    "DisclosureRequest": _object(
-        {
-            "request_id": _nullable(_string()),
-            "payment_id": _nullable(_string()),
-            "payer_bank": _nullable(_string()),
-            "payee_bank": _nullable(_string()),
-            "legal_basis": _nullable(_string()),
-            "requested_by": _nullable(_string()),
-            "requested_at": TIMESTAMP,
-            "answers": {"type": "object", "additionalProperties": _ref("DisclosureAnswer")},
-        },
-        ["request_id", "payment_id", "payer_bank", "payee_bank", "legal_basis", "requested_by", "answers"],
-    ),
-    "DisclosureRequestList": _object(
-        {"requests": {"type": "array", "items": _ref("DisclosureRequest")}},
-        ["requests"],
-    ),
-}
 
-# The regulator's request bodies and queries are its routes' models (routes/disclosure_requests.py).
-REGULATOR_SCHEMAS: dict[str, Schema] = {
-    **SCHEMAS,
-    "CheckedDisclosure": {
-        "allOf": [
-            _ref("DisclosureRequest"),
-            _object(
-                {
-                    "expected_details_hash": _nullable(_string(description="From the payment's public record")),
-                    "deliveries": {
-                        "type": "object",
-                        "description": "Per bank that disclosed: its details and the check against the hash",
-                        "additionalProperties": _object(
-                            {
-                                "check": _string(
-                                    enum=[disclosures.VERIFIED, disclosures.MISMATCH, disclosures.AWAITING_DATA]
-                                ),
-                                "checked_at": TIMESTAMP,
-                                "details_hash": _nullable(_string()),
-                                "details": _nullable(
-                                    _object(
-                                        {
-                                            "payer_account": _nullable(_string()),
-                                            "payer_jurisdiction": _nullable(_string()),
-                                            "payee_account": _nullable(_string()),
-                                            "remittance": _nullable(_string()),
-                                        }
-                                    )
-                                ),
-                            },
-                            ["check", "checked_at", "details"],
-                        ),
-                    },
-                },
-                ["expected_details_hash", "deliveries"],
-            ),
-        ]
-    },
-}
 
 
 def bank_paths() -> dict[str, Schema]:

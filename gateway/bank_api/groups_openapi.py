@@ -8,16 +8,10 @@ from gateway.bank_api.openapi import (
     _IDEMPOTENCY_REQUIRED,
     _LOCATION,
     _REPLAYED,
-    MONEY_OUT,
-    TIMESTAMP,
     Schema,
     _json,
-    _nullable,
-    _object,
     _op,
     _path_param,
-    _ref,
-    _string,
 )
 
 TAG = "groups"
@@ -28,91 +22,6 @@ _WRITE = ("400", "401", "403", "404", "409", "413", "415", "502", "503")
 _READ = ("400", "401", "403", "404", "502", "503")
 _EVENTS = ", ".join(so.ORDER_EVENT_TYPES)
 
-SCHEMAS: dict[str, Schema] = {
-    "GroupAccount": _object({"bank": _string(), "account_id": _string()}, ["bank", "account_id"]),
-    "Group": _object(
-        {
-            "group_id": _string(),
-            "name": _string(),
-            "accounts": {"type": "array", "items": _ref("GroupAccount")},
-            "created_at": TIMESTAMP,
-        },
-        ["group_id", "name", "accounts"],
-    ),
-    "TreasurerKeyCreated": _object(
-        {"group_id": _string(), "api_key": _string(), "api_key_id": _string()},
-        ["group_id", "api_key", "api_key_id"],
-    ),
-    "GroupBalances": _object(
-        {
-            "group_id": _string(),
-            "bank": _string(),
-            "accounts": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "account_id": _string(),
-                        "status": _nullable(_string()),
-                        "balances": {"type": "object", "additionalProperties": MONEY_OUT},
-                    },
-                    ["account_id", "balances"],
-                ),
-            },
-            "totals": {"type": "object", "additionalProperties": MONEY_OUT},
-            "elsewhere": {"type": "array", "items": _ref("GroupAccount")},
-        },
-        ["group_id", "bank", "accounts", "totals", "elsewhere"],
-    ),
-    "StandingOrder": _object(
-        {
-            "order_id": _string(),
-            "group_id": _string(),
-            "kind": _string(enum=list(so.KINDS)),
-            "status": _string(enum=list(so.ORDER_STATUSES)),
-            "from_account": _string(),
-            "to_bank": _string(),
-            "to_account": _string(),
-            "currency": _string(),
-            "amount": _nullable(MONEY_OUT),
-            "target_balance": _nullable(MONEY_OUT),
-            "top_up": {"type": "boolean", "nullable": True},
-            "on_credit": {"type": "boolean", "nullable": True},
-            "every": _nullable(_string()),
-            "start_at": TIMESTAMP,
-            "next_due_at": TIMESTAMP,
-            "remittance": _nullable(_string()),
-            "created_at": TIMESTAMP,
-        },
-        ["order_id", "group_id", "kind", "status", "currency", "every", "next_due_at"],
-    ),
-    "StandingOrderList": _object(
-        {"standing_orders": {"type": "array", "items": _ref("StandingOrder")}}, ["standing_orders"]
-    ),
-    "StandingOrderRun": _object(
-        {
-            "run_id": _string(),
-            "order_id": _string(),
-            "due_at": TIMESTAMP,
-            "trigger": _string(enum=[so.SCHEDULE, so.CREDIT]),
-            "status": _string(enum=list(so.RUN_STATUSES)),
-            "reason": _nullable(_string(description="Why a failed run was refused: the contract's code")),
-            "amount": _nullable(MONEY_OUT),
-            "currency": _string(),
-            "payer_account": _nullable(_string()),
-            "payee_bank": _nullable(_string()),
-            "payee_account": _nullable(_string()),
-            "payment_id": _nullable(_string(description="The payment the run made (/v1/payments/{id})")),
-            "attempts": {"type": "integer"},
-            "last_error": _nullable(_string(description="Why a pending run has not been paid yet")),
-            "updated_at": TIMESTAMP,
-        },
-        ["run_id", "order_id", "due_at", "trigger", "status", "reason", "amount", "payment_id"],
-    ),
-    "StandingOrderRuns": _object(
-        {"order_id": _string(), "runs": {"type": "array", "items": _ref("StandingOrderRun")}},
-        ["order_id", "runs"],
-    ),
-}
 
 
 def paths() -> dict[str, Schema]:

@@ -6,8 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.bank_api import alerts, supply_watch
-from gateway.bank_api.answers import Absent, Answer, Money, PositiveAmount, Timestamp, one_of
+from gateway.bank_api import alerts, disclosures, supply_watch
+
+# The settings are answered as they are sent: the request's model describes both.
+from gateway.bank_api.alerts import AlertRuleSettings
+from gateway.bank_api.answers import Answer, Money, Timestamp, one_of
 from gateway.bank_api.answers.common import DisclosureRequest, Positions, TimelineStep
 from gateway.bank_api.representations import PAYMENT_STATUSES
 
@@ -162,48 +165,6 @@ class AlertList(Answer):
     alerts: list[Alert]
 
 
-class AlertRuleSettings(Answer):
-    "Every setting of the rule named in the path (the GET answer shows which)"
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool | Absent = None
-    thresholds: (
-        Annotated[
-            dict[
-                str,
-                PositiveAmount,
-            ],
-            Field(description="large_payment: currency -> amount at which a single payment is flagged"),
-        ]
-        | Absent
-    ) = None
-    window_seconds: Annotated[int, Field(ge=1, le=2592000)] | Absent = None
-    max_payments: Annotated[int, Field(ge=1, le=1000000)] | None = None
-    max_amounts: (
-        Annotated[
-            dict[
-                str,
-                PositiveAmount,
-            ],
-            Field(description="velocity: currency -> total between two banks in the window"),
-        ]
-        | Absent
-    ) = None
-    initiated_seconds: Annotated[int, Field(ge=1, le=2592000)] | Absent = None
-    rejected_seconds: Annotated[int, Field(ge=1, le=2592000)] | Absent = None
-    deadline_seconds: Annotated[int, Field(ge=1, le=2592000)] | Absent = None
-    confirm_seconds: (
-        Annotated[
-            int,
-            Field(
-                description="supply_drift: how long the same difference must hold before it is raised", ge=1, le=2592000
-            ),
-        ]
-        | Absent
-    ) = None
-
-
 class AlertRules(Answer):
     rules: dict[str, AlertRuleSettings]
 
@@ -240,7 +201,7 @@ class DisclosedDetails(Answer):
 
 
 class DisclosureDelivery(Answer):
-    check: Literal["verified", "mismatch", "awaiting_data"]
+    check: Annotated[str, one_of((disclosures.VERIFIED, disclosures.MISMATCH, disclosures.AWAITING_DATA))]
     checked_at: Timestamp | None
     details_hash: str | None = None
     details: DisclosedDetails | None
@@ -268,7 +229,6 @@ PUBLISHED: tuple[type[BaseModel], ...] = (
     CorridorUsage,
     Alert,
     AlertList,
-    AlertRuleSettings,
     AlertRules,
     SupplyPoint,
     SupplyHistory,
