@@ -1,19 +1,17 @@
-"""The gateway's input boundary: every body, query value, header and path value is read here.
-
-Each reader either returns a typed value or raises a 4xx ``ApiProblem`` naming the field, so no
-hostile input can reach a route as an unchecked value or end as a 500. The rules hold for every
-route at once:
+"""What the typed boundary (``boundary.py``) stands on: the strict JSON reader, the rules every value
+from outside obeys, and the path and query-string checks.
 
 - JSON bodies: UTF-8, at most ``MAX_JSON_DEPTH`` levels of nesting, no duplicate keys, no
   ``NaN``/``Infinity``, no lone surrogates (the size limit, 413, is Flask's ``MAX_CONTENT_LENGTH``).
+  Read here before any model sees the body: the JSON parser recurses once per level.
 - Patterns match the whole value (``re.fullmatch``): a ``$`` in a pattern would otherwise match
   before a final newline, and ``"1\n"`` would pass as an amount or an id.
 - Numbers are ASCII digits only: ``str.isdigit`` and ``int`` accept other scripts' digits and
   superscripts, which are not numbers on the wire.
 
-The same patterns feed the OpenAPI document (``openapi.py``), so the published schema and the
-checks cannot drift apart. They keep their ``^...$`` anchors there because JSON Schema patterns
-are ECMA-262 regular expressions, where ``$`` without the multiline flag means end of input.
+The same patterns feed the request models and so the OpenAPI documents, where they keep their
+``^...$`` anchors: JSON Schema patterns are ECMA-262 regular expressions, where ``$`` without the
+multiline flag means end of input (as in the Rust regular expressions pydantic checks them with).
 """
 
 from __future__ import annotations
@@ -21,12 +19,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import g, request
 
-from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
 
 ACCOUNT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -181,83 +177,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-class Fields:
-    """Typed access to a JSON object's fields; refuses unknown ones."""
-
-    def __init__(self, body: Mapping[str, Any], allowed: Iterable[str]) -> None:
-        self.body = body
-        unknown = sorted(set(body) - set(allowed))
-        if unknown:
-            shown = ", ".join(name[:64] for name in unknown[:5])
-            raise bad_request(f"unknown field(s): {shown}")
-
-    def text(
-        self,
-        name: str,
-        *,
-        pattern: str | None = None,
-        max_length: int = 256,
-        required: bool = True,
-        what: str = "",
-    ) -> str | None:
-        value = self.body.get(name)
-        if value is None:
-            if required:
-                raise bad_request(f"{name} is required")
-            return None
-        if not isinstance(value, str):
-            raise bad_request(f"{name} must be a string")
-        # Blank is empty, as the contract reads it (it strips before its own check).
-        if required and not value.strip():
-            raise bad_request(f"{name} must not be empty")
-        if len(value) > max_length:
-            raise bad_request(f"{name} must be at most {max_length} characters")
-        if pattern is not None and value != "" and not matches(pattern, value):
-            raise bad_request(f"{name} is malformed{': ' + what if what else ''}")
-        if not printable(value):
-            raise bad_request(f"{name} must contain printable characters only ({NOT_PRINTABLE})")
-        return value
-
-    def required_text(self, name: str, **kwargs: Any) -> str:
-        value = self.text(name, required=True, **kwargs)
-        assert value is not None
-        return value
-
-    def amount(self, name: str, currency: str, currencies: Currencies, *, required: bool = True) -> int | None:
-        if name not in self.body or self.body[name] is None:
-            if required:
-                raise bad_request(f"{name} is required", "invalid_amount")
-            return None
-        try:
-            return currencies.parse_amount(self.body[name], currency, name)
-        except MoneyError as error:
-            raise ApiProblem(400, error.code, error.message) from error
-
-    def currency(self, name: str, currencies: Currencies, *, required: bool = True) -> str | None:
-        value = self.body.get(name)
-        if value is None:
-            if required:
-                raise bad_request(f"{name} is required", "unknown_currency")
-            return None
-        try:
-            currencies.exponent(value)
-        except MoneyError as error:
-            raise ApiProblem(400, error.code, f"{name}: {error.message}") from error
-        return str(value)
-
-    def choices(self, name: str, options: Iterable[str], default: list[str]) -> list[str]:
-        """A non-empty list of strings, each one of ``options``."""
-        value = self.body.get(name, default)
-        allowed = list(options)
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(item, str) and item in allowed for item in value)
-        ):
-            raise bad_request(f"{name} must be a non-empty list drawn from {', '.join(allowed)}")
-        return list(value)
-
-
 def printable(value: str) -> bool:
     """No control, format, separator (other than space), surrogate, private-use or unassigned characters."""
     return all(ch.isprintable() or ch == " " for ch in value)
@@ -267,42 +186,6 @@ def path_id(value: str, pattern: str, name: str) -> str:
     if not matches(pattern, value):
         raise bad_request(f"{name} in the path is malformed")
     return value
-
-
-def page_size() -> int:
-    raw = request.args.get("page_size")
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    size = ascii_int(raw)
-    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
-        raise bad_request(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE} in ASCII digits")
-    return size
-
-
-def cursor() -> str:
-    raw = request.args.get("cursor", "")
-    if len(raw) > MAX_BOOKMARK or not matches(PRINTABLE_ASCII, raw):
-        raise bad_request("cursor is malformed")
-    return raw
-
-
-def query_choice(name: str, choices: Iterable[str]) -> str | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    options = list(choices)
-    if raw not in options:
-        raise bad_request(f"{name} must be one of {', '.join(options)}")
-    return raw
-
-
-def query_pattern(name: str, pattern: str) -> str | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not matches(pattern, raw):
-        raise bad_request(f"{name} is malformed")
-    return raw
 
 
 def check_query_string() -> None:
