@@ -344,7 +344,11 @@ def accepts(
     for model in (body, query):
         if model is not None:
             for each in (model, *_models_within(model)):
-                _MODELS[each.__name__] = each
+                known = _MODELS.setdefault(each.__name__, each)
+                # The name is the schema's in the document and the key of its refusals' rules:
+                # two models of one name would publish one and word the other's refusals.
+                if known is not each:
+                    raise TypeError(f"two request models are named {each.__name__}")
 
     def decorate(view: F) -> F:
         validated = spec.validate(json=body, query=query)(view)
