@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from gateway.bank_api import standing_orders as so
 from gateway.bank_api.answers import Absent, Answer, Money, Timestamp, one_of
-from gateway.bank_api.answers.common import Positions, Problem, TimelineStep
+from gateway.bank_api.answers.common import Positions, Problem, SettlementCycle, TimelineStep
 from gateway.bank_api.readiness import READINESS_CODES
 from gateway.bank_api.representations import PAYMENT_STATUSES
 
@@ -177,24 +177,6 @@ class FxQuote(Answer):
         str,
         Field(description="Units of payee_currency one unit of currency buys", json_schema_extra={"example": "7.8"}),
     ]
-
-
-class CycleConfirmation(Answer):
-    confirmed: bool
-    external_ref: str | None
-    at: Timestamp | None
-
-
-class SettlementCycle(Answer):
-    cycle_id: str | None
-    status: str | None
-    opened_by: str | None = None
-    opened_at: Timestamp | None = None
-    settled_at: Timestamp | None = None
-    banks: list[str]
-    positions: Positions
-    payments: Annotated[int, Field(ge=0)]
-    confirmations: Annotated[dict[str, CycleConfirmation], Field(description="Each bank's leg of the cycle")]
 
 
 class CycleList(Answer):

@@ -110,6 +110,24 @@ class DisclosureRequestList(Answer):
     requests: list[DisclosureRequest]
 
 
+class CycleConfirmation(Answer):
+    confirmed: bool
+    external_ref: str | None
+    at: Timestamp | None
+
+
+class SettlementCycle(Answer):
+    cycle_id: str | None
+    status: str | None
+    opened_by: str | None = None
+    opened_at: Timestamp | None = None
+    settled_at: Timestamp | None = None
+    banks: list[str]
+    positions: Positions
+    payments: Annotated[int, Field(ge=0)]
+    confirmations: Annotated[dict[str, CycleConfirmation], Field(description="Each bank's leg of the cycle")]
+
+
 # Published in both documents.
 PUBLISHED: tuple[type[BaseModel], ...] = (
     Problem,

@@ -10,7 +10,7 @@ from gateway.bank_api import alerts, disclosures, supply_watch
 
 # The settings are answered as they are sent: the request's model describes both.
 from gateway.bank_api.alerts import AlertRuleSettings
-from gateway.bank_api.answers import Answer, Money, Timestamp, one_of
+from gateway.bank_api.answers import Answer, Money, Timestamp, common, one_of
 from gateway.bank_api.answers.common import DisclosureRequest, Positions, TimelineStep
 from gateway.bank_api.representations import PAYMENT_STATUSES
 
@@ -51,22 +51,9 @@ class PaymentPage(Answer):
     next_cursor: str | None
 
 
-class CycleConfirmation(Answer):
-    confirmed: bool
-    external_ref: str | None
-    at: Timestamp | None
+class SettlementCycle(common.SettlementCycle):
+    """A settlement cycle, with the banks that have not confirmed their leg yet."""
 
-
-class SettlementCycle(Answer):
-    cycle_id: str | None
-    status: str | None
-    opened_by: str | None = None
-    opened_at: Timestamp | None = None
-    settled_at: Timestamp | None = None
-    banks: list[str]
-    positions: Positions
-    payments: Annotated[int, Field(ge=0)]
-    confirmations: Annotated[dict[str, CycleConfirmation], Field(description="Each bank's leg of the cycle")]
     pending_banks: Annotated[list[str], Field(description="Banks of the cycle that have not confirmed their leg yet")]
 
 
