@@ -39,10 +39,6 @@ from gateway.bank_api.problems import ApiProblem
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=BaseModel)
 
-# Greater than zero, as the gateway reads amounts (money.parse_amount refuses "0" and "0.00"); the
-# exponent per currency is checked by the gateway, beyond what one pattern can say.
-AMOUNT_PATTERN = r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$"
-SIGNED_AMOUNT_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
 
 
 class Body(BaseModel):
@@ -151,13 +147,13 @@ Amount = Annotated[
     str,
     Field(
         description='Decimal string in the currency\'s exponent, greater than zero, e.g. "12.34" for USD',
-        json_schema_extra={"example": "12.34", "pattern": AMOUNT_PATTERN, "maxLength": 40},
+        json_schema_extra={"example": "12.34", "pattern": v.AMOUNT_PATTERN, "maxLength": 40},
     ),
     Rule("invalid_amount", 'a decimal string greater than zero, such as "12.34"'),
 ]
 
 
-def _ascii_whole(value: Any) -> Any:
+def ascii_whole(value: Any) -> Any:
     # Query values are strings: only ASCII digits are numbers at the HTTP edge (int() would take
     # "²" or "٣", and pydantic would take " 7" or "7_0").
     if isinstance(value, str):
@@ -171,13 +167,16 @@ def _ascii_whole(value: Any) -> Any:
 PageSize = Annotated[
     int,
     Field(ge=1, le=v.MAX_PAGE_SIZE),
-    BeforeValidator(_ascii_whole),
+    BeforeValidator(ascii_whole),
     Rule(what=f"a whole number from 1 to {v.MAX_PAGE_SIZE} in ASCII digits"),
 ]
 Cursor = Annotated[
     str,
     Field(pattern=v.PRINTABLE_ASCII, max_length=v.MAX_BOOKMARK, description="next_cursor of the previous page"),
 ]
+# Free text for the payee of a payment, an escrow or a standing order.
+REMITTANCE_MAX = 140
+Remittance = Annotated[str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")]
 # Optional in a body: ``null`` is accepted as absent. pydantic would write the type as ``anyOf
 # [..., null]``, an OpenAPI 3.1 form; the document is 3.0, so ``request_parts`` publishes
 # ``nullable: true`` instead (a fuzzer holds the gateway to it: a null it may not send is refused).

@@ -1,7 +1,9 @@
-"""The OpenAPI 3.0 document of the gateway, written by hand next to the routes.
+"""The OpenAPI 3.0 document of a bank's gateway.
 
-Patterns come from ``validation.py`` so the schema and the checks agree. Schemathesis
-runs against this document in the tests: every answer must match it.
+Written here: each operation's summary, responses per status, problem codes, links, security and
+path parameters. Generated: every schema, from the request models next to the routes (boundary.py)
+and from the answer models (answers/), decision 0034. Schemathesis runs against this document in
+the tests: every answer must match it.
 """
 
 from __future__ import annotations
@@ -15,20 +17,11 @@ from gateway.bank_api.ledger import UNAVAILABLE_REASONS
 from gateway.bank_api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from gateway.bank_api.readiness import READINESS_CODES
 
-# Greater than zero, as the gateway reads amounts (money.parse_amount refuses "0" and "0.00"); the
-# exponent per currency is checked by the gateway, beyond what one pattern can say.
-AMOUNT_PATTERN = r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$"
-SIGNED_AMOUNT_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
-
 Schema = dict[str, Any]
 
 
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {**schema, "nullable": True}
 
 
 def _string(pattern: str | None = None, max_length: int | None = None, **extra: Any) -> Schema:
@@ -40,30 +33,6 @@ def _string(pattern: str | None = None, max_length: int | None = None, **extra: 
     return schema
 
 
-def _text(max_length: int, **extra: Any) -> Schema:
-    """Free text: printable characters only; a required one (minLength) is not blank either."""
-    description = extra.pop("description", "")
-    rule = f"Printable characters only ({v.NOT_PRINTABLE})"
-    pattern = v.TEXT_REQUIRED if extra.get("minLength") else v.TEXT
-    return _string(pattern, max_length, description=f"{description}. {rule}" if description else rule, **extra)
-
-
-def _object(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
-    schema: Schema = {"type": "object", "properties": properties, **extra}
-    if required:
-        schema["required"] = required
-    return schema
-
-
-AMOUNT: Schema = _string(
-    AMOUNT_PATTERN,
-    40,
-    description='Decimal string in the currency\'s exponent, greater than zero, e.g. "12.34" for USD',
-    example="12.34",
-)
-MONEY_OUT: Schema = _string(SIGNED_AMOUNT_PATTERN, description="Decimal string in the currency's exponent")
-CURRENCY: Schema = _string(v.CURRENCY, 3, minLength=3, description="ISO 4217 code", example="USD")
-TIMESTAMP: Schema = _nullable(_string(description="RFC 3339 time in UTC"))
 
 
 
@@ -235,25 +204,6 @@ def _path_param(name: str, pattern: str, max_length: int = 128) -> Schema:
     return {"name": name, "in": "path", "required": True, "schema": _string(pattern, max_length)}
 
 
-_PAGE_PARAMS: list[Schema] = [
-    {
-        "name": "page_size",
-        "in": "query",
-        "required": False,
-        "schema": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": v.MAX_PAGE_SIZE,
-            "default": v.DEFAULT_PAGE_SIZE,
-        },
-    },
-    {
-        "name": "cursor",
-        "in": "query",
-        "required": False,
-        "schema": _string(v.PRINTABLE_ASCII, v.MAX_BOOKMARK, description="next_cursor of the previous page"),
-    },
-]
 _IDEMPOTENCY_REQUIRED = {
     "name": "Idempotency-Key",
     "in": "header",

@@ -30,6 +30,7 @@ from gateway.bank_api.boundary import (
     Jurisdiction,
     MspId,
     Rule,
+    ascii_whole,
     one_of,
     text,
     worded,
@@ -88,13 +89,6 @@ def _day(value: Any) -> date:
     raise PydanticCustomError("day", "must be a date such as 2025-01-06 (UTC)")
 
 
-def _ascii_digits(value: Any) -> Any:
-    # Only ASCII digits are numbers at the HTTP edge: pydantic would also take " 7", "+7" or "7_0".
-    if isinstance(value, str) and v.ascii_int(value) is None:
-        raise PydanticCustomError("ascii_digits", "must be a whole number in ASCII digits")
-    return value
-
-
 # An RFC 3339 time with its zone, as an aware UTC datetime.
 Moment = Annotated[
     datetime, PlainValidator(_moment), WithJsonSchema({"type": "string", "pattern": RFC3339, "maxLength": 40})
@@ -115,7 +109,7 @@ NetworkCurrency = Annotated[
 SearchPageSize = Annotated[
     int,
     Field(ge=1, le=v.MAX_PAGE_SIZE),
-    BeforeValidator(_ascii_digits),
+    BeforeValidator(ascii_whole),
     worded(f"must be a whole number from 1 to {v.MAX_PAGE_SIZE} in ASCII digits"),
 ]
 SearchCursor = Annotated[

@@ -57,6 +57,12 @@ _ASCII_DIGITS = re.compile(r"[0-9]{1,9}")
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 
+# Amounts on the wire: greater than zero as the gateway reads them (money.parse_amount refuses "0"
+# and "0.00"; the exponent per currency is checked there, beyond what one pattern can say), and
+# signed in answers (positions, balances).
+AMOUNT_PATTERN = r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$"
+SIGNED_AMOUNT_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
+
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_BOOKMARK = 1024

@@ -17,12 +17,11 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import SkipJsonSchema, models_json_schema
+from pydantic.json_schema import models_json_schema
+
+from gateway.bank_api import validation as v
 
 Schema = dict[str, Any]
-
-SIGNED_AMOUNT_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
-
 
 class Answer(BaseModel):
     """A JSON object the gateway answers with. Fields the answer may leave out are ``| Absent``."""
@@ -30,19 +29,8 @@ class Answer(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-# A field the answer may leave out (not ``null``): absent from the schema's types.
-Absent = SkipJsonSchema[None]
-Money = Annotated[str, Field(description="Decimal string in the currency's exponent", pattern=SIGNED_AMOUNT_PATTERN)]
+Money = Annotated[str, Field(description="Decimal string in the currency's exponent", pattern=v.SIGNED_AMOUNT_PATTERN)]
 Timestamp = Annotated[str, Field(description="RFC 3339 time in UTC")]
-PositiveAmount = Annotated[
-    str,
-    Field(
-        description='Decimal string in the currency\'s exponent, greater than zero, e.g. "12.34" for USD',
-        pattern=r"^(0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$",
-        max_length=40,
-        json_schema_extra={"example": "12.34"},
-    ),
-]
 
 
 def one_of(values: Iterable[str]) -> Any:

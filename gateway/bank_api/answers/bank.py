@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from gateway.bank_api import standing_orders as so
-from gateway.bank_api.answers import Absent, Answer, Money, Timestamp, one_of
-from gateway.bank_api.answers.common import Positions, Problem, SettlementCycle, TimelineStep
+from gateway.bank_api.answers import Answer, Money, Timestamp, one_of
+from gateway.bank_api.answers.common import PaymentRecord, Positions, Problem, SettlementCycle, TimelineStep
+
+# A field an answer may leave out is written as in a request.
+from gateway.bank_api.boundary import Absent
 from gateway.bank_api.readiness import READINESS_CODES
-from gateway.bank_api.representations import PAYMENT_STATUSES
 
 
 class NotReady(Problem):
@@ -91,20 +93,9 @@ class ApiKeyList(Answer):
     api_keys: list[ApiKeySummary]
 
 
-class Payment(Answer):
-    payment_id: str
-    status: Annotated[str, Field(description=", ".join(PAYMENT_STATUSES))] | None
-    payer_bank: str | None
-    payee_bank: str | None
-    currency: str | None
-    amount: Money | None
-    payee_currency: str | None = None
-    payee_amount: Money | None = None
-    rate: str | None = None
-    reason: str | None = None
-    created_at: Timestamp | None = None
-    cycle_id: str | None = None
-    timeline: list[TimelineStep]
+class Payment(PaymentRecord):
+    """The public record, with the private details for the two banks' own keys."""
+
     payer_account: Annotated[str, Field(description="Only for the two banks' own keys")] | None = None
     payee_account: str | None = None
     remittance: str | None = None

@@ -7,8 +7,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from gateway.bank_api import disclosures
-from gateway.bank_api.answers import Absent, Answer, Money, Timestamp, one_of
+from gateway.bank_api.answers import Answer, Money, Timestamp, one_of
+
+# A field an answer may leave out is written as in a request.
+from gateway.bank_api.boundary import Absent
 from gateway.bank_api.ledger import UNAVAILABLE_REASONS
+from gateway.bank_api.representations import PAYMENT_STATUSES
 
 
 class Problem(Answer):
@@ -31,6 +35,24 @@ class TimelineStep(Answer):
     status: str | None
     at: Timestamp | None
     tx_id: str | None = None
+
+
+class PaymentRecord(Answer):
+    """An interbank payment's public record, as every bank's peer holds it."""
+
+    payment_id: str
+    status: Annotated[str, Field(description=", ".join(PAYMENT_STATUSES))] | None
+    payer_bank: str | None
+    payee_bank: str | None
+    currency: str | None
+    amount: Money | None
+    payee_currency: str | None = None
+    payee_amount: Money | None = None
+    rate: str | None = None
+    reason: Annotated[str, Field(description="The payee bank's public reason code when rejected")] | None = None
+    created_at: Timestamp | None = None
+    cycle_id: str | None = None
+    timeline: list[TimelineStep]
 
 
 class TokenClassSupply(Answer):

@@ -11,8 +11,9 @@ from gateway.bank_api import alerts, disclosures, supply_watch
 # The settings are answered as they are sent: the request's model describes both.
 from gateway.bank_api.alerts import AlertRuleSettings
 from gateway.bank_api.answers import Answer, Money, Timestamp, common, one_of
-from gateway.bank_api.answers.common import DisclosureRequest, Positions, TimelineStep
-from gateway.bank_api.representations import PAYMENT_STATUSES
+from gateway.bank_api.answers.common import DisclosureRequest, Positions
+
+# A field an answer may leave out is written as in a request.
 
 
 class Me(Answer):
@@ -22,22 +23,11 @@ class Me(Answer):
     bank: str
 
 
-class Payment(Answer):
+class Payment(common.PaymentRecord):
+    """The public record, with what the regulator checks a disclosure and a corridor cap against."""
+
     model_config = ConfigDict(extra="forbid")
 
-    payment_id: str
-    status: Annotated[str, Field(description=", ".join(PAYMENT_STATUSES))] | None
-    payer_bank: str | None
-    payee_bank: str | None
-    currency: str | None
-    amount: Money | None
-    payee_currency: str | None = None
-    payee_amount: Money | None = None
-    rate: str | None = None
-    reason: Annotated[str, Field(description="The payee bank's public reason code when rejected")] | None = None
-    created_at: Timestamp | None = None
-    cycle_id: str | None = None
-    timeline: list[TimelineStep]
     corridor_version: (
         Annotated[int, Field(description="The corridor policy version the payment was initiated under")] | None
     ) = None

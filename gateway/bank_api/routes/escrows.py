@@ -28,11 +28,11 @@ from gateway.bank_api.boundary import (
     Body,
     Currency,
     MspId,
+    Remittance,
     Rule,
     accepts,
     body_of,
     one_of,
-    text,
 )
 from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.ledger import JSON, ContractRejected
@@ -47,7 +47,6 @@ ATTESTOR_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 RELEASE_REF = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 RELEASE_BY = ("buyer", "attestor", "both")
 ON_EXPIRY = ("refund", "release")
-REMITTANCE_MAX = 140
 # The contract refuses terms longer than a year; a shorter bound here names the problem first.
 MAX_EXPIRES_IN = 366 * 24 * 3600
 
@@ -79,9 +78,7 @@ class EscrowRequest(Body):
         int, Field(ge=1, le=MAX_EXPIRES_IN), Rule(what=f"1 to {MAX_EXPIRES_IN} seconds")
     ] | Absent = None
     on_expiry: Annotated[str, one_of(ON_EXPIRY)]
-    remittance: Annotated[
-        str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")
-    ] | Absent = None
+    remittance: Remittance | Absent = None
 
 
 def _expires_at(body: EscrowRequest) -> str:

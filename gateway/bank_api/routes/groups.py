@@ -34,6 +34,7 @@ from gateway.bank_api.boundary import (
     Currency,
     EmptyRequest,
     MspId,
+    Remittance,
     Rule,
     accepts,
     body_of,
@@ -44,7 +45,7 @@ from gateway.bank_api.idempotency import validate_key
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.routes.common import IDEMPOTENCY_HEADER, idempotent, json_response
-from gateway.bank_api.routes.payments import REMITTANCE_MAX, pay_elsewhere, pay_here
+from gateway.bank_api.routes.payments import pay_elsewhere, pay_here
 from gateway.bank_api.storage.models import CorporateGroup, GroupAccount, StandingOrder, StandingOrderRun, utcnow
 from gateway.bank_api.validation import bad_request, path_id
 
@@ -61,7 +62,6 @@ _ZERO = re.compile(r"^0(\.0+)?$")
 # What the document publishes of a target balance: zero, or an amount (checked where it becomes
 # minor units, as an amount is).
 TARGET_PATTERN = r"^(0(\.0+)?|0\.[0-9]*[1-9][0-9]*|[1-9][0-9]*(\.[0-9]+)?)$"
-Remittance = Annotated[str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")]
 
 
 # -- access -------------------------------------------------------------------------------------------

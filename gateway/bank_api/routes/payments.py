@@ -23,11 +23,11 @@ from gateway.bank_api.boundary import (
     MspId,
     Page,
     Query,
+    Remittance,
     accepts,
     body_of,
     one_of,
     query_of,
-    text,
 )
 from gateway.bank_api.fx import rate_text
 from gateway.bank_api.idempotency import validate_key
@@ -46,7 +46,6 @@ from gateway.bank_api.validation import (
 
 bp = Blueprint("payments", __name__, url_prefix="/v1")
 
-REMITTANCE_MAX = 140
 
 
 def _request_key(principal: Principal, idempotency_key: str) -> str:
@@ -64,9 +63,7 @@ class PaymentRequest(Body):
     payee_currency: Annotated[
         Currency, Field(description="Currency the payee receives (default: currency); the rate is this bank's")
     ] | Absent = None
-    remittance: Annotated[
-        str, text(REMITTANCE_MAX, blank=True, description="Free text for the payee, kept private")
-    ] | Absent = None
+    remittance: Remittance | Absent = None
 
 
 @bp.post("/payments")

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from gateway.bank_api import validation as v
 from gateway.bank_api.money import MoneyError, parse_amount
-from gateway.bank_api.openapi import AMOUNT_PATTERN, openapi_document
+from gateway.bank_api.openapi import openapi_document
 from gateway.bank_api.regulator_openapi import regulator_document
+from gateway.bank_api.validation import AMOUNT_PATTERN
 from tests.unit.regulator.conftest import HK, REG, US, Gateway, GatewayFactory
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
