@@ -20,7 +20,6 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 # Generous: the test machine is shared, and a page waits for the peer behind the gateway.
@@ -110,8 +109,7 @@ class Browser:
                         element.send_keys(value)
                     break
                 except WebDriverException as error:
-                    stale = isinstance(error, StaleElementReferenceException) or "does not belong" in str(error)
-                    if not stale or attempt == 2:
+                    if not _stale(error) or attempt == 2:
                         raise
                     time.sleep(0.5)
 
@@ -119,7 +117,7 @@ class Browser:
         """Click a form's button and wait for the page it leads to."""
         page = self.find("html")
         self.find(f"#{button_id}").click()
-        self.wait(expected_conditions.staleness_of(page))
+        self.wait(lambda _: _gone(page))
         self.wait(lambda d: d.execute_script("return document.readyState") == "complete")
         self._collect_log()
 
@@ -202,3 +200,23 @@ class Browser:
             for entry in self.console_messages
             if "Content Security Policy" in str(entry.get("message"))
         ]
+
+
+def _stale(error: WebDriverException) -> bool:
+    """Whether an error says the element is no longer in the page.
+
+    Chromium reports it either as a stale reference or, when the page is replaced mid-call, as an
+    "unknown error" whose inspector message says the node "does not belong to the document".
+    """
+    return isinstance(error, StaleElementReferenceException) or "does not belong to the document" in str(error)
+
+
+def _gone(element: WebElement) -> bool:
+    """Whether a page's element was replaced by the next page (``staleness_of`` knows only one wording)."""
+    try:
+        element.is_enabled()
+    except WebDriverException as error:
+        if _stale(error):
+            return True
+        raise
+    return False
