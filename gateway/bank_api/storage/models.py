@@ -161,7 +161,12 @@ class PaymentTask(Base):
     """
 
     __tablename__ = "payment_tasks"
-    __table_args__ = (UniqueConstraint("task_key", name="uq_payment_tasks_task_key"),)
+    __table_args__ = (
+        UniqueConstraint("task_key", name="uq_payment_tasks_task_key"),
+        # The dispatcher's question, several times a second: which pending tasks are due? Done
+        # tasks are kept for days, so an index on the time alone would walk all of them.
+        Index("ix_payment_tasks_state_due", "state", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # "<action>:<payment id>", or "notify:<event name>:<payment id>" for webhooks
