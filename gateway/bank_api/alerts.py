@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.bank_api import representations, supply_watch
@@ -460,10 +460,11 @@ class RegulatorMonitor:
         if created is None or isinstance(amount, bool) or not isinstance(amount, int):
             return []
         payment_id = str(record["payment_id"])
-        with self.services.db.session() as session:
-            if session.get(ObservedPayment, payment_id) is None:
-                session.add(
-                    ObservedPayment(
+        try:
+            # A plain statement, on every payment of the channel (decision 0035).
+            with self.services.db.transaction() as connection:
+                connection.execute(
+                    insert(ObservedPayment).values(
                         payment_id=payment_id,
                         payer_bank=str(record["payer_bank"]),
                         payee_bank=str(record["payee_bank"]),
@@ -472,6 +473,8 @@ class RegulatorMonitor:
                         created_at=created,
                     )
                 )
+        except IntegrityError:
+            pass  # observed before a restart: its rules are checked again, their alerts' keys are unique
         settings = self.rules.load()
         raised: list[str | None] = []
         if settings[LARGE_PAYMENT]["enabled"]:

@@ -20,9 +20,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.bank_api.problems import ApiProblem
@@ -30,6 +30,20 @@ from gateway.bank_api.storage.db import Database
 from gateway.bank_api.storage.models import IdempotencyRecord, utcnow
 
 MAX_KEY_LENGTH = 255
+
+_RECORDS = cast(Table, IdempotencyRecord.__table__)
+_RECORD = select(_RECORDS).where(_RECORDS.c.scope == bindparam("scope"), _RECORDS.c.idempotency_key == bindparam("key"))
+_STORE = (
+    update(_RECORDS)
+    .where(_RECORDS.c.id == bindparam("record"), _RECORDS.c.state == bindparam("claimed"))
+    .values(
+        state="done",
+        response_status=bindparam("status"),
+        response_body=bindparam("body"),
+        response_content_type=bindparam("content_type"),
+        updated_at=bindparam("at"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -95,25 +109,24 @@ class IdempotencyStore:
         now = utcnow()
         token = secrets.token_hex(8)
         try:
-            with self.db.session() as session:
-                record = session.scalar(
-                    select(IdempotencyRecord).where(
-                        IdempotencyRecord.scope == scope, IdempotencyRecord.idempotency_key == key
-                    )
-                )
+            # Plain statements: this runs on every write request (decision 0035).
+            with self.db.transaction() as connection:
+                record = connection.execute(_RECORD, {"scope": scope, "key": key}).first()
                 if record is None:
-                    record = IdempotencyRecord(
-                        scope=scope,
-                        idempotency_key=key,
-                        request_fingerprint=request_fingerprint,
-                        state=f"in_flight:{token}",
-                        lease_until=now + self.lease,
-                        created_at=now,
-                        updated_at=now,
+                    inserted = connection.execute(
+                        insert(_RECORDS).values(
+                            scope=scope,
+                            idempotency_key=key,
+                            request_fingerprint=request_fingerprint,
+                            state=f"in_flight:{token}",
+                            lease_until=now + self.lease,
+                            created_at=now,
+                            updated_at=now,
+                        )
                     )
-                    session.add(record)
-                    session.flush()
-                    return Claim(record_id=record.id, token=token)
+                    new_id = inserted.inserted_primary_key
+                    assert new_id is not None  # an insert into a table with a key
+                    return Claim(record_id=int(new_id[0]), token=token)
                 if record.request_fingerprint != request_fingerprint:
                     raise ApiProblem(
                         409,
@@ -129,9 +142,11 @@ class IdempotencyStore:
                     )
                 if record.lease_until <= now:
                     # The holder died or stalled: take the request over (see the module docstring).
-                    record.state = f"in_flight:{token}"
-                    record.lease_until = now + self.lease
-                    record.updated_at = now
+                    connection.execute(
+                        update(_RECORDS)
+                        .where(_RECORDS.c.id == record.id)
+                        .values(state=f"in_flight:{token}", lease_until=now + self.lease, updated_at=now)
+                    )
                     return Claim(record_id=record.id, token=token)
                 return None
         except IntegrityError:
@@ -139,15 +154,15 @@ class IdempotencyStore:
             return None
 
     def store(self, claim: Claim, response: StoredResponse) -> None:
-        with self.db.session() as session:
-            record = session.get(IdempotencyRecord, claim.record_id)
-            if record is None or record.state != f"in_flight:{claim.token}":
-                return  # taken over by a retry; its answer is the one kept
-            record.state = "done"
-            record.response_status = response.status
-            record.response_body = response.body
-            record.response_content_type = response.content_type
-            record.updated_at = utcnow()
+        # Only while the claim is still ours: a retry that took it over keeps its own answer.
+        with self.db.transaction() as connection:
+            connection.execute(
+                _STORE,
+                {
+                    "record": claim.record_id, "claimed": f"in_flight:{claim.token}", "status": response.status,
+                    "body": response.body, "content_type": response.content_type, "at": utcnow(),
+                },
+            )  # fmt: skip
 
     def expire_claims(self) -> int:
         """End the leases of requests left in flight, so retries take them over at once.

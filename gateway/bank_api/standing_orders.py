@@ -177,6 +177,11 @@ class _Plan:
     payee_account: str
 
 
+_ANY_CREDIT_SWEEP = (
+    select(StandingOrder.order_id).where(StandingOrder.on_credit == 1, StandingOrder.status == ACTIVE).limit(1)
+)
+
+
 class StandingOrders:
     """Claims due runs and pays them; one instance per gateway process (its sweeper's)."""
 
@@ -296,13 +301,9 @@ class StandingOrders:
         return claimed
 
     def has_credit_sweeps(self) -> bool:
-        with self.db.session(write=False) as session:
-            found = session.scalar(
-                select(StandingOrder.order_id)
-                .where(StandingOrder.on_credit == 1, StandingOrder.status == ACTIVE)
-                .limit(1)
-            )
-        return found is not None
+        # Asked for every incoming payment: a plain statement, built once (decision 0035).
+        with self.db.transaction(write=False) as connection:
+            return connection.execute(_ANY_CREDIT_SWEEP).first() is not None
 
     def run_pending(self) -> dict[str, int]:
         with self.db.session(write=False) as session:

@@ -124,9 +124,9 @@ _CLAIMABLE_IDS = _DUE_IDS.with_for_update(skip_locked=True)
 _CLAIM = (
     update(_TASKS).where(_TASKS.c.id.in_(bindparam("ids", expanding=True))).values(claimed_until=bindparam("until"))
 )
-_CLAIMED = select(
-    _TASKS.c.id, _TASKS.c.action, _TASKS.c.payment_id, _TASKS.c.event_name, _TASKS.c.attempts
-).where(_TASKS.c.id.in_(bindparam("ids", expanding=True)))
+_CLAIMED = select(_TASKS.c.id, _TASKS.c.action, _TASKS.c.payment_id, _TASKS.c.event_name, _TASKS.c.attempts).where(
+    _TASKS.c.id.in_(bindparam("ids", expanding=True))
+)
 _QUEUED = select(_TASKS.c.task_key, _TASKS.c.state).where(_TASKS.c.task_key.in_(bindparam("keys", expanding=True)))
 _REVIVE = (
     update(_TASKS)
