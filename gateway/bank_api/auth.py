@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from flask import Request, current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.storage.db import Database
@@ -90,6 +90,11 @@ class IssuedKey:
     api_key: str
 
 
+_KEY = select(ApiKey.key_id, ApiKey.role, ApiKey.account_id, ApiKey.secret_hash, ApiKey.revoked_at).where(
+    ApiKey.key_id == bindparam("key_id")
+)
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -120,13 +125,15 @@ class KeyStore:
         key_id, sep, secret = api_key.removeprefix(KEY_PREFIX).partition("_")
         if not sep or not key_id or not secret or len(key_id) > 32:
             return None
-        with self.db.session(write=False) as session:
-            row = session.get(ApiKey, key_id)
-            if row is None or row.revoked_at is not None:
-                return None
-            if not hmac.compare_digest(row.secret_hash, _hash(secret)):
-                return None
-            return Principal(role=row.role, key_id=row.key_id, account_id=row.account_id)
+        # Read on every request, never cached, so a revocation holds from the next request on: a
+        # plain statement built once (decision 0035).
+        with self.db.transaction(write=False) as connection:
+            row = connection.execute(_KEY, {"key_id": key_id}).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.secret_hash, _hash(secret)):
+            return None
+        return Principal(role=row.role, key_id=row.key_id, account_id=row.account_id)
 
     def revoke(self, key_id: str, account_id: str | None = None) -> bool:
         with self.db.session() as session:
