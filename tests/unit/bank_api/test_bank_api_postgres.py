@@ -22,9 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from gateway.bank_api.app import create_app
+from gateway.bank_api.storage.models import Base
+from gateway.bank_api.workers import PaymentTasks, TaskSpec
 from tests.unit.bank_api.fake_ledger import FakeNetwork
 
 URL = os.environ.get("BANK_API_TEST_POSTGRES_URL", "")
@@ -156,3 +160,39 @@ def test_gateway_on_postgres(clean_database: str, tmp_path: Path) -> None:
     )
     assert again.get_data() == responses[0].get_data()
     restarted.extensions["bank_api"].db.dispose()
+
+
+def test_a_dispatcher_on_postgres_passes_over_tasks_another_is_claiming(clean_database: str, tmp_path: Path) -> None:
+    # Two gateways on one server database: a claim locks what it takes, and another claim at the
+    # same moment passes over the locked rows (FOR UPDATE SKIP LOCKED) instead of waiting for them
+    # and then taking them a second time.
+    app = create_app(
+        {
+            "msp_id": "USBankMSP",
+            "database_url": clean_database,
+            "operator_key_file": str(tmp_path / "USBankMSP.key"),
+            "follow_events": False,
+            "deliver_webhooks": False,
+        },
+        ledger=FakeNetwork().ledger("USBankMSP"),
+    )
+    services = app.extensions["bank_api"]
+    tasks = PaymentTasks(services)
+    specs = [TaskSpec("notify", f"payment-{i}", "PaymentCompleted") for i in range(40)]
+    assert tasks.queue(specs) == 40
+    assert tasks.queue(specs[:5]) == 0  # already queued: left alone
+    with services.db.engine.connect() as other, ThreadPoolExecutor(max_workers=1) as pool:
+        other_claim = other.begin()  # another gateway, half-way through claiming the first ten
+        held = set(other.scalars(text("SELECT id FROM payment_tasks ORDER BY id LIMIT 10 FOR UPDATE")).all())
+        claiming = pool.submit(tasks._claim, 40)
+        try:
+            taken = {task.id for task in claiming.result(timeout=20)}
+        finally:
+            other_claim.rollback()
+    assert len(held) == 10 and len(taken) == 30 and not held & taken
+    assert {task.id for task in tasks._claim(40)} == held  # free once the other let go
+    assert tasks._claim(40) == []  # every one is leased now
+    with services.db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    services.db.dispose()
