@@ -52,9 +52,10 @@ from gateway.bank_api.boundary import Absent, Amount, Body, worded
 from gateway.bank_api.ledger import JSON, LedgerError, LedgerEvent, LedgerUnavailable, OversightLedger
 from gateway.bank_api.money import Currencies, MoneyError
 from gateway.bank_api.problems import ApiProblem
-from gateway.bank_api.storage.models import Alert, AlertRule, EventCheckpoint, ObservedPayment, utcnow
+from gateway.bank_api.storage.models import Alert, AlertRule, ObservedPayment, utcnow
 from gateway.bank_api.validation import bad_request
 from gateway.bank_api.webhooks import enqueue
+from gateway.bank_api.workers import Checkpoints
 
 if TYPE_CHECKING:
     from gateway.bank_api.app import Services
@@ -346,6 +347,8 @@ class RegulatorMonitor:
     ) -> None:
         self.services = services
         self.ledger = cast(OversightLedger, services.ledger)
+        # The same position store as the banks' payment follower, under the monitor's own name.
+        self.checkpoints = Checkpoints(services, CHECKPOINT_NAME)
         self.rules = RuleBook(services)
         self.alerts = AlertStore(services)
         self.clock = clock
@@ -388,19 +391,10 @@ class RegulatorMonitor:
 
     # -- events ---------------------------------------------------------------
     def load_checkpoint(self) -> tuple[int, str | None]:
-        with self.services.db.session(write=False) as session:
-            row = session.get(EventCheckpoint, CHECKPOINT_NAME)
-            return (0, None) if row is None else (row.block_number, row.transaction_id)
+        return self.checkpoints.load()
 
     def save_checkpoint(self, event: LedgerEvent) -> None:
-        with self.services.db.session() as session:
-            row = session.get(EventCheckpoint, CHECKPOINT_NAME)
-            if row is None:
-                row = EventCheckpoint(name=CHECKPOINT_NAME, block_number=0, updated_at=utcnow())
-                session.add(row)
-            row.block_number = event.block_number
-            row.transaction_id = event.transaction_id
-            row.updated_at = utcnow()
+        self.checkpoints.save(event)
 
     def follow(self) -> None:
         """Handle events from the checkpoint on, until stopped; resumes after a dropped stream."""

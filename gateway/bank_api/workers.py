@@ -108,8 +108,8 @@ _ANY_ACTIVE_SUBSCRIPTION = select(WebhookSubscription.id).where(WebhookSubscript
 # 16 payments/s (decision 0035).
 _TASKS = cast(Table, PaymentTask.__table__)
 _CHECKPOINTS = cast(Table, EventCheckpoint.__table__)
-_DUE_IDS = (
-    select(_TASKS.c.id)
+_DUE = (
+    select(_TASKS.c.id, _TASKS.c.action, _TASKS.c.payment_id, _TASKS.c.event_name, _TASKS.c.attempts)
     .where(
         _TASKS.c.state == "pending",
         _TASKS.c.next_attempt_at <= bindparam("now"),
@@ -120,12 +120,9 @@ _DUE_IDS = (
 )
 # Two gateways on one server database must not take the same task (SQLite ignores the clause: its
 # write transactions are serial already).
-_CLAIMABLE_IDS = _DUE_IDS.with_for_update(skip_locked=True)
+_CLAIMABLE = _DUE.with_for_update(skip_locked=True)
 _CLAIM = (
     update(_TASKS).where(_TASKS.c.id.in_(bindparam("ids", expanding=True))).values(claimed_until=bindparam("until"))
-)
-_CLAIMED = select(_TASKS.c.id, _TASKS.c.action, _TASKS.c.payment_id, _TASKS.c.event_name, _TASKS.c.attempts).where(
-    _TASKS.c.id.in_(bindparam("ids", expanding=True))
 )
 _QUEUED = select(_TASKS.c.task_key, _TASKS.c.state).where(_TASKS.c.task_key.in_(bindparam("keys", expanding=True)))
 _REVIVE = (
@@ -180,6 +177,11 @@ class Checkpoints:
             if row is None:
                 return 0, None
             return row.block_number, row.transaction_id
+
+    def save(self, event: LedgerEvent) -> None:
+        """Write the position in a transaction of its own."""
+        with self.db.transaction() as connection:
+            self.write(connection, event)
 
     def write(self, connection: Connection, event: LedgerEvent) -> None:
         values = {"block": event.block_number, "tx": event.transaction_id, "at": utcnow()}
@@ -464,20 +466,15 @@ class PaymentTasks:
         params = {"now": moment, "limit": limit + len(running)}
         # A read first: most polls find nothing, and they should not take the write lock for it.
         with self.db.transaction(write=False) as connection:
-            if all(task_id in running for task_id in connection.scalars(_DUE_IDS, params)):
+            if all(row.id in running for row in connection.execute(_DUE, params)):
                 return []
         with self.db.transaction() as connection:
-            ids = [task_id for task_id in connection.scalars(_CLAIMABLE_IDS, params) if task_id not in running]
-            ids = ids[:limit]
-            if not ids:
+            rows = [row for row in connection.execute(_CLAIMABLE, params) if row.id not in running][:limit]
+            if not rows:
                 return []
-            connection.execute(_CLAIM, {"ids": ids, "until": moment + timedelta(seconds=TASK_LEASE_SECONDS)})
-            rows = {row.id: row for row in connection.execute(_CLAIMED, {"ids": ids})}
-        return [
-            ClaimedTask(task_id, TaskSpec(row.action, row.payment_id, row.event_name), row.attempts)
-            for task_id in ids
-            if (row := rows.get(task_id)) is not None
-        ]
+            until = moment + timedelta(seconds=TASK_LEASE_SECONDS)
+            connection.execute(_CLAIM, {"ids": [row.id for row in rows], "until": until})
+        return [ClaimedTask(row.id, TaskSpec(row.action, row.payment_id, row.event_name), row.attempts) for row in rows]
 
     def _run(self, task: ClaimedTask) -> str:
         """Run one claimed task and record how it ended; returns its new state."""
@@ -656,8 +653,7 @@ class PaymentFollower:
             event = self._unsaved
             if event is None:
                 return
-            with self.services.db.transaction() as connection:
-                self.checkpoints.write(connection, event)
+            self.checkpoints.save(event)
             self._unsaved, self._saved_at = None, time.monotonic()
 
     def handle_with_retries(self, event: LedgerEvent) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import sqlite
 
 from gateway.bank_api.storage.db import Database
 from gateway.bank_api.storage.models import Base
-from gateway.bank_api.workers import _DUE_IDS
+from gateway.bank_api.workers import _DUE
 
 
 def _migrated(folder: Path) -> Database:
@@ -30,7 +30,7 @@ def test_the_migrations_build_the_schema_the_models_declare(tmp_path: Path) -> N
 def test_the_dispatcher_finds_due_tasks_by_the_state_and_time_index(tmp_path: Path) -> None:
     # Done tasks stay for days: a plan that walked the table, or the time index alone, would read them all.
     db = _migrated(tmp_path)
-    compiled = _DUE_IDS.compile(dialect=sqlite.dialect())
+    compiled = _DUE.compile(dialect=sqlite.dialect())
     params = compiled.construct_params({"now": datetime.now(UTC), "limit": 5})
     values = [params[name] for name in compiled.positiontup or []]
     with db.engine.connect() as connection:
