@@ -343,19 +343,20 @@ class DepositTokenContract(Contract):
 
     @transaction
     def complete_payment(self, ctx: Context) -> Result:
-        """Credit the payee of an initiated payment (payee bank). {payment_id}."""
+        """Credit the payee of an initiated payment (payee bank). {payment_id, details, salt}, the
+        details and salt as ``GetPaymentDetails`` on the payer bank's peer returned them."""
         ledger = Ledger(ctx.stub)
         # The payment record and the corridor policy are read next: fetched with the caller's
         # bank when the request names a valid payment id (a bad request is refused below,
         # after the authority check, as before).
         try:
-            candidate = payments.parse_payment_id(_request(ctx, "payment_id").raw("payment_id"))
+            candidate = payments.parse_payment_id(_request(ctx, *payments.COMPLETE_FIELDS).raw("payment_id"))
             also_read = [keys.payment(candidate), keys.corridor()]
         except ContractError:
             also_read = []
         bank = reference.caller_bank(ctx, ledger, *also_read)
-        payment_id = payments.parse_payment_id(_request(ctx, "payment_id").raw("payment_id"))
-        return payments.complete(ledger, bank, payment_id)
+        request = _request(ctx, *payments.COMPLETE_FIELDS)
+        return payments.complete(ledger, bank, payments.parse_payment_id(request.raw("payment_id")), request)
 
     @transaction
     def reject_payment(self, ctx: Context) -> Result:
@@ -382,8 +383,17 @@ class DepositTokenContract(Contract):
         payment_id = payments.parse_payment_id(payment_id)
         request = Request.from_transient_or_empty(ctx.stub.get_transient(), ["details"])
         with_details = request.flag("details")
-        caller = reference.caller_org(ctx) if with_details else None
+        caller = reference.caller_bank(ctx, ledger) if with_details else None
         return payments.get_payment(ledger, payment_id, caller, with_details)
+
+    @query
+    def get_payment_details(self, ctx: Context, payment_id: str) -> Result:
+        """The details and salt of a payment from this peer's bank's books, for a client of the payer
+        or the payee bank: the payee bank's gateway asks the payer bank's peer before completing."""
+        ledger = Ledger(ctx.stub)
+        payment_id = payments.parse_payment_id(payment_id)
+        holder = reference.peer_bank(ctx, ledger)
+        return payments.payment_details(ledger, holder, ctx.client_identity.msp_id, payment_id)
 
     @query
     def list_payments(self, ctx: Context, filter_json: str = "{}") -> Result:
@@ -479,8 +489,16 @@ class DepositTokenContract(Contract):
         ledger = Ledger(ctx.stub)
         pvp_id = pvp.parse_pvp_id(pvp_id)
         with_details = Request.from_transient_or_empty(ctx.stub.get_transient(), ["details"]).flag("details")
-        caller = reference.caller_org(ctx) if with_details else None
+        caller = reference.caller_bank(ctx, ledger) if with_details else None
         return pvp.get(ledger, pvp_id, caller, with_details)
+
+    @query
+    def get_pvp_details(self, ctx: Context, pvp_id: str) -> Result:
+        """The four settlement accounts and their salt from this peer's bank's books, for a client of
+        either bank of the PvP: the acceptor bank's gateway asks the proposer bank's peer."""
+        ledger = Ledger(ctx.stub)
+        pvp_id = pvp.parse_pvp_id(pvp_id)
+        return pvp.counterparty_details(ledger, reference.peer_bank(ctx, ledger), ctx.client_identity.msp_id, pvp_id)
 
     @query
     def list_open_pvps(self, ctx: Context, bank: str, limit: str = "100") -> Result:

@@ -26,10 +26,10 @@ from __future__ import annotations
 import re
 
 from chaincode.deposit_token import keys
-from chaincode.deposit_token.collections import bilateral_collection, disclosure_collection, regulator_collection
+from chaincode.deposit_token.collections import disclosure_collection, regulator_collection
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record
-from chaincode.deposit_token.payments import details_hash, parse_payment_id
+from chaincode.deposit_token.payments import details_hash, parse_payment_id, stored_details
 from chaincode.deposit_token.reference import Bank, Config, caller_org, load_config
 from chaincode.deposit_token.requests import Request
 from chaincode.shim.contract import Context
@@ -111,14 +111,13 @@ def approve(ledger: Ledger, bank: Bank, request_id: str) -> Record:
         )
     payment_id = record["payment_id"]
     payment = ledger.get(keys.payment(payment_id))
-    stored = ledger.get_private(
-        bilateral_collection(record["payer_bank"], record["payee_bank"]), keys.details(payment_id)
-    )
+    stored = stored_details(ledger, bank, payment_id)
     if payment is None or stored is None:
-        raise refusal("invalid_state", f"the details of payment {payment_id} are not on this bank's peer")
-    if details_hash(stored["salt"], stored["details"]) != payment["details_hash"]:
+        raise refusal("invalid_state", f"the details of payment {payment_id} are not in this bank's books")
+    details, salt = stored
+    if details_hash(salt, details) != payment["details_hash"]:
         raise refusal("invalid_state", f"this bank's copy of payment {payment_id}'s details does not match its hash")
-    disclose(ledger, bank.msp_id, record, stored["details"], stored["salt"], key)
+    disclose(ledger, bank.msp_id, record, details, salt, key)
     return {"request_id": request_id, "status": DISCLOSED, "disclosed": True}
 
 

@@ -18,6 +18,8 @@ STATUS_OF_CODE: dict[str, int] = {
     "payment_not_found": 404,
     "escrow_not_found": 404,
     "pvp_not_found": 404,
+    # Asked of the wrong bank's peer, or of the right one before it committed the block: retry.
+    "details_not_here": 404,
     "cycle_not_found": 404,
     "disclosure_not_found": 404,
     "not_authorized": 403,

@@ -1,8 +1,8 @@
 """Ledger keys, one function per kind of record, in the namespace where each lives.
 
 Public state holds only what every org may read; a bank's books collection holds its
-customers; the bilateral collection holds a payment's private details; a supply
-collection holds one issuer's supply changes. Composite keys keep each kind in its own
+customers and its side of each payment, details included; a supply collection holds one
+issuer's supply changes. Composite keys keep each kind in its own
 range so a partial-key scan never mixes kinds.
 
 The few kinds a query pages through (account history, the payment index) use simple
@@ -46,10 +46,8 @@ ESCROW = "escrow"
 BOOKED_PVP = "pvp"
 OPEN_ESCROW = "open-escrow"
 
-# -- bilateral and supply collections ---------------------------------------
-DETAILS = "details"
+# -- supply collections -----------------------------------------------------
 SUPPLY_CHANGE = "supply"
-PVP_DETAILS = "pvp_details"
 PVP_LOCK = "pvp_lock"
 
 # -- the regulator's records and the banks' disclosures -------------------------
@@ -167,11 +165,6 @@ def booked_pvp(pvp_id: str) -> str:
     return key(BOOKED_PVP, pvp_id)
 
 
-def pvp_details(pvp_id: str) -> str:
-    """The four settlement accounts of a PvP (in the two banks' bilateral collection)."""
-    return key(PVP_DETAILS, pvp_id)
-
-
 def pvp_lock(pvp_id: str) -> str:
     """A leg's lock marker, in its bank's supply collection: only that bank can have written it."""
     return key(PVP_LOCK, pvp_id)
@@ -185,10 +178,6 @@ def escrow(escrow_id: str) -> str:
 def corridor_usage(currency: str, source: str, target: str, day: str) -> str:
     """What the bank sent in a capped corridor on one UTC day (in its own books)."""
     return key(CORRIDOR_USAGE, currency, source, target, day)
-
-
-def details(payment_id: str) -> str:
-    return key(DETAILS, payment_id)
 
 
 def supply_change(currency: str, change_id: str) -> str:

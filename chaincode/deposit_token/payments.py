@@ -19,10 +19,13 @@ named as payee of a new one, but it still completes, rejects and refunds the pay
 already in flight, so their money always reaches the payee or returns to the payer.
 
 Where things live: the public record (banks, currencies, amounts, status, timeline,
-salted hash of the details) in public state; the details (payer and payee account,
-their jurisdictions, remittance text) in the two banks' bilateral collection; each
-bank's own view of the payment in its books, which is what it reconciles settlement
-against.
+salted hash of the details) in public state; each bank's own view of the payment in its
+books, which is what it reconciles settlement against. The details (payer and payee account,
+their jurisdictions, remittance text) are in the payer bank's books with that view. No
+collection is shared by the two banks (docs/decisions/0036): the payee bank's gateway asks the
+payer bank's peer for them (``payment_details``, which answers only the two banks) and hands
+them to ``complete``, which checks them against the salted hash in the public record before
+crediting anyone; the payee bank then keeps its own copy in its books.
 
 Who may move the record on is enforced by Fabric, not just by this code: every state
 carries a state-based endorsement policy.
@@ -55,7 +58,6 @@ from typing import Any
 
 from chaincode.deposit_token import corridor, keys
 from chaincode.deposit_token.accounts import Books, resume_from
-from chaincode.deposit_token.collections import bilateral_collection
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record, encode, newest_first, parse_iso
 from chaincode.deposit_token.money import convert, parse_rate
@@ -81,6 +83,8 @@ INITIATE_FIELDS = (
     "idempotency_key", "payer_account", "payee_bank", "payee_account", "currency", "amount",
     "payee_currency", "payee_amount", "rate", "remittance", "salt", "pending_credits",
 )  # fmt: skip
+COMPLETE_FIELDS = ("payment_id", "details", "salt")
+DETAIL_FIELDS = ("payer_account", "payer_jurisdiction", "payee_account", "remittance")
 
 
 def payment_id_for(payer_bank: str, idempotency_key: str) -> str:
@@ -90,6 +94,34 @@ def payment_id_for(payer_bank: str, idempotency_key: str) -> str:
 
 def details_hash(salt: str, details: Record) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + encode(details)).hexdigest()
+
+
+def parse_details(request: Request, expected_hash: str, what: str) -> tuple[Record, str]:
+    """The details and salt a counterparty bank's peer handed over, checked against the public hash.
+
+    They come from the other bank (through this bank's gateway), so nothing in them is trusted
+    until the salted hash matches the one the other bank's endorsement put in the public record:
+    a different account, amount of text or salt fails here and changes nothing.
+    """
+    raw = request.raw("details")
+    salt = request.raw("salt")
+    if not isinstance(raw, dict) or not isinstance(salt, str) or not SALT.fullmatch(salt):
+        raise refusal(
+            "invalid_request",
+            f"'details' (an object) and 'salt' (hex) are required: the details of {what} "
+            "as the other bank's peer gives them",
+        )
+    if details_hash(salt, raw) != expected_hash:
+        raise refusal("invalid_request", f"'details' and 'salt' do not match the public hash of {what}")
+    return raw, salt
+
+
+def stored_details(ledger: Ledger, bank: Bank, payment_id: str) -> tuple[Record, str] | None:
+    """This bank's copy of a payment's details (the payer's from initiation, the payee's from completion)."""
+    booked = ledger.get_private(Books(ledger, bank).collection, keys.booked_payment(payment_id))
+    if booked is None or "details" not in booked:
+        return None
+    return booked["details"], booked["salt"]
 
 
 def endorsers_for(status: str, payer: str, payee: str) -> tuple[list[str], int | None]:
@@ -256,21 +288,9 @@ def open_payment(
 
     The caller debited the payer (``initiate``) or holds the money already (an escrow release,
     ``escrow.py``) and burned it; this writes the payer bank's booking (a refund credits
-    ``payer_account``), the bilateral details, the public record with its endorsement policy and
+    ``payer_account``) with the details, the public record with its endorsement policy and
     the indexes, and emits ``PaymentInitiated`` for the payee bank.
     """
-    books_collection = Books(ledger, payer_bank).collection
-    ledger.put_private(
-        books_collection,
-        keys.booked_payment(payment_id),
-        {
-            "direction": "out", "account_id": payer_account, "counterparty": payee_bank.msp_id,
-            "currency": currency, "amount": amount,
-            "payee_currency": payee_currency, "payee_amount": payee_amount,
-            "status": INITIATED, "fingerprint": fingerprint, "settled_in": None,
-        },
-    )  # fmt: skip
-
     details: Record = {
         "payer_account": payer_account,
         "payer_jurisdiction": payer_jurisdiction,
@@ -281,11 +301,19 @@ def open_payment(
     # runs on the payer bank's peer alone, so a fresh random salt is safe here; a caller
     # may pass its own.
     salt = salt or secrets.token_hex(16)
+    # The details ride in the booking (one private key, not two): every private key a
+    # transaction writes costs each validating peer a deserialization of the definition.
     ledger.put_private(
-        bilateral_collection(payer_bank.msp_id, payee_bank.msp_id),
-        keys.details(payment_id),
-        {"details": details, "salt": salt},
-    )
+        Books(ledger, payer_bank).collection,
+        keys.booked_payment(payment_id),
+        {
+            "direction": "out", "account_id": payer_account, "counterparty": payee_bank.msp_id,
+            "currency": currency, "amount": amount,
+            "payee_currency": payee_currency, "payee_amount": payee_amount,
+            "status": INITIATED, "fingerprint": fingerprint, "settled_in": None,
+            "details": details, "salt": salt,
+        },
+    )  # fmt: skip
     record: Record = {
         "payment_id": payment_id,
         "payer_bank": payer_bank.msp_id,
@@ -337,7 +365,8 @@ def _payee_side(request: Request, config: Config, currency: str, amount: int) ->
 # -- complete / reject (payee bank) ----------------------------------------------
 
 
-def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
+def complete(ledger: Ledger, payee_bank: Bank, payment_id: str, request: Request) -> Record:
+    """Credit the payee, with the details the payer bank's peer gave (``payment_details``) in ``request``."""
     record = _require_record(ledger, payment_id)
     if record["payee_bank"] != payee_bank.msp_id:
         raise refusal("not_authorized", "only the payee bank completes a payment")
@@ -345,13 +374,7 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
         return {"payment_id": payment_id, "status": COMPLETED, "completed": False}
     if record["status"] != INITIATED:
         raise refusal("invalid_state", f"payment {payment_id} is {record['status']}, not initiated")
-    collection = bilateral_collection(record["payer_bank"], record["payee_bank"])
-    stored = ledger.get_private(collection, keys.details(payment_id))
-    if stored is None:
-        raise refusal("invalid_state", f"the details of payment {payment_id} have not reached this peer yet; retry")
-    details = stored["details"]
-    if details_hash(stored["salt"], details) != record["details_hash"]:
-        raise refusal("invalid_state", f"the details of payment {payment_id} do not match its public hash")
+    details, salt = parse_details(request, record["details_hash"], f"payment {payment_id}")
     books = Books(ledger, payee_bank)
     # A booked payment is refused, so the payee's account is read on every path that commits.
     ledger.prefetch_private(books.collection, [keys.booked_payment(payment_id), keys.account(details["payee_account"])])
@@ -372,7 +395,7 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str) -> Record:
         {
             "direction": "in", "account_id": payee_account, "counterparty": record["payer_bank"],
             "currency": record["payee_currency"], "amount": record["payee_amount"], "status": COMPLETED,
-            "settled_in": None,
+            "settled_in": None, "details": details, "salt": salt,
         },
     )  # fmt: skip
     _save_record(ledger, record, COMPLETED)
@@ -468,16 +491,32 @@ def public_view(ledger: Ledger, record: Record) -> Record:
     return {**record, "cycle_id": marker["cycle_id"] if marker else None}
 
 
-def get_payment(ledger: Ledger, payment_id: str, caller: str | None, with_details: bool) -> Record:
+def get_payment(ledger: Ledger, payment_id: str, caller: Bank | None, with_details: bool) -> Record:
+    """The public record; with the details from the caller's own books (the payee bank has them
+    once it completed the payment, ``None`` before)."""
     record = public_view(ledger, _require_record(ledger, payment_id))
     if with_details:
-        if caller not in (record["payer_bank"], record["payee_bank"]):
+        if caller is None or caller.msp_id not in (record["payer_bank"], record["payee_bank"]):
             raise refusal("not_authorized", "only the payer and payee banks may read a payment's details")
-        stored = ledger.get_private(
-            bilateral_collection(record["payer_bank"], record["payee_bank"]), keys.details(payment_id)
-        )
-        record["details"] = stored["details"] if stored else None
+        stored = stored_details(ledger, caller, payment_id)
+        record["details"] = stored[0] if stored else None
     return record
+
+
+def payment_details(ledger: Ledger, holder: Bank, caller: str, payment_id: str) -> Record:
+    """The details and salt of a payment, from ``holder``'s books, for the payer or payee bank.
+
+    Runs on the holder bank's peer for a client of either bank: this is how the payee bank gets
+    what it needs to complete a payment without a collection shared by the two banks. A third
+    bank's client is refused here; the payee checks what it gets against the public hash.
+    """
+    record = _require_record(ledger, payment_id)
+    if caller not in (record["payer_bank"], record["payee_bank"]):
+        raise refusal("not_authorized", "only the payer and payee banks may read a payment's details")
+    stored = stored_details(ledger, holder, payment_id)
+    if stored is None:
+        raise refusal("details_not_here", f"{holder.msp_id}'s books do not hold the details of payment {payment_id}")
+    return {"payment_id": payment_id, "details": stored[0], "salt": stored[1]}
 
 
 def list_payments(ledger: Ledger, where: PaymentFilter, page_size: int, bookmark: str) -> Record:

@@ -38,14 +38,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import secrets
 from typing import Any
 
 from chaincode.deposit_token import corridor, keys
 from chaincode.deposit_token.accounts import Books
-from chaincode.deposit_token.collections import bilateral_collection, supply_collection
+from chaincode.deposit_token.collections import supply_collection
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record, encode, iso, newest_first, parse_iso
 from chaincode.deposit_token.money import convert, parse_rate
+from chaincode.deposit_token.payments import details_hash, parse_details
 from chaincode.deposit_token.reference import MSP_ID, Bank, Config, require_active, require_bank
 from chaincode.deposit_token.requests import Request
 from chaincode.deposit_token.supply import change_supply
@@ -68,7 +70,7 @@ PROPOSE_FIELDS = (
     "counter_payer_account", "counter_payee_account", "counter_currency", "counter_amount", "rate",
     "expires_at", "pending_credits",
 )  # fmt: skip
-ACCEPT_FIELDS = ("pvp_id", "payer_account", "pending_credits")
+ACCEPT_FIELDS = ("pvp_id", "payer_account", "pending_credits", "details", "salt")
 
 
 def pvp_id_for(proposer: str, idempotency_key: str) -> str:
@@ -241,14 +243,18 @@ def propose(ledger: Ledger, config: Config, bank: Bank, request: Request) -> Rec
         "created_at": ledger.now_iso,
         "timeline": [],
     }  # fmt: skip
+    # The four accounts stay in the proposer's books; the acceptor's gateway fetches them from the
+    # proposer's peer (``counterparty_details``) and ``accept`` checks them against this salted hash
+    # (docs/decisions/0036). One endorser runs this, so a random salt is safe.
+    salt = secrets.token_hex(16)
+    record["details_hash"] = details_hash(salt, details)
     _lock_leg(ledger, books, record, "p", payer_account, pending)
     ledger.put_private(
         books.collection,
         keys.booked_pvp(pvp_id),
         {"side": "p", "payer_account": payer_account, "payee_account": payee_account, "status": LOCKED,
-         "fingerprint": fingerprint},
+         "fingerprint": fingerprint, "details": details, "salt": salt},
     )  # fmt: skip
-    ledger.put_private(bilateral_collection(bank.msp_id, counter_bank.msp_id), keys.pvp_details(pvp_id), details)
     _save(ledger, record, PROPOSED)
     ledger.emit("PvpProposed", _event(record))
     return {"pvp_id": pvp_id, "status": PROPOSED, "created": True, "pvp": record}
@@ -272,11 +278,7 @@ def accept(ledger: Ledger, bank: Bank, request: Request) -> Record:
         raise refusal("invalid_state", f"the PvP is {record['status']}, not proposed")
     if ledger.now >= parse_iso(record["expires_at"]):
         raise refusal("invalid_state", "the offer has expired")
-    details = ledger.get_private(
-        bilateral_collection(record["legs"]["p"]["bank"], bank.msp_id), keys.pvp_details(pvp_id)
-    )
-    if details is None:
-        raise refusal("invalid_state", f"the details of PvP {pvp_id} have not reached this peer yet; retry")
+    details, salt = parse_details(request, record["details_hash"], f"PvP {pvp_id}")
     if details["counter_payer_account"] != payer_account:
         raise refusal("not_authorized", "the PvP names another account to pay this leg")
     if not _leg_locked(ledger, record, "p"):
@@ -291,7 +293,7 @@ def accept(ledger: Ledger, bank: Bank, request: Request) -> Record:
         books.collection,
         keys.booked_pvp(pvp_id),
         {"side": "a", "payer_account": payer_account, "payee_account": details["counter_payee_account"],
-         "status": LOCKED},
+         "status": LOCKED, "details": details, "salt": salt},
     )  # fmt: skip
     _save(ledger, record, LOCKED)
     ledger.emit("PvpLocked", _event(record))
@@ -387,15 +389,37 @@ def refund(ledger: Ledger, bank: Bank, pvp_id: str) -> Record:
 # -- queries ---------------------------------------------------------------------------------
 
 
-def get(ledger: Ledger, pvp_id: str, caller: str | None, with_details: bool) -> Record:
+def _stored_details(ledger: Ledger, bank: Bank, pvp_id: str) -> tuple[Record, str] | None:
+    booked = ledger.get_private(Books(ledger, bank).collection, keys.booked_pvp(pvp_id))
+    if booked is None or "details" not in booked:
+        return None
+    return booked["details"], booked["salt"]
+
+
+def get(ledger: Ledger, pvp_id: str, caller: Bank | None, with_details: bool) -> Record:
+    """The public record; with the four accounts from the caller's own books (the acceptor bank
+    has them once it accepted, ``None`` before)."""
     record = _require(ledger, pvp_id)
     result: dict[str, Any] = dict(record)
     if with_details:
         banks = (record["legs"]["p"]["bank"], record["legs"]["a"]["bank"])
-        if caller not in banks:
+        if caller is None or caller.msp_id not in banks:
             raise refusal("not_authorized", "only the two banks of a PvP may read its details")
-        result["details"] = ledger.get_private(bilateral_collection(*banks), keys.pvp_details(pvp_id))
+        stored = _stored_details(ledger, caller, pvp_id)
+        result["details"] = stored[0] if stored else None
     return result
+
+
+def counterparty_details(ledger: Ledger, holder: Bank, caller: str, pvp_id: str) -> Record:
+    """The four accounts and their salt from ``holder``'s books, for a client of either bank of the
+    PvP: the acceptor bank's gateway asks the proposer bank's peer before ``accept``."""
+    record = _require(ledger, pvp_id)
+    if caller not in (record["legs"]["p"]["bank"], record["legs"]["a"]["bank"]):
+        raise refusal("not_authorized", "only the two banks of a PvP may read its details")
+    stored = _stored_details(ledger, holder, pvp_id)
+    if stored is None:
+        raise refusal("details_not_here", f"{holder.msp_id}'s books do not hold the details of PvP {pvp_id}")
+    return {"pvp_id": pvp_id, "details": stored[0], "salt": stored[1]}
 
 
 def list_open(ledger: Ledger, bank: str, limit: int) -> Record:

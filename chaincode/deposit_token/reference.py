@@ -166,6 +166,15 @@ def caller_bank(ctx: Context, ledger: Ledger, *also_read: str) -> Bank:
     return bank
 
 
+def peer_bank(ctx: Context, ledger: Ledger) -> Bank:
+    """The bank whose peer runs this code, for the few queries another bank's client may send it."""
+    org = ctx.stub.get_peer_msp_id()
+    bank = load_bank(ledger, org)
+    if bank is None:
+        raise refusal("not_authorized", f"{org} is not a registered bank")
+    return bank
+
+
 def caller_regulator(ctx: Context, ledger: Ledger, action: str = "change the reference data") -> Config:
     org = caller_org(ctx)
     config = load_config(ledger)

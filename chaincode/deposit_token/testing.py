@@ -15,6 +15,9 @@ What it keeps from Fabric:
   changed fails it with ``PHANTOM_READ_CONFLICT``;
 - private-data range scans are refused in a transaction that writes (and writes after
   one are refused), and so are paginated queries: Fabric's tx simulator rules;
+- every org's implicit collection (``_implicit_org_<MSP>``): its only member is the org,
+  a write needs the org's peer, and, as in Fabric, ``memberOnlyRead``/``memberOnlyWrite``
+  are off, so another org's client may read it through the org's own peer;
 - collection membership: with ``memberOnlyRead``/``memberOnlyWrite`` a creator outside
   the collection is refused; a peer outside the collection does not hold its values
   (reads return nothing) but ``get_private_data_hash`` answers on every peer;
@@ -54,7 +57,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaincode.deposit_token.collections import collections_config, signature_policy_any
+from chaincode.deposit_token.collections import books_collection, collections_config, signature_policy_any
 from chaincode.shim.api import (
     KV,
     MAX_UNICODE_RUNE,
@@ -255,7 +258,19 @@ class MemoryChannel:
         self.router = ContractRouter([contract])
         self.orgs = list(orgs)
         self.chaincode_policy = parse_policy(chaincode_policy or signature_policy_any(self.orgs))
-        self.collections: dict[str, _Collection] = {}
+        # Fabric gives every org of the channel an implicit collection (deployedcc_infoprovider.go,
+        # GenerateImplicitCollectionForOrg): member the org, endorsed by the org's Endorsement
+        # policy, and neither memberOnlyRead nor memberOnlyWrite.
+        self.collections: dict[str, _Collection] = {
+            books_collection(org): _Collection(
+                name=books_collection(org),
+                members={org},
+                endorsement=parse_policy(signature_policy_any([org])),
+                member_only_read=False,
+                member_only_write=False,
+            )
+            for org in self.orgs
+        }
         for item in collections:
             endorsement = item.get("endorsementPolicy")
             signature = endorsement.get("signaturePolicy") if isinstance(endorsement, dict) else None

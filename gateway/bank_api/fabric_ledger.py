@@ -266,13 +266,16 @@ class FabricLedger:
             return None
         return {TRANSIENT_KEY: json.dumps(request, separators=(",", ":")).encode()}
 
-    def evaluate(self, name: str, *args: str, request: JSON | None = None, timeout: float | None = None) -> JSON:
+    def evaluate(
+        self, name: str, *args: str, request: JSON | None = None, timeout: float | None = None, on: str | None = None
+    ) -> JSON:
+        """Run a query on this bank's peer, or with ``on`` on another org's peer (as this bank's client)."""
         raw = self._guard(
             lambda: self.contract.evaluate_transaction(
                 name,
                 *args,
                 transient=self._transient(request),
-                endorsing_organizations=[self._msp_id],
+                endorsing_organizations=[on or self._msp_id],
                 timeout=timeout,
             ),
             "evaluate",
@@ -416,8 +419,33 @@ class FabricLedger:
                 error.counterparty = request["payee_bank"]
             raise
 
+    def _counterparty_details(self, query: str, object_id: str, holder: str, what: str) -> JSON:
+        """The details and salt of a payment or PvP, from the books of the bank ``holder`` on its own peer.
+
+        No collection is shared by the two banks (docs/decisions/0036): the contract checks what
+        comes back against the public hash before it acts on it. The other bank's peer may commit
+        the block that wrote them a moment after ours: not found there yet is worth a retry.
+        """
+        try:
+            given = self.evaluate(query, object_id, on=holder)
+        except ContractRejected as refused:
+            if refused.code in {"details_not_here", "payment_not_found", "pvp_not_found"}:
+                raise LedgerFailure(f"{holder}'s peer does not hold the details of {what} yet") from refused
+            raise
+        return {"details": given.get("details"), "salt": given.get("salt")}
+
     def complete_payment(self, payment_id: str) -> JSON:
-        return self.submit("CompletePayment", request={"payment_id": payment_id})
+        request: JSON = {"payment_id": payment_id}
+        try:
+            record = self.get_payment(payment_id)
+        except ContractRejected:
+            record = {}
+        # Anything but an initiated payment to this bank: the contract gives the refusal (and its
+        # code) or the idempotent answer the caller acts on, with no call to the other bank.
+        if record.get("payee_bank") == self._msp_id and record.get("status") == "initiated":
+            payer = str(record["payer_bank"])
+            request.update(self._counterparty_details("GetPaymentDetails", payment_id, payer, f"payment {payment_id}"))
+        return self.submit("CompletePayment", request=request)
 
     def reject_payment(self, payment_id: str, reason: str) -> JSON:
         return self.submit("RejectPayment", request={"payment_id": payment_id, "reason": reason})
@@ -469,7 +497,15 @@ class FabricLedger:
         return self._debit("ProposePvp", str(request["payer_account"]), request)
 
     def accept_pvp(self, pvp_id: str, payer_account: str) -> JSON:
-        return self._debit("AcceptPvp", payer_account, {"pvp_id": pvp_id, "payer_account": payer_account})
+        request: JSON = {"pvp_id": pvp_id, "payer_account": payer_account}
+        try:
+            legs = self.get_pvp(pvp_id)["legs"]
+        except ContractRejected:
+            legs = {}
+        if legs and legs["a"]["bank"] == self._msp_id and legs["p"]["bank"] != self._msp_id:
+            proposer = str(legs["p"]["bank"])
+            request.update(self._counterparty_details("GetPvpDetails", pvp_id, proposer, f"PvP {pvp_id}"))
+        return self._debit("AcceptPvp", payer_account, request)
 
     def refuse_pvp(self, pvp_id: str, reason: str) -> JSON:
         return self.submit("RefusePvp", request={"pvp_id": pvp_id, "reason": reason})

@@ -148,6 +148,7 @@ CONTRACT_CODES: dict[str, int] = {
     "payment_not_found": 404,
     "escrow_not_found": 404,
     "pvp_not_found": 404,
+    "details_not_here": 404,
     "invalid_state": 409,
     "not_expired": 409,
     "cycle_not_found": 404,

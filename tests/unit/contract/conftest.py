@@ -36,6 +36,31 @@ class Ledger:
 
     channel: MemoryChannel
 
+    def with_counterparty_details(self, org: str, function: str, request: Mapping[str, Any] | None) -> Any:
+        """``request`` with what the counterparty bank's peer gives, as the gateway adds it.
+
+        ``CompletePayment`` and ``AcceptPvp`` need the details the other bank holds in its books
+        (docs/decisions/0036). The gateway (``FabricLedger.complete_payment``/``accept_pvp``) asks the
+        other bank's peer for them when this bank is the one to act; so does this helper, unless
+        the test passes its own ``details``. Otherwise the request is left as it is and the
+        contract gives its own refusal.
+        """
+        if request is None or "details" in request or function not in ("CompletePayment", "AcceptPvp"):
+            return request
+        if function == "CompletePayment":
+            found = self.channel.query(org, "GetPayment", [str(request.get("payment_id"))])
+            if not found.ok or found.json()["payee_bank"] != org or found.json()["status"] != "initiated":
+                return request
+            holder, query, object_id = found.json()["payer_bank"], "GetPaymentDetails", request["payment_id"]
+        else:
+            found = self.channel.query(org, "GetPvp", [str(request.get("pvp_id"))])
+            if not found.ok or found.json()["legs"]["a"]["bank"] != org:
+                return request
+            holder, query, object_id = found.json()["legs"]["p"]["bank"], "GetPvpDetails", request["pvp_id"]
+        given = self.channel.query(holder, query, [object_id], creator=org)
+        assert given.ok, given.message
+        return {**request, "details": given.json()["details"], "salt": given.json()["salt"]}
+
     def submit(
         self,
         org: str,
@@ -45,6 +70,7 @@ class Ledger:
         creator: str | None = None,
     ) -> Any:
         """Endorse and commit; returns the JSON result or raises Refused with the chaincode message."""
+        request = self.with_counterparty_details(creator or org, function, request)
         simulation = self.channel.invoke(
             org, function, args, {"request": request} if request is not None else None, creator
         )
@@ -64,6 +90,7 @@ class Ledger:
         creator: str | None = None,
     ) -> str:
         """Endorse a transaction that must be refused; returns the message, asserts nothing changed."""
+        request = self.with_counterparty_details(creator or org, function, request)
         before = self.snapshot()
         simulation = self.channel.invoke(
             org, function, args, {"request": request} if request is not None else None, creator
@@ -73,6 +100,7 @@ class Ledger:
         return simulation.message
 
     def simulate(self, org: str, function: str, request: Mapping[str, Any] | None = None) -> Simulation:
+        request = self.with_counterparty_details(org, function, request)
         return self.channel.simulate(org, function, (), {"request": request} if request is not None else None)
 
     def query(

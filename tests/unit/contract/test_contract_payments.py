@@ -258,8 +258,21 @@ def test_only_the_two_banks_read_the_details(ledger: Ledger) -> None:
         "payee_account": "shop",
         "remittance": "Invoice INV-9 for Alice",
     }
-    for bank in (US, HK):
-        assert ledger.query(bank, "GetPayment", {"details": True}, args=[payment_id])["details"] == wanted
+    assert ledger.query(US, "GetPayment", {"details": True}, args=[payment_id])["details"] == wanted
+    # No collection is shared: the payee bank's books hold them only once it completed the payment,
+    # with what the payer bank's peer gave it (and only it and the payer get that answer).
+    assert ledger.query(HK, "GetPayment", {"details": True}, args=[payment_id])["details"] is None
+    given = ledger.query(US, "GetPaymentDetails", args=[payment_id], creator=HK)
+    assert given["details"] == wanted and len(given["salt"]) == 32
+    assert ledger.query(US, "GetPaymentDetails", args=[payment_id]) == given
+    for third in (SG, REG):
+        with pytest.raises(Refused, match=r"^\[not_authorized\] only the payer and payee banks"):
+            ledger.query(US, "GetPaymentDetails", args=[payment_id], creator=third)
+    with pytest.raises(Refused, match=r"^\[details_not_here\]"):
+        ledger.query(HK, "GetPaymentDetails", args=[payment_id])
+    ledger.submit(HK, "CompletePayment", {"payment_id": payment_id})
+    assert ledger.query(HK, "GetPayment", {"details": True}, args=[payment_id])["details"] == wanted
+    assert ledger.query(HK, "GetPaymentDetails", args=[payment_id], creator=US) == given
     with pytest.raises(Refused, match=r"^\[not_authorized\] only the payer and payee banks"):
         ledger.query(SG, "GetPayment", {"details": True}, args=[payment_id])
     with pytest.raises(Refused, match=r"^\[not_authorized\]"):

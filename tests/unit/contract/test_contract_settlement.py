@@ -158,7 +158,7 @@ def test_a_completion_racing_a_cycle_is_not_lost(three_banks: Ledger) -> None:
         },
     )["payment_id"]
     opening = ledger.channel.simulate(REG, "OpenSettlementCycle", ["c1"])
-    completing = ledger.channel.simulate(US, "CompletePayment", (), {"request": {"payment_id": late}})
+    completing = ledger.simulate(US, "CompletePayment", {"payment_id": late})
     # The completion commits first: the cycle's scan of unsettled payments is now a phantom read.
     assert ledger.channel.commit([completing, opening]) == ["VALID", "PHANTOM_READ_CONFLICT"]
     assert ledger.submit(REG, "OpenSettlementCycle", args=["c1"])["payments"] == 2

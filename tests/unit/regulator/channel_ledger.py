@@ -39,10 +39,13 @@ class ChannelLedger(FabricLedger):
         if self.down:
             raise LedgerUnavailable("the peer is down (test)")
 
-    def evaluate(self, name: str, *args: str, request: JSON | None = None, timeout: float | None = None) -> JSON:
+    def evaluate(
+        self, name: str, *args: str, request: JSON | None = None, timeout: float | None = None, on: str | None = None
+    ) -> JSON:
         self._check_up()
         transient = None if request is None else {"request": request}
-        return self._answer(self.channel.query(self._msp_id, name, list(args), transient), name)
+        peer = on or self._msp_id
+        return self._answer(self.channel.query(peer, name, list(args), transient, creator=self._msp_id), name)
 
     def submit(self, name: str, *args: str, request: JSON | None = None) -> JSON:
         self._check_up()
