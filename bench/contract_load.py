@@ -65,12 +65,19 @@ class Bank:
         payload = json.loads(submitted.result) if submitted.result else None
         return Result(payload, "VALID" if status.successful else status.code_name, status.block_number)
 
-    def evaluate(self, function: str, request: dict[str, Any] | None = None, *args: str) -> Any:
+    def evaluate(self, function: str, request: dict[str, Any] | None = None, *args: str, on: str | None = None) -> Any:
         transient = None if request is None else {"request": json.dumps(request).encode()}
         raw = self.contract.evaluate_transaction(
-            function, *args, transient=transient, endorsing_organizations=[self.msp_id]
+            function, *args, transient=transient, endorsing_organizations=[on or self.msp_id]
         )
         return json.loads(raw) if raw else None
+
+    def complete(self, payment_id: str, payer_bank: str) -> Result:
+        """Complete a payment to this bank with the details from the payer bank's peer (decision 0036)."""
+        given = self.evaluate("GetPaymentDetails", None, payment_id, on=payer_bank)
+        return self.submit(
+            "CompletePayment", {"payment_id": payment_id, "details": given["details"], "salt": given["salt"]}
+        )
 
     def open_funded(self, account_id: str, amount: int) -> None:
         """Open an account and put ``amount`` on its balance head (so debits need no credit list)."""
@@ -147,7 +154,7 @@ def interbank_payments(us: Bank, hk: Bank, run: str, workers: int, per_worker: i
     def complete(payment_id: str) -> Result:
         while True:
             try:
-                return hk.submit("CompletePayment", {"payment_id": payment_id})
+                return hk.complete(payment_id, us.msp_id)
             except GatewayError as error:
                 # HKBank's peer may not have committed the payer's block yet, as when reacting to an event.
                 if "payment_not_found" not in str(error):
@@ -230,7 +237,7 @@ def hot_payee(us: Bank, hk: Bank, run: str, payers_count: int, workers: int) -> 
         )
 
     def complete(result: Result) -> Result:
-        return hk.submit("CompletePayment", {"payment_id": result.payload["payment_id"]})
+        return hk.complete(result.payload["payment_id"], us.msp_id)
 
     transfers = parallel([partial(transfer, i) for i in range(payers_count)], workers)
     initiations = parallel([partial(initiate, i) for i in range(payers_count)], workers)

@@ -19,6 +19,7 @@ from fabric_client.profile import connect_org
 
 CHAINCODE = "conformance"
 BANKS = ("USBankMSP", "HKBankMSP", "SGBankMSP")
+REGULATOR = "RegulatorMSP"
 
 
 def profile_path_for(request: pytest.FixtureRequest) -> Path:
@@ -35,7 +36,7 @@ def load(profile_path: Path) -> dict[str, Any]:
 
 
 def connect_all(profile_path: Path) -> dict[str, Gateway]:
-    return {msp_id: connect_org(profile_path, msp_id) for msp_id in BANKS}
+    return {msp_id: connect_org(profile_path, msp_id) for msp_id in (*BANKS, REGULATOR)}
 
 
 def unique(prefix: str) -> str:

@@ -67,8 +67,35 @@ class Org:
     def _transient(request: dict[str, Any] | None) -> dict[str, bytes] | None:
         return None if request is None else {"request": json.dumps(request).encode()}
 
+    def with_counterparty_details(self, function: str, request: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``request`` with the details the other bank's peer gives, as the REST gateway adds them.
+
+        ``CompletePayment`` and ``AcceptPvp`` need what the other bank holds in its books
+        (docs/decisions/0036); like ``FabricLedger.complete_payment``/``accept_pvp``, ask that bank's
+        peer when this bank is the one to act, unless the test passes its own ``details``.
+        """
+        if request is None or "details" in request or function not in ("CompletePayment", "AcceptPvp"):
+            return request
+        try:
+            if function == "CompletePayment":
+                record = self.evaluate("GetPayment", None, str(request.get("payment_id")))
+                if record["payee_bank"] != self.msp_id or record["status"] != "initiated":
+                    return request
+                holder, query, object_id = record["payer_bank"], "GetPaymentDetails", record["payment_id"]
+            else:
+                record = self.evaluate("GetPvp", None, str(request.get("pvp_id")))
+                if record["legs"]["a"]["bank"] != self.msp_id:
+                    return request
+                holder, query, object_id = record["legs"]["p"]["bank"], "GetPvpDetails", record["pvp_id"]
+        except Refused:
+            return request
+        raw = self.contract.evaluate_transaction(query, object_id, endorsing_organizations=[holder])
+        given = json.loads(raw)
+        return {**request, "details": given["details"], "salt": given["salt"]}
+
     def attempt(self, function: str, request: dict[str, Any] | None = None, *args: str) -> Outcome:
         """Endorse, submit and wait once; a validation failure comes back as ``Outcome.code``."""
+        request = self.with_counterparty_details(function, request)
         try:
             submitted = self.contract.submit_async(
                 function, *args, transient=self._transient(request), endorsing_organizations=[self.msp_id]

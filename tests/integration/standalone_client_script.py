@@ -69,7 +69,7 @@ def main(profile_path: str, work_dir: str) -> None:
         # submit with transient data: the value never appears in the arguments or the block
         key = f"standalone-{uuid.uuid4().hex[:12]}"
         secret = f"secret-{uuid.uuid4().hex[:8]}"
-        collection = f"books-{MSP_ID}"
+        collection = f"_implicit_org_{MSP_ID}"  # the org's own implicit collection
         result = contract.submit_transaction(
             "PutPrivate", collection, key, transient={"value": secret}, endorsing_organizations=[MSP_ID]
         )

@@ -151,7 +151,7 @@ def test_chaincode_refusal_on_submit_is_endorse_error(gateways: dict[str, Gatewa
 def test_private_data_travels_in_transient_map_only(gateways: dict[str, Gateway]) -> None:
     key = unique("client-private")
     secret = unique("holder-Alice")
-    collection = "books-USBankMSP"
+    collection = "disclosure-USBankMSP"  # USBank and the regulator, memberOnlyRead
     us = contract_of(gateways, "USBankMSP")
 
     submitted = us.submit_async(
@@ -188,10 +188,10 @@ def submit_when_gossip_ready(contract: Contract, name: str, *args: str, **option
             time.sleep(1)
 
 
-def test_bilateral_private_data_reaches_the_counterparty(gateways: dict[str, Gateway]) -> None:
-    key = unique("client-bilateral")
+def test_shared_private_data_reaches_the_other_member(gateways: dict[str, Gateway]) -> None:
+    key = unique("client-shared")
     details = unique("remittance")
-    collection = "bilateral-HKBankMSP-USBankMSP"
+    collection = "disclosure-USBankMSP"  # USBank and the regulator
 
     submit_when_gossip_ready(
         contract_of(gateways, "USBankMSP"),
@@ -202,9 +202,9 @@ def test_bilateral_private_data_reaches_the_counterparty(gateways: dict[str, Gat
         endorsing_organizations=["USBankMSP"],
     )
 
-    # The submit returned once USBank's peer committed; HKBank's peer commits the same block a
+    # The submit returned once USBank's peer committed; the regulator's peer commits the same block a
     # moment later, so read there until it has (the value must then be exactly the details).
-    assert read_when_committed(contract_of(gateways, "HKBankMSP"), "GetPrivate", collection, key) == details.encode()
+    assert read_when_committed(contract_of(gateways, "RegulatorMSP"), "GetPrivate", collection, key) == details.encode()
     with pytest.raises(GatewayError):
         contract_of(gateways, "SGBankMSP").evaluate_transaction("GetPrivate", collection, key)
 

@@ -25,8 +25,12 @@ pytestmark = pytest.mark.network
 
 CHAINCODE = "conformance"
 BANKS = ("USBankMSP", "HKBankMSP", "SGBankMSP")
-BOOKS_US = "books-USBankMSP"
-BILATERAL_US_HK = "bilateral-HKBankMSP-USBankMSP"
+# USBank's implicit collection (its books): only USBank's peer holds it and only its endorsement
+# writes it, but Fabric turns neither memberOnlyRead nor memberOnlyWrite on for it.
+BOOKS_US = "_implicit_org_USBankMSP"
+# An explicit collection of USBank and the regulator, with memberOnlyRead and memberOnlyWrite.
+SHARED_US_REG = "disclosure-USBankMSP"
+REGULATOR = "RegulatorMSP"
 
 
 def unique(prefix: str) -> str:
@@ -35,7 +39,7 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def gateways(profile_path: Path) -> Iterator[dict[str, Gateway]]:
-    connected = {msp: connect_org(profile_path, msp) for msp in BANKS}
+    connected = {msp: connect_org(profile_path, msp) for msp in (*BANKS, REGULATOR)}
     yield connected
     for gateway in connected.values():
         gateway.close()
@@ -167,40 +171,65 @@ def test_private_write_member_read_and_non_member_hash(gateways: dict[str, Gatew
     key = unique("acct")
     value = b"holder:Jane Customer;balance:100"
     cc(gateways).submit_transaction(
-        "PutPrivate", BOOKS_US, key, transient={"value": value}, endorsing_organizations=["USBankMSP"]
+        "PutPrivate", SHARED_US_REG, key, transient={"value": value}, endorsing_organizations=["USBankMSP"]
     )
-    assert cc(gateways).evaluate_transaction("GetPrivate", BOOKS_US, key) == value
-    assert as_json(cc(gateways).evaluate_transaction("GetPrivateMultiple", BOOKS_US, f"{key},nope")) == [
+    assert cc(gateways).evaluate_transaction("GetPrivate", SHARED_US_REG, key) == value
+    assert as_json(cc(gateways).evaluate_transaction("GetPrivateMultiple", SHARED_US_REG, f"{key},nope")) == [
         value.decode(),
         "",
     ]
     # Another bank's client may not read the collection, but may compare its hash.
     with pytest.raises(GatewayError) as caught:
-        cc(gateways, "HKBankMSP").evaluate_transaction("GetPrivate", BOOKS_US, key)
+        cc(gateways, "HKBankMSP").evaluate_transaction("GetPrivate", SHARED_US_REG, key)
     assert "does not have read access permission" in str(caught.value)
     expected = hashlib.sha256(value).hexdigest().encode()
     hk = cc(gateways, "HKBankMSP")
+    assert on_other_peer(lambda: hk.evaluate_transaction("GetPrivateHash", SHARED_US_REG, key), expected) == expected
+
+
+def test_implicit_collection_holds_the_orgs_books(gateways: dict[str, Gateway]) -> None:
+    """What the contract relies on for a bank's books (docs/decisions/0036), on real peers."""
+    key = unique("books")
+    value = b"holder:Jane Customer;balance:100"
+    cc(gateways).submit_transaction(
+        "PutPrivate", BOOKS_US, key, transient={"value": value}, endorsing_organizations=["USBankMSP"]
+    )
+    assert cc(gateways).evaluate_transaction("GetPrivate", BOOKS_US, key) == value
+    # Another bank's peer holds only the hash...
+    hk = cc(gateways, "HKBankMSP")
+    expected = hashlib.sha256(value).hexdigest().encode()
     assert on_other_peer(lambda: hk.evaluate_transaction("GetPrivateHash", BOOKS_US, key), expected) == expected
+    with pytest.raises(GatewayError):
+        hk.evaluate_transaction("GetPrivate", BOOKS_US, key)
+    # ...but its client is not refused by USBank's peer: memberOnlyRead is off for implicit
+    # collections, which is why the deposit-token contract checks every caller itself.
+    assert hk.evaluate_transaction("GetPrivate", BOOKS_US, key, endorsing_organizations=["USBankMSP"]) == value
+    # A write endorsed by another bank's peer alone is simulated, then fails validation.
+    with pytest.raises(CommitError) as caught:
+        hk.submit_transaction(
+            "PutPrivate", BOOKS_US, unique("forged"), transient={"value": b"x"}, endorsing_organizations=["HKBankMSP"]
+        )
+    assert caught.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
 
 
 def test_bilateral_collection_and_private_queries(gateways: dict[str, Gateway]) -> None:
     kind = unique("pay").replace("-", "")
     cc(gateways).submit_transaction(
         "PutPrivateComposite",
-        BILATERAL_US_HK,
+        SHARED_US_REG,
         kind,
         "USD,1",
         transient={"value": b"remittance"},
         endorsing_organizations=["USBankMSP"],
     )
-    # The counterparty bank reads it from its own peer.
-    hk = cc(gateways, "HKBankMSP")
+    # The other member reads it from its own peer.
+    regulator = cc(gateways, REGULATOR)
     rows = on_other_peer(
-        lambda: hk.evaluate_transaction("GetPrivateByPartialKey", BILATERAL_US_HK, kind, ""), b'[["USD","1"]]'
+        lambda: regulator.evaluate_transaction("GetPrivateByPartialKey", SHARED_US_REG, kind, ""), b'[["USD","1"]]'
     )
     assert as_json(rows) == [["USD", "1"]]
     with pytest.raises(GatewayError):
-        cc(gateways, "SGBankMSP").evaluate_transaction("GetPrivateByPartialKey", BILATERAL_US_HK, kind, "")
+        cc(gateways, "SGBankMSP").evaluate_transaction("GetPrivateByPartialKey", SHARED_US_REG, kind, "")
 
 
 def test_private_range_query(gateways: dict[str, Gateway]) -> None:
@@ -232,7 +261,7 @@ def test_non_member_private_write_is_refused(gateways: dict[str, Gateway]) -> No
     key = unique("intruder")
     with pytest.raises(EndorseError) as caught:
         cc(gateways, "SGBankMSP").submit_transaction(
-            "PutPrivate", BOOKS_US, key, transient={"value": b"x"}, endorsing_organizations=["SGBankMSP"]
+            "PutPrivate", SHARED_US_REG, key, transient={"value": b"x"}, endorsing_organizations=["SGBankMSP"]
         )
     assert "write access permission" in str(caught.value)
 
