@@ -18,6 +18,7 @@ idempotent by its reference, so a retry is safe); anything else is ``LedgerFailu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT_KEY = "request"
+_HEX = re.compile(r"^(?:[0-9a-f]{2}){1,64}$")
 MAX_PENDING_CREDITS = 1000
 SUBMIT_ATTEMPTS = 6
 DEFAULT_SUBMIT_DEADLINE = 30.0
@@ -454,7 +456,13 @@ class FabricLedger:
         return self.submit("RefundPayment", request={"payment_id": payment_id})
 
     def get_payment(self, payment_id: str, details: bool = False) -> JSON:
-        return self.evaluate("GetPayment", payment_id, request={"details": True} if details else None)
+        record = self.evaluate("GetPayment", payment_id, request={"details": True} if details else None)
+        if details and record.get("details") is None and record.get("payee_bank") == self._msp_id:
+            # Not completed yet, so not in this bank's books: the payer bank's peer has them.
+            record["details"] = self._checked_details(
+                "GetPaymentDetails", payment_id, str(record.get("payer_bank")), record, f"payment {payment_id}"
+            )
+        return record
 
     def list_payments(self, bank: str | None, status: str | None, page_size: int, bookmark: str) -> JSON:
         query: JSON = {"page_size": page_size}
@@ -517,7 +525,31 @@ class FabricLedger:
         return self.submit("RefundPvpLeg", request={"pvp_id": pvp_id})
 
     def get_pvp(self, pvp_id: str, details: bool = False) -> JSON:
-        return self.evaluate("GetPvp", pvp_id, request={"details": True} if details else None)
+        record = self.evaluate("GetPvp", pvp_id, request={"details": True} if details else None)
+        legs: JSON = record["legs"] if isinstance(record.get("legs"), dict) else {}
+        acceptor, proposer = (legs.get("a") or {}).get("bank"), (legs.get("p") or {}).get("bank")
+        if details and record.get("details") is None and acceptor == self._msp_id and proposer != self._msp_id:
+            # Not accepted yet, so not in this bank's books: the proposer bank's peer has them
+            # (the acceptor's gateway needs them to know which customer may answer the offer).
+            record["details"] = self._checked_details("GetPvpDetails", pvp_id, str(proposer), record, f"PvP {pvp_id}")
+        return record
+
+    def _checked_details(self, query: str, object_id: str, holder: str, record: JSON, what: str) -> JSON | None:
+        """The other bank's details for display, or ``None`` when its peer cannot give them now or they
+        do not match the public record's salted hash (what acts on them, the contract, checks again)."""
+        try:
+            given = self._counterparty_details(query, object_id, holder, what)
+        except (ContractRejected, LedgerError) as error:
+            log.info("details of %s not available from %s: %s", what, holder, error)
+            return None
+        details, salt = given.get("details"), given.get("salt")
+        if not isinstance(details, dict) or not isinstance(salt, str) or not _HEX.fullmatch(salt):
+            return None
+        canonical = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if hashlib.sha256(bytes.fromhex(salt) + canonical).hexdigest() != record.get("details_hash"):
+            log.warning("details of %s from %s do not match the public hash", what, holder)
+            return None
+        return details
 
     def list_open_pvps(self, limit: int) -> JSON:
         return self.evaluate("ListOpenPvps", self._msp_id, str(limit))

@@ -111,7 +111,8 @@ def test_another_banks_peer_sees_only_hashes(
         try:
             hk.evaluate("RogueReadBooks", None, US, payer.account_id)
         except Refused as refusal:
-            assert "does not have read access" in refusal.message
+            # The books are USBank's implicit collection: HKBank's peer holds only its hashes.
+            assert "private data matching public hash version is not available" in refusal.message
             assert payer.holder not in refusal.message
         else:
             raise AssertionError("HKBank's peer read USBank's books")
