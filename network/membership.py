@@ -13,7 +13,8 @@ The steps, in order (each one is what a real party would run, and each can be re
                  block, its peer with the channel's genesis block (or a ledger snapshot), and
                  catches up;
 6. ``chaincode`` every org: the definition moves to the next sequence with the new bank's
-                 collections (its books, its supply, a bilateral collection with every bank);
+                 collections (its supply and its disclosures; its books are its org's implicit
+                 collection, which needs no entry);
                  the new bank installs, starts its chaincode server and approves; the other
                  orgs' chaincode servers keep serving;
 7. ``register`` the regulator: the bank and its currencies enter the reference data;

@@ -1,7 +1,8 @@
 """A contract that exercises every stub call, for the runtime's own tests.
 
 Deployed next to the deposit-token contract under the name ``conformance``, with the
-same collections (``books-<MSP>`` per bank, ``bilateral-<A>-<B>`` per pair of banks), so
+same collections (``supply-<MSP>`` and ``disclosure-<MSP>`` per bank, and every org's implicit
+``_implicit_org_<MSP>``), so
 tests can drive each ledger call from a real peer. Public values travel as arguments
 (they are test data); private values travel in the transient map under ``value``, as
 real contracts must do. Lists of keys or org ids are comma-separated arguments.

@@ -87,8 +87,9 @@ _UNAVAILABLE_CODES = {
 # outlast the retries are reported as contention: a policy failure that persists is a real refusal.
 CONTENTION_CODES = frozenset(RETRYABLE_VALIDATION_CODES | {ENDORSEMENT_POLICY_FAILURE})
 
-# What the peer says when it cannot hand a private collection's data to the other bank's peer
-# (the bilateral collections need one: decision 0004), naming the collection.
+# What the peer says when it cannot hand a private collection's data to another org's peer, naming
+# the collection. No collection requires it since decision 0031, and none is shared by a pair of
+# banks since 0036; a network deployed with bilateral collections can still say it.
 _DISSEMINATION = re.compile(
     r"(failed to distribute private collection|required to disseminate to at least)"
     r"(?:.*?collection (?P<collection>[A-Za-z0-9_.-]+))?",
