@@ -162,3 +162,65 @@ def test_a_third_bank_cannot_confirm_anothers_settlement_leg(ledger: Ledger) -> 
     ledger.submit(SG, "OpenSettlementCycle", args=["c1"])
     with pytest.raises(Refused, match=r"^\[not_authorized\] SGBankMSP has no leg in settlement cycle c1"):
         ledger.submit(SG, "ConfirmSettlement", args=["c1", "RTGS-1"])
+
+
+def test_no_function_lets_another_banks_client_into_a_banks_books(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bank's books are its org's implicit collection, which Fabric lets any org's client read and
+    write through the bank's own peer (memberOnlyRead and memberOnlyWrite are off for implicit
+    collections; docs/decisions/0036). Only the contract stands between another bank's client and
+    those books, so every function is run on USBank's peer as a client of each other org, with ids
+    that exist, and none may touch USBank's books, except the two details queries for the other
+    bank of that payment or PvP.
+    """
+    from tests.unit.contract.test_contract_pvp import _propose
+    from tests.unit.contract.test_contract_pvp import _setup as pvp_setup
+
+    pvp_setup(ledger)  # Alice (USBank) and Bob (HKBank), each with an account at the other bank
+    pvp_id = _propose(ledger)["pvp_id"]
+    payment_id = ledger.submit(
+        US,
+        "InitiatePayment",
+        {"idempotency_key": "k", "payer_account": "alice", "payee_bank": HK, "payee_account": "bob",
+         "currency": "USD", "amount": 100, "remittance": "Invoice for Alice",
+         "pending_credits": ledger.pending(US, "alice")},
+    )["payment_id"]  # fmt: skip
+    touched: list[tuple[str, str, str]] = []
+    from chaincode.deposit_token.testing import MemoryStub
+
+    original_read, original_write = MemoryStub._check_read, MemoryStub._check_write
+
+    def watch_read(stub: MemoryStub, name: str) -> object:
+        if name == books_collection(stub._peer) and stub._creator != stub._peer:
+            touched.append(("read", name, stub._creator))
+        return original_read(stub, name)
+
+    def watch_write(stub: MemoryStub, collection: str) -> None:
+        if collection == books_collection(stub._peer) and stub._creator != stub._peer:
+            touched.append(("write", collection, stub._creator))
+        original_write(stub, collection)
+
+    monkeypatch.setattr(MemoryStub, "_check_read", watch_read)
+    monkeypatch.setattr(MemoryStub, "_check_write", watch_write)
+    values = {
+        "payment_id": payment_id, "pvp_id": pvp_id, "escrow_id": payment_id, "account_id": "alice",
+        "msp_id": US, "bank": US, "cycle_id": "c1", "request_id": payment_id, "currency": "USD",
+    }  # fmt: skip
+    request = {
+        **values, "payer_account": "alice", "payee_account": "shop", "payee_bank": HK, "amount": 1,
+        "idempotency_key": "other", "deposit_ref": "d", "withdrawal_ref": "w", "reason": "x", "details": True,
+    }  # fmt: skip
+    contract = next(iter(ledger.channel.router.metadata()["contracts"].values()))
+    allowed = {"GetPaymentDetails", "GetPvpDetails"}
+    for transaction in contract["transactions"]:
+        name = transaction["name"]
+        args = [str(values.get(p["name"], "{}")) for p in transaction["parameters"]]
+        for creator in (HK, SG, REG):
+            touched.clear()
+            simulation = ledger.channel.simulate(US, name, args, {"request": request}, creator=creator)
+            if name in allowed and creator == HK:
+                assert simulation.ok and touched == [("read", books_collection(US), HK)], (name, simulation.message)
+            else:
+                assert touched == [], (name, creator, touched, simulation.message)
+                assert "Alice" not in simulation.message and b"alice" not in simulation.payload, name

@@ -383,3 +383,32 @@ def test_open_payments_are_listed_from_their_own_index_until_they_are_final(ledg
     open_entries = [key for key in ledger.channel.public_items() if key.startswith("open-payment/")]
     # ids[1] (rejected, refund due) and ids[3] (initiated), each under payer, payee and all banks.
     assert sorted(entry.rsplit("/", 1)[1] for entry in open_entries) == sorted([ids[1], ids[3]] * 3)
+
+
+def test_the_payee_credits_only_details_that_match_the_public_hash(ledger: Ledger) -> None:
+    """The details reach the payee bank from the payer bank's peer (docs/decisions/0036), so the
+    contract checks them against the salted hash the payer's endorsement put in the public record."""
+    _setup(ledger)
+    payment_id = _initiate(ledger)["payment_id"]
+    given = ledger.query(US, "GetPaymentDetails", args=[payment_id], creator=HK)
+    other_salt = ("0" if given["salt"][0] != "0" else "1") + given["salt"][1:]
+    for details, salt in [
+        ({**given["details"], "payee_account": "elsewhere"}, given["salt"]),
+        ({**given["details"], "remittance": "changed"}, given["salt"]),
+        ({**given["details"], "extra": "x"}, given["salt"]),
+        (given["details"], other_salt),
+    ]:
+        message = ledger.refused(HK, "CompletePayment", {"payment_id": payment_id, "details": details, "salt": salt})
+        assert message.startswith("[invalid_request] 'details' and 'salt' do not match the public hash"), message
+    # Without them at all (the test helper would fetch them, so straight to the channel).
+    bare = ledger.channel.simulate(HK, "CompletePayment", (), {"request": {"payment_id": payment_id}})
+    assert bare.message.startswith("[invalid_request] 'details' (an object) and 'salt' (hex) are required")
+    for request in (
+        {"payment_id": payment_id, "details": "text", "salt": given["salt"]},
+        {"payment_id": payment_id, "details": given["details"], "salt": "not hex"},
+        {"payment_id": payment_id, "details": given["details"]},
+    ):
+        assert ledger.refused(HK, "CompletePayment", {**request}).startswith("[invalid_request] 'details' (an object)")
+    assert ledger.query(REG, "GetPayment", args=[payment_id])["status"] == "initiated"
+    assert ledger.submit(HK, "CompletePayment", {"payment_id": payment_id, **given})["completed"] is True
+    assert ledger.balance(HK, "shop", "USD") == 2500

@@ -154,3 +154,25 @@ def test_markers_are_in_the_supply_collections(ledger: Ledger) -> None:
     for bank in (US, HK):
         assert keys.pvp_lock(pvp_id) in ledger.channel.state[supply_collection(bank)]
     assert ledger.query(REG, "GetPvp", args=[pvp_id])["status"] == "locked"
+
+
+def test_the_acceptor_locks_only_with_the_proposers_accounts(ledger: Ledger) -> None:
+    """The four accounts come from the proposer bank's peer (docs/decisions/0036); the contract
+    checks them against the salted hash in the public record before the acceptor's leg moves."""
+    _setup(ledger)
+    pvp_id = _propose(ledger)["pvp_id"]
+    with pytest.raises(Refused, match=r"^\[not_authorized\]"):
+        ledger.query(US, "GetPvpDetails", args=[pvp_id], creator=SG)
+    given = ledger.query(US, "GetPvpDetails", args=[pvp_id], creator=HK)
+    assert given["details"]["counter_payee_account"] == "alice-hkd"
+    # HKBank's books do not hold them before it accepts: the gateway asks USBank's peer.
+    assert ledger.query(HK, "GetPvp", {"details": True}, args=[pvp_id])["details"] is None
+    forged = {**given["details"], "counter_payee_account": "bob"}  # Bob pays himself
+    message = ledger.refused(
+        HK, "AcceptPvp",
+        {"pvp_id": pvp_id, "payer_account": "bob", "details": forged, "salt": given["salt"],
+         "pending_credits": ledger.pending(HK, "bob")},
+    )  # fmt: skip
+    assert message.startswith("[invalid_request] 'details' and 'salt' do not match the public hash of PvP")
+    _accept(ledger, pvp_id)
+    assert ledger.query(HK, "GetPvp", {"details": True}, args=[pvp_id])["details"] == given["details"]
