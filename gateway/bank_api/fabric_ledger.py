@@ -435,6 +435,11 @@ class FabricLedger:
             if refused.code in {"details_not_here", "payment_not_found", "pvp_not_found"}:
                 raise LedgerFailure(f"{holder}'s peer does not hold the details of {what} yet") from refused
             raise
+        except LedgerUnavailable as unavailable:
+            # Our own peer answered (it routes the query); the other bank's did not.
+            raise CounterpartyUnreachable(
+                f"the details of {what} are in {holder}'s books and its peer cannot be reached", holder
+            ) from unavailable
         return {"details": given.get("details"), "salt": given.get("salt")}
 
     def complete_payment(self, payment_id: str) -> JSON:
@@ -540,7 +545,7 @@ class FabricLedger:
         do not match the public record's salted hash (what acts on them, the contract, checks again)."""
         try:
             given = self._counterparty_details(query, object_id, holder, what)
-        except (ContractRejected, LedgerError) as error:
+        except (ContractRejected, LedgerFailure) as error:
             log.info("details of %s not available from %s: %s", what, holder, error)
             return None
         details, salt = given.get("details"), given.get("salt")

@@ -1,0 +1,51 @@
+"""The gateway's ledger port fetches what the other bank holds (decision 0036), on the real contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.bank_api.ledger import ContractRejected, LedgerFailure
+from tests.unit.contract.conftest import HK, SG, US, Ledger, new_ledger
+from tests.unit.contract.test_contract_payments import _initiate, _setup
+from tests.unit.regulator.channel_ledger import ChannelLedger
+
+
+@pytest.fixture
+def paid() -> tuple[Ledger, str]:
+    ledger = new_ledger()
+    _setup(ledger)
+    return ledger, _initiate(ledger)["payment_id"]
+
+
+def test_the_payee_bank_sees_and_completes_with_the_payer_banks_details(paid: tuple[Ledger, str]) -> None:
+    ledger, payment_id = paid
+    hk = ChannelLedger(ledger.channel, HK)
+    before: dict[str, Any] = hk.get_payment(payment_id, details=True)
+    assert before["status"] == "initiated"
+    assert before["details"]["payee_account"] == "shop"  # from USBank's peer, checked against the hash
+    assert hk.complete_payment(payment_id)["completed"] is True
+    assert hk.complete_payment(payment_id)["completed"] is False  # no second fetch needed or made
+    assert ledger.balance(HK, "shop") == 2500
+    # A third bank's gateway gets no details, from its own peer or the payer's.
+    sg = ChannelLedger(ledger.channel, SG)
+    with pytest.raises(ContractRejected) as refused:
+        sg.get_payment(payment_id, details=True)
+    assert refused.value.code == "not_authorized"
+    with pytest.raises(ContractRejected) as refused:
+        sg.evaluate("GetPaymentDetails", payment_id, on=US)
+    assert refused.value.code == "not_authorized"
+
+
+def test_details_the_payer_bank_does_not_hold_yet_are_a_retry(paid: tuple[Ledger, str]) -> None:
+    ledger, payment_id = paid
+    hk = ChannelLedger(ledger.channel, HK)
+    # Asked of a peer whose books do not hold them (as a payer's peer that has not committed yet).
+    with pytest.raises(LedgerFailure, match="does not hold the details"):
+        hk._counterparty_details("GetPaymentDetails", payment_id, SG, f"payment {payment_id}")
+    assert hk._checked_details("GetPaymentDetails", payment_id, SG, {}, "payment") is None
+    # Details that do not match the record's hash are not shown.
+    record = hk.get_payment(payment_id)
+    assert hk._checked_details("GetPaymentDetails", payment_id, US, {**record, "details_hash": "0" * 64}, "p") is None
+    assert hk._checked_details("GetPaymentDetails", payment_id, US, record, "p") is not None
