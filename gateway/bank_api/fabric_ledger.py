@@ -442,17 +442,35 @@ class FabricLedger:
             ) from unavailable
         return {"details": given.get("details"), "salt": given.get("salt")}
 
-    def complete_payment(self, payment_id: str) -> JSON:
-        request: JSON = {"payment_id": payment_id}
+    def _payer_to_complete(self, payment_id: str) -> str | None:
+        """The payer bank of an initiated payment to this bank, from our peer; ``None`` otherwise."""
         try:
             record = self.get_payment(payment_id)
         except ContractRejected:
-            record = {}
-        # Anything but an initiated payment to this bank: the contract gives the refusal (and its
-        # code) or the idempotent answer the caller acts on, with no call to the other bank.
+            return None
         if record.get("payee_bank") == self._msp_id and record.get("status") == "initiated":
-            payer = str(record["payer_bank"])
-            request.update(self._counterparty_details("GetPaymentDetails", payment_id, payer, f"payment {payment_id}"))
+            return str(record["payer_bank"])
+        return None
+
+    def complete_payment(self, payment_id: str, payer_bank: str | None = None) -> JSON:
+        """Complete an incoming payment with the details from the payer bank's peer (decision 0036).
+
+        ``payer_bank`` is the event's word for it and spares a read of the record; without it, or
+        when the bank it names does not hold the details, the record on our peer says. A payment
+        that is not an initiated one to this bank goes to the contract without details: its refusal
+        (or its idempotent answer) is what the caller acts on.
+        """
+        request: JSON = {"payment_id": payment_id}
+        holder = payer_bank if payer_bank is not None else self._payer_to_complete(payment_id)
+        if holder is not None and holder != self._msp_id:
+            what = f"payment {payment_id}"
+            try:
+                request.update(self._counterparty_details("GetPaymentDetails", payment_id, holder, what))
+            except (ContractRejected, LedgerFailure):
+                recorded = self._payer_to_complete(payment_id) if payer_bank is not None else None
+                if recorded is None or recorded == holder:
+                    raise
+                request.update(self._counterparty_details("GetPaymentDetails", payment_id, recorded, what))
         return self.submit("CompletePayment", request=request)
 
     def reject_payment(self, payment_id: str, reason: str) -> JSON:

@@ -38,7 +38,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -109,7 +109,10 @@ _ANY_ACTIVE_SUBSCRIPTION = select(WebhookSubscription.id).where(WebhookSubscript
 _TASKS = cast(Table, PaymentTask.__table__)
 _CHECKPOINTS = cast(Table, EventCheckpoint.__table__)
 _DUE = (
-    select(_TASKS.c.id, _TASKS.c.action, _TASKS.c.payment_id, _TASKS.c.event_name, _TASKS.c.attempts)
+    select(
+        _TASKS.c.id, _TASKS.c.action, _TASKS.c.payment_id, _TASKS.c.event_name, _TASKS.c.counterparty,
+        _TASKS.c.attempts,
+    )
     .where(
         _TASKS.c.state == "pending",
         _TASKS.c.next_attempt_at <= bindparam("now"),
@@ -149,6 +152,9 @@ class TaskSpec:
     action: str
     payment_id: str
     event_name: str | None = None
+    # The other bank, when known (for ``complete``: the payer bank, whose peer holds the details).
+    # A hint, not part of the task's identity.
+    counterparty: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
@@ -202,14 +208,16 @@ class IncomingPayments:
         self.msp_id = services.msp_id
         self.faults = faults or Faults(services.config.fault_file)
 
-    def settle_incoming(self, payment_id: str, stop: threading.Event | None = None) -> str:
+    def settle_incoming(
+        self, payment_id: str, stop: threading.Event | None = None, payer_bank: str | None = None
+    ) -> str:
         """Complete an incoming payment, or reject it with the reason the payee cannot be paid.
 
         Returns what happened: completed, rejected, already (someone else did it) or skipped.
         """
         self.faults.hold_completion(self.ledger, payment_id, stop or threading.Event())
         try:
-            result = self.ledger.complete_payment(payment_id)
+            result = self.ledger.complete_payment(payment_id, payer_bank)
         except ContractRejected as refusal:
             if refusal.code in ALREADY_DONE_CODES:
                 if self.ledger.get_payment(payment_id).get("status") == "initiated":
@@ -302,7 +310,7 @@ class IncomingPayments:
     def perform(self, spec: TaskSpec, stop: threading.Event | None = None) -> tuple[str, list[Notice]]:
         """Do one task against the ledger; returns its outcome and the webhooks to queue."""
         if spec.action == COMPLETE:
-            return self.settle_incoming(spec.payment_id, stop), []
+            return self.settle_incoming(spec.payment_id, stop, spec.counterparty), []
         if spec.action == REFUND:
             return self.refund(spec.payment_id), []
         if spec.action == NOTIFY and spec.event_name:
@@ -353,8 +361,8 @@ class PaymentTasks:
         new = [
             {
                 "task_key": key, "action": spec.action, "payment_id": spec.payment_id, "event_name": spec.event_name,
-                "state": "pending", "attempts": 0, "next_attempt_at": now, "block_number": block_number,
-                "created_at": now, "updated_at": now,
+                "counterparty": spec.counterparty, "state": "pending", "attempts": 0, "next_attempt_at": now,
+                "block_number": block_number, "created_at": now, "updated_at": now,
             }
             for key, spec in wanted.items()
             if key not in queued
@@ -474,7 +482,10 @@ class PaymentTasks:
                 return []
             until = moment + timedelta(seconds=TASK_LEASE_SECONDS)
             connection.execute(_CLAIM, {"ids": [row.id for row in rows], "until": until})
-        return [ClaimedTask(row.id, TaskSpec(row.action, row.payment_id, row.event_name), row.attempts) for row in rows]
+        return [
+            ClaimedTask(row.id, TaskSpec(row.action, row.payment_id, row.event_name, row.counterparty), row.attempts)
+            for row in rows
+        ]
 
     def _run(self, task: ClaimedTask) -> str:
         """Run one claimed task and record how it ended; returns its new state."""
@@ -613,7 +624,8 @@ class PaymentFollower:
         theirs_to_us = event.payload.get("payee_bank") == self.msp_id
         specs: list[TaskSpec] = []
         if event.name == "PaymentInitiated" and theirs_to_us:
-            specs.append(TaskSpec(COMPLETE, payment_id))
+            payer = event.payload.get("payer_bank")
+            specs.append(TaskSpec(COMPLETE, payment_id, counterparty=payer if isinstance(payer, str) else None))
         if event.name == "PaymentRejected" and ours:
             specs.append(TaskSpec(REFUND, payment_id))
         tells = {"PaymentRejected": ours, "PaymentCompleted": ours or theirs_to_us, "PaymentRefunded": ours}
@@ -728,7 +740,9 @@ class PaymentSweeper:
             if payment.get("payee_bank") == self.msp_id:
                 counts["pending_incoming"] += 1
                 if age >= self.grace:  # fresh ones are the follower's: acting too would only collide
-                    specs.append(("completions_queued", TaskSpec(COMPLETE, payment_id)))
+                    payer = payment.get("payer_bank")
+                    spec = TaskSpec(COMPLETE, payment_id, counterparty=payer if isinstance(payer, str) else None)
+                    specs.append(("completions_queued", spec))
             elif payment.get("payer_bank") == self.msp_id and age >= timeout:
                 specs.append(("refunds_queued", TaskSpec(REFUND, payment_id)))
         for payment in self._payments("rejected"):

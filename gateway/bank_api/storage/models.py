@@ -174,6 +174,9 @@ class PaymentTask(Base):
     action: Mapped[str] = mapped_column(String(16), nullable=False)  # complete, refund, notify
     payment_id: Mapped[str] = mapped_column(String(64), nullable=False)
     event_name: Mapped[str | None] = mapped_column(String(32))
+    # The other bank, as the event named it: for ``complete``, the payer bank whose peer holds the
+    # details (decision 0036), so the worker need not look the payment up first.
+    counterparty: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), nullable=False)  # pending, done, failed
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False, index=True)

@@ -794,7 +794,7 @@ class FakeLedger:
         payment["timeline"].append({"status": status, "at": iso(self.network.clock()), "tx_id": tx_id})
         self.network.emit(tx_id, event, payload)
 
-    def complete_payment(self, payment_id: str) -> JSON:
+    def complete_payment(self, payment_id: str, payer_bank: str | None = None) -> JSON:
         self._call("CompletePayment")
         with self.network.lock:
             payment = self._payment(payment_id)

@@ -34,11 +34,11 @@ def _hold_completions_to(gateway: Gateway, payee_account: str) -> threading.Even
     release = threading.Event()
     real = gateway.ledger.complete_payment
 
-    def complete(payment_id: str) -> JSON:
+    def complete(payment_id: str, payer_bank: str | None = None) -> JSON:
         details = gateway.ledger.get_payment(payment_id, details=True)["details"]
         if details["payee_account"] == payee_account:
             release.wait(30)
-        return real(payment_id)
+        return real(payment_id, payer_bank)
 
     gateway.ledger.complete_payment = complete  # type: ignore[method-assign]
     return release
@@ -153,7 +153,7 @@ def test_an_outage_is_waited_out_without_using_up_attempts(us: Gateway, hk: Gate
     real = hk.ledger.complete_payment
     outages = [0]
 
-    def unavailable(payment_id: str) -> JSON:
+    def unavailable(payment_id: str, payer_bank: str | None = None) -> JSON:
         outages[0] += 1
         raise LedgerUnavailable("peer down", retry_after=0)
 
@@ -179,7 +179,7 @@ def test_a_failing_task_is_given_up_then_revived_by_the_sweeper(us: Gateway, hk:
         follower.record(event)
     real = hk.ledger.complete_payment
 
-    def broken(payment_id: str) -> Any:
+    def broken(payment_id: str, payer_bank: str | None = None) -> Any:
         raise LedgerFailure("chaincode failed with status 500")
 
     hk.ledger.complete_payment = broken  # type: ignore[method-assign]

@@ -49,3 +49,36 @@ def test_details_the_payer_bank_does_not_hold_yet_are_a_retry(paid: tuple[Ledger
     record = hk.get_payment(payment_id)
     assert hk._checked_details("GetPaymentDetails", payment_id, US, {**record, "details_hash": "0" * 64}, "p") is None
     assert hk._checked_details("GetPaymentDetails", payment_id, US, record, "p") is not None
+
+
+def test_the_events_word_for_the_payer_spares_a_read_and_a_wrong_one_is_corrected(
+    paid: tuple[Ledger, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger, payment_id = paid
+    hk = ChannelLedger(ledger.channel, HK)
+    asked: list[tuple[str, str | None]] = []
+    evaluate = hk.evaluate
+
+    def counting(name: str, *args: str, **kwargs: Any) -> Any:
+        asked.append((name, kwargs.get("on")))
+        return evaluate(name, *args, **kwargs)
+
+    monkeypatch.setattr(hk, "evaluate", counting)
+    # A wrong hint (a bank whose books do not hold the details): the record on our peer corrects it.
+    assert hk.complete_payment(payment_id, SG)["completed"] is True
+    assert asked == [("GetPaymentDetails", SG), ("GetPayment", None), ("GetPaymentDetails", US)]
+    asked.clear()
+    second = _initiate(ledger, key="order-2")["payment_id"]
+    assert hk.complete_payment(second, US)["completed"] is True
+    assert asked == [("GetPaymentDetails", US)]  # the right hint: no read of the record first
+
+
+def test_a_payment_initiated_to_us_is_queued_with_its_payer() -> None:
+    from gateway.bank_api.ledger import LedgerEvent
+    from gateway.bank_api.workers import COMPLETE, PaymentFollower
+
+    follower = PaymentFollower.__new__(PaymentFollower)
+    follower.msp_id = HK
+    event = LedgerEvent(7, "tx", "PaymentInitiated", {"payment_id": "p" * 64, "payer_bank": US, "payee_bank": HK})
+    [spec] = follower.tasks_for(event)
+    assert (spec.action, spec.counterparty) == (COMPLETE, US)
