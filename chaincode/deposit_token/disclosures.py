@@ -29,7 +29,7 @@ from chaincode.deposit_token import keys
 from chaincode.deposit_token.collections import disclosure_collection, regulator_collection
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record
-from chaincode.deposit_token.payments import details_hash, parse_payment_id, stored_details
+from chaincode.deposit_token.payments import booked_details, details_hash, parse_payment_id
 from chaincode.deposit_token.reference import Bank, Config, caller_org, load_config
 from chaincode.deposit_token.requests import Request
 from chaincode.shim.contract import Context
@@ -111,7 +111,7 @@ def approve(ledger: Ledger, bank: Bank, request_id: str) -> Record:
         )
     payment_id = record["payment_id"]
     payment = ledger.get(keys.payment(payment_id))
-    stored = stored_details(ledger, bank, payment_id)
+    stored = booked_details(ledger, bank, keys.booked_payment(payment_id))
     if payment is None or stored is None:
         raise refusal("invalid_state", f"the details of payment {payment_id} are not in this bank's books")
     details, salt = stored

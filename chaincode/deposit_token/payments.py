@@ -77,14 +77,14 @@ OPEN_STATUSES = (INITIATED, REJECTED)
 
 PAYMENT_ID = re.compile(r"^[0-9a-f]{64}$")
 REASON = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-SALT = re.compile(r"^[0-9a-f]{32,128}$")
+# Whole bytes (an odd number of hex digits is no salt: bytes.fromhex refuses it), 16 to 64 of them.
+SALT = re.compile(r"^(?:[0-9a-f]{2}){16,64}$")
 
 INITIATE_FIELDS = (
     "idempotency_key", "payer_account", "payee_bank", "payee_account", "currency", "amount",
     "payee_currency", "payee_amount", "rate", "remittance", "salt", "pending_credits",
 )  # fmt: skip
 COMPLETE_FIELDS = ("payment_id", "details", "salt")
-DETAIL_FIELDS = ("payer_account", "payer_jurisdiction", "payee_account", "remittance")
 
 
 def payment_id_for(payer_bank: str, idempotency_key: str) -> str:
@@ -116,12 +116,22 @@ def parse_details(request: Request, expected_hash: str, what: str) -> tuple[Reco
     return raw, salt
 
 
-def stored_details(ledger: Ledger, bank: Bank, payment_id: str) -> tuple[Record, str] | None:
-    """This bank's copy of a payment's details (the payer's from initiation, the payee's from completion)."""
-    booked = ledger.get_private(Books(ledger, bank).collection, keys.booked_payment(payment_id))
+def booked_details(ledger: Ledger, bank: Bank, booked_key: str) -> tuple[Record, str] | None:
+    """This bank's copy of the details of a payment or PvP, kept in its booking of it: the payer's
+    (proposer's) from the start, the payee's (acceptor's) once it completed (accepted)."""
+    booked = ledger.get_private(Books(ledger, bank).collection, booked_key)
     if booked is None or "details" not in booked:
         return None
     return booked["details"], booked["salt"]
+
+
+def hand_over(ledger: Ledger, holder: Bank, booked_key: str, what: str) -> Record:
+    """The details and salt ``holder``'s books keep under ``booked_key``, for the other bank to act
+    on (the caller checked that the asker is one of the two banks)."""
+    stored = booked_details(ledger, holder, booked_key)
+    if stored is None:
+        raise refusal("details_not_here", f"{holder.msp_id}'s books do not hold the details of {what}")
+    return {"details": stored[0], "salt": stored[1]}
 
 
 def endorsers_for(status: str, payer: str, payee: str) -> tuple[list[str], int | None]:
@@ -498,7 +508,7 @@ def get_payment(ledger: Ledger, payment_id: str, caller: Bank | None, with_detai
     if with_details:
         if caller is None or caller.msp_id not in (record["payer_bank"], record["payee_bank"]):
             raise refusal("not_authorized", "only the payer and payee banks may read a payment's details")
-        stored = stored_details(ledger, caller, payment_id)
+        stored = booked_details(ledger, caller, keys.booked_payment(payment_id))
         record["details"] = stored[0] if stored else None
     return record
 
@@ -513,10 +523,8 @@ def payment_details(ledger: Ledger, holder: Bank, caller: str, payment_id: str) 
     record = _require_record(ledger, payment_id)
     if caller not in (record["payer_bank"], record["payee_bank"]):
         raise refusal("not_authorized", "only the payer and payee banks may read a payment's details")
-    stored = stored_details(ledger, holder, payment_id)
-    if stored is None:
-        raise refusal("details_not_here", f"{holder.msp_id}'s books do not hold the details of payment {payment_id}")
-    return {"payment_id": payment_id, "details": stored[0], "salt": stored[1]}
+    given = hand_over(ledger, holder, keys.booked_payment(payment_id), f"payment {payment_id}")
+    return {"payment_id": payment_id, **given}
 
 
 def list_payments(ledger: Ledger, where: PaymentFilter, page_size: int, bookmark: str) -> Record:

@@ -47,7 +47,7 @@ from chaincode.deposit_token.collections import supply_collection
 from chaincode.deposit_token.errors import refusal
 from chaincode.deposit_token.ledger import Ledger, Record, encode, iso, newest_first, parse_iso
 from chaincode.deposit_token.money import convert, parse_rate
-from chaincode.deposit_token.payments import details_hash, parse_details
+from chaincode.deposit_token.payments import booked_details, details_hash, hand_over, parse_details
 from chaincode.deposit_token.reference import MSP_ID, Bank, Config, require_active, require_bank
 from chaincode.deposit_token.requests import Request
 from chaincode.deposit_token.supply import change_supply
@@ -389,13 +389,6 @@ def refund(ledger: Ledger, bank: Bank, pvp_id: str) -> Record:
 # -- queries ---------------------------------------------------------------------------------
 
 
-def _stored_details(ledger: Ledger, bank: Bank, pvp_id: str) -> tuple[Record, str] | None:
-    booked = ledger.get_private(Books(ledger, bank).collection, keys.booked_pvp(pvp_id))
-    if booked is None or "details" not in booked:
-        return None
-    return booked["details"], booked["salt"]
-
-
 def get(ledger: Ledger, pvp_id: str, caller: Bank | None, with_details: bool) -> Record:
     """The public record; with the four accounts from the caller's own books (the acceptor bank
     has them once it accepted, ``None`` before)."""
@@ -405,7 +398,7 @@ def get(ledger: Ledger, pvp_id: str, caller: Bank | None, with_details: bool) ->
         banks = (record["legs"]["p"]["bank"], record["legs"]["a"]["bank"])
         if caller is None or caller.msp_id not in banks:
             raise refusal("not_authorized", "only the two banks of a PvP may read its details")
-        stored = _stored_details(ledger, caller, pvp_id)
+        stored = booked_details(ledger, caller, keys.booked_pvp(pvp_id))
         result["details"] = stored[0] if stored else None
     return result
 
@@ -416,10 +409,7 @@ def counterparty_details(ledger: Ledger, holder: Bank, caller: str, pvp_id: str)
     record = _require(ledger, pvp_id)
     if caller not in (record["legs"]["p"]["bank"], record["legs"]["a"]["bank"]):
         raise refusal("not_authorized", "only the two banks of a PvP may read its details")
-    stored = _stored_details(ledger, holder, pvp_id)
-    if stored is None:
-        raise refusal("details_not_here", f"{holder.msp_id}'s books do not hold the details of PvP {pvp_id}")
-    return {"pvp_id": pvp_id, "details": stored[0], "salt": stored[1]}
+    return {"pvp_id": pvp_id, **hand_over(ledger, holder, keys.booked_pvp(pvp_id), f"PvP {pvp_id}")}
 
 
 def list_open(ledger: Ledger, bank: str, limit: int) -> Record:

@@ -66,7 +66,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT_KEY = "request"
-_HEX = re.compile(r"^(?:[0-9a-f]{2}){1,64}$")
+# A details salt as the contract accepts it (chaincode/deposit_token/payments.py, SALT).
+_SALT = re.compile(r"^(?:[0-9a-f]{2}){16,64}$")
 MAX_PENDING_CREDITS = 1000
 SUBMIT_ATTEMPTS = 6
 DEFAULT_SUBMIT_DEADLINE = 30.0
@@ -567,8 +568,10 @@ class FabricLedger:
             log.info("details of %s not available from %s: %s", what, holder, error)
             return None
         details, salt = given.get("details"), given.get("salt")
-        if not isinstance(details, dict) or not isinstance(salt, str) or not _HEX.fullmatch(salt):
+        if not isinstance(details, dict) or not isinstance(salt, str) or not _SALT.fullmatch(salt):
             return None
+        # The contract's details_hash (payments.py) over its canonical JSON (ledger.encode); the
+        # gateway does not import the chaincode, which is deployed on its own.
         canonical = json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         if hashlib.sha256(bytes.fromhex(salt) + canonical).hexdigest() != record.get("details_hash"):
             log.warning("details of %s from %s do not match the public hash", what, holder)

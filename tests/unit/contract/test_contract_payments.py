@@ -412,3 +412,15 @@ def test_the_payee_credits_only_details_that_match_the_public_hash(ledger: Ledge
     assert ledger.query(REG, "GetPayment", args=[payment_id])["status"] == "initiated"
     assert ledger.submit(HK, "CompletePayment", {"payment_id": payment_id, **given})["completed"] is True
     assert ledger.balance(HK, "shop", "USD") == 2500
+
+
+def test_a_salt_of_half_a_byte_is_refused_not_a_crash(ledger: Ledger) -> None:
+    _setup(ledger)
+    request = {
+        "idempotency_key": "salted", "payer_account": "alice", "payee_bank": HK, "payee_account": "shop",
+        "currency": "USD", "amount": 1, "pending_credits": ledger.pending(US, "alice"),
+    }  # fmt: skip
+    for salt in ("a" * 33, "a" * 30, "A" * 32, "a" * 130):
+        message = ledger.refused(US, "InitiatePayment", {**request, "salt": salt})
+        assert message.startswith("[invalid_request] 'salt'"), message
+    assert _initiate(ledger, key="salted", amount=1, salt="ab" * 16)["created"] is True
