@@ -52,8 +52,9 @@ from chaincode.deposit_token.ledger import iso
 AMOUNT = 100  # 1.00 USD per transfer or payment
 PAYER_WAIT = 10.0  # seconds an operation may wait for an idle payer account before it gives up
 COMPLETE_ATTEMPTS = 8
-# A second step (completion, release) refused as overloaded is tried again this often at most: its
-# first step is committed, so giving up early would leave an operation half done.
+# A second step (completion, release) goes ahead of new operations for a place in the bound on
+# submissions in flight and waits for one (FOLLOW_UP_WAIT). Refused even so, it is tried again this
+# often at most: its first step is committed, so giving up early would leave an operation half done.
 SECOND_STEP_REFUSALS = 12
 
 
@@ -249,6 +250,7 @@ def interbank(
                     "CompletePayment",
                     request={"payment_id": payment["id"], "details": given["details"], "salt": given["salt"]},
                     watch={payee_bank: completion_committed},
+                    follow_up=True,
                 )
             except Overloaded as refused:
                 if refusals < SECOND_STEP_REFUSALS:
@@ -262,9 +264,7 @@ def interbank(
                 early = error.reason in ("invalid_state", "payment_not_found", "details_not_here")
                 if early and attempt < COMPLETE_ATTEMPTS:
                     tracker.note("completion retried")
-                    timer = threading.Timer(0.1 * attempt, driver.run_later, args=(lambda: complete(attempt + 1),))
-                    timer.daemon = True
-                    timer.start()
+                    driver.run_after(0.1 * attempt, lambda: complete(attempt + 1))
                     return
                 tracker.finish(*_failed(error, due))
 
@@ -334,7 +334,9 @@ def escrows(driver: Driver, books: Books, pools: Mapping[str, AccountPool], bank
             ready.wait(30)
             request = {"escrow_id": escrow["id"], "release_id": "all", "amount": AMOUNT, "by": "buyer"}
             try:
-                driver.submit(bank, "deposit_token", "ReleaseEscrow", request=request, watch={bank: released})
+                driver.submit(
+                    bank, "deposit_token", "ReleaseEscrow", request=request, watch={bank: released}, follow_up=True
+                )
             except Overloaded as refused:
                 if refusals < SECOND_STEP_REFUSALS:
                     tracker.note("refused attempts")

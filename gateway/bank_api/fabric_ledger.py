@@ -287,8 +287,14 @@ class FabricLedger:
         )
         return _decode(raw, name)
 
-    def submit(self, name: str, *args: str, request: JSON | None = None) -> JSON:
+    def submit(self, name: str, *args: str, request: JSON | None = None, follow_up: bool = False) -> JSON:
         """Submit and return once committed, within ``commit_timeout`` seconds in all.
+
+        ``follow_up``: the second transaction of work whose first one committed (completing a
+        payment, delivering a PvP's second leg, releasing an escrow). Over the connection's bound on
+        submissions in flight it waits for a place ahead of new work instead of being refused
+        (``fabric_client.inflight``): refusing it sheds no load, it leaves money debited and not
+        yet credited.
 
         Every write of the contract is idempotent by its business reference (payment id, deposit
         reference, account id, state machine), so a transaction not committed within ``commit_wait``
@@ -308,6 +314,7 @@ class FabricLedger:
                 deadline=self.commit_timeout or DEFAULT_SUBMIT_DEADLINE,
                 attempts=SUBMIT_ATTEMPTS,
                 retry_codes=CONTENTION_CODES,
+                follow_up=follow_up,
             ),
             "submit",
             name,
@@ -472,7 +479,7 @@ class FabricLedger:
                 if recorded is None or recorded == holder:
                     raise
                 request.update(self._counterparty_details("GetPaymentDetails", payment_id, recorded, what))
-        return self.submit("CompletePayment", request=request)
+        return self.submit("CompletePayment", request=request, follow_up=True)
 
     def reject_payment(self, payment_id: str, reason: str) -> JSON:
         return self.submit("RejectPayment", request={"payment_id": payment_id, "reason": reason})
@@ -505,7 +512,7 @@ class FabricLedger:
         return self._debit("LockEscrow", str(request["payer_account"]), request)
 
     def release_escrow(self, request: JSON) -> JSON:
-        return self.submit("ReleaseEscrow", request=request)
+        return self.submit("ReleaseEscrow", request=request, follow_up=True)
 
     def expire_escrow(self, escrow_id: str) -> JSON:
         return self.submit("ExpireEscrow", request={"escrow_id": escrow_id})
@@ -544,7 +551,7 @@ class FabricLedger:
         return self.submit("RefusePvp", request={"pvp_id": pvp_id, "reason": reason})
 
     def deliver_pvp_leg(self, pvp_id: str) -> JSON:
-        return self.submit("DeliverPvpLeg", request={"pvp_id": pvp_id})
+        return self.submit("DeliverPvpLeg", request={"pvp_id": pvp_id}, follow_up=True)
 
     def refund_pvp_leg(self, pvp_id: str) -> JSON:
         return self.submit("RefundPvpLeg", request={"pvp_id": pvp_id})

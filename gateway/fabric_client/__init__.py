@@ -32,7 +32,7 @@ from .errors import (
 )
 from .gateway import Gateway, connect
 from .identity import Identity
-from .inflight import DEFAULT_MAX_IN_FLIGHT, SubmissionLimit
+from .inflight import DEFAULT_MAX_IN_FLIGHT, FOLLOW_UP_WAIT, SubmissionLimit
 from .ledger import Ledger
 from .network import Network
 from .proposal import Proposal
@@ -42,6 +42,7 @@ from .transaction import SubmittedTransaction, Transaction
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
+    "FOLLOW_UP_WAIT",
     "BlockEventStream",
     "ChaincodeEvent",
     "ChaincodeEventStream",

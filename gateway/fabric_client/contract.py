@@ -87,12 +87,15 @@ class Contract:
         *args: Argument,
         transient: Mapping[str, str | bytes] | None = None,
         endorsing_organizations: Iterable[str] | None = None,
+        follow_up: bool = False,
     ) -> SubmittedTransaction:
         """Endorse and submit; return once the orderer accepted the transaction, before it commits.
 
         The returned object has ``result`` and ``status(timeout)``. Raises ``Overloaded``,
-        ``EndorseError`` or ``SubmitError``."""
-        with self._network.gateway.submissions.slot():
+        ``EndorseError`` or ``SubmitError``. ``follow_up``: the second transaction of work whose first
+        one committed (completing a payment, releasing an escrow); it goes ahead of new submissions
+        for a place in the bound (``inflight.py``)."""
+        with self._network.gateway.submissions.slot(follow_up=follow_up):
             return self._submit_async(name, args, transient, endorsing_organizations)
 
     def _submit_async(
@@ -114,10 +117,11 @@ class Contract:
         transient: Mapping[str, str | bytes] | None = None,
         endorsing_organizations: Iterable[str] | None = None,
         commit_timeout: float | None = None,
+        follow_up: bool = False,
     ) -> bytes:
         """Endorse, submit and wait for the commit; return the result only once the transaction is valid
         in a block. Raises ``Overloaded``, ``EndorseError``, ``SubmitError``, ``CommitStatusError`` or
-        ``CommitError``."""
-        with self._network.gateway.submissions.slot():
+        ``CommitError``. ``follow_up``: as for ``submit_async``."""
+        with self._network.gateway.submissions.slot(follow_up=follow_up):
             submitted = self._submit_async(name, args, transient, endorsing_organizations)
             return submitted.wait(commit_timeout)

@@ -106,6 +106,7 @@ def submit_idempotent(
     max_backoff: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    follow_up: bool = False,
 ) -> bytes:
     """Submit a transaction the contract makes idempotent, and find out what became of it in bounded time.
 
@@ -131,13 +132,15 @@ def submit_idempotent(
     unknown: it may yet commit, so the caller must repeat the same request, never a different one).
 
     The whole call holds one place in the gateway's bound on submissions in flight; over the bound it
-    raises ``Overloaded`` at once, before anything is endorsed.
+    raises ``Overloaded`` at once, before anything is endorsed. A ``follow_up`` (the second transaction
+    of work whose first one committed) waits for a place ahead of new submissions instead
+    (``inflight.py``).
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")
     if not commit_wait > 0 or not deadline > 0:
         raise ValueError("commit_wait and deadline must be positive numbers of seconds")
-    with contract.network.gateway.submissions.slot():
+    with contract.network.gateway.submissions.slot(follow_up=follow_up):
         return _submit_idempotent(
             contract, name, args, transient, endorsing_organizations, commit_wait, deadline, attempts,
             retry_codes, backoff, max_backoff, sleep, clock,

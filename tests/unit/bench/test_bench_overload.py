@@ -3,13 +3,14 @@ operation backs off and is tried again, and the overload figure is the step afte
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from fabric_client import Overloaded
 
-from bench.load import CLIENT_ERROR, OK, REFUSED, VALID, StepRun, Tracker, _bind, backoff, error_outcome
+from bench.load import CLIENT_ERROR, OK, REFUSED, VALID, Later, StepRun, Tracker, _bind, backoff, error_outcome
 from bench.report import overload_figure, peak_step, summarize_step, table
 
 
@@ -115,3 +116,33 @@ def test_the_overload_step_counts_when_the_ladder_stopped_at_its_peak() -> None:
     assert overload_figure(steps[:2], peak) is None  # nothing offered past the peak: no figure
     text = table({"transfer": {"peak": peak, "overload": figure, "steps": steps}})
     assert " 0.95 " in text
+
+
+def test_later_starts_jobs_in_the_order_they_fall_due_on_one_thread() -> None:
+    started: list[str] = []
+    threads: set[str] = set()
+    done = threading.Event()
+
+    def start(job: Callable[[], None]) -> None:
+        threads.add(threading.current_thread().name)
+        job()
+
+    later = Later(start)
+    try:
+        later.after(0.06, lambda: (started.append("third"), done.set()))
+        later.after(0.0, lambda: started.append("first"))
+        later.after(0.03, lambda: started.append("second"))
+        assert done.wait(10)
+        assert started == ["first", "second", "third"]
+        assert threads == {"bench-later"}, "back-offs must not start a thread each"
+    finally:
+        later.close()
+
+
+def test_later_drops_what_is_still_due_when_closed() -> None:
+    started: list[int] = []
+    later = Later(lambda job: job())
+    later.after(30, lambda: started.append(1))
+    later.close()
+    later._thread.join(10)
+    assert not later._thread.is_alive() and started == []

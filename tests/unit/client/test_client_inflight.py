@@ -9,6 +9,7 @@ import pytest
 from client_test_keys import Credentials
 from fabric_client import (
     DEFAULT_MAX_IN_FLIGHT,
+    FOLLOW_UP_WAIT,
     EndorseError,
     Gateway,
     GatewayError,
@@ -16,6 +17,7 @@ from fabric_client import (
     SubmissionLimit,
     submit_idempotent,
 )
+from fabric_client.inflight import Slot
 from fake_gateway import FakeGateway, connected
 
 
@@ -152,3 +154,82 @@ def test_a_failed_submission_gives_its_place_back(gateway: Gateway, fake: FakeGa
     with pytest.raises(EndorseError):
         contract.submit_transaction("Issue", "1")
     assert gateway.submissions.in_flight == 0
+
+
+def _wait_for(condition: object, seconds: float = 5.0) -> None:
+    """Poll ``condition()`` (a thread reaching its wait) without asserting anything about time."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.005)
+
+
+def test_a_follow_up_waits_for_a_place_and_new_work_is_refused_meanwhile() -> None:
+    limit = SubmissionLimit(1)
+    held = limit.acquire()
+    taken: list[object] = []
+    follow_up = threading.Thread(target=lambda: taken.append(limit.acquire(wait=30, follow_up=True)))
+    follow_up.start()
+    _wait_for(lambda: limit._follow_ups_waiting == 1)
+    assert limit._follow_ups_waiting == 1
+
+    held.release()
+    # The place given back is the follow-up's: a new submission, even one willing to wait, gets none.
+    with pytest.raises(Overloaded):
+        limit.acquire(wait=0.05)
+    follow_up.join(10)
+    assert len(taken) == 1 and limit.in_flight == 1
+
+
+def test_new_work_waiting_for_a_place_yields_it_to_a_follow_up() -> None:
+    limit = SubmissionLimit(1)
+    held = limit.acquire()
+    order: list[str] = []
+    places: list[Slot] = []
+
+    def take(name: str, follow_up: bool) -> None:
+        places.append(limit.acquire(wait=30, follow_up=follow_up))
+        order.append(name)
+
+    new = threading.Thread(target=take, args=("new", False))
+    new.start()
+    follow_up = threading.Thread(target=take, args=("follow-up", True))
+    follow_up.start()
+    _wait_for(lambda: limit._follow_ups_waiting == 1)
+
+    held.release()
+    follow_up.join(10)
+    assert order == ["follow-up"], "the follow-up must get the place first"
+    places[0].release()  # the follow-up committed: the new submission that waited gets the place
+    new.join(10)
+    assert order == ["follow-up", "new"] and limit.in_flight == 1
+
+
+def test_a_follow_up_with_free_places_is_not_held_back() -> None:
+    limit = SubmissionLimit(2)
+    limit.acquire()
+    limit.acquire(follow_up=True)
+    assert limit.in_flight == 2
+    with pytest.raises(Overloaded) as caught:
+        limit.acquire(wait=0, follow_up=True)  # a follow-up too is refused once its own wait is over
+    assert caught.value.limit == 2
+
+
+def test_a_follow_up_waits_at_least_its_default_wait() -> None:
+    clock = Clock()
+    limit = SubmissionLimit(1, clock=clock)
+    limit.acquire()
+    waited: list[float] = []
+    original = limit._free.wait
+
+    def wait(timeout: float | None = None) -> bool:
+        waited.append(float(timeout or 0))
+        clock.now += float(timeout or 0)  # time passes, nobody gives a place back
+        return original(0)
+
+    limit._free.wait = wait  # type: ignore[method-assign]
+    with pytest.raises(Overloaded):
+        limit.acquire(follow_up=True)
+    assert sum(waited) >= FOLLOW_UP_WAIT
+    assert limit._follow_ups_waiting == 0

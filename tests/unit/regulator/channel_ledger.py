@@ -26,6 +26,7 @@ class ChannelLedger(FabricLedger):
         self.channel = channel
         self._msp_id = msp_id
         self.down = False
+        self.follow_ups: list[str] = []  # what was submitted as a follow-up (``fabric_client.inflight``)
 
     def _answer(self, simulation: Simulation, name: str) -> JSON:
         if simulation.ok:
@@ -47,8 +48,12 @@ class ChannelLedger(FabricLedger):
         peer = on or self._msp_id
         return self._answer(self.channel.query(peer, name, list(args), transient, creator=self._msp_id), name)
 
-    def submit(self, name: str, *args: str, request: JSON | None = None) -> JSON:
+    def submit(self, name: str, *args: str, request: JSON | None = None, follow_up: bool = False) -> JSON:
+        # ``follow_up`` only orders places in the client's bound on submissions, which this channel has
+        # not: it is noted for the tests.
         self._check_up()
+        if follow_up:
+            self.follow_ups.append(name)
         transient = None if request is None else {"request": request}
         simulation = self.channel.invoke(self._msp_id, name, list(args), transient)
         if simulation.ok and self.channel.validation_codes[simulation.tx_id] != VALID:

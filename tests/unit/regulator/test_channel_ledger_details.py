@@ -28,6 +28,8 @@ def test_the_payee_bank_sees_and_completes_with_the_payer_banks_details(paid: tu
     assert hk.complete_payment(payment_id)["completed"] is True
     assert hk.complete_payment(payment_id)["completed"] is False  # no second fetch needed or made
     assert ledger.balance(HK, "shop") == 2500
+    # A completion goes ahead of new work in the connection's bound on submissions in flight.
+    assert hk.follow_ups == ["CompletePayment", "CompletePayment"]
     # A third bank's gateway gets no details, from its own peer or the payer's.
     sg = ChannelLedger(ledger.channel, SG)
     with pytest.raises(ContractRejected) as refused:
