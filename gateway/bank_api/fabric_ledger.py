@@ -291,7 +291,7 @@ class FabricLedger:
         """Submit and return once committed, within ``commit_timeout`` seconds in all.
 
         ``follow_up``: the second transaction of work whose first one committed (completing a
-        payment, delivering a PvP's second leg, releasing an escrow). Over the connection's bound on
+        payment or rejecting it, delivering a PvP's second leg, releasing an escrow). Over the connection's bound on
         submissions in flight it waits for a place ahead of new work instead of being refused
         (``fabric_client.inflight``): refusing it sheds no load, it leaves money debited and not
         yet credited.
@@ -482,7 +482,7 @@ class FabricLedger:
         return self.submit("CompletePayment", request=request, follow_up=True)
 
     def reject_payment(self, payment_id: str, reason: str) -> JSON:
-        return self.submit("RejectPayment", request={"payment_id": payment_id, "reason": reason})
+        return self.submit("RejectPayment", request={"payment_id": payment_id, "reason": reason}, follow_up=True)
 
     def refund_payment(self, payment_id: str) -> JSON:
         return self.submit("RefundPayment", request={"payment_id": payment_id})
