@@ -392,7 +392,7 @@ class DepositTokenContract(Contract):
         or the payee bank: the payee bank's gateway asks the payer bank's peer before completing."""
         ledger = Ledger(ctx.stub)
         payment_id = payments.parse_payment_id(payment_id)
-        holder = reference.peer_bank(ctx, ledger)
+        holder = reference.peer_bank(ctx, ledger, keys.payment(payment_id))
         return payments.payment_details(ledger, holder, ctx.client_identity.msp_id, payment_id)
 
     @query

@@ -166,9 +166,11 @@ def caller_bank(ctx: Context, ledger: Ledger, *also_read: str) -> Bank:
     return bank
 
 
-def peer_bank(ctx: Context, ledger: Ledger) -> Bank:
-    """The bank whose peer runs this code, for the few queries another bank's client may send it."""
+def peer_bank(ctx: Context, ledger: Ledger, *also_read: str) -> Bank:
+    """The bank whose peer runs this code, for the few queries another bank's client may send it;
+    ``also_read`` names public keys the query reads next, fetched in the same request."""
     org = ctx.stub.get_peer_msp_id()
+    ledger.prefetch([keys.bank(org), *also_read])
     bank = load_bank(ledger, org)
     if bank is None:
         raise refusal("not_authorized", f"{org} is not a registered bank")
