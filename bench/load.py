@@ -40,16 +40,16 @@ log = logging.getLogger(__name__)
 
 
 class Later:
-    """Jobs due after a delay, started by one thread: the back-offs of refused operations.
+    """Calls due after a delay, made by one thread: the back-offs of refused operations.
 
     A ``threading.Timer`` per back-off starts an OS thread each time; offered twice what it commits,
     the bench refuses hundreds of attempts a second, and those threads took a sixth of a core from
     the peers on the same two cores, so the overload figure measured the load generator instead of
-    the network. One thread and a heap cost next to nothing per job.
+    the network. One thread and a heap cost next to nothing per call. Each call runs on that thread,
+    so it must only hand the work on (to a pool), never do it.
     """
 
-    def __init__(self, start: Callable[[Callable[[], None]], None]) -> None:
-        self._start = start
+    def __init__(self) -> None:
         self._due: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._changed = threading.Condition()
@@ -57,9 +57,9 @@ class Later:
         self._thread = threading.Thread(target=self._run, name="bench-later", daemon=True)
         self._thread.start()
 
-    def after(self, delay: float, job: Callable[[], None]) -> None:
+    def after(self, delay: float, call: Callable[[], None]) -> None:
         with self._changed:
-            heapq.heappush(self._due, (time.monotonic() + max(0.0, delay), next(self._order), job))
+            heapq.heappush(self._due, (time.monotonic() + max(0.0, delay), next(self._order), call))
             self._changed.notify()
 
     def close(self) -> None:
@@ -75,8 +75,9 @@ class Later:
                     self._changed.wait(self._due[0][0] - time.monotonic() if self._due else None)
                 if self._closed:
                     return
-                _, _, job = heapq.heappop(self._due)
-            self._start(job)
+                _, _, call = heapq.heappop(self._due)
+            _guarded(call)
+
 
 VALID = transaction_pb2.VALID
 UNKNOWN_STATUS = -1  # the commit status could not be read; counts as an invalid transaction
@@ -94,6 +95,9 @@ REFUSED = "refused"  # refused early (overloaded, or 429/503 with Retry-After) t
 
 # Seconds after its due time an operation refused as overloaded is still tried again.
 REFUSED_PATIENCE = 10.0
+# Threads for second steps waiting for a place: more than one bank's bound (64), so that a follow-up
+# seldom waits for a thread rather than for a place.
+FOLLOW_UP_WORKERS = 96
 MAX_BACKOFF = 8.0
 
 
@@ -233,14 +237,19 @@ class Driver:
         # back those that will never be (lost in a timeout) instead of leaking them.
         self._held: dict[str, Slot] = {}
         self._held_lock = threading.Lock()
-        self._later = Later(self.run_later)
+        # Second steps (completions, releases) wait for a place in the bound ahead of new operations
+        # (``follow_up``), which holds a thread while it waits: on a pool of their own, so that new
+        # operations are refused at once meanwhile instead of queueing behind them for a worker.
+        self.follow_ups = ThreadPoolExecutor(max_workers=FOLLOW_UP_WORKERS, thread_name_prefix="bench-follow-up")
+        self._later = Later()
 
-    def run_later(self, job: Callable[[], None]) -> None:
-        self.pool.submit(_guarded, job)
+    def run_later(self, job: Callable[[], None], follow_up: bool = False) -> None:
+        """Run ``job`` on the workers' pool, or on the follow-ups' pool for a second step."""
+        (self.follow_ups if follow_up else self.pool).submit(_guarded, job)
 
-    def run_after(self, delay: float, job: Callable[[], None]) -> None:
-        """Run ``job`` on the pool after ``delay`` seconds (a back-off), without holding a worker."""
-        self._later.after(delay, job)
+    def run_after(self, delay: float, job: Callable[[], None], follow_up: bool = False) -> None:
+        """Run ``job`` as ``run_later`` does after ``delay`` seconds (a back-off), without holding a worker."""
+        self._later.after(delay, lambda: self.run_later(job, follow_up))
 
     def release_all(self) -> None:
         """Give back every place still held: what a finished step did not see commit never will count."""
@@ -316,6 +325,7 @@ class Driver:
     def close(self) -> None:
         self._later.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.follow_ups.shutdown(wait=False, cancel_futures=True)
 
 
 def _releasing(slot: Slot, callback: Callable[[int, float], None]) -> Callable[[int, float], None]:

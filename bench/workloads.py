@@ -255,7 +255,9 @@ def interbank(
             except Overloaded as refused:
                 if refusals < SECOND_STEP_REFUSALS:
                     tracker.note("refused attempts")
-                    driver.run_after(backoff(refused, refusals + 1), lambda: complete(attempt, refusals + 1))
+                    driver.run_after(
+                        backoff(refused, refusals + 1), lambda: complete(attempt, refusals + 1), follow_up=True
+                    )
                     return
                 tracker.finish(REFUSED, due, time.time(), "completion refused: overloaded")
             except GatewayError as error:
@@ -264,13 +266,13 @@ def interbank(
                 early = error.reason in ("invalid_state", "payment_not_found", "details_not_here")
                 if early and attempt < COMPLETE_ATTEMPTS:
                     tracker.note("completion retried")
-                    driver.run_after(0.1 * attempt, lambda: complete(attempt + 1))
+                    driver.run_after(0.1 * attempt, lambda: complete(attempt + 1), follow_up=True)
                     return
                 tracker.finish(*_failed(error, due))
 
         def initiation_seen_by_payee(code: int, at: float) -> None:
             if code == VALID:
-                driver.run_later(lambda: complete(1))
+                driver.run_later(lambda: complete(1), follow_up=True)
 
         watch = {payer_bank: initiation_committed}
         if completer == "bench":
@@ -340,7 +342,7 @@ def escrows(driver: Driver, books: Books, pools: Mapping[str, AccountPool], bank
             except Overloaded as refused:
                 if refusals < SECOND_STEP_REFUSALS:
                     tracker.note("refused attempts")
-                    driver.run_after(backoff(refused, refusals + 1), lambda: release(refusals + 1))
+                    driver.run_after(backoff(refused, refusals + 1), lambda: release(refusals + 1), follow_up=True)
                     return
                 tracker.finish(REFUSED, due, time.time(), "release refused: overloaded")
             except GatewayError as error:
@@ -352,7 +354,7 @@ def escrows(driver: Driver, books: Books, pools: Mapping[str, AccountPool], bank
             if code != VALID:
                 tracker.finish(commit_outcome(code), due, at)
                 return
-            driver.run_later(release)
+            driver.run_later(release, follow_up=True)
 
         try:
             _, result = driver.submit(bank, "deposit_token", "LockEscrow", request=lock, watch={bank: locked})

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -72,6 +73,11 @@ MAX_PENDING_CREDITS = 1000
 SUBMIT_ATTEMPTS = 6
 DEFAULT_SUBMIT_DEADLINE = 30.0
 DEFAULT_COMMIT_WAIT = 5.0
+# The payee bank's peer reports a payment's initiation as soon as it commits the block; the payer
+# bank's peer, which holds the details, commits the same block a few to a few hundred milliseconds
+# apart. Asked in that moment it does not have them yet: asking again after these pauses (1.5 s in
+# all) completes the payment at once instead of after the task queue's retry, seconds later.
+DETAILS_NOT_YET_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.75)
 ENDORSEMENT_POLICY_FAILURE = int(transaction_pb2.ENDORSEMENT_POLICY_FAILURE)
 PING_TIMEOUT_SECONDS = 3.0
 
@@ -197,7 +203,14 @@ class ChaincodeEventFeed:
         self._stream.close()
 
 
+class _NotThereYet(LedgerFailure):
+    """The other bank's peer does not hold the details (yet): it may commit their block a moment later."""
+
+
 class FabricLedger:
+    # How the completion path waits between asks for details not committed yet; tests replace it.
+    pause: Callable[[float], None] = staticmethod(time.sleep)
+
     def __init__(
         self,
         gateway: Gateway,
@@ -441,7 +454,7 @@ class FabricLedger:
             given = self.evaluate(query, object_id, on=holder)
         except ContractRejected as refused:
             if refused.code in {"details_not_here", "payment_not_found", "pvp_not_found"}:
-                raise LedgerFailure(f"{holder}'s peer does not hold the details of {what} yet") from refused
+                raise _NotThereYet(f"{holder}'s peer does not hold the details of {what} yet") from refused
             raise
         except LedgerUnavailable as unavailable:
             # Our own peer answered (it routes the query); the other bank's did not.
@@ -449,6 +462,20 @@ class FabricLedger:
                 f"the details of {what} are in {holder}'s books and its peer cannot be reached", holder
             ) from unavailable
         return {"details": given.get("details"), "salt": given.get("salt")}
+
+    def _details_once_committed(self, query: str, object_id: str, holder: str, what: str) -> JSON:
+        """``_counterparty_details`` from a peer that did not hold them a moment ago, asked again after
+        each of ``DETAILS_NOT_YET_PAUSES`` while it still does not; then its ``LedgerFailure``, and
+        the task queue tries again later."""
+        self.metrics.details_not_yet.inc()
+        for pause in DETAILS_NOT_YET_PAUSES[:-1]:
+            self.pause(pause)
+            try:
+                return self._counterparty_details(query, object_id, holder, what)
+            except _NotThereYet:
+                self.metrics.details_not_yet.inc()
+        self.pause(DETAILS_NOT_YET_PAUSES[-1])
+        return self._counterparty_details(query, object_id, holder, what)
 
     def _payer_to_complete(self, payment_id: str) -> str | None:
         """The payer bank of an initiated payment to this bank, from our peer; ``None`` otherwise."""
@@ -473,12 +500,16 @@ class FabricLedger:
         if holder is not None and holder != self._msp_id:
             what = f"payment {payment_id}"
             try:
-                request.update(self._counterparty_details("GetPaymentDetails", payment_id, holder, what))
-            except (ContractRejected, LedgerFailure):
+                details = self._counterparty_details("GetPaymentDetails", payment_id, holder, what)
+            except (ContractRejected, LedgerFailure) as first:
                 recorded = self._payer_to_complete(payment_id) if payer_bank is not None else None
-                if recorded is None or recorded == holder:
+                if recorded is not None and recorded != holder:
+                    details = self._counterparty_details("GetPaymentDetails", payment_id, recorded, what)
+                elif isinstance(first, _NotThereYet):
+                    details = self._details_once_committed("GetPaymentDetails", payment_id, holder, what)
+                else:
                     raise
-                request.update(self._counterparty_details("GetPaymentDetails", payment_id, recorded, what))
+            request.update(details)
         return self.submit("CompletePayment", request=request, follow_up=True)
 
     def reject_payment(self, payment_id: str, reason: str) -> JSON:

@@ -62,6 +62,11 @@ class GatewayMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.details_not_yet = Counter(
+            "bank_api_counterparty_details_not_yet",
+            "Asks for a payment's details that the other bank's peer had not committed yet (asked again shortly)",
+            registry=self.registry,
+        )
         self.follower_events = Counter(
             "bank_api_follower_events",
             "Chaincode events read by the follower, by event name",

@@ -118,31 +118,40 @@ def test_the_overload_step_counts_when_the_ladder_stopped_at_its_peak() -> None:
     assert " 0.95 " in text
 
 
-def test_later_starts_jobs_in_the_order_they_fall_due_on_one_thread() -> None:
-    started: list[str] = []
+def test_later_makes_its_calls_in_the_order_they_fall_due_on_one_thread() -> None:
+    made: list[str] = []
     threads: set[str] = set()
     done = threading.Event()
 
-    def start(job: Callable[[], None]) -> None:
-        threads.add(threading.current_thread().name)
-        job()
+    def call(name: str) -> Callable[[], None]:
+        def make() -> None:
+            threads.add(threading.current_thread().name)
+            made.append(name)
+            if name == "third":
+                done.set()
 
-    later = Later(start)
+        return make
+
+    later = Later()
     try:
-        later.after(0.06, lambda: (started.append("third"), done.set()))
-        later.after(0.0, lambda: started.append("first"))
-        later.after(0.03, lambda: started.append("second"))
+        later.after(0.06, call("third"))
+        later.after(0.0, call("first"))
+        later.after(0.03, call("second"))
         assert done.wait(10)
-        assert started == ["first", "second", "third"]
+        assert made == ["first", "second", "third"]
         assert threads == {"bench-later"}, "back-offs must not start a thread each"
     finally:
         later.close()
 
 
-def test_later_drops_what_is_still_due_when_closed() -> None:
-    started: list[int] = []
-    later = Later(lambda job: job())
-    later.after(30, lambda: started.append(1))
+def test_later_survives_a_failing_call_and_drops_what_is_due_when_closed() -> None:
+    made: list[int] = []
+    done = threading.Event()
+    later = Later()
+    later.after(0.0, lambda: 1 / 0)  # type: ignore[func-returns-value]
+    later.after(0.01, lambda: (made.append(1), done.set()))  # type: ignore[func-returns-value]
+    assert done.wait(10) and made == [1]
+    later.after(30, lambda: made.append(2))
     later.close()
     later._thread.join(10)
-    assert not later._thread.is_alive() and started == []
+    assert not later._thread.is_alive() and made == [1]

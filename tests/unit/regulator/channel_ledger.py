@@ -19,6 +19,7 @@ from gateway.bank_api.ledger import (
     LedgerUnavailable,
     parse_contract_error,
 )
+from gateway.bank_api.metrics import GatewayMetrics
 
 
 class ChannelLedger(FabricLedger):
@@ -26,6 +27,7 @@ class ChannelLedger(FabricLedger):
         self.channel = channel
         self._msp_id = msp_id
         self.down = False
+        self.metrics = GatewayMetrics()
         self.follow_ups: list[str] = []  # what was submitted as a follow-up (``fabric_client.inflight``)
 
     def _answer(self, simulation: Simulation, name: str) -> JSON:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from gateway.bank_api.fabric_ledger import DETAILS_NOT_YET_PAUSES
 from gateway.bank_api.ledger import ContractRejected, LedgerFailure
 from tests.unit.contract.conftest import HK, SG, US, Ledger, new_ledger
 from tests.unit.contract.test_contract_payments import _initiate, _setup
@@ -73,6 +74,56 @@ def test_the_events_word_for_the_payer_spares_a_read_and_a_wrong_one_is_correcte
     second = _initiate(ledger, key="order-2")["payment_id"]
     assert hk.complete_payment(second, US)["completed"] is True
     assert asked == [("GetPaymentDetails", US)]  # the right hint: no read of the record first
+
+
+def _payer_peer_behind(hk: ChannelLedger, monkeypatch: pytest.MonkeyPatch, asks_behind: int) -> list[float]:
+    """The payer bank's peer answers the first ``asks_behind`` asks for details as a peer that has
+    not committed the initiation yet; returns the pauses the gateway made."""
+    evaluate = hk.evaluate
+    asks = {"n": 0}
+
+    def behind(name: str, *args: str, **kwargs: Any) -> Any:
+        if name == "GetPaymentDetails" and kwargs.get("on") == US:
+            asks["n"] += 1
+            if asks["n"] <= asks_behind:
+                raise ContractRejected("details_not_here", "USBankMSP's books do not hold the details", 404)
+        return evaluate(name, *args, **kwargs)
+
+    monkeypatch.setattr(hk, "evaluate", behind)
+    pauses: list[float] = []
+    monkeypatch.setattr(hk, "pause", pauses.append)
+    return pauses
+
+
+def test_a_payer_peer_a_moment_behind_is_asked_again_at_once_not_after_the_task_retry(
+    paid: tuple[Ledger, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger, payment_id = paid
+    hk = ChannelLedger(ledger.channel, HK)
+    pauses = _payer_peer_behind(hk, monkeypatch, asks_behind=2)
+    assert hk.complete_payment(payment_id, US)["completed"] is True
+    assert pauses == list(DETAILS_NOT_YET_PAUSES[:2])
+    assert ledger.balance(HK, "shop") == 2500
+    assert hk.metrics.details_not_yet._value.get() == 2
+
+
+def test_a_payer_peer_still_behind_after_the_pauses_is_left_to_the_task_retry(
+    paid: tuple[Ledger, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger, payment_id = paid
+    hk = ChannelLedger(ledger.channel, HK)
+    pauses = _payer_peer_behind(hk, monkeypatch, asks_behind=len(DETAILS_NOT_YET_PAUSES) + 1)
+    with pytest.raises(LedgerFailure, match="does not hold the details"):
+        hk.complete_payment(payment_id, US)
+    assert pauses == list(DETAILS_NOT_YET_PAUSES)
+    assert ledger.balance(HK, "shop") == 0 and hk.get_payment(payment_id)["status"] == "initiated"
+    # A refusal that is not "not there yet" is not waited on: it is the answer.
+    hk2 = ChannelLedger(ledger.channel, SG)
+    pauses2: list[float] = []
+    monkeypatch.setattr(hk2, "pause", pauses2.append)
+    with pytest.raises(ContractRejected):
+        hk2.complete_payment(payment_id, US)
+    assert pauses2 == []
 
 
 def test_a_payment_initiated_to_us_is_queued_with_its_payer() -> None:
