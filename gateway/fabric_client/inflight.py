@@ -136,10 +136,15 @@ class SubmissionLimit:
                         if remaining <= 0:
                             self._refused += 1
                             hint = min(_MAX_HINT, max(_MIN_HINT, self._held_seconds))
+                            if follow_up or not self._follow_ups_waiting:
+                                why = f"{self._in_flight} submissions are in flight on this connection, its limit"
+                            else:
+                                why = (
+                                    "follow-ups wait for places on this connection and go first "
+                                    f"({self._in_flight} of {self._limit} in flight)"
+                                )
                             raise Overloaded(
-                                f"{self._in_flight} submissions are in flight on this connection, its limit"
-                                f"{'' if follow_up or not self._follow_ups_waiting else ', and follow-ups wait'}; "
-                                f"retry in {hint:.1f}s",
+                                f"{why}; retry in {hint:.1f}s",
                                 limit=self._limit,
                                 in_flight=self._in_flight,
                                 retry_after=hint,

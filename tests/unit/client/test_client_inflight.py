@@ -173,6 +173,8 @@ def test_a_follow_up_waits_for_a_place_and_new_work_is_refused_meanwhile() -> No
     follow_up.start()
     _wait_for(lambda: limit._follow_ups_waiting == 1)
     assert limit._follow_ups_waiting == 1
+    with pytest.raises(Overloaded, match="follow-ups wait for places"):
+        limit.acquire()  # refused, and told why
 
     held.release()
     # The place given back is the follow-up's: a new submission, even one willing to wait, gets none.
