@@ -477,6 +477,15 @@ class FabricLedger:
         self.pause(DETAILS_NOT_YET_PAUSES[-1])
         return self._counterparty_details(query, object_id, holder, what)
 
+    def _patient_details(self, query: str, object_id: str, holder: str, what: str) -> JSON:
+        """``_counterparty_details``, and ``_details_once_committed`` when ``holder``'s peer does not
+        hold them yet: a PvP is accepted as soon as the acceptor bank hears of it, the same race as a
+        payment's completion."""
+        try:
+            return self._counterparty_details(query, object_id, holder, what)
+        except _NotThereYet:
+            return self._details_once_committed(query, object_id, holder, what)
+
     def _payer_to_complete(self, payment_id: str) -> str | None:
         """The payer bank of an initiated payment to this bank, from our peer; ``None`` otherwise."""
         try:
@@ -575,7 +584,7 @@ class FabricLedger:
             legs = {}
         if legs and legs["a"]["bank"] == self._msp_id and legs["p"]["bank"] != self._msp_id:
             proposer = str(legs["p"]["bank"])
-            request.update(self._counterparty_details("GetPvpDetails", pvp_id, proposer, f"PvP {pvp_id}"))
+            request.update(self._patient_details("GetPvpDetails", pvp_id, proposer, f"PvP {pvp_id}"))
         return self._debit("AcceptPvp", payer_account, request)
 
     def refuse_pvp(self, pvp_id: str, reason: str) -> JSON:

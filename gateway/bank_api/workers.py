@@ -156,6 +156,11 @@ class TaskSpec:
     # A hint, not part of the task's identity.
     counterparty: str | None = field(default=None, compare=False)
 
+    @classmethod
+    def completion(cls, payment_id: str, payer_bank: object) -> TaskSpec:
+        """Complete an incoming payment; ``payer_bank`` as an event or record gives it (kept if a name)."""
+        return cls(COMPLETE, payment_id, counterparty=payer_bank if isinstance(payer_bank, str) else None)
+
     @property
     def key(self) -> str:
         if self.event_name:
@@ -624,8 +629,7 @@ class PaymentFollower:
         theirs_to_us = event.payload.get("payee_bank") == self.msp_id
         specs: list[TaskSpec] = []
         if event.name == "PaymentInitiated" and theirs_to_us:
-            payer = event.payload.get("payer_bank")
-            specs.append(TaskSpec(COMPLETE, payment_id, counterparty=payer if isinstance(payer, str) else None))
+            specs.append(TaskSpec.completion(payment_id, event.payload.get("payer_bank")))
         if event.name == "PaymentRejected" and ours:
             specs.append(TaskSpec(REFUND, payment_id))
         tells = {"PaymentRejected": ours, "PaymentCompleted": ours or theirs_to_us, "PaymentRefunded": ours}
@@ -740,9 +744,7 @@ class PaymentSweeper:
             if payment.get("payee_bank") == self.msp_id:
                 counts["pending_incoming"] += 1
                 if age >= self.grace:  # fresh ones are the follower's: acting too would only collide
-                    payer = payment.get("payer_bank")
-                    spec = TaskSpec(COMPLETE, payment_id, counterparty=payer if isinstance(payer, str) else None)
-                    specs.append(("completions_queued", spec))
+                    specs.append(("completions_queued", TaskSpec.completion(payment_id, payment.get("payer_bank"))))
             elif payment.get("payer_bank") == self.msp_id and age >= timeout:
                 specs.append(("refunds_queued", TaskSpec(REFUND, payment_id)))
         for payment in self._payments("rejected"):

@@ -126,6 +126,32 @@ def test_a_payer_peer_still_behind_after_the_pauses_is_left_to_the_task_retry(
     assert pauses2 == []
 
 
+def test_a_pvp_accepted_before_the_proposers_peer_committed_it_waits_for_the_details(
+    paid: tuple[Ledger, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger, _ = paid
+    hk = ChannelLedger(ledger.channel, HK)
+    given = {"details": {"proposer_account": "alice"}, "salt": "ab" * 16}
+    asks: list[str | None] = []
+
+    def evaluate(name: str, *args: str, **kwargs: Any) -> Any:
+        assert name == "GetPvpDetails"
+        asks.append(kwargs.get("on"))
+        if len(asks) <= 2:
+            raise ContractRejected("pvp_not_found", "no PvP pvp-1", 404)
+        return given
+
+    sent: dict[str, Any] = {}
+    pauses: list[float] = []
+    monkeypatch.setattr(hk, "get_pvp", lambda pvp_id: {"legs": {"a": {"bank": HK}, "p": {"bank": US}}})
+    monkeypatch.setattr(hk, "evaluate", evaluate)
+    monkeypatch.setattr(hk, "_debit", lambda name, account, request: sent.update(request) or {"accepted": True})
+    monkeypatch.setattr(hk, "pause", pauses.append)
+    assert hk.accept_pvp("pvp-1", "shop") == {"accepted": True}
+    assert asks == [US, US, US] and pauses == list(DETAILS_NOT_YET_PAUSES[:2])
+    assert sent == {"pvp_id": "pvp-1", "payer_account": "shop", **given}
+
+
 def test_a_payment_initiated_to_us_is_queued_with_its_payer() -> None:
     from gateway.bank_api.ledger import LedgerEvent
     from gateway.bank_api.workers import COMPLETE, PaymentFollower
