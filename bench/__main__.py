@@ -13,6 +13,7 @@ from bench.rest import RestError
 from bench.run import WORKLOADS, Bench
 from bench.scaling import DEFAULT_WORKLOADS, bank_counts, run_bank_counts
 from bench.testbed import DEFAULT_TOPOLOGY, ROOT, TestbedError
+from bench.workloads import COMPLETION_GROUP
 
 
 def _workloads(text: str) -> list[str]:
@@ -87,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
         help="who completes interbank payments: the gateways' followers, or the bench (auto: gateways if up)",
     )  # fmt: skip
     p.add_argument(
+        "--completion-group", type=int, default=COMPLETION_GROUP, metavar="K",
+        help="most completions the bench puts in one transaction when it completes payments itself "
+        "(%(default)s; 1: each on its own, as before decision 0037). The gateways follow their own "
+        "completion_group setting",
+    )  # fmt: skip
+    p.add_argument(
         "--commit-wait", choices=("events", "status"), default="events",
         help="how the bench learns a commit: peers' block streams, or a CommitStatus call per transaction",
     )  # fmt: skip
@@ -105,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         args.workloads = list(DEFAULT_WORKLOADS if args.banks else WORKLOADS)
     if args.repeat < 1:
         parser().error("--repeat must be at least 1")
+    if not 1 <= args.completion_group <= COMPLETION_GROUP:
+        parser().error(f"--completion-group must be 1 to {COMPLETION_GROUP}")
     try:
         if args.banks:
             return run_bank_counts(args)

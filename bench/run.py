@@ -118,6 +118,7 @@ class Bench:
                     "workers": self.args.workers,
                     "payers_per_bank": self._payers_per_bank(),
                     "interbank_completer": completer,
+                    "completion_group": self.args.completion_group if completer == "bench" else None,
                     "commit_wait": self.args.commit_wait,
                     "max_in_flight_per_bank": self.args.max_in_flight or None,
                 },
@@ -152,6 +153,7 @@ class Bench:
                     workload = interbank(
                         self.driver, books, pools, banks, self.tag,
                         completer=completer, payment_watchers=self.payment_watchers,
+                        completion_group=self.args.completion_group,
                     )  # fmt: skip
                     self._ladder(workload, meter)
                 elif name == "escrow":

@@ -111,7 +111,8 @@ PaymentCallback = Callable[[float], None]
 
 
 class PaymentWatcher(_Stream):
-    """``PaymentCompleted`` events of the deposit-token chaincode on one peer, by payment id."""
+    """``PaymentCompleted`` and ``PaymentsCompleted`` events of the deposit-token chaincode on one peer,
+    by payment id."""
 
     def __init__(self, gateway: Gateway, channel: str, org: str, chaincode: str = "deposit_token") -> None:
         super().__init__(f"payments-{org}")
@@ -135,18 +136,29 @@ class PaymentWatcher(_Stream):
         network = self.gateway.get_network(self.channel)
         self._stream = network.get_chaincode_events(self.chaincode)
         for event in self._stream:
-            if event.event_name != "PaymentCompleted":
+            if event.event_name not in ("PaymentCompleted", "PaymentsCompleted"):
                 continue
             seen_at = time.time()
-            try:
-                payment_id = str(json.loads(event.payload)["payment_id"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            with self._lock:
-                callback = self._waiters.pop(payment_id, None)
-                if callback is None:
-                    self._early[payment_id] = seen_at
-                    if len(self._early) > 200_000:  # completions nobody will ask about (other runs)
-                        self._early.clear()
-                    continue
-            callback(seen_at)
+            for payment_id in completed_payment_ids(event.event_name, event.payload):
+                self._seen(payment_id, seen_at)
+
+    def _seen(self, payment_id: str, seen_at: float) -> None:
+        with self._lock:
+            callback = self._waiters.pop(payment_id, None)
+            if callback is None:
+                self._early[payment_id] = seen_at
+                if len(self._early) > 200_000:  # completions nobody will ask about (other runs)
+                    self._early.clear()
+                return
+        callback(seen_at)
+
+
+def completed_payment_ids(event_name: str, payload: bytes) -> list[str]:
+    """The payments a ``PaymentCompleted`` (one) or ``PaymentsCompleted`` (a group) event completed."""
+    try:
+        data = json.loads(payload)
+        if event_name == "PaymentCompleted":
+            return [str(data["payment_id"])]
+        return [str(item["payment_id"]) for item in data["payments"]]
+    except (ValueError, KeyError, TypeError):
+        return []

@@ -359,6 +359,34 @@ class DepositTokenContract(Contract):
         return payments.complete(ledger, bank, payments.parse_payment_id(request.raw("payment_id")), request)
 
     @transaction
+    def complete_payments(self, ctx: Context) -> Result:
+        """Credit the payees of several initiated payments (payee bank) in one transaction.
+
+        {payments: [{payment_id, details, salt}, ...]}, at most ``MAX_COMPLETION_GROUP``; each item
+        completes or is refused on its own (``results``, in order). See docs/contract-api.md.
+        """
+        ledger = Ledger(ctx.stub)
+        try:
+            items = _request(ctx, "payments").raw("payments")
+        except ContractError:
+            items = None  # refused below, after the authority check, as every function does
+        also_read = [keys.corridor()]
+        if isinstance(items, list):
+            # Each item's record is read next: one request for all of them with the caller's bank.
+            for item in items[: payments.MAX_COMPLETION_GROUP]:
+                candidate = item.get("payment_id") if isinstance(item, dict) else None
+                if isinstance(candidate, str) and payments.PAYMENT_ID.fullmatch(candidate):
+                    also_read.append(keys.payment(candidate))
+        bank = reference.caller_bank(ctx, ledger, *also_read)
+        items = _request(ctx, "payments").raw("payments")
+        if not isinstance(items, list) or not 1 <= len(items) <= payments.MAX_COMPLETION_GROUP:
+            raise refusal(
+                "invalid_request",
+                f"'payments' must be a list of 1 to {payments.MAX_COMPLETION_GROUP} completion requests",
+            )
+        return payments.complete_many(ledger, bank, items)
+
+    @transaction
     def reject_payment(self, ctx: Context) -> Result:
         """Refuse an initiated payment (payee bank). {payment_id, reason} with reason a public code."""
         ledger = Ledger(ctx.stub)

@@ -7,6 +7,8 @@ text), because a refused endorsement's message can reach peer and gateway logs.
 
 from __future__ import annotations
 
+import re
+
 from chaincode.shim.contract import ContractError
 
 STATUS_OF_CODE: dict[str, int] = {
@@ -48,3 +50,14 @@ STATUS_OF_CODE: dict[str, int] = {
 def refusal(code: str, message: str) -> ContractError:
     """The error to raise for a refusal with this stable code."""
     return ContractError(f"[{code}] {message}", STATUS_OF_CODE[code])
+
+
+_CODED = re.compile(r"\[([a-z_]+)\] (.*)", re.DOTALL)
+
+
+def refusal_parts(error: ContractError) -> dict[str, str]:
+    """A refusal as ``{code, message}``, for answers that carry several (a group's results)."""
+    matched = _CODED.fullmatch(error.message)
+    if matched is None:
+        return {"code": "invalid_request", "message": error.message}
+    return {"code": matched.group(1), "message": matched.group(2)}

@@ -58,13 +58,14 @@ from typing import Any
 
 from chaincode.deposit_token import corridor, keys
 from chaincode.deposit_token.accounts import Books, resume_from
-from chaincode.deposit_token.errors import refusal
+from chaincode.deposit_token.errors import refusal, refusal_parts
 from chaincode.deposit_token.ledger import Ledger, Record, encode, newest_first, parse_iso
 from chaincode.deposit_token.money import convert, parse_rate
 from chaincode.deposit_token.reference import MSP_ID, Bank, Config, load_bank, require_active, require_bank
 from chaincode.deposit_token.requests import Request
 from chaincode.deposit_token.supply import change_supply
 from chaincode.shim.api import MAX_UNICODE_RUNE
+from chaincode.shim.contract import ContractError
 
 INITIATED = "initiated"
 COMPLETED = "completed"
@@ -85,6 +86,9 @@ INITIATE_FIELDS = (
     "payee_currency", "payee_amount", "rate", "remittance", "salt", "pending_credits",
 )  # fmt: skip
 COMPLETE_FIELDS = ("payment_id", "details", "salt")
+# Completions one CompletePayments transaction takes: enough for a busy payee bank's backlog of a
+# block or two, few enough that one proposal stays small and quick to simulate.
+MAX_COMPLETION_GROUP = 50
 
 
 def payment_id_for(payer_bank: str, idempotency_key: str) -> str:
@@ -377,14 +381,71 @@ def _payee_side(request: Request, config: Config, currency: str, amount: int) ->
 
 def complete(ledger: Ledger, payee_bank: Bank, payment_id: str, request: Request) -> Record:
     """Credit the payee, with the details the payer bank's peer gave (``payment_details``) in ``request``."""
+    record, outcome = _credit_payee(ledger, payee_bank, payment_id, request)
+    if outcome["completed"]:
+        change_supply(ledger, payee_bank.msp_id, record["payee_currency"], record["payee_amount"])
+        ledger.emit("PaymentCompleted", _event(record))
+    return outcome
+
+
+def complete_many(ledger: Ledger, payee_bank: Bank, items: list[Any]) -> Record:
+    """Credit the payees of several incoming payments in one transaction (``CompletePayments``).
+
+    Each item is ``CompletePayment``'s request and is judged on its own: a refused item (its
+    payee frozen, its details tampered with) writes nothing and gets its refusal in ``results``,
+    the others complete. That is safe because ``_credit_payee`` refuses before its first write.
+    The transaction's overhead (signatures, policy checks, ordering) and its supply change (one
+    per currency, the sum) are shared by the group, so a busy payee bank pays them once for many
+    payments (docs/decisions/0037). A payment named twice is refused the second time: a
+    transaction reads committed state, not its own writes, so it would be credited twice.
+    """
+    results: list[Record] = []
+    minted: dict[str, int] = {}
+    completed: list[Record] = []
+    seen: set[str] = set()
+    for position, item in enumerate(items):
+        payment_id: str | None = None
+        try:
+            if not isinstance(item, dict):
+                raise refusal("invalid_request", f"'payments[{position}]' must be an object")
+            item_request = Request(item, COMPLETE_FIELDS)
+            payment_id = parse_payment_id(item_request.raw("payment_id"), f"payments[{position}].payment_id")
+            if payment_id in seen:
+                raise refusal("invalid_request", f"payment {payment_id} is named twice in the group")
+            seen.add(payment_id)
+            record, outcome = _credit_payee(ledger, payee_bank, payment_id, item_request)
+        except ContractError as error:
+            results.append({"payment_id": payment_id, "error": refusal_parts(error)})
+            continue
+        results.append(outcome)
+        if outcome["completed"]:
+            currency = record["payee_currency"]
+            minted[currency] = minted.get(currency, 0) + record["payee_amount"]
+            completed.append(_event(record))
+    for currency, amount in sorted(minted.items()):
+        change_supply(ledger, payee_bank.msp_id, currency, amount)
+    if completed:
+        ledger.emit("PaymentsCompleted", {"payee_bank": payee_bank.msp_id, "payments": completed})
+    return {"results": results, "completed": len(completed)}
+
+
+def _credit_payee(ledger: Ledger, payee_bank: Bank, payment_id: str, request: Request) -> tuple[Record, Record]:
+    """Every check of a completion, then its writes but the supply change and the event.
+
+    Returns the payment record and the answer. Every refusal comes before the first write, so a
+    refused completion leaves nothing behind even inside a group (``complete_many``).
+    """
     record = _require_record(ledger, payment_id)
     if record["payee_bank"] != payee_bank.msp_id:
         raise refusal("not_authorized", "only the payee bank completes a payment")
     if record["status"] == COMPLETED:
-        return {"payment_id": payment_id, "status": COMPLETED, "completed": False}
+        return record, {"payment_id": payment_id, "status": COMPLETED, "completed": False}
     if record["status"] != INITIATED:
         raise refusal("invalid_state", f"payment {payment_id} is {record['status']}, not initiated")
     details, salt = parse_details(request, record["details_hash"], f"payment {payment_id}")
+    if not all(isinstance(details.get(field), str) for field in ("payee_account", "payer_jurisdiction")):
+        # Only a payer bank running altered chaincode could book such details under a matching hash.
+        raise refusal("invalid_request", f"the details of payment {payment_id} name no payee account or jurisdiction")
     books = Books(ledger, payee_bank)
     # A booked payment is refused, so the payee's account is read on every path that commits.
     ledger.prefetch_private(books.collection, [keys.booked_payment(payment_id), keys.account(details["payee_account"])])
@@ -397,8 +458,8 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str, request: Request
         raise refusal("currency_not_issued", f"{payee_bank.msp_id} does not issue {record['payee_currency']} tokens")
     _check_corridor_at_completion(ledger, record, payee_bank, details["payer_jurisdiction"], payee.jurisdiction)
 
+    # Nothing below refuses.
     books.credit(payee_account, record["payee_currency"], record["payee_amount"], "payment_in", payment_id, payment_id)
-    change_supply(ledger, payee_bank.msp_id, record["payee_currency"], record["payee_amount"])
     ledger.put_private(
         books.collection,
         keys.booked_payment(payment_id),
@@ -410,8 +471,7 @@ def complete(ledger: Ledger, payee_bank: Bank, payment_id: str, request: Request
     )  # fmt: skip
     _save_record(ledger, record, COMPLETED)
     ledger.put_marker(keys.unsettled(payment_id))
-    ledger.emit("PaymentCompleted", _event(record))
-    return {"payment_id": payment_id, "status": COMPLETED, "completed": True}
+    return record, {"payment_id": payment_id, "status": COMPLETED, "completed": True}
 
 
 def _check_corridor_at_completion(

@@ -86,6 +86,9 @@ class GatewayConfig:
     # under load, so this caps incoming payments at roughly this many per second; 8 capped a
     # bank near 8/s while its peer had CPU to spare (docs/benchmarks.md).
     follower_concurrency: int = 64
+    # Most incoming payments one completion transaction carries: completions ready while others are
+    # in flight go together (docs/decisions/0037). 1 to 50; 1 completes each on its own.
+    completion_group: int = 50
     # Seconds a claimed idempotency key stays locked before a retry may take the request over.
     idempotency_lease_seconds: float = 30.0
     idempotency_wait_seconds: float = 25.0

@@ -35,6 +35,7 @@ from fabric_client import (
     Deadlines,
     Gateway,
     GatewayError,
+    GroupCommit,
     SubmitError,
     submit_idempotent,
 )
@@ -45,6 +46,7 @@ from fabric_protos.peer import transaction_pb2
 
 from gateway.bank_api.config import ConfigError, GatewayConfig
 from gateway.bank_api.ledger import (
+    CONTRACT_CODES,
     JSON,
     ChaincodeUnavailable,
     ChannelView,
@@ -80,6 +82,13 @@ DEFAULT_COMMIT_WAIT = 5.0
 DETAILS_NOT_YET_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.75)
 ENDORSEMENT_POLICY_FAILURE = int(transaction_pb2.ENDORSEMENT_POLICY_FAILURE)
 PING_TIMEOUT_SECONDS = 3.0
+# Completions of incoming payments go to the ledger in groups (``GroupCommit``, decision 0037): at
+# most this many per CompletePayments transaction (the contract's MAX_COMPLETION_GROUP) ...
+COMPLETION_GROUP = 50
+# ... and this many such transactions in flight at once: whatever is ready while they are waits
+# for the next one. More in flight means smaller groups (each one's fixed price paid more often);
+# fewer, that a slow commit holds more completions.
+COMPLETION_GROUPS_IN_FLIGHT = 5
 
 _UNAVAILABLE_CODES = {
     grpc.StatusCode.UNAVAILABLE,
@@ -207,9 +216,30 @@ class _NotThereYet(LedgerFailure):
     """The other bank's peer does not hold the details (yet): it may commit their block a moment later."""
 
 
+class _SubmitAlone(LedgerFailure):
+    """A group of completions failed as a whole: each is submitted again on its own, so that one
+    payment the contract cannot judge holds up no other."""
+
+
+def _completion_outcome(result: object) -> JSON | BaseException:
+    """One item of CompletePayments' ``results``: CompletePayment's answer, or its refusal."""
+    if not isinstance(result, dict):
+        return _SubmitAlone("CompletePayments answered an item that is not an object")
+    error = result.get("error")
+    if error is None:
+        return result
+    code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(code, str) or not isinstance(message, str):
+        return _SubmitAlone("CompletePayments answered an error without a code")
+    return ContractRejected(code, message, CONTRACT_CODES.get(code, 409))
+
+
 class FabricLedger:
     # How the completion path waits between asks for details not committed yet; tests replace it.
     pause: Callable[[float], None] = staticmethod(time.sleep)
+    # Most completions one transaction carries (1: each alone, as before decision 0037).
+    completion_group: int = COMPLETION_GROUP
 
     def __init__(
         self,
@@ -220,8 +250,10 @@ class FabricLedger:
         commit_timeout: float | None = None,
         metrics: GatewayMetrics | None = None,
         commit_wait: float = DEFAULT_COMMIT_WAIT,
+        completion_group: int = COMPLETION_GROUP,
     ) -> None:
         self.metrics = metrics or GatewayMetrics()
+        self.completion_group = completion_group
         self.gateway = gateway
         self._msp_id = msp_id
         self.network = gateway.get_network(channel)
@@ -229,11 +261,14 @@ class FabricLedger:
         self.contract: Contract = self.network.get_contract(chaincode)
         self.commit_timeout = commit_timeout
         self.commit_wait = commit_wait
+        self._completions = self._completion_groups()
 
     @classmethod
     def from_config(cls, config: GatewayConfig, metrics: GatewayMetrics | None = None) -> FabricLedger:
         if not config.profile_path:
             raise ConfigError("the Fabric ledger needs profile_path (BANK_API_PROFILE or --profile)")
+        if not 1 <= config.completion_group <= COMPLETION_GROUP:
+            raise ConfigError(f"completion_group must be 1 to {COMPLETION_GROUP}, not {config.completion_group}")
         deadlines = Deadlines(
             evaluate=config.evaluate_timeout_seconds,
             endorse=config.submit_timeout_seconds,
@@ -258,6 +293,7 @@ class FabricLedger:
             config.submit_timeout_seconds,
             metrics,
             commit_wait=config.commit_wait_seconds,
+            completion_group=config.completion_group,
         )
 
     @property
@@ -519,7 +555,41 @@ class FabricLedger:
                 else:
                     raise
             request.update(details)
-        return self.submit("CompletePayment", request=request, follow_up=True)
+        if holder is None or holder == self._msp_id or self.completion_group == 1:
+            # Not an initiated payment to this bank (the contract's answer on its own is what counts),
+            # or grouping is off: submitted alone, as many at once as the tasks run.
+            return self.submit("CompletePayment", request=request, follow_up=True)
+        try:
+            return self._completions.run(request)
+        except _SubmitAlone:
+            return self.submit("CompletePayment", request=request, follow_up=True)
+
+    def _completion_groups(self) -> GroupCommit[JSON, JSON]:
+        return GroupCommit(
+            self._complete_group,
+            max_group=self.completion_group,
+            in_flight=COMPLETION_GROUPS_IN_FLIGHT,
+            on_group=self.metrics.completion_group.observe,
+        )
+
+    def _complete_group(self, requests: list[JSON]) -> list[JSON | BaseException]:
+        """One CompletePayment for one request, one CompletePayments for several (decision 0037)."""
+        if len(requests) == 1:
+            try:
+                return [self.submit("CompletePayment", request=requests[0], follow_up=True)]
+            except LedgerError as failure:
+                return [failure]
+        try:
+            answer = self.submit("CompletePayments", request={"payments": requests}, follow_up=True)
+        except LedgerUnavailable:
+            raise  # the way to the ledger, not a payment: every caller waits it out
+        except LedgerError as failure:
+            log.warning("a group of %d completions failed (%s): each goes on its own", len(requests), failure)
+            return [_SubmitAlone(str(failure)) for _ in requests]
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(requests):
+            return [_SubmitAlone("CompletePayments answered no result per payment") for _ in requests]
+        return [_completion_outcome(result) for result in results]
 
     def reject_payment(self, payment_id: str, reason: str) -> JSON:
         return self.submit("RejectPayment", request={"payment_id": payment_id, "reason": reason}, follow_up=True)

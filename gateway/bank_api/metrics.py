@@ -67,6 +67,12 @@ class GatewayMetrics:
             "Asks for a payment's details that the other bank's peer had not committed yet (asked again shortly)",
             registry=self.registry,
         )
+        self.completion_group = Histogram(
+            "bank_api_completions_per_transaction",
+            "Incoming payments completed by one transaction (CompletePayments groups them under load)",
+            buckets=(1, 2, 4, 8, 16, 32, 50),
+            registry=self.registry,
+        )
         self.follower_events = Counter(
             "bank_api_follower_events",
             "Chaincode events read by the follower, by event name",

@@ -140,9 +140,25 @@ _MOVE_CHECKPOINT = (
 )
 
 PAYMENT_EVENTS = frozenset({"PaymentInitiated", "PaymentRejected", "PaymentCompleted", "PaymentRefunded"})
+# One CompletePayments transaction completes several payments and has one event (Fabric keeps one
+# per transaction) that lists them: {payee_bank, payments: [{payment_id, payer_bank, payee_bank}]}.
+PAYMENTS_COMPLETED = "PaymentsCompleted"
 PVP_EVENTS = frozenset({"PvpProposed", "PvpLocked", "PvpRefused"})
 
 Notice = tuple[str, str, str, JSON]  # account, webhook event type, event id, data
+
+
+def payment_events(event: LedgerEvent) -> list[tuple[str, JSON]]:
+    """The payment events one chaincode event stands for, as (name, payload): a ``PaymentsCompleted``
+    is a ``PaymentCompleted`` for each payment it lists; any other payment event is itself."""
+    if event.name == PAYMENTS_COMPLETED:
+        listed = event.payload.get("payments")
+        if not isinstance(listed, list):
+            return []
+        return [("PaymentCompleted", item) for item in listed if isinstance(item, dict)]
+    if event.name in PAYMENT_EVENTS:
+        return [(event.name, event.payload)]
+    return []
 
 
 @dataclass(frozen=True)
@@ -609,9 +625,9 @@ class PaymentFollower:
             return payload.get("acceptor_bank") == self.msp_id
         if event.name in PVP_EVENTS:
             return payload.get("proposer_bank") == self.msp_id
-        if event.name not in PAYMENT_EVENTS:
-            return False
-        return self.msp_id in (payload.get("payer_bank"), payload.get("payee_bank"))
+        return any(
+            self.msp_id in (about.get("payer_bank"), about.get("payee_bank")) for _, about in payment_events(event)
+        )
 
     def tasks_for(self, event: LedgerEvent) -> list[TaskSpec]:
         """What an event asks of this bank (nothing for most events on the channel)."""
@@ -622,19 +638,24 @@ class PaymentFollower:
             if event.name == "PvpProposed":
                 return [TaskSpec(PVP_NOTIFY, pvp_id)] if self._has_subscriptions() else []
             return [TaskSpec(PVP_DELIVER if event.name == "PvpLocked" else PVP_REFUND, pvp_id)]
-        payment_id = event.payload.get("payment_id")
-        if not self.concerns_us(event) or not isinstance(payment_id, str) or not payment_id:
-            return []
-        ours = event.payload.get("payer_bank") == self.msp_id
-        theirs_to_us = event.payload.get("payee_bank") == self.msp_id
         specs: list[TaskSpec] = []
-        if event.name == "PaymentInitiated" and theirs_to_us:
-            specs.append(TaskSpec.completion(payment_id, event.payload.get("payer_bank")))
-        if event.name == "PaymentRejected" and ours:
-            specs.append(TaskSpec(REFUND, payment_id))
-        tells = {"PaymentRejected": ours, "PaymentCompleted": ours or theirs_to_us, "PaymentRefunded": ours}
-        if tells.get(event.name) and self._has_subscriptions():
-            specs.append(TaskSpec(NOTIFY, payment_id, event.name))
+        subscribed: bool | None = None  # asked once per event, and only when a payment would tell
+        for name, about in payment_events(event):
+            payment_id = about.get("payment_id")
+            if not isinstance(payment_id, str) or not payment_id:
+                continue
+            ours = about.get("payer_bank") == self.msp_id
+            theirs_to_us = about.get("payee_bank") == self.msp_id
+            if name == "PaymentInitiated" and theirs_to_us:
+                specs.append(TaskSpec.completion(payment_id, about.get("payer_bank")))
+            if name == "PaymentRejected" and ours:
+                specs.append(TaskSpec(REFUND, payment_id))
+            tells = {"PaymentRejected": ours, "PaymentCompleted": ours or theirs_to_us, "PaymentRefunded": ours}
+            if tells.get(name):
+                if subscribed is None:
+                    subscribed = self._has_subscriptions()
+                if subscribed:
+                    specs.append(TaskSpec(NOTIFY, payment_id, name))
         return specs
 
     def record(self, event: LedgerEvent) -> None:

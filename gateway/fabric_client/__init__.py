@@ -31,6 +31,7 @@ from .errors import (
     SubmitError,
 )
 from .gateway import Gateway, connect
+from .grouping import GroupCommit
 from .identity import Identity
 from .inflight import DEFAULT_MAX_IN_FLIGHT, FOLLOW_UP_WAIT, SubmissionLimit
 from .ledger import Ledger
@@ -60,6 +61,7 @@ __all__ = [
     "FileCheckpointer",
     "Gateway",
     "GatewayError",
+    "GroupCommit",
     "Identity",
     "InMemoryCheckpointer",
     "Ledger",

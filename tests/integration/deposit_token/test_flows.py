@@ -128,6 +128,39 @@ def test_interbank_payment_completes(banks: Consortium) -> None:
     assert banks[SG].refused("CompletePayment", {"payment_id": payment_id}).reason == "not_authorized"
 
 
+def test_a_payee_bank_completes_several_payments_in_one_transaction(banks: Consortium) -> None:
+    """CompletePayments (decision 0037) on real peers: one transaction, each payment judged on its own,
+    one supply change for the group, and the payees' books and the public records as after single
+    completions."""
+    us, hk = banks[US], banks[HK]
+    payer, payee = banks.payer_and_payee(US, HK, ("group-payer", "group-shop"), 10_000)
+    ids = [
+        us.submit("InitiatePayment", us.payment_request(banks.id(f"group-{n}"), payer, HK, payee, 100 + n))[
+            "payment_id"
+        ]
+        for n in range(3)
+    ]
+    supply_before = banks.supply()[(HK, "USD")]
+    items = []
+    for payment_id in ids:
+        given = json.loads(
+            hk.contract.evaluate_transaction("GetPaymentDetails", payment_id, endorsing_organizations=[US])
+        )
+        items.append({"payment_id": payment_id, "details": given["details"], "salt": given["salt"]})
+    tampered = {**items[2], "details": {**items[2]["details"], "remittance": "changed"}}
+    answer = hk.submit("CompletePayments", {"payments": [items[0], items[1], tampered]})
+    assert answer["completed"] == 2
+    assert answer["results"][:2] == [{"payment_id": pid, "status": "completed", "completed": True} for pid in ids[:2]]
+    assert answer["results"][2]["error"]["code"] == "invalid_request"
+    assert hk.balance(payee) == 100 + 101
+    assert banks.supply()[(HK, "USD")] == supply_before + 201
+    statuses = [banks[SG].evaluate("GetPayment", None, pid)["status"] for pid in ids]
+    assert statuses == ["completed", "completed", "initiated"]
+    # The one left out completes on its own afterwards.
+    assert hk.submit("CompletePayment", {"payment_id": ids[2]})["completed"] is True
+    assert hk.balance(payee) == 100 + 101 + 102
+
+
 def test_rejected_payment_is_refunded(banks: Consortium) -> None:
     us, sg = banks[US], banks[SG]
     payer = banks.id("rp")

@@ -192,3 +192,34 @@ def test_a_deliveries_query_of_the_wrong_shape_is_refused_by_name(
     assert response.status_code == 400 and field in response.get_json()["detail"], response.get_json()
     ok = us.client.get(f"/v1/webhooks/{hook['id']}/deliveries", query_string={"page_size": "5"}, headers=_merchant(key))
     assert ok.status_code == 200 and ok.get_json() == {"deliveries": [], "next_cursor": None}
+
+
+def test_a_group_completion_event_tells_of_each_payment_it_lists(us: Gateway) -> None:
+    """A CompletePayments transaction has one event listing its payments (decision 0037): each one
+    this bank takes part in gets the notification a PaymentCompleted of its own would have."""
+    from gateway.bank_api.ledger import LedgerEvent
+    from gateway.bank_api.workers import NOTIFY, TaskSpec
+
+    follower = PaymentFollower(us.services)
+    listed = [
+        {"payment_id": "a" * 64, "payer_bank": "USBankMSP", "payee_bank": "HKBankMSP"},
+        {"payment_id": "b" * 64, "payer_bank": "SGBankMSP", "payee_bank": "HKBankMSP"},  # not ours
+        {"payment_id": "c" * 64, "payer_bank": "USBankMSP", "payee_bank": "HKBankMSP"},
+        "not a payment",
+    ]
+    event = LedgerEvent(7, "tx7", "PaymentsCompleted", {"payee_bank": "HKBankMSP", "payments": listed})
+    assert follower.concerns_us(event)
+    assert follower.tasks_for(event) == []  # no merchant subscribed: nothing to tell
+    _, key = us.open_account("A")
+    us.client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/x"}, headers=_merchant(key))
+    assert follower.tasks_for(event) == [
+        TaskSpec(NOTIFY, "a" * 64, "PaymentCompleted"),
+        TaskSpec(NOTIFY, "c" * 64, "PaymentCompleted"),
+    ]
+    # The same task a PaymentCompleted of one of them asks for: a replay of either is not done twice.
+    single = LedgerEvent(8, "tx8", "PaymentCompleted", listed[0])  # type: ignore[arg-type]
+    assert follower.tasks_for(single)[0].key == follower.tasks_for(event)[0].key
+    others = LedgerEvent(9, "tx9", "PaymentsCompleted", {"payments": [listed[1]]})
+    assert not follower.concerns_us(others) and follower.tasks_for(others) == []
+    for malformed in ({"payments": "x"}, {}, {"payments": [{"payment_id": 5, "payer_bank": "USBankMSP"}]}):
+        assert follower.tasks_for(LedgerEvent(10, "tx10", "PaymentsCompleted", malformed)) == []

@@ -29,6 +29,7 @@ class ChannelLedger(FabricLedger):
         self.down = False
         self.metrics = GatewayMetrics()
         self.follow_ups: list[str] = []  # what was submitted as a follow-up (``fabric_client.inflight``)
+        self._completions = self._completion_groups()
 
     def _answer(self, simulation: Simulation, name: str) -> JSON:
         if simulation.ok:
