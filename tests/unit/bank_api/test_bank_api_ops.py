@@ -155,3 +155,13 @@ def test_fabric_errors_translate_to_the_port() -> None:
     assert isinstance(translate(CommitError(transaction_id="t", code=11, block_number=3)), LedgerUnavailable)
     assert isinstance(translate(CommitError(transaction_id="t", code=10, block_number=3)), LedgerFailure)
     assert isinstance(translate(GatewayError("x", grpc_code=grpc.StatusCode.PERMISSION_DENIED)), LedgerFailure)
+
+
+def test_a_completion_group_out_of_range_is_refused_before_connecting(tmp_path: Path) -> None:
+    from gateway.bank_api.fabric_ledger import COMPLETION_GROUP, FabricLedger
+
+    assert GatewayConfig.from_env({"BANK_API_COMPLETION_GROUP": "1"}).completion_group == 1
+    for wrong in (0, COMPLETION_GROUP + 1):
+        config = GatewayConfig.from_mapping({"profile_path": str(tmp_path / "absent.json"), "completion_group": wrong})
+        with pytest.raises(ConfigError, match=f"completion_group must be 1 to {COMPLETION_GROUP}, not {wrong}"):
+            FabricLedger.from_config(config)

@@ -251,3 +251,16 @@ def test_runs_without_a_validating_peer_are_judged_on_the_average() -> None:
     growth = summarize_scaling(documents)["workloads"]["transfer"]["growth"]
     assert growth["validator_cpu_per_tx"] is None
     assert growth["grows"] is False
+
+
+def test_the_completion_group_option_is_checked_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.__main__ import main, parser
+    from bench.workloads import COMPLETION_GROUP
+
+    assert parser().parse_args([]).completion_group == COMPLETION_GROUP
+    assert parser().parse_args(["--completion-group", "1"]).completion_group == 1
+    for wrong in ("0", str(COMPLETION_GROUP + 1)):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--completion-group", wrong, "--smoke"])
+        assert stopped.value.code == 2
+        assert f"--completion-group must be 1 to {COMPLETION_GROUP}" in capsys.readouterr().err
