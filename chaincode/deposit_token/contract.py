@@ -424,6 +424,20 @@ class DepositTokenContract(Contract):
         return payments.payment_details(ledger, holder, ctx.client_identity.msp_id, payment_id)
 
     @query
+    def get_payments_details(self, ctx: Context, ids_json: str) -> Result:
+        """``GetPaymentDetails`` for several payments at once: {payment_ids: [...]}, 1 to 50 of them;
+        one answer or refusal per id, in order (a completing payee bank's group, decision 0037)."""
+        ledger = Ledger(ctx.stub)
+        ids = parse_json_argument(ids_json, "ids_json").get("payment_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= payments.MAX_COMPLETION_GROUP:
+            raise refusal(
+                "invalid_request", f"'payment_ids' must be a list of 1 to {payments.MAX_COMPLETION_GROUP} payment ids"
+            )
+        valid = [pid for pid in ids if isinstance(pid, str) and payments.PAYMENT_ID.fullmatch(pid)]
+        holder = reference.peer_bank(ctx, ledger, *(keys.payment(pid) for pid in valid))
+        return {"details": payments.payments_details(ledger, holder, ctx.client_identity.msp_id, ids)}
+
+    @query
     def list_payments(self, ctx: Context, filter_json: str = "{}") -> Result:
         """Payment records, newest first: {bank?, payer_bank?, payee_bank?, status?, currency?,
         min_amount?, max_amount?, since?, until?, page_size?, bookmark?, scan_limit?}."""

@@ -587,6 +587,27 @@ def payment_details(ledger: Ledger, holder: Bank, caller: str, payment_id: str) 
     return {"payment_id": payment_id, **given}
 
 
+def payments_details(ledger: Ledger, holder: Bank, caller: str, ids: list[Any]) -> list[Record]:
+    """``payment_details`` of each id, or its refusal as ``{payment_id, error}``: one bad id, or a
+    payment of other banks, is refused on its own."""
+    # The bookings of the caller's own payments are read below: one request for all of them. Only
+    # those: the books are not read for a client of another bank (records are public, checked first).
+    mine = []
+    for pid in ids:
+        record = ledger.get(keys.payment(pid)) if isinstance(pid, str) and PAYMENT_ID.fullmatch(pid) else None
+        if record is not None and caller in (record["payer_bank"], record["payee_bank"]):
+            mine.append(keys.booked_payment(pid))
+    ledger.prefetch_private(Books(ledger, holder).collection, mine)
+    answers: list[Record] = []
+    for position, pid in enumerate(ids):
+        try:
+            payment_id = parse_payment_id(pid, f"payment_ids[{position}]")
+            answers.append(payment_details(ledger, holder, caller, payment_id))
+        except ContractError as error:
+            answers.append({"payment_id": pid if isinstance(pid, str) else None, "error": refusal_parts(error)})
+    return answers
+
+
 def list_payments(ledger: Ledger, where: PaymentFilter, page_size: int, bookmark: str) -> Record:
     """Records matching ``where``, newest first, a page at a time.
 

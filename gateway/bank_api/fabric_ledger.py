@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -222,7 +223,8 @@ class _SubmitAlone(LedgerFailure):
 
 
 def _completion_outcome(result: object) -> JSON | BaseException:
-    """One item of CompletePayments' ``results``: CompletePayment's answer, or its refusal."""
+    """One item of CompletePayments' ``results`` (or GetPaymentsDetails' ``details``): the answer
+    the single call would give, or its refusal."""
     if not isinstance(result, dict):
         return _SubmitAlone("CompletePayments answered an item that is not an object")
     error = result.get("error")
@@ -254,6 +256,8 @@ class FabricLedger:
     ) -> None:
         self.metrics = metrics or GatewayMetrics()
         self.completion_group = completion_group
+        self._details_groups: dict[str, GroupCommit[str, JSON]] = {}
+        self._details_groups_lock = threading.Lock()
         self.gateway = gateway
         self._msp_id = msp_id
         self.network = gateway.get_network(channel)
@@ -487,7 +491,10 @@ class FabricLedger:
         the block that wrote them a moment after ours: not found there yet is worth a retry.
         """
         try:
-            given = self.evaluate(query, object_id, on=holder)
+            if query == "GetPaymentDetails" and self.completion_group > 1:
+                given = self._details_group(holder).run(object_id)
+            else:
+                given = self.evaluate(query, object_id, on=holder)
         except ContractRejected as refused:
             if refused.code in {"details_not_here", "payment_not_found", "pvp_not_found"}:
                 raise _NotThereYet(f"{holder}'s peer does not hold the details of {what} yet") from refused
@@ -563,6 +570,31 @@ class FabricLedger:
             return self._completions.run(request)
         except _SubmitAlone:
             return self.submit("CompletePayment", request=request, follow_up=True)
+
+    def _details_group(self, holder: str) -> GroupCommit[str, JSON]:
+        """The asks for payments' details on ``holder``'s peer, in groups as the completions are: one
+        ``GetPaymentsDetails`` query for the ids asked while others are in flight (decision 0037)."""
+        with self._details_groups_lock:
+            group = self._details_groups.get(holder)
+            if group is None:
+                group = self._details_groups[holder] = GroupCommit(
+                    lambda ids: self._ask_details(holder, ids),
+                    max_group=self.completion_group,
+                    in_flight=COMPLETION_GROUPS_IN_FLIGHT,
+                )
+            return group
+
+    def _ask_details(self, holder: str, ids: list[str]) -> list[JSON | BaseException]:
+        if len(ids) == 1:
+            try:
+                return [self.evaluate("GetPaymentDetails", ids[0], on=holder)]
+            except ContractRejected as refused:
+                return [refused]
+        answer = self.evaluate("GetPaymentsDetails", json.dumps({"payment_ids": ids}), on=holder)
+        given = answer.get("details")
+        if not isinstance(given, list) or len(given) != len(ids):
+            raise LedgerFailure(f"GetPaymentsDetails on {holder}'s peer answered no result per payment")
+        return [_completion_outcome(item) for item in given]
 
     def _completion_groups(self) -> GroupCommit[JSON, JSON]:
         return GroupCommit(

@@ -206,13 +206,14 @@ def test_no_function_lets_another_banks_client_into_a_banks_books(
     values = {
         "payment_id": payment_id, "pvp_id": pvp_id, "escrow_id": payment_id, "account_id": "alice",
         "msp_id": US, "bank": US, "cycle_id": "c1", "request_id": payment_id, "currency": "USD",
+        "ids_json": json.dumps({"payment_ids": [payment_id]}),
     }  # fmt: skip
     request = {
         **values, "payer_account": "alice", "payee_account": "shop", "payee_bank": HK, "amount": 1,
         "idempotency_key": "other", "deposit_ref": "d", "withdrawal_ref": "w", "reason": "x", "details": True,
     }  # fmt: skip
     contract = next(iter(ledger.channel.router.metadata()["contracts"].values()))
-    allowed = {"GetPaymentDetails", "GetPvpDetails"}
+    allowed = {"GetPaymentDetails", "GetPaymentsDetails", "GetPvpDetails"}
     for transaction in contract["transactions"]:
         name = transaction["name"]
         args = [str(values.get(p["name"], "{}")) for p in transaction["parameters"]]

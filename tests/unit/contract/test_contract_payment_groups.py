@@ -114,3 +114,22 @@ def test_only_the_payee_bank_completes_and_bad_groups_are_refused(ledger: Ledger
     assert ledger.query(REG, "GetPayment", args=[pid])["status"] == "initiated"
     assert ledger.balance(HK, "shop") == 0
     ledger.assert_conserved()
+
+
+def test_the_payer_banks_peer_hands_over_several_payments_details_at_once(ledger: Ledger) -> None:
+    _setup(ledger)
+    ids = [_initiate(ledger, f"order-{n}", 100 + n) for n in range(2)]
+    asked = [*ids, "not an id", "f" * 64]
+    answer = ledger.query(US, "GetPaymentsDetails", args=[json.dumps({"payment_ids": asked})], creator=HK)
+    one_by_one = [ledger.query(US, "GetPaymentDetails", args=[pid], creator=HK) for pid in ids]
+    assert answer["details"][:2] == one_by_one
+    message = "'payment_ids[2]' must be a payment id (64 lowercase hex digits)"
+    assert answer["details"][2] == {"payment_id": "not an id", "error": {"code": "invalid_request", "message": message}}
+    assert answer["details"][3]["error"]["code"] == "payment_not_found"
+    # A third bank's client gets a refusal for each payment, and nothing of the books.
+    third = ledger.query(US, "GetPaymentsDetails", args=[json.dumps({"payment_ids": ids})], creator=SG)
+    assert [item["error"]["code"] for item in third["details"]] == ["not_authorized", "not_authorized"]
+    assert "alice" not in json.dumps(third)
+    for wrong in ({"payment_ids": []}, {"payment_ids": "x"}, {}, {"payment_ids": ids * 26}):
+        message = ledger.refused(US, "GetPaymentsDetails", args=[json.dumps(wrong)], creator=HK)
+        assert message.startswith("[invalid_request] 'payment_ids' must be a list of 1 to 50"), message

@@ -7,6 +7,7 @@ own code and the contract's rules are all exercised together, without a network.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 from chaincode.deposit_token.testing import VALID, MemoryChannel, Simulation
@@ -30,6 +31,8 @@ class ChannelLedger(FabricLedger):
         self.metrics = GatewayMetrics()
         self.follow_ups: list[str] = []  # what was submitted as a follow-up (``fabric_client.inflight``)
         self._completions = self._completion_groups()
+        self._details_groups = {}
+        self._details_groups_lock = threading.Lock()
 
     def _answer(self, simulation: Simulation, name: str) -> JSON:
         if simulation.ok:

@@ -139,3 +139,29 @@ def test_a_third_banks_group_completes_nothing() -> None:
     assert all(isinstance(outcome, ContractRejected) and outcome.code == "not_authorized" for outcome in outcomes)
     assert ledger.balance(HK, "shop") == 0
     ledger.assert_conserved()
+
+
+def test_details_asked_together_are_one_query_on_the_payer_banks_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger, ids = _payments(3)
+    hk = ChannelLedger(ledger.channel, HK)
+    asked: list[str] = []
+    evaluate = hk.evaluate
+
+    def counting(name: str, *args: str, **kwargs: Any) -> Any:
+        asked.append(name)
+        return evaluate(name, *args, **kwargs)
+
+    monkeypatch.setattr(hk, "evaluate", counting)
+    outcomes = hk._ask_details(US, [*ids, "f" * 64])
+    assert asked == ["GetPaymentsDetails"]
+    for pid, outcome in zip(ids, outcomes[:3], strict=True):
+        assert outcome == _request(hk, pid)
+    missing = outcomes[3]
+    assert isinstance(missing, ContractRejected) and missing.code == "payment_not_found"
+    # Alone, it is the single query, as before grouping.
+    asked.clear()
+    assert hk._ask_details(US, [ids[0]]) == [_request(hk, ids[0])]
+    assert asked[0] == "GetPaymentDetails"
+    # Through the completion path: a missing payment is "not there yet" as with the single query.
+    with pytest.raises(LedgerFailure, match="does not hold the details"):
+        hk._counterparty_details("GetPaymentDetails", "e" * 64, US, "payment e")
