@@ -217,10 +217,39 @@ class CompletionGroups:
             bank: GroupCommit(partial(self._submit, bank), max_group=max_group, in_flight=COMPLETION_GROUPS_IN_FLIGHT)
             for bank in banks
         }
+        # The asks for details, per payee bank (the client) and payer bank (the peer asked), grouped too.
+        self._asks = {
+            (payee, payer): GroupCommit(
+                partial(self._ask, payee, payer), max_group=max_group, in_flight=COMPLETION_GROUPS_IN_FLIGHT
+            )
+            for payee in banks
+            for payer in banks
+            if payee != payer
+        }
+
+    def details(self, payee_bank: str, payer_bank: str, payment_id: str) -> dict[str, Any]:
+        """``GetPaymentDetails`` of the payment on the payer bank's peer, asked with others when they wait."""
+        return self._asks[(payee_bank, payer_bank)].run(payment_id)
 
     def complete(self, payee_bank: str, request: dict[str, Any]) -> tuple[int, float] | None:
         """The commit (validation code, when seen) of the completion; None if not seen in time."""
         return self._groups[payee_bank].run(request)
+
+    def _ask(self, payee_bank: str, payer_bank: str, ids: list[str]) -> list[dict[str, Any] | BaseException]:
+        contract = self.driver.clients[payee_bank].contract("deposit_token")
+        if len(ids) == 1:
+            try:
+                raw = contract.evaluate_transaction("GetPaymentDetails", ids[0], endorsing_organizations=[payer_bank])
+            except GatewayError as error:
+                return [error]
+            return [json.loads(raw)]
+        raw = contract.evaluate_transaction(
+            "GetPaymentsDetails", json.dumps({"payment_ids": ids}), endorsing_organizations=[payer_bank]
+        )
+        return [
+            item if "error" not in item else CompletionRefused(item["error"]["code"], item["error"]["message"])
+            for item in json.loads(raw)["details"]
+        ]
 
     def _submit(self, bank: str, requests: list[dict[str, Any]]) -> list[tuple[int, float] | BaseException | None]:
         seen: list[tuple[int, float]] = []
@@ -305,10 +334,13 @@ def interbank(
             try:
                 # As the payee bank's gateway does: the details from the payer bank's peer (no
                 # collection is shared by the two banks, docs/decisions/0036), then the completion.
-                raw = driver.clients[payee_bank].contract("deposit_token").evaluate_transaction(
-                    "GetPaymentDetails", payment["id"], endorsing_organizations=[payer_bank]
-                )
-                given = json.loads(raw)
+                if completion_group == 1:
+                    raw = driver.clients[payee_bank].contract("deposit_token").evaluate_transaction(
+                        "GetPaymentDetails", payment["id"], endorsing_organizations=[payer_bank]
+                    )
+                    given = json.loads(raw)
+                else:
+                    given = completions.details(payee_bank, payer_bank, payment["id"])
                 completion = {"payment_id": payment["id"], "details": given["details"], "salt": given["salt"]}
                 if completion_group == 1:  # each on its own, as many at once as the workers submit
                     driver.submit(
