@@ -90,6 +90,8 @@ COMPLETION_GROUP = 50
 # for the next one. More in flight means smaller groups (each one's fixed price paid more often);
 # fewer, that a slow commit holds more completions.
 COMPLETION_GROUPS_IN_FLIGHT = 5
+# Payer banks whose peers a gateway asks for details in groups (one ``GroupCommit`` each).
+MAX_DETAILS_GROUPS = 64
 
 _UNAVAILABLE_CODES = {
     grpc.StatusCode.UNAVAILABLE,
@@ -226,14 +228,14 @@ def _completion_outcome(result: object) -> JSON | BaseException:
     """One item of CompletePayments' ``results`` (or GetPaymentsDetails' ``details``): the answer
     the single call would give, or its refusal."""
     if not isinstance(result, dict):
-        return _SubmitAlone("CompletePayments answered an item that is not an object")
+        return _SubmitAlone("a group's answer for one item is not an object")
     error = result.get("error")
     if error is None:
         return result
     code = error.get("code") if isinstance(error, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     if not isinstance(code, str) or not isinstance(message, str):
-        return _SubmitAlone("CompletePayments answered an error without a code")
+        return _SubmitAlone("a group's answer for one item is an error without a code")
     return ContractRejected(code, message, CONTRACT_CODES.get(code, 409))
 
 
@@ -491,10 +493,8 @@ class FabricLedger:
         the block that wrote them a moment after ours: not found there yet is worth a retry.
         """
         try:
-            if query == "GetPaymentDetails" and self.completion_group > 1:
-                given = self._details_group(holder).run(object_id)
-            else:
-                given = self.evaluate(query, object_id, on=holder)
+            group = self._details_group(holder) if query == "GetPaymentDetails" and self.completion_group > 1 else None
+            given = group.run(object_id) if group is not None else self.evaluate(query, object_id, on=holder)
         except ContractRejected as refused:
             if refused.code in {"details_not_here", "payment_not_found", "pvp_not_found"}:
                 raise _NotThereYet(f"{holder}'s peer does not hold the details of {what} yet") from refused
@@ -571,12 +571,18 @@ class FabricLedger:
         except _SubmitAlone:
             return self.submit("CompletePayment", request=request, follow_up=True)
 
-    def _details_group(self, holder: str) -> GroupCommit[str, JSON]:
+    def _details_group(self, holder: str) -> GroupCommit[str, JSON] | None:
         """The asks for payments' details on ``holder``'s peer, in groups as the completions are: one
-        ``GetPaymentsDetails`` query for the ids asked while others are in flight (decision 0037)."""
+        ``GetPaymentsDetails`` query for the ids asked while others are in flight (decision 0037).
+
+        None (ask alone) once ``MAX_DETAILS_GROUPS`` banks have one: the name comes from an event,
+        which a bank running altered chaincode can fill with names that are no bank at all.
+        """
         with self._details_groups_lock:
             group = self._details_groups.get(holder)
             if group is None:
+                if len(self._details_groups) >= MAX_DETAILS_GROUPS:
+                    return None
                 group = self._details_groups[holder] = GroupCommit(
                     lambda ids: self._ask_details(holder, ids),
                     max_group=self.completion_group,

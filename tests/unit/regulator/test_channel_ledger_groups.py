@@ -165,3 +165,23 @@ def test_details_asked_together_are_one_query_on_the_payer_banks_peer(monkeypatc
     # Through the completion path: a missing payment is "not there yet" as with the single query.
     with pytest.raises(LedgerFailure, match="does not hold the details"):
         hk._counterparty_details("GetPaymentDetails", "e" * 64, US, "payment e")
+
+
+def test_names_from_events_cannot_make_groups_without_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The payer bank named by an event picks the peer asked; an altered chaincode's events could
+    name endless non-banks, so groups stop at MAX_DETAILS_GROUPS and further asks go alone."""
+    from gateway.bank_api import fabric_ledger
+
+    ledger, ids = _payments(1)
+    hk = ChannelLedger(ledger.channel, HK)
+    monkeypatch.setattr(fabric_ledger, "MAX_DETAILS_GROUPS", 2)
+    assert hk._details_group(US) is not None and hk._details_group("NoBank1") is not None
+    assert hk._details_group("NoBank2") is None
+    assert hk._details_group(US) is hk._details_group(US)  # the existing ones are kept
+    # An ask that goes alone gets the same answer as one through a group.
+    expected = {key: value for key, value in _request(hk, ids[0]).items() if key != "payment_id"}
+    assert hk._counterparty_details("GetPaymentDetails", ids[0], US, "p") == expected
+    alone = ChannelLedger(ledger.channel, HK)
+    monkeypatch.setattr(fabric_ledger, "MAX_DETAILS_GROUPS", 0)
+    assert alone._details_group(US) is None
+    assert alone._counterparty_details("GetPaymentDetails", ids[0], US, "p") == expected
