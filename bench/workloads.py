@@ -334,20 +334,19 @@ def interbank(
             try:
                 # As the payee bank's gateway does: the details from the payer bank's peer (no
                 # collection is shared by the two banks, docs/decisions/0036), then the completion.
-                if completion_group == 1:
+                if completion_group == 1:  # each on its own, as many at once as the workers submit
                     raw = driver.clients[payee_bank].contract("deposit_token").evaluate_transaction(
                         "GetPaymentDetails", payment["id"], endorsing_organizations=[payer_bank]
                     )
                     given = json.loads(raw)
-                else:
-                    given = completions.details(payee_bank, payer_bank, payment["id"])
-                completion = {"payment_id": payment["id"], "details": given["details"], "salt": given["salt"]}
-                if completion_group == 1:  # each on its own, as many at once as the workers submit
                     driver.submit(
-                        payee_bank, "deposit_token", "CompletePayment", request=completion,
+                        payee_bank, "deposit_token", "CompletePayment",
+                        request={"payment_id": payment["id"], "details": given["details"], "salt": given["salt"]},
                         watch={payee_bank: completion_committed}, follow_up=True,
                     )  # fmt: skip
                     return
+                given = completions.details(payee_bank, payer_bank, payment["id"])
+                completion = {"payment_id": payment["id"], "details": given["details"], "salt": given["salt"]}
                 commit = completions.complete(payee_bank, completion)
                 if commit is not None:  # else not seen in time: the step counts it as not drained
                     completion_committed(*commit)

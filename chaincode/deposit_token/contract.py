@@ -367,18 +367,15 @@ class DepositTokenContract(Contract):
         """
         ledger = Ledger(ctx.stub)
         try:
-            items = _request(ctx, "payments").raw("payments")
-        except ContractError:
-            items = None  # refused below, after the authority check, as every function does
-        also_read = [keys.corridor()]
-        if isinstance(items, list):
-            # Each item's record is read next: one request for all of them with the caller's bank.
-            for item in items[: payments.MAX_COMPLETION_GROUP]:
-                candidate = item.get("payment_id") if isinstance(item, dict) else None
-                if isinstance(candidate, str) and payments.PAYMENT_ID.fullmatch(candidate):
-                    also_read.append(keys.payment(candidate))
+            items, bad_request = _request(ctx, "payments").raw("payments"), None
+        except ContractError as refused:
+            items, bad_request = None, refused  # refused after the authority check, as every function does
+        named = [item.get("payment_id") for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+        # Each item's record is read next: one request for all of them with the caller's bank.
+        also_read = [keys.corridor(), *payments.record_keys(named[: payments.MAX_COMPLETION_GROUP])]
         bank = reference.caller_bank(ctx, ledger, *also_read)
-        items = _request(ctx, "payments").raw("payments")
+        if bad_request is not None:
+            raise bad_request
         if not isinstance(items, list) or not 1 <= len(items) <= payments.MAX_COMPLETION_GROUP:
             raise refusal(
                 "invalid_request",
@@ -433,8 +430,7 @@ class DepositTokenContract(Contract):
             raise refusal(
                 "invalid_request", f"'payment_ids' must be a list of 1 to {payments.MAX_COMPLETION_GROUP} payment ids"
             )
-        valid = [pid for pid in ids if isinstance(pid, str) and payments.PAYMENT_ID.fullmatch(pid)]
-        holder = reference.peer_bank(ctx, ledger, *(keys.payment(pid) for pid in valid))
+        holder = reference.peer_bank(ctx, ledger, *payments.record_keys(ids))
         return {"details": payments.payments_details(ledger, holder, ctx.client_identity.msp_id, ids)}
 
     @query

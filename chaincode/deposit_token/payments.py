@@ -587,16 +587,23 @@ def payment_details(ledger: Ledger, holder: Bank, caller: str, payment_id: str) 
     return {"payment_id": payment_id, **given}
 
 
+def record_keys(ids: list[Any]) -> list[str]:
+    """The public record keys of the well-formed payment ids among ``ids`` (to prefetch; the rest
+    are refused one by one where they are judged)."""
+    return [keys.payment(pid) for pid in ids if isinstance(pid, str) and PAYMENT_ID.fullmatch(pid)]
+
+
 def payments_details(ledger: Ledger, holder: Bank, caller: str, ids: list[Any]) -> list[Record]:
     """``payment_details`` of each id, or its refusal as ``{payment_id, error}``: one bad id, or a
     payment of other banks, is refused on its own."""
     # The bookings of the caller's own payments are read below: one request for all of them. Only
     # those: the books are not read for a client of another bank (records are public, checked first).
-    mine = []
-    for pid in ids:
-        record = ledger.get(keys.payment(pid)) if isinstance(pid, str) and PAYMENT_ID.fullmatch(pid) else None
-        if record is not None and caller in (record["payer_bank"], record["payee_bank"]):
-            mine.append(keys.booked_payment(pid))
+    records = (ledger.get(key) for key in record_keys(ids))
+    mine = [
+        keys.booked_payment(record["payment_id"])
+        for record in records
+        if record is not None and caller in (record["payer_bank"], record["payee_bank"])
+    ]
     ledger.prefetch_private(Books(ledger, holder).collection, mine)
     answers: list[Record] = []
     for position, pid in enumerate(ids):

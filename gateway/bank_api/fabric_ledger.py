@@ -242,8 +242,6 @@ def _completion_outcome(result: object) -> JSON | BaseException:
 class FabricLedger:
     # How the completion path waits between asks for details not committed yet; tests replace it.
     pause: Callable[[float], None] = staticmethod(time.sleep)
-    # Most completions one transaction carries (1: each alone, as before decision 0037).
-    completion_group: int = COMPLETION_GROUP
 
     def __init__(
         self,
@@ -257,9 +255,6 @@ class FabricLedger:
         completion_group: int = COMPLETION_GROUP,
     ) -> None:
         self.metrics = metrics or GatewayMetrics()
-        self.completion_group = completion_group
-        self._details_groups: dict[str, GroupCommit[str, JSON]] = {}
-        self._details_groups_lock = threading.Lock()
         self.gateway = gateway
         self._msp_id = msp_id
         self.network = gateway.get_network(channel)
@@ -267,7 +262,7 @@ class FabricLedger:
         self.contract: Contract = self.network.get_contract(chaincode)
         self.commit_timeout = commit_timeout
         self.commit_wait = commit_wait
-        self._completions = self._completion_groups()
+        self._start_groups(completion_group)
 
     @classmethod
     def from_config(cls, config: GatewayConfig, metrics: GatewayMetrics | None = None) -> FabricLedger:
@@ -549,22 +544,21 @@ class FabricLedger:
         """
         request: JSON = {"payment_id": payment_id}
         holder = payer_bank if payer_bank is not None else self._payer_to_complete(payment_id)
-        if holder is not None and holder != self._msp_id:
-            what = f"payment {payment_id}"
-            try:
-                details = self._counterparty_details("GetPaymentDetails", payment_id, holder, what)
-            except (ContractRejected, LedgerFailure) as first:
-                recorded = self._payer_to_complete(payment_id) if payer_bank is not None else None
-                if recorded is not None and recorded != holder:
-                    details = self._counterparty_details("GetPaymentDetails", payment_id, recorded, what)
-                elif isinstance(first, _NotThereYet):
-                    details = self._details_once_committed("GetPaymentDetails", payment_id, holder, what)
-                else:
-                    raise
-            request.update(details)
-        if holder is None or holder == self._msp_id or self.completion_group == 1:
-            # Not an initiated payment to this bank (the contract's answer on its own is what counts),
-            # or grouping is off: submitted alone, as many at once as the tasks run.
+        if holder is None or holder == self._msp_id:
+            return self.submit("CompletePayment", request=request, follow_up=True)
+        what = f"payment {payment_id}"
+        try:
+            details = self._counterparty_details("GetPaymentDetails", payment_id, holder, what)
+        except (ContractRejected, LedgerFailure) as first:
+            recorded = self._payer_to_complete(payment_id) if payer_bank is not None else None
+            if recorded is not None and recorded != holder:
+                details = self._counterparty_details("GetPaymentDetails", payment_id, recorded, what)
+            elif isinstance(first, _NotThereYet):
+                details = self._details_once_committed("GetPaymentDetails", payment_id, holder, what)
+            else:
+                raise
+        request.update(details)
+        if self.completion_group == 1:  # grouping off: alone, as many at once as the tasks run
             return self.submit("CompletePayment", request=request, follow_up=True)
         try:
             return self._completions.run(request)
@@ -602,13 +596,18 @@ class FabricLedger:
             raise LedgerFailure(f"GetPaymentsDetails on {holder}'s peer answered no result per payment")
         return [_completion_outcome(item) for item in given]
 
-    def _completion_groups(self) -> GroupCommit[JSON, JSON]:
-        return GroupCommit(
+    def _start_groups(self, completion_group: int = COMPLETION_GROUP) -> None:
+        """The group commits of completions and of the details asks (decision 0037); ``completion_group``
+        is the most one transaction or query carries (1: each alone, as before)."""
+        self.completion_group = completion_group
+        self._completions: GroupCommit[JSON, JSON] = GroupCommit(
             self._complete_group,
-            max_group=self.completion_group,
+            max_group=completion_group,
             in_flight=COMPLETION_GROUPS_IN_FLIGHT,
             on_group=self.metrics.completion_group.observe,
         )
+        self._details_groups: dict[str, GroupCommit[str, JSON]] = {}
+        self._details_groups_lock = threading.Lock()
 
     def _complete_group(self, requests: list[JSON]) -> list[JSON | BaseException]:
         """One CompletePayment for one request, one CompletePayments for several (decision 0037)."""

@@ -7,7 +7,6 @@ own code and the contract's rules are all exercised together, without a network.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 from chaincode.deposit_token.testing import VALID, MemoryChannel, Simulation
@@ -30,9 +29,7 @@ class ChannelLedger(FabricLedger):
         self.down = False
         self.metrics = GatewayMetrics()
         self.follow_ups: list[str] = []  # what was submitted as a follow-up (``fabric_client.inflight``)
-        self._completions = self._completion_groups()
-        self._details_groups = {}
-        self._details_groups_lock = threading.Lock()
+        self._start_groups()
 
     def _answer(self, simulation: Simulation, name: str) -> JSON:
         if simulation.ok:
