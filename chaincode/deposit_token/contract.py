@@ -342,6 +342,30 @@ class DepositTokenContract(Contract):
         return payments.initiate(ledger, config, bank, request)
 
     @transaction
+    def initiate_payments(self, ctx: Context) -> Result:
+        """Start several payments to other banks' customers (payer bank) in one transaction.
+
+        {payments: [InitiatePayment requests]}, at most ``MAX_INITIATION_GROUP``; each is judged
+        after the ones before it, and any refusal refuses the whole group (``group_refused``,
+        naming each refused item). See docs/contract-api.md.
+        """
+        ledger = Ledger(ctx.stub)
+        try:
+            items, bad_request = _request(ctx, "payments").raw("payments"), None
+        except ContractError as refused:
+            items, bad_request = None, refused  # refused after the authority check, as every function does
+        bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
+        if bad_request is not None:
+            raise bad_request
+        if not isinstance(items, list) or not 1 <= len(items) <= payments.MAX_INITIATION_GROUP:
+            raise refusal(
+                "invalid_request",
+                f"'payments' must be a list of 1 to {payments.MAX_INITIATION_GROUP} payment requests",
+            )
+        config = reference.load_config(ledger)
+        return payments.initiate_many(ledger, config, bank, items)
+
+    @transaction
     def complete_payment(self, ctx: Context) -> Result:
         """Credit the payee of an initiated payment (payee bank). {payment_id, details, salt}, the
         details and salt as ``GetPaymentDetails`` on the payer bank's peer returned them."""

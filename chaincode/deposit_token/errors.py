@@ -44,6 +44,9 @@ STATUS_OF_CODE: dict[str, int] = {
     "not_expired": 409,
     "nothing_to_settle": 409,
     "already_confirmed": 409,
+    # A group of requests (InitiatePayments) refused as a whole because some of its items were:
+    # the message is JSON, {"refused": [{position, code, message}, ...]}; the others may go again.
+    "group_refused": 409,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from chaincode.shim.api import KV, Stub
@@ -64,6 +65,10 @@ class Ledger:
         self._supply_changes: list[Record] = []
         # Committed values read so far, by (collection, key); "" is public state.
         self._read: dict[tuple[str, str], bytes] = {}
+        # Inside ``grouped``: the group's writes by (collection, key) (b"" deletes) and its new
+        # key-level policies, held back until the group ends; ``None`` outside a group.
+        self._held: dict[tuple[str, str], bytes] | None = None
+        self._held_policies: dict[str, bytes] = {}
 
     # -- identity of what this transaction writes --------------------------
     def unique_id(self) -> str:
@@ -75,8 +80,70 @@ class Ledger:
     def now_iso(self) -> str:
         return iso(self.now)
 
+    # -- groups: several requests in one transaction -------------------------
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Several requests of one kind in this transaction, each seeing the ones before it.
+
+        A transaction reads committed state, not its own writes, so two requests of a group that
+        touch one key (two debits of one account, two payments counted against one corridor cap)
+        would each see the state before both. Inside this block writes are held here and later
+        reads of those keys answer from them, so the group ends in the state the same requests
+        would reach one transaction after another. Each request runs in ``group_item``, which
+        drops its writes when it is refused. The held writes reach the stub when the block ends
+        without an error. Range scans do not see held writes (writing transactions do not scan
+        private data, and no grouped request scans public state).
+        """
+        if self._held is not None:
+            raise RuntimeError("a group inside a group")
+        self._held, self._held_policies = {}, {}
+        try:
+            yield
+            held, policies = self._held, self._held_policies
+        finally:
+            self._held, self._held_policies = None, {}
+        for (collection, key), value in held.items():
+            if collection:
+                if value:
+                    self.stub.put_private_data(collection, key, value)
+                else:
+                    self.stub.del_private_data(collection, key)
+            elif value:
+                self.stub.put_state(key, value)
+            else:
+                self.stub.del_state(key)
+        for key, policy in policies.items():
+            self.stub.set_state_validation_parameter(key, policy)
+
+    @contextmanager
+    def group_item(self) -> Iterator[None]:
+        """One request of a group: if it raises, its writes and supply changes are undone, so the
+        requests after it see the state as if it had never been made."""
+        if self._held is None:
+            raise RuntimeError("group_item outside grouped")
+        held, policies, supply = dict(self._held), dict(self._held_policies), len(self._supply_changes)
+        try:
+            yield
+        except BaseException:
+            self._held, self._held_policies = held, policies
+            del self._supply_changes[supply:]
+            raise
+
+    def _write(self, collection: str, key: str, value: bytes) -> bool:
+        """Hold a write while in a group (``True``); ``False`` sends it to the stub now."""
+        if self._held is None:
+            return False
+        self._held[(collection, key)] = value
+        return True
+
+    def _written(self, collection: str, key: str) -> bytes | None:
+        return None if self._held is None else self._held.get((collection, key))
+
     # -- public state --------------------------------------------------------
     def get(self, key: str) -> Record | None:
+        held = self._written("", key)
+        if held is not None:
+            return decode(held)
         cached = self._read.get(("", key))
         if cached is None:
             cached = self._read[("", key)] = self.stub.get_state(key)
@@ -93,14 +160,18 @@ class Ledger:
                 self._read[("", key)] = raw
 
     def put(self, key: str, record: Record) -> None:
-        self.stub.put_state(key, encode(record))
+        value = encode(record)
+        if not self._write("", key, value):
+            self.stub.put_state(key, value)
 
     def put_marker(self, key: str) -> None:
         """An index entry whose presence is the information (Fabric deletes empty values)."""
-        self.stub.put_state(key, b"1")
+        if not self._write("", key, b"1"):
+            self.stub.put_state(key, b"1")
 
     def delete(self, key: str) -> None:
-        self.stub.del_state(key)
+        if not self._write("", key, b""):
+            self.stub.del_state(key)
 
     def scan(self, object_type: str, *attributes: str) -> Iterator[tuple[str, bytes]]:
         """Every key under a partial composite key, with its raw value."""
@@ -116,10 +187,17 @@ class Ledger:
 
     def require_endorsers(self, key: str, msp_ids: Iterable[str], n: int | None = None) -> None:
         """State-based endorsement: from now on, writing ``key`` needs these orgs' peers."""
-        self.stub.set_state_validation_parameter(key, orgs_must_endorse(msp_ids, n=n))
+        policy = orgs_must_endorse(msp_ids, n=n)
+        if self._held is not None:
+            self._held_policies[key] = policy
+        else:
+            self.stub.set_state_validation_parameter(key, policy)
 
     # -- private data --------------------------------------------------------
     def get_private(self, collection: str, key: str) -> Record | None:
+        held = self._written(collection, key)
+        if held is not None:
+            return decode(held)
         cached = self._read.get((collection, key))
         if cached is None:
             cached = self._read[(collection, key)] = self.stub.get_private_data(collection, key)
@@ -137,10 +215,13 @@ class Ledger:
         return [self.get_private(collection, key) for key in keys_]
 
     def put_private(self, collection: str, key: str, record: Record) -> None:
-        self.stub.put_private_data(collection, key, encode(record))
+        value = encode(record)
+        if not self._write(collection, key, value):
+            self.stub.put_private_data(collection, key, value)
 
     def delete_private(self, collection: str, key: str) -> None:
-        self.stub.del_private_data(collection, key)
+        if not self._write(collection, key, b""):
+            self.stub.del_private_data(collection, key)
 
     def scan_private(self, collection: str, object_type: str, *attributes: str) -> Iterator[tuple[str, Record | None]]:
         """Only in queries: Fabric refuses private-data range scans in a transaction that writes."""

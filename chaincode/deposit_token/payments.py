@@ -86,6 +86,8 @@ INITIATE_FIELDS = (
     "payee_currency", "payee_amount", "rate", "remittance", "salt", "pending_credits",
 )  # fmt: skip
 COMPLETE_FIELDS = ("payment_id", "details", "salt")
+# Initiations one InitiatePayments transaction takes (docs/decisions/0038): the same bound.
+MAX_INITIATION_GROUP = 50
 # Completions one CompletePayments transaction takes: enough for a busy payee bank's backlog of a
 # block or two, few enough that one proposal stays small and quick to simulate.
 MAX_COMPLETION_GROUP = 50
@@ -196,6 +198,60 @@ def _event(record: Record) -> Record:
 
 
 def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request) -> Record:
+    """Debit the payer and open the payment (``InitiatePayment``); a repeat gets the first answer."""
+    record, answer = _debit_payer(ledger, config, payer_bank, request)
+    if record is not None:
+        change_supply(ledger, payer_bank.msp_id, record["currency"], -record["amount"])
+        ledger.emit("PaymentInitiated", _event(record))
+    return answer
+
+
+def initiate_many(ledger: Ledger, config: Config, payer_bank: Bank, items: list[Any]) -> Record:
+    """Initiate several payments of the payer bank in one transaction (``InitiatePayments``).
+
+    Each item is ``InitiatePayment``'s request and is judged as if the items before it had
+    committed one by one (``Ledger.grouped``): a payer named twice is debited twice, against the
+    balance the first debit left; a corridor's daily cap counts every item before it; an
+    idempotency key used twice gets the first one's answer. One supply change per currency (the
+    sum) and one ``PaymentsInitiated`` event serve the whole group (docs/decisions/0038).
+
+    All or nothing: when any item is refused, the transaction is refused (``group_refused``,
+    listing every refused item by position with its code and message, each judged without the
+    refused ones before it) and nothing reaches the ledger. A committed group's answer travels in
+    the block, readable by every bank, and refusals of debits are the payer bank's business (an
+    ``insufficient_funds`` message names a balance): the caller takes the refused items out and
+    submits the rest again.
+    """
+    results: list[Record] = []
+    refused: list[Record] = []
+    burned: dict[str, int] = {}
+    initiated: list[Record] = []
+    with ledger.grouped():
+        for position, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise refusal("invalid_request", f"'payments[{position}]' must be an object")
+                with ledger.group_item():
+                    record, answer = _debit_payer(ledger, config, payer_bank, Request(item, INITIATE_FIELDS))
+            except ContractError as error:
+                refused.append({"position": position, **refusal_parts(error)})
+                continue
+            results.append(answer)
+            if record is not None:
+                burned[record["currency"]] = burned.get(record["currency"], 0) + record["amount"]
+                initiated.append(_event(record))
+        if refused:
+            raise refusal("group_refused", encode({"refused": refused}).decode("utf-8"))
+        for currency, amount in sorted(burned.items()):
+            change_supply(ledger, payer_bank.msp_id, currency, -amount)
+    if initiated:
+        ledger.emit("PaymentsInitiated", {"payer_bank": payer_bank.msp_id, "payments": initiated})
+    return {"results": results, "initiated": len(initiated)}
+
+
+def _debit_payer(ledger: Ledger, config: Config, payer_bank: Bank, request: Request) -> tuple[Record | None, Record]:
+    """Every check of an initiation, the debit and the payment's records, but the supply change and
+    the event. Returns the new public record (``None`` for a repeat) and the answer."""
     idempotency_key = request.text("idempotency_key", max_length=128)
     payer_account = request.account_id("payer_account")
     payment_id = payment_id_for(payer_bank.msp_id, idempotency_key)
@@ -240,7 +296,7 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
         if booked.get("fingerprint") != fingerprint:
             raise refusal("duplicate_reference", "'idempotency_key' was already used for a different payment")
         current = ledger.get(keys.payment(payment_id))
-        return {
+        return None, {
             "payment_id": payment_id,
             "status": current["status"] if current else INITIATED,
             "created": False,
@@ -267,16 +323,18 @@ def initiate(ledger: Ledger, config: Config, payer_bank: Bank, request: Request)
         kind="payment_out", reference=payment_id, pending_credits=pending_credits, apply_limits=True,
         payment_id=payment_id,
     )  # fmt: skip
-    change_supply(ledger, payer_bank.msp_id, currency, -amount)
     record = open_payment(
         ledger, payer_bank, payee_bank, payment_id,
         payer_account=payer_account, payer_jurisdiction=payer.jurisdiction, payee_account=payee_account,
         currency=currency, amount=amount, payee_currency=payee_currency, payee_amount=payee_amount, rate=rate,
         remittance=remittance, salt=salt, fingerprint=fingerprint, corridor_version=policy["version"],
+        announce=False,
     )  # fmt: skip
     # The public record (never the details: a response travels in the block) spares the caller
     # a read-back; a repeated request gets only the id and status above.
-    return {"payment_id": payment_id, "status": INITIATED, "created": True, "payment": {**record, "cycle_id": None}}
+    return record, {
+        "payment_id": payment_id, "status": INITIATED, "created": True, "payment": {**record, "cycle_id": None},
+    }  # fmt: skip
 
 
 def open_payment(
@@ -297,13 +355,15 @@ def open_payment(
     salt: str | None,
     fingerprint: str,
     corridor_version: int,
+    announce: bool = True,
 ) -> Record:
     """Book an initiated payment whose money the payer bank has already taken out of circulation.
 
     The caller debited the payer (``initiate``) or holds the money already (an escrow release,
     ``escrow.py``) and burned it; this writes the payer bank's booking (a refund credits
     ``payer_account``) with the details, the public record with its endorsement policy and
-    the indexes, and emits ``PaymentInitiated`` for the payee bank.
+    the indexes, and emits ``PaymentInitiated`` for the payee bank unless ``announce`` is off
+    (the caller emits, after its supply change).
     """
     details: Record = {
         "payer_account": payer_account,
@@ -349,7 +409,8 @@ def open_payment(
     order = newest_first(ledger.now)
     for indexed_under in (payer_bank.msp_id, payee_bank.msp_id, keys.ALL_BANKS):
         ledger.put_marker(keys.payment_index(indexed_under, order, payment_id))
-    ledger.emit("PaymentInitiated", _event(record))
+    if announce:
+        ledger.emit("PaymentInitiated", _event(record))
     return record
 
 
