@@ -13,7 +13,7 @@ from bench.rest import RestError
 from bench.run import WORKLOADS, Bench
 from bench.scaling import DEFAULT_WORKLOADS, bank_counts, run_bank_counts
 from bench.testbed import DEFAULT_TOPOLOGY, ROOT, TestbedError
-from bench.workloads import COMPLETION_GROUP
+from bench.workloads import COMPLETION_GROUP, INITIATION_GROUP
 
 
 def _workloads(text: str) -> list[str]:
@@ -77,7 +77,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help="one short step per workload: proves the bench works")
     p.add_argument("--smoke-rate", type=_positive, default=5.0, help="rate of the smoke step (%(default)s)")
     p.add_argument("--payers-per-bank", type=int, help="payer accounts per bank (default 200; 6 with --smoke)")
-    p.add_argument("--workers", type=int, default=48, help="endorse/submit threads (%(default)s)")
+    p.add_argument(
+        "--workers", type=int, default=128,
+        help="endorse/submit threads (%(default)s); an interbank initiation holds one until its group "
+        "commits, as a gateway's request thread does",
+    )  # fmt: skip
     p.add_argument(
         "--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
         help="transactions each bank's connection has in flight until committed; more are refused and "
@@ -92,6 +96,12 @@ def parser() -> argparse.ArgumentParser:
         help="most completions the bench puts in one transaction when it completes payments itself "
         "(%(default)s; 1: each on its own, as before decision 0037). The gateways follow their own "
         "completion_group setting",
+    )  # fmt: skip
+    p.add_argument(
+        "--initiation-group", type=int, default=INITIATION_GROUP, metavar="K",
+        help="most interbank payments the bench initiates in one transaction, as a payer bank's gateway "
+        "does (%(default)s; 1: each on its own, as before decision 0038). The gateways follow their own "
+        "initiation_group setting",
     )  # fmt: skip
     p.add_argument(
         "--commit-wait", choices=("events", "status"), default="events",
@@ -114,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("--repeat must be at least 1")
     if not 1 <= args.completion_group <= COMPLETION_GROUP:
         parser().error(f"--completion-group must be 1 to {COMPLETION_GROUP}")
+    if not 1 <= args.initiation_group <= INITIATION_GROUP:
+        parser().error(f"--initiation-group must be 1 to {INITIATION_GROUP}")
     try:
         if args.banks:
             return run_bank_counts(args)

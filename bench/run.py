@@ -119,6 +119,7 @@ class Bench:
                     "payers_per_bank": self._payers_per_bank(),
                     "interbank_completer": completer,
                     "completion_group": self.args.completion_group if completer == "bench" else None,
+                    "initiation_group": self.args.initiation_group,
                     "commit_wait": self.args.commit_wait,
                     "max_in_flight_per_bank": self.args.max_in_flight or None,
                 },
@@ -153,7 +154,7 @@ class Bench:
                     workload = interbank(
                         self.driver, books, pools, banks, self.tag,
                         completer=completer, payment_watchers=self.payment_watchers,
-                        completion_group=self.args.completion_group,
+                        completion_group=self.args.completion_group, initiation_group=self.args.initiation_group,
                     )  # fmt: skip
                     self._ladder(workload, meter)
                 elif name == "escrow":

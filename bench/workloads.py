@@ -64,6 +64,12 @@ COMPLETION_GROUP = 50
 COMPLETION_GROUPS_IN_FLIGHT = 5
 # Seconds a group's submitter waits to see its commit; past that its payments count as not drained.
 GROUP_COMMIT_WAIT = 60.0
+# Initiations go in groups too, as the payer banks' gateways send them (decision 0038): at most this
+# many per InitiatePayments transaction, this many such transactions in flight per payer bank.
+INITIATION_GROUP = 50
+INITIATION_GROUPS_IN_FLIGHT = 2
+# Rounds of one initiation group: a ``group_refused`` names the refused items, the rest goes again.
+INITIATION_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,103 @@ class CompletionGroups:
         return outcomes
 
 
+class InitiationRefused(CompletionRefused):
+    """The contract refused one initiation of a group (``InitiatePayments`` names each refused item)."""
+
+
+class InitiationGroups:
+    """Each payer bank's initiations, submitted in groups as its gateway does (decision 0038).
+
+    ``initiate`` blocks its worker until the group holding the request has committed on the payer's
+    peer (so that a group holds its place while in flight, as the gateway's do) and returns the
+    item's answer; the request's own ``watch`` callbacks fire from the watchers as for a
+    transaction of its own. A group of one is a plain ``InitiatePayment``. The contract refuses a
+    group with any refused item and names each: those raise ``InitiationRefused``, the rest goes
+    again. ``Overloaded`` and other failures of the group reach every item of it.
+    """
+
+    def __init__(self, driver: Driver, banks: list[str], max_group: int = INITIATION_GROUP) -> None:
+        self.driver = driver
+        self._groups = {
+            bank: GroupCommit(partial(self._submit, bank), max_group=max_group, in_flight=INITIATION_GROUPS_IN_FLIGHT)
+            for bank in banks
+        }
+
+    def initiate(self, payer_bank: str, request: dict[str, Any], watch: Watch) -> dict[str, Any]:
+        answer: dict[str, Any] = self._groups[payer_bank].run((request, watch))
+        return answer
+
+    def _submit(
+        self, bank: str, items: list[tuple[dict[str, Any], Watch]]
+    ) -> list[dict[str, Any] | BaseException]:
+        outcomes: list[dict[str, Any] | BaseException | None] = [None] * len(items)
+        waiting = list(range(len(items)))
+        for _ in range(INITIATION_ROUNDS):
+            group = [items[i] for i in waiting]
+            try:
+                answers = self._send(bank, group)
+            except GatewayError as error:
+                refused = _group_refusals(error, len(group))
+                if refused is None:
+                    for i in waiting:
+                        outcomes[i] = error
+                    return [outcome if outcome is not None else error for outcome in outcomes]
+                for position, refusal in refused.items():
+                    outcomes[waiting[position]] = refusal
+                waiting = [i for position, i in enumerate(waiting) if position not in refused]
+                if not waiting:
+                    break
+                continue
+            for i, answer in zip(waiting, answers, strict=True):
+                outcomes[i] = answer
+            waiting = []
+            break
+        unjudged = InitiationRefused("group_refused", "still refused after every round")
+        return [outcome if outcome is not None else unjudged for outcome in outcomes]
+
+    def _send(self, bank: str, group: list[tuple[dict[str, Any], Watch]]) -> list[dict[str, Any]]:
+        """Submit one group and wait for its commit on the payer's peer; each item's answer."""
+        committed = threading.Event()
+
+        def fan_out(org: str) -> Callable[[int, float], None]:
+            def callback(code: int, at: float) -> None:
+                for _, watch in group:
+                    if org in watch:
+                        watch[org](code, at)
+                if org == bank:
+                    committed.set()
+
+            return callback
+
+        orgs = {bank, *(org for _, watch in group for org in watch)}
+        alone = len(group) == 1
+        _, raw = self.driver.submit(
+            bank,
+            "deposit_token",
+            "InitiatePayment" if alone else "InitiatePayments",
+            request=group[0][0] if alone else {"payments": [request for request, _ in group]},
+            watch={org: fan_out(org) for org in orgs},
+        )
+        committed.wait(GROUP_COMMIT_WAIT)  # past it the step counts its payments as not drained
+        answer = json.loads(raw)
+        answers: list[dict[str, Any]] = [answer] if alone else answer["results"]
+        return answers
+
+
+def _group_refusals(error: GatewayError, size: int) -> dict[int, InitiationRefused] | None:
+    """The items a refused ``InitiatePayments`` names (``[group_refused] {"refused": [...]}``), by position."""
+    text = getattr(error, "chaincode_message", None) or str(error)
+    start = text.find("[group_refused] ")
+    if start < 0:
+        return None
+    try:
+        listed, _ = json.JSONDecoder().raw_decode(text, start + len("[group_refused] "))
+        found = {int(item["position"]): InitiationRefused(item["code"], item["message"]) for item in listed["refused"]}
+    except (ValueError, KeyError, TypeError):
+        return None
+    return found if found and all(0 <= position < size for position in found) else None
+
+
 def interbank(
     driver: Driver,
     books: Books,
@@ -288,6 +391,7 @@ def interbank(
     completer: str,
     payment_watchers: Mapping[str, PaymentWatcher] | None = None,
     completion_group: int = COMPLETION_GROUP,
+    initiation_group: int = INITIATION_GROUP,
 ) -> Workload:
     if len(banks) < 2:
         raise ValueError("interbank payments need two banks")
@@ -296,6 +400,7 @@ def interbank(
     counter = itertools.count()
     n = len(banks)
     completions = CompletionGroups(driver, banks, completion_group)
+    initiations = InitiationGroups(driver, banks, initiation_group)
 
     def operation(tracker: Tracker, due: float) -> None:
         i = next(counter)
@@ -376,15 +481,19 @@ def interbank(
         if completer == "bench":
             watch[payee_bank] = initiation_seen_by_payee
         try:
-            _, result = driver.submit(payer_bank, "deposit_token", "InitiatePayment", request=request, watch=watch)
+            if initiation_group == 1:  # each on its own, as many at once as the workers submit
+                _, raw = driver.submit(payer_bank, "deposit_token", "InitiatePayment", request=request, watch=watch)
+                answer = json.loads(raw)
+            else:
+                answer = initiations.initiate(payer_bank, request, watch)
         except Overloaded:
             pool.give_back(payer)
             raise
-        except GatewayError as error:
+        except (GatewayError, InitiationRefused) as error:
             pool.give_back(payer)
             tracker.finish(*_failed(error, due))
             return
-        payment["id"] = str(json.loads(result)["payment_id"])
+        payment["id"] = str(answer["payment_id"])
         ready.set()
         if completer == "gateway" and payment_watchers is not None:
 

@@ -226,6 +226,7 @@ def initiate_many(ledger: Ledger, config: Config, payer_bank: Bank, items: list[
     refused: list[Record] = []
     burned: dict[str, int] = {}
     initiated: list[Record] = []
+    _prefetch_initiations(ledger, payer_bank, items)
     with ledger.grouped():
         for position, item in enumerate(items):
             try:
@@ -247,6 +248,32 @@ def initiate_many(ledger: Ledger, config: Config, payer_bank: Bank, items: list[
     if initiated:
         ledger.emit("PaymentsInitiated", {"payer_bank": payer_bank.msp_id, "payments": initiated})
     return {"results": results, "initiated": len(initiated)}
+
+
+def _prefetch_initiations(ledger: Ledger, payer_bank: Bank, items: list[Any]) -> None:
+    """Read what every well-formed item of a group reads first, in two requests instead of about three
+    per item: the payee banks and payment records, then the bookings, payer accounts, heads and
+    listed credits. Each item reads these keys anyway (a key read joins the read set)."""
+    public: list[str] = []
+    private: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        try:
+            request = Request(item, INITIATE_FIELDS)
+            payment_id = payment_id_for(payer_bank.msp_id, request.text("idempotency_key", max_length=128))
+            account_id = request.account_id("payer_account")
+            credits = request.pending_credits()
+        except ContractError:
+            continue  # refused when its turn comes
+        payee = item.get("payee_bank")
+        if isinstance(payee, str) and MSP_ID.fullmatch(payee):
+            public.append(keys.bank(payee))
+        public.append(keys.payment(payment_id))
+        private.extend([keys.booked_payment(payment_id), keys.account(account_id), keys.head(account_id)])
+        private.extend(keys.credit(account_id, credit_id) for credit_id in credits)
+    ledger.prefetch(public)
+    ledger.prefetch_private(Books(ledger, payer_bank).collection, private)
 
 
 def _debit_payer(ledger: Ledger, config: Config, payer_bank: Bank, request: Request) -> tuple[Record | None, Record]:

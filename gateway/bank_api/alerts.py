@@ -55,7 +55,7 @@ from gateway.bank_api.problems import ApiProblem
 from gateway.bank_api.storage.models import Alert, AlertRule, ObservedPayment, utcnow
 from gateway.bank_api.validation import bad_request
 from gateway.bank_api.webhooks import enqueue
-from gateway.bank_api.workers import Checkpoints
+from gateway.bank_api.workers import Checkpoints, payment_events
 
 if TYPE_CHECKING:
     from gateway.bank_api.app import Services
@@ -440,12 +440,15 @@ class RegulatorMonitor:
         return []
 
     def handle(self, event: LedgerEvent) -> list[str]:
-        """The alerts one event raises (only a new payment can raise any); keeps its supply report."""
+        """The alerts one event raises (only a new payment can raise any, and an InitiatePayments
+        transaction's event lists several); keeps its supply report."""
         supply_watch.record(self.services.db, event)
-        payment_id = event.payload.get("payment_id")
-        if event.name != "PaymentInitiated" or not isinstance(payment_id, str):
-            return []
-        return self.observe(self.ledger.get_payment(payment_id))
+        raised: list[str] = []
+        for name, about in payment_events(event):
+            payment_id = about.get("payment_id")
+            if name == "PaymentInitiated" and isinstance(payment_id, str):
+                raised.extend(self.observe(self.ledger.get_payment(payment_id)))
+        return raised
 
     # -- payment rules ----------------------------------------------------------
     def observe(self, record: JSON) -> list[str]:

@@ -89,6 +89,9 @@ class GatewayConfig:
     # Most incoming payments one completion transaction carries: completions ready while others are
     # in flight go together (docs/decisions/0037). 1 to 50; 1 completes each on its own.
     completion_group: int = 50
+    # Most outgoing payments one initiation transaction carries: payment requests that arrive while
+    # others are in flight go together (docs/decisions/0038). 1 to 50; 1 initiates each on its own.
+    initiation_group: int = 50
     # Seconds a claimed idempotency key stays locked before a retry may take the request over.
     idempotency_lease_seconds: float = 30.0
     idempotency_wait_seconds: float = 25.0

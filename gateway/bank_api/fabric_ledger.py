@@ -92,6 +92,16 @@ COMPLETION_GROUP = 50
 COMPLETION_GROUPS_IN_FLIGHT = 5
 # Payer banks whose peers a gateway asks for details in groups (one ``GroupCommit`` each).
 MAX_DETAILS_GROUPS = 64
+# Outgoing payments go to the ledger in groups too (decision 0038): at most this many per
+# InitiatePayments transaction (the contract's MAX_INITIATION_GROUP) and this many such
+# transactions in flight. Fewer than for completions: the payment requests waiting at once are
+# bounded by the HTTP server's write cap (``max_concurrent_writes``, 12), and with 5 in flight
+# they would seldom meet in one group.
+INITIATION_GROUP = 50
+INITIATION_GROUPS_IN_FLIGHT = 2
+# Rounds of an initiation group: after a ``group_refused`` the rest goes again without the refused
+# items, and only a concurrent change makes that refuse again; after this many, each goes alone.
+INITIATION_ROUNDS = 3
 
 _UNAVAILABLE_CODES = {
     grpc.StatusCode.UNAVAILABLE,
@@ -220,8 +230,32 @@ class _NotThereYet(LedgerFailure):
 
 
 class _SubmitAlone(LedgerFailure):
-    """A group of completions failed as a whole: each is submitted again on its own, so that one
-    payment the contract cannot judge holds up no other."""
+    """A group of completions or initiations failed as a whole: each is submitted again on its own,
+    so that one payment the contract cannot judge holds up no other."""
+
+
+def _group_refusals(refused: ContractRejected, size: int) -> dict[int, ContractRejected] | None:
+    """The items an ``InitiatePayments`` refused (``group_refused``: JSON naming each one by position),
+    as the ``ContractRejected`` each would have got alone; ``None`` if the answer cannot be read so."""
+    try:
+        # A peer may add text after the chaincode's message: read the JSON value it starts with.
+        listed, _ = json.JSONDecoder().raw_decode(refused.message)
+    except ValueError:
+        return None
+    items = listed.get("refused") if isinstance(listed, dict) else None
+    if not isinstance(items, list) or not items:
+        return None
+    found: dict[int, ContractRejected] = {}
+    for item in items:
+        position = item.get("position") if isinstance(item, dict) else None
+        outcome = _completion_outcome({"error": item}) if isinstance(item, dict) else None
+        if (
+            isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < size
+            or not isinstance(outcome, ContractRejected) or outcome.code == "group_refused"
+        ):  # fmt: skip
+            return None
+        found[position] = outcome
+    return found
 
 
 def _completion_outcome(result: object) -> JSON | BaseException:
@@ -253,6 +287,7 @@ class FabricLedger:
         metrics: GatewayMetrics | None = None,
         commit_wait: float = DEFAULT_COMMIT_WAIT,
         completion_group: int = COMPLETION_GROUP,
+        initiation_group: int = INITIATION_GROUP,
     ) -> None:
         self.metrics = metrics or GatewayMetrics()
         self.gateway = gateway
@@ -262,7 +297,7 @@ class FabricLedger:
         self.contract: Contract = self.network.get_contract(chaincode)
         self.commit_timeout = commit_timeout
         self.commit_wait = commit_wait
-        self._start_groups(completion_group)
+        self._start_groups(completion_group, initiation_group)
 
     @classmethod
     def from_config(cls, config: GatewayConfig, metrics: GatewayMetrics | None = None) -> FabricLedger:
@@ -270,6 +305,8 @@ class FabricLedger:
             raise ConfigError("the Fabric ledger needs profile_path (BANK_API_PROFILE or --profile)")
         if not 1 <= config.completion_group <= COMPLETION_GROUP:
             raise ConfigError(f"completion_group must be 1 to {COMPLETION_GROUP}, not {config.completion_group}")
+        if not 1 <= config.initiation_group <= INITIATION_GROUP:
+            raise ConfigError(f"initiation_group must be 1 to {INITIATION_GROUP}, not {config.initiation_group}")
         deadlines = Deadlines(
             evaluate=config.evaluate_timeout_seconds,
             endorse=config.submit_timeout_seconds,
@@ -295,6 +332,7 @@ class FabricLedger:
             metrics,
             commit_wait=config.commit_wait_seconds,
             completion_group=config.completion_group,
+            initiation_group=config.initiation_group,
         )
 
     @property
@@ -452,26 +490,28 @@ class FabricLedger:
              "amount": amount, "transfer_id": transfer_id},
         )  # fmt: skip
 
-    def _debit(self, name: str, account_id: str, request: JSON) -> JSON:
+    def _debit(self, name: str, account_id: str, request: JSON, submit: Callable[[JSON], JSON] | None = None) -> JSON:
         """Submit a debit on the folded balance; on ``insufficient_funds``, again with the pending credits.
 
         The refused try changed nothing (it failed at endorsement), so the second is not a repeat.
+        ``submit`` sends one request (default: a transaction ``name`` of its own).
         """
+        send = submit or (lambda body: self.submit(name, request=body))
         try:
-            return self.submit(name, request={**request, "pending_credits": []})
+            return send({**request, "pending_credits": []})
         except ContractRejected as refused:
             if refused.code != "insufficient_funds":
                 raise
             pending = self._spendable(account_id)["pending_credits"]
             if not pending:
                 raise
-        return self.submit(name, request={**request, "pending_credits": pending})
+        return send({**request, "pending_credits": pending})
 
     # -- payments --------------------------------------------------------------------------
 
     def initiate_payment(self, request: JSON) -> JSON:
         try:
-            return self._debit("InitiatePayment", str(request["payer_account"]), request)
+            return self._debit("InitiatePayment", str(request["payer_account"]), request, self._initiate)
         except CounterpartyUnreachable as error:
             # Not every dissemination failure names the collection ("Failed disseminating 1 out of 1
             # private dissemination plans", when gossip still lists a peer that just died); the
@@ -596,9 +636,80 @@ class FabricLedger:
             raise LedgerFailure(f"GetPaymentsDetails on {holder}'s peer answered no result per payment")
         return [_completion_outcome(item) for item in given]
 
-    def _start_groups(self, completion_group: int = COMPLETION_GROUP) -> None:
-        """The group commits of completions and of the details asks (decision 0037); ``completion_group``
-        is the most one transaction or query carries (1: each alone, as before)."""
+    def _initiate(self, request: JSON) -> JSON:
+        """One payment request, initiated with those that arrive while others are in flight (decision
+        0038); alone when grouping is off or its group could not be judged."""
+        if self.initiation_group == 1:
+            return self.submit("InitiatePayment", request=request)
+        try:
+            return self._initiations.run(request)
+        except _SubmitAlone:
+            return self.submit("InitiatePayment", request=request)
+
+    def _initiate_group(self, requests: list[JSON]) -> list[JSON | BaseException]:
+        """One InitiatePayment for one request, one InitiatePayments for several.
+
+        The contract refuses a group with any refused item and names each (``group_refused``):
+        those get their refusal, the rest goes again without them. Nothing of a refused group
+        reached the ledger (it failed at endorsement), so the second try is no repeat.
+        """
+        outcomes: list[JSON | BaseException | None] = [None] * len(requests)
+        waiting = list(range(len(requests)))
+        for _ in range(INITIATION_ROUNDS):
+            if len(waiting) == 1:
+                try:
+                    outcomes[waiting[0]] = self.submit("InitiatePayment", request=requests[waiting[0]])
+                except LedgerError as failure:
+                    outcomes[waiting[0]] = failure
+                waiting = []
+                break
+            try:
+                answer = self.submit("InitiatePayments", request={"payments": [requests[i] for i in waiting]})
+            except ContractRejected as refused:
+                refusals = _group_refusals(refused, len(waiting)) if refused.code == "group_refused" else None
+                if refusals is None:
+                    log.warning("a group of %d payments was refused (%s): each goes on its own", len(waiting), refused)
+                    break
+                for position, refusal in refusals.items():
+                    outcomes[waiting[position]] = refusal
+                waiting = [i for position, i in enumerate(waiting) if position not in refusals]
+                if not waiting:
+                    break
+                continue
+            except Contention as contended:
+                # One item's account kept changing under the group: alone, the others are not held up.
+                log.warning("a group of %d payments met contention (%s): each goes on its own", len(waiting), contended)
+                break
+            except LedgerUnavailable as unavailable:
+                # Busy or out of reach, not a payment's fault: each caller answers it (503, Retry-After).
+                for i in waiting:
+                    outcomes[i] = unavailable
+                waiting = []
+                break
+            except LedgerError as failure:
+                log.warning("a group of %d payments failed (%s): each goes on its own", len(waiting), failure)
+                break
+            results = answer.get("results")
+            if isinstance(results, list) and len(results) == len(waiting) and all(isinstance(r, dict) for r in results):
+                for i, result in zip(waiting, results, strict=True):
+                    outcomes[i] = result
+                waiting = []
+            break
+        for i in waiting:
+            outcomes[i] = _SubmitAlone("the payment's group could not be judged")
+        return [outcome if outcome is not None else _SubmitAlone("no answer") for outcome in outcomes]
+
+    def _start_groups(self, completion_group: int = COMPLETION_GROUP, initiation_group: int = INITIATION_GROUP) -> None:
+        """The group commits of completions and of the details asks (decision 0037) and of initiations
+        (decision 0038); each group size is the most one transaction or query carries (1: each alone,
+        as before)."""
+        self.initiation_group = initiation_group
+        self._initiations: GroupCommit[JSON, JSON] = GroupCommit(
+            self._initiate_group,
+            max_group=initiation_group,
+            in_flight=INITIATION_GROUPS_IN_FLIGHT,
+            on_group=self.metrics.initiation_group.observe,
+        )
         self.completion_group = completion_group
         self._completions: GroupCommit[JSON, JSON] = GroupCommit(
             self._complete_group,

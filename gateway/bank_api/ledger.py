@@ -155,6 +155,9 @@ CONTRACT_CODES: dict[str, int] = {
     "disclosure_not_found": 404,
     "nothing_to_settle": 409,
     "already_confirmed": 409,
+    # InitiatePayments refused because some of its items were: the ledger port takes those out and
+    # submits the rest (fabric_ledger._initiate_group); a caller never sees this code.
+    "group_refused": 409,
 }
 
 _CODED_MESSAGE = re.compile(r"\[(?P<code>[a-z][a-z0-9_]{1,40})\]\s*(?P<message>.*)", re.DOTALL)

@@ -73,6 +73,12 @@ class GatewayMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 50),
             registry=self.registry,
         )
+        self.initiation_group = Histogram(
+            "bank_api_initiations_per_transaction",
+            "Outgoing payments initiated by one transaction (InitiatePayments groups them under load)",
+            buckets=(1, 2, 4, 8, 16, 32, 50),
+            registry=self.registry,
+        )
         self.follower_events = Counter(
             "bank_api_follower_events",
             "Chaincode events read by the follower, by event name",

@@ -140,9 +140,10 @@ _MOVE_CHECKPOINT = (
 )
 
 PAYMENT_EVENTS = frozenset({"PaymentInitiated", "PaymentRejected", "PaymentCompleted", "PaymentRefunded"})
-# One CompletePayments transaction completes several payments and has one event (Fabric keeps one
-# per transaction) that lists them: {payee_bank, payments: [{payment_id, payer_bank, payee_bank}]}.
-PAYMENTS_COMPLETED = "PaymentsCompleted"
+# One CompletePayments (InitiatePayments) transaction completes (initiates) several payments and has
+# one event (Fabric keeps one per transaction) that lists them: {payee_bank (payer_bank), payments:
+# [{payment_id, payer_bank, payee_bank}]}; each listed payment is its single event's payload.
+GROUP_EVENTS = {"PaymentsCompleted": "PaymentCompleted", "PaymentsInitiated": "PaymentInitiated"}
 PVP_EVENTS = frozenset({"PvpProposed", "PvpLocked", "PvpRefused"})
 
 Notice = tuple[str, str, str, JSON]  # account, webhook event type, event id, data
@@ -150,12 +151,14 @@ Notice = tuple[str, str, str, JSON]  # account, webhook event type, event id, da
 
 def payment_events(event: LedgerEvent) -> list[tuple[str, JSON]]:
     """The payment events one chaincode event stands for, as (name, payload): a ``PaymentsCompleted``
-    is a ``PaymentCompleted`` for each payment it lists; any other payment event is itself."""
-    if event.name == PAYMENTS_COMPLETED:
+    (``PaymentsInitiated``) is a ``PaymentCompleted`` (``PaymentInitiated``) for each payment it lists;
+    any other payment event is itself."""
+    single = GROUP_EVENTS.get(event.name)
+    if single is not None:
         listed = event.payload.get("payments")
         if not isinstance(listed, list):
             return []
-        return [("PaymentCompleted", item) for item in listed if isinstance(item, dict)]
+        return [(single, item) for item in listed if isinstance(item, dict)]
     if event.name in PAYMENT_EVENTS:
         return [(event.name, event.payload)]
     return []

@@ -264,3 +264,57 @@ def test_the_completion_group_option_is_checked_before_anything_starts(capsys: p
             main(["--completion-group", wrong, "--smoke"])
         assert stopped.value.code == 2
         assert f"--completion-group must be 1 to {COMPLETION_GROUP}" in capsys.readouterr().err
+
+
+def test_the_initiation_group_option_is_checked_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.__main__ import main, parser
+    from bench.workloads import INITIATION_GROUP
+
+    assert parser().parse_args([]).initiation_group == INITIATION_GROUP
+    assert parser().parse_args(["--initiation-group", "1"]).initiation_group == 1
+    for wrong in ("0", str(INITIATION_GROUP + 1)):
+        with pytest.raises(SystemExit) as stopped:
+            main(["--initiation-group", wrong, "--smoke"])
+        assert stopped.value.code == 2
+        assert f"--initiation-group must be 1 to {INITIATION_GROUP}" in capsys.readouterr().err
+
+
+def test_the_benchs_initiation_groups_take_refused_items_out_and_fan_out_each_commit() -> None:
+    """InitiationGroups as the payer bank's gateway groups: a group_refused names the refused items,
+    the rest goes again; every item's watchers hear the commit of the transaction that carried it."""
+    import json
+
+    from fabric_client import EndorseError
+
+    from bench.workloads import InitiationGroups, InitiationRefused
+
+    sent: list[tuple[str, Any]] = []
+
+    class Driver:
+        def submit(self, org: str, chaincode: str, function: str, *, request: Any, watch: Any) -> tuple[str, bytes]:
+            sent.append((function, request))
+            if function == "InitiatePayments" and len(request["payments"]) == 3:
+                refused = {"refused": [{"position": 1, "code": "insufficient_funds", "message": "below"}]}
+                raise EndorseError(f"chaincode response 409, [group_refused] {json.dumps(refused)}")
+            for callback in watch.values():
+                callback(0, 1.0)
+            items = request["payments"] if function == "InitiatePayments" else [request]
+            answers = [{"payment_id": item["idempotency_key"], "created": True} for item in items]
+            return "tx", json.dumps(answers[0] if function == "InitiatePayment" else {"results": answers}).encode()
+
+    heard: list[tuple[str, str]] = []
+    groups = InitiationGroups(Driver(), ["US"])  # type: ignore[arg-type]
+    items = [
+        ({"idempotency_key": key}, {"US": lambda code, at, k=key: heard.append(("US", k)),
+                                    "HK": lambda code, at, k=key: heard.append(("HK", k))})
+        for key in ("a", "b", "c")
+    ]  # fmt: skip
+    outcomes = groups._submit("US", items)
+    assert [function for function, _ in sent] == ["InitiatePayments", "InitiatePayments"]
+    assert [item["idempotency_key"] for item in sent[1][1]["payments"]] == ["a", "c"]
+    assert outcomes[0] == {"payment_id": "a", "created": True} and outcomes[2] == {"payment_id": "c", "created": True}
+    assert isinstance(outcomes[1], InitiationRefused) and outcomes[1].reason == "insufficient_funds"
+    assert sorted(heard) == [("HK", "a"), ("HK", "c"), ("US", "a"), ("US", "c")]
+    # One item alone is a plain InitiatePayment.
+    assert groups._submit("US", items[:1]) == [{"payment_id": "a", "created": True}]
+    assert sent[-1][0] == "InitiatePayment"

@@ -11,6 +11,8 @@ import json
 import random
 from typing import Any
 
+import pytest
+
 from chaincode.deposit_token.collections import books_collection
 from chaincode.deposit_token.keys import corridor_usage
 from chaincode.deposit_token.payments import MAX_INITIATION_GROUP
@@ -219,3 +221,38 @@ def test_another_banks_client_gets_nothing_of_the_payer_banks_books(ledger: Ledg
     touched = [key for key in (*simulation.rwset.reads, *simulation.rwset.writes) if key[0] == books_collection(US)]
     assert touched == []
     assert "Alice" not in simulation.message
+
+
+def test_a_groups_reads_take_as_many_requests_to_the_peer_whatever_its_size(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request from the chaincode to its peer is a round trip on the shim's stream: a group
+    reads what its items need in a fixed number of them, not about three per item."""
+    from chaincode.deposit_token.testing import MemoryStub
+
+    _setup(ledger)
+    for account in ("alice", "bob"):
+        ledger.submit(US, "ConsolidateAccount", {"account_id": account, "pending_credits": ledger.pending(US, account)})
+    requests: list[str] = []
+    inside: list[bool] = []  # the memory stub answers a multiple read with single ones: one request
+    for name in ("get_state", "get_state_multiple", "get_private_data", "get_private_data_multiple"):
+        original = getattr(MemoryStub, name)
+
+        def counted(stub: MemoryStub, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            if inside:
+                return _original(stub, *args)
+            requests.append(_name)
+            inside.append(True)
+            try:
+                return _original(stub, *args)
+            finally:
+                inside.pop()
+
+        monkeypatch.setattr(MemoryStub, name, counted)
+    sizes = {}
+    for size in (2, 12):
+        items = [_request(ledger, f"s{size}-{n}", 10, payer=("alice", "bob")[n % 2]) for n in range(size)]
+        requests.clear()
+        assert ledger.submit(US, "InitiatePayments", {"payments": items})["initiated"] == size
+        sizes[size] = len(requests)
+    assert sizes[2] == sizes[12] <= 4, (sizes, requests)

@@ -161,3 +161,17 @@ def test_a_payment_initiated_to_us_is_queued_with_its_payer() -> None:
     event = LedgerEvent(7, "tx", "PaymentInitiated", {"payment_id": "p" * 64, "payer_bank": US, "payee_bank": HK})
     [spec] = follower.tasks_for(event)
     assert (spec.action, spec.counterparty) == (COMPLETE, US)
+
+
+def test_payments_initiated_to_us_in_a_group_are_each_queued_with_their_payer() -> None:
+    from gateway.bank_api.ledger import LedgerEvent
+    from gateway.bank_api.workers import COMPLETE, PaymentFollower
+
+    follower = PaymentFollower.__new__(PaymentFollower)
+    follower.msp_id = HK
+    listed = [{"payment_id": n * 64, "payer_bank": US, "payee_bank": payee} for n, payee in (("a", HK), ("b", SG),
+                                                                                             ("c", HK))]  # fmt: skip
+    specs = follower.tasks_for(LedgerEvent(7, "tx", "PaymentsInitiated", {"payer_bank": US, "payments": listed}))
+    assert [(spec.action, spec.payment_id, spec.counterparty) for spec in specs] == [
+        (COMPLETE, "a" * 64, US), (COMPLETE, "c" * 64, US),
+    ]  # fmt: skip

@@ -81,6 +81,25 @@ def test_a_single_payment_at_or_above_the_threshold_raises_an_alert(regulator: G
     assert regulator.ok(f"/v1/alerts/{alert['alert_id']}") == alert
 
 
+def test_payments_initiated_in_one_group_are_each_judged(regulator: Gateway, customers: Ledger) -> None:
+    """An InitiatePayments transaction has one event listing its payments (decision 0038)."""
+    monitor, _ = _monitor(regulator, customers)
+    _put_rule(regulator, "large_payment", {"enabled": True, "thresholds": {"USD": "100.00"}})
+    pending = customers.pending(US, "alice")
+    items = [
+        {"idempotency_key": key, "payer_account": "alice", "payee_bank": bank, "payee_account": payee,
+         "currency": "USD", "amount": amount, "pending_credits": pending}
+        for key, amount, bank, payee in (("g-1", 10_000, HK, "shop"), ("g-2", 50, HK, "shop"),
+                                         ("g-3", 20_000, SG, "sg-shop"))
+    ]  # fmt: skip
+    results = customers.submit(US, "InitiatePayments", {"payments": items})["results"]
+    assert customers.channel.events[-1].name == "PaymentsInitiated"
+    raised = handle_new(monitor, regulator)
+    assert len(raised) == 2
+    flagged = sorted(alert["evidence"]["payment_ids"][0] for alert in _alerts(regulator))
+    assert flagged == sorted([results[0]["payment_id"], results[2]["payment_id"]])
+
+
 def test_velocity_between_two_banks_by_count_and_by_amount(regulator: Gateway, customers: Ledger) -> None:
     monitor, _ = _monitor(regulator, customers)
     _put_rule(regulator, "velocity",
