@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--host", help="listen address (default from the profile's gateway_url)")
             command.add_argument("--port", type=int, help="listen port (default from the profile's gateway_url)")
             command.add_argument("--no-follow", action="store_true", help="do not follow events in this process")
-            command.add_argument("--threads", type=int, help="request threads (default 16)")
+            command.add_argument("--threads", type=int, help="request threads (default 64)")
     args = parser.parse_args(argv)
 
     try:

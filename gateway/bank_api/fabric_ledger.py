@@ -95,8 +95,8 @@ MAX_DETAILS_GROUPS = 64
 # Outgoing payments go to the ledger in groups too (decision 0038): at most this many per
 # InitiatePayments transaction (the contract's MAX_INITIATION_GROUP) and this many such
 # transactions in flight. Fewer than for completions: the payment requests waiting at once are
-# bounded by the HTTP server's write cap (``max_concurrent_writes``, 12), and with 5 in flight
-# they would seldom meet in one group.
+# bounded by the HTTP server's write cap (``max_concurrent_writes``), and the more groups in
+# flight, the fewer requests meet in each.
 INITIATION_GROUP = 50
 INITIATION_GROUPS_IN_FLIGHT = 2
 # Rounds of an initiation group: after a ``group_refused`` the rest goes again without the refused

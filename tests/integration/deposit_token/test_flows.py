@@ -161,6 +161,37 @@ def test_a_payee_bank_completes_several_payments_in_one_transaction(banks: Conso
     assert hk.balance(payee) == 100 + 101 + 102
 
 
+def test_a_payer_bank_initiates_several_payments_in_one_transaction(banks: Consortium) -> None:
+    """InitiatePayments (decision 0038) on real peers: a payer named twice is debited against what its
+    first debit left, a refused request refuses the group (nothing written), and the rest goes through
+    in one transaction with one supply change; the payee bank then completes them as any payment."""
+    us, hk, sg = banks[US], banks[HK], banks[SG]
+    payer, payee = banks.payer_and_payee(US, HK, ("igroup-payer", "igroup-shop"), 1_000)
+    pending = us.pending(payer)
+    items = [us.payment_request(banks.id(f"igroup-{n}"), payer, HK, payee, amount)() for n, amount in
+             enumerate((600, 500, 400))]  # fmt: skip
+    refusal = us.refused("InitiatePayments", {"payments": items})
+    assert (refusal.status, refusal.reason) == (409, "group_refused")
+    listed = json.loads(refusal.message.split("[group_refused] ", 1)[1])["refused"]
+    # 600 leaves 400: the 500 is refused, and the 400 after it fits once the 500 is taken out.
+    assert [(item["position"], item["code"]) for item in listed] == [(1, "insufficient_funds")]
+    assert us.balance(payer) == 1_000 and us.pending(payer) == pending  # nothing was written
+    supply_before = banks.supply()[(US, "USD")]
+    answer = us.submit("InitiatePayments", {"payments": [items[0], items[2]]})
+    assert answer["initiated"] == 2
+    ids = [result["payment_id"] for result in answer["results"]]
+    assert us.balance(payer) == 0
+    assert banks.supply()[(US, "USD")] == supply_before - 1_000
+    for payment_id, amount in zip(ids, (600, 400), strict=True):
+        record = sg.evaluate("GetPayment", None, payment_id)  # a third bank sees the public record
+        assert (record["status"], record["amount"], record["payer_bank"]) == ("initiated", amount, US)
+        raw = hk.contract.evaluate_transaction("GetPaymentDetails", payment_id, endorsing_organizations=[US])
+        given = json.loads(raw)
+        request = {"payment_id": payment_id, "details": given["details"], "salt": given["salt"]}
+        assert hk.submit("CompletePayment", request)["completed"] is True
+    assert hk.balance(payee) == 1_000
+
+
 def test_rejected_payment_is_refunded(banks: Consortium) -> None:
     us, sg = banks[US], banks[SG]
     payer = banks.id("rp")
