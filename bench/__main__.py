@@ -78,9 +78,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke-rate", type=_positive, default=5.0, help="rate of the smoke step (%(default)s)")
     p.add_argument("--payers-per-bank", type=int, help="payer accounts per bank (default 200; 6 with --smoke)")
     p.add_argument(
-        "--workers", type=int, default=128,
+        "--workers", type=int, default=256,
         help="endorse/submit threads (%(default)s); an interbank initiation holds one until its group "
-        "commits, as a gateway's request thread does",
+        "commits, as a gateway's request thread does (at most 64 per payer bank)",
     )  # fmt: skip
     p.add_argument(
         "--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,

@@ -224,7 +224,7 @@ class Client:
 class Driver:
     """Endorses and submits on a worker pool; commits are reported by the peers' watchers."""
 
-    def __init__(self, clients: Mapping[str, Client], workers: int = 128, commit_wait: str = "events") -> None:
+    def __init__(self, clients: Mapping[str, Client], workers: int = 256, commit_wait: str = "events") -> None:
         """``commit_wait="events"``: the submitting org's commit comes from its peer's block stream, so a
         worker is free once the orderer took the transaction. ``"status"``: the worker asks the gateway
         for the commit status and waits (what ``submit_transaction`` does); kept to compare the two."""

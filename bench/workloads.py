@@ -70,6 +70,12 @@ INITIATION_GROUP = 50
 INITIATION_GROUPS_IN_FLIGHT = 2
 # Rounds of one initiation group: a ``group_refused`` names the refused items, the rest goes again.
 INITIATION_ROUNDS = 3
+# Payments a payer bank may have waiting for, or in, an initiation group at once: one more is refused
+# at once (``Overloaded``), as a gateway's write cap answers 503. A group is one transaction in the
+# connection's bound on submissions in flight, so without this nothing would bound the payments
+# queued behind the groups: offered twice what it commits, they would wait until they time out.
+MAX_OPEN_INITIATIONS = 64
+OPEN_INITIATIONS_RETRY_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -305,9 +311,25 @@ class InitiationGroups:
             bank: GroupCommit(partial(self._submit, bank), max_group=max_group, in_flight=INITIATION_GROUPS_IN_FLIGHT)
             for bank in banks
         }
+        self._open = dict.fromkeys(banks, 0)
+        self._open_lock = threading.Lock()
 
     def initiate(self, payer_bank: str, request: dict[str, Any], watch: Watch) -> dict[str, Any]:
-        answer: dict[str, Any] = self._groups[payer_bank].run((request, watch))
+        """The item's answer once its group committed; ``Overloaded`` at once (nothing sent) when
+        ``MAX_OPEN_INITIATIONS`` of the bank's payments are already waiting or in flight."""
+        with self._open_lock:
+            open_now = self._open[payer_bank]
+            if open_now >= MAX_OPEN_INITIATIONS:
+                raise Overloaded(
+                    f"{payer_bank} has {open_now} payments waiting for or in an initiation group",
+                    limit=MAX_OPEN_INITIATIONS, in_flight=open_now, retry_after=OPEN_INITIATIONS_RETRY_AFTER,
+                )  # fmt: skip
+            self._open[payer_bank] = open_now + 1
+        try:
+            answer: dict[str, Any] = self._groups[payer_bank].run((request, watch))
+        finally:
+            with self._open_lock:
+                self._open[payer_bank] -= 1
         return answer
 
     def _submit(
