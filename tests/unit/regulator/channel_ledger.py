@@ -7,7 +7,12 @@ own code and the contract's rules are all exercised together, without a network.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fabric_client import GroupCommit
 
 from chaincode.deposit_token.testing import VALID, MemoryChannel, Simulation
 from gateway.bank_api.fabric_ledger import FabricLedger, _decode
@@ -91,3 +96,27 @@ def _payload(raw: bytes) -> JSON:
 
     value = json.loads(raw) if raw else {}
     return value if isinstance(value, dict) else {}
+
+
+def hold_submissions(ledger: ChannelLedger, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make ``ledger.submit`` wait until the event returned is set, so that a group commit's callers
+    pile up behind the groups in flight."""
+    submit = ledger.submit
+    hold = threading.Event()
+
+    def held(name: str, *args: str, **kwargs: Any) -> Any:
+        hold.wait(10)
+        return submit(name, *args, **kwargs)
+
+    monkeypatch.setattr(ledger, "submit", held)
+    return hold
+
+
+def wait_for_groups(groups: GroupCommit[Any, Any], submitting: int, waiting: int) -> tuple[int, int]:
+    """Wait (up to 10 s) until ``submitting`` groups are in flight and ``waiting`` items wait behind
+    them; returns what it saw last."""
+    for _ in range(1000):
+        if groups._submitting == submitting and len(groups._waiting) == waiting:
+            break
+        threading.Event().wait(0.01)
+    return groups._submitting, len(groups._waiting)

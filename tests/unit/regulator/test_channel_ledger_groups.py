@@ -11,7 +11,7 @@ import pytest
 from gateway.bank_api.fabric_ledger import COMPLETION_GROUPS_IN_FLIGHT, _SubmitAlone
 from gateway.bank_api.ledger import ContractRejected, LedgerFailure, LedgerUnavailable
 from tests.unit.contract.conftest import HK, SG, US, Ledger, new_ledger
-from tests.unit.regulator.channel_ledger import ChannelLedger
+from tests.unit.regulator.channel_ledger import ChannelLedger, hold_submissions, wait_for_groups
 
 
 def _payments(count: int) -> tuple[Ledger, list[str]]:
@@ -64,14 +64,7 @@ def test_concurrent_completions_share_transactions(monkeypatch: pytest.MonkeyPat
     alone, behind = COMPLETION_GROUPS_IN_FLIGHT, 3
     ledger, ids = _payments(alone + behind)
     hk = ChannelLedger(ledger.channel, HK)
-    submit = hk.submit
-    hold = threading.Event()
-
-    def slow(name: str, *args: str, **kwargs: Any) -> Any:
-        hold.wait(10)
-        return submit(name, *args, **kwargs)
-
-    monkeypatch.setattr(hk, "submit", slow)
+    hold = hold_submissions(hk, monkeypatch)
     answers: dict[str, Any] = {}
 
     def complete(payment_id: str) -> None:
@@ -80,12 +73,8 @@ def test_concurrent_completions_share_transactions(monkeypatch: pytest.MonkeyPat
     threads = [threading.Thread(target=complete, args=(pid,)) for pid in ids]
     for thread in threads:
         thread.start()
-    groups = hk._completions
-    for _ in range(1000):  # as many lone completions in flight as may be, three waiting behind them
-        if groups._submitting == alone and len(groups._waiting) == behind:
-            break
-        threading.Event().wait(0.01)
-    assert (groups._submitting, len(groups._waiting)) == (alone, behind)
+    # As many lone completions in flight as may be, three waiting behind them.
+    assert wait_for_groups(hk._completions, alone, behind) == (alone, behind)
     hold.set()
     for thread in threads:
         thread.join(10)

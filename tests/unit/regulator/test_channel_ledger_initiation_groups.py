@@ -12,7 +12,7 @@ from gateway.bank_api.fabric_ledger import INITIATION_GROUPS_IN_FLIGHT, _SubmitA
 from gateway.bank_api.ledger import ContractRejected, LedgerEvent, LedgerFailure, Overloaded
 from gateway.bank_api.workers import payment_events
 from tests.unit.contract.conftest import HK, SG, US, Ledger, new_ledger
-from tests.unit.regulator.channel_ledger import ChannelLedger
+from tests.unit.regulator.channel_ledger import ChannelLedger, hold_submissions, wait_for_groups
 
 
 def _banks() -> tuple[Ledger, ChannelLedger]:
@@ -95,14 +95,7 @@ def test_concurrent_payments_share_transactions(monkeypatch: pytest.MonkeyPatch)
         ledger.submit(US, "ConsolidateAccount", {"account_id": account, "pending_credits": ledger.pending(US, account)})
     alone, behind = INITIATION_GROUPS_IN_FLIGHT, 4
     submitted = _recording(us, monkeypatch)
-    recorded = us.submit
-    hold = threading.Event()
-
-    def slow(name: str, *args: str, **kwargs: Any) -> Any:
-        hold.wait(10)
-        return recorded(name, *args, **kwargs)
-
-    monkeypatch.setattr(us, "submit", slow)
+    hold = hold_submissions(us, monkeypatch)
     answers: dict[int, Any] = {}
 
     def pay(n: int) -> None:
@@ -111,12 +104,8 @@ def test_concurrent_payments_share_transactions(monkeypatch: pytest.MonkeyPatch)
     threads = [threading.Thread(target=pay, args=(n,)) for n in range(alone + behind)]
     for thread in threads:
         thread.start()
-    groups = us._initiations
-    for _ in range(1000):  # as many lone payments in flight as may be, the others waiting behind them
-        if groups._submitting == alone and len(groups._waiting) == behind:
-            break
-        threading.Event().wait(0.01)
-    assert (groups._submitting, len(groups._waiting)) == (alone, behind)
+    # As many lone payments in flight as may be, the others waiting behind them.
+    assert wait_for_groups(us._initiations, alone, behind) == (alone, behind)
     hold.set()
     for thread in threads:
         thread.join(10)
