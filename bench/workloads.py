@@ -206,8 +206,9 @@ def transfers(
     return Workload("transfer", "intra-bank Transfer", 1, operation)
 
 
-class CompletionRefused(Exception):
-    """The contract refused one completion of a group (``CompletePayments`` answers per payment)."""
+class ItemRefused(Exception):
+    """The contract refused one item of a group: a completion in ``CompletePayments``' results, an
+    initiation named by ``InitiatePayments``' ``group_refused``."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"[{reason}] {message}")
@@ -259,7 +260,7 @@ class CompletionGroups:
             "GetPaymentsDetails", json.dumps({"payment_ids": ids}), endorsing_organizations=[payer_bank]
         )
         return [
-            item if "error" not in item else CompletionRefused(item["error"]["code"], item["error"]["message"])
+            item if "error" not in item else ItemRefused(item["error"]["code"], item["error"]["message"])
             for item in json.loads(raw)["details"]
         ]
 
@@ -286,12 +287,8 @@ class CompletionGroups:
         outcomes: list[tuple[int, float] | BaseException | None] = []
         for result in json.loads(raw)["results"]:
             error = result.get("error")
-            outcomes.append(commit if error is None else CompletionRefused(error["code"], error["message"]))
+            outcomes.append(commit if error is None else ItemRefused(error["code"], error["message"]))
         return outcomes
-
-
-class InitiationRefused(CompletionRefused):
-    """The contract refused one initiation of a group (``InitiatePayments`` names each refused item)."""
 
 
 class InitiationGroups:
@@ -301,7 +298,7 @@ class InitiationGroups:
     peer (so that a group holds its place while in flight, as the gateway's do) and returns the
     item's answer; the request's own ``watch`` callbacks fire from the watchers as for a
     transaction of its own. A group of one is a plain ``InitiatePayment``. The contract refuses a
-    group with any refused item and names each: those raise ``InitiationRefused``, the rest goes
+    group with any refused item and names each: those raise ``ItemRefused``, the rest goes
     again. ``Overloaded`` and other failures of the group reach every item of it.
     """
 
@@ -357,7 +354,7 @@ class InitiationGroups:
                 outcomes[i] = answer
             waiting = []
             break
-        unjudged = InitiationRefused("group_refused", "still refused after every round")
+        unjudged = ItemRefused("group_refused", "still refused after every round")
         return [outcome if outcome is not None else unjudged for outcome in outcomes]
 
     def _send(self, bank: str, group: list[tuple[dict[str, Any], Watch]]) -> list[dict[str, Any]]:
@@ -389,7 +386,7 @@ class InitiationGroups:
         return answers
 
 
-def _group_refusals(error: GatewayError, size: int) -> dict[int, InitiationRefused] | None:
+def _group_refusals(error: GatewayError, size: int) -> dict[int, ItemRefused] | None:
     """The items a refused ``InitiatePayments`` names (``[group_refused] {"refused": [...]}``), by position."""
     text = getattr(error, "chaincode_message", None) or str(error)
     start = text.find("[group_refused] ")
@@ -397,7 +394,7 @@ def _group_refusals(error: GatewayError, size: int) -> dict[int, InitiationRefus
         return None
     try:
         listed, _ = json.JSONDecoder().raw_decode(text, start + len("[group_refused] "))
-        found = {int(item["position"]): InitiationRefused(item["code"], item["message"]) for item in listed["refused"]}
+        found = {int(item["position"]): ItemRefused(item["code"], item["message"]) for item in listed["refused"]}
     except (ValueError, KeyError, TypeError):
         return None
     return found if found and all(0 <= position < size for position in found) else None
@@ -485,7 +482,7 @@ def interbank(
                     )
                     return
                 tracker.finish(REFUSED, due, time.time(), "completion refused: overloaded")
-            except (GatewayError, CompletionRefused) as error:
+            except (GatewayError, ItemRefused) as error:
                 # The payer's peer may not have committed the payment yet when the payee's peer has
                 # (each commits on its own): asked too early, it says so; try again shortly.
                 early = error.reason in ("invalid_state", "payment_not_found", "details_not_here")
@@ -511,7 +508,7 @@ def interbank(
         except Overloaded:
             pool.give_back(payer)
             raise
-        except (GatewayError, InitiationRefused) as error:
+        except (GatewayError, ItemRefused) as error:
             pool.give_back(payer)
             tracker.finish(*_failed(error, due))
             return

@@ -36,6 +36,24 @@ def _request(ctx: Context, *fields: str) -> Request:
     return Request.from_transient(ctx.stub.get_transient(), fields)
 
 
+def _group_request(ctx: Context) -> tuple[Any, ContractError | None]:
+    """A group's ``payments`` list as given, or the refusal of its request: raised by ``_group_items``
+    after the caller's authority is checked, as every function refuses bad input."""
+    try:
+        return _request(ctx, "payments").raw("payments"), None
+    except ContractError as refused:
+        return None, refused
+
+
+def _group_items(items: Any, bad_request: ContractError | None, maximum: int, what: str) -> list[Any]:
+    """The group's items, or the refusal of a bad request or of a list that is not 1 to ``maximum`` long."""
+    if bad_request is not None:
+        raise bad_request
+    if not isinstance(items, list) or not 1 <= len(items) <= maximum:
+        raise refusal("invalid_request", f"'payments' must be a list of 1 to {maximum} {what}")
+    return items
+
+
 class DepositTokenContract(Contract):
     name = "deposit_token"
     version = "1.0.0"
@@ -350,18 +368,9 @@ class DepositTokenContract(Contract):
         naming each refused item). See docs/contract-api.md.
         """
         ledger = Ledger(ctx.stub)
-        try:
-            items, bad_request = _request(ctx, "payments").raw("payments"), None
-        except ContractError as refused:
-            items, bad_request = None, refused  # refused after the authority check, as every function does
+        items, bad_request = _group_request(ctx)
         bank = reference.caller_bank(ctx, ledger, keys.config(), keys.corridor())
-        if bad_request is not None:
-            raise bad_request
-        if not isinstance(items, list) or not 1 <= len(items) <= payments.MAX_INITIATION_GROUP:
-            raise refusal(
-                "invalid_request",
-                f"'payments' must be a list of 1 to {payments.MAX_INITIATION_GROUP} payment requests",
-            )
+        items = _group_items(items, bad_request, payments.MAX_INITIATION_GROUP, "payment requests")
         config = reference.load_config(ledger)
         return payments.initiate_many(ledger, config, bank, items)
 
@@ -390,21 +399,12 @@ class DepositTokenContract(Contract):
         completes or is refused on its own (``results``, in order). See docs/contract-api.md.
         """
         ledger = Ledger(ctx.stub)
-        try:
-            items, bad_request = _request(ctx, "payments").raw("payments"), None
-        except ContractError as refused:
-            items, bad_request = None, refused  # refused after the authority check, as every function does
+        items, bad_request = _group_request(ctx)
         named = [item.get("payment_id") for item in items if isinstance(item, dict)] if isinstance(items, list) else []
         # Each item's record is read next: one request for all of them with the caller's bank.
         also_read = [keys.corridor(), *payments.record_keys(named[: payments.MAX_COMPLETION_GROUP])]
         bank = reference.caller_bank(ctx, ledger, *also_read)
-        if bad_request is not None:
-            raise bad_request
-        if not isinstance(items, list) or not 1 <= len(items) <= payments.MAX_COMPLETION_GROUP:
-            raise refusal(
-                "invalid_request",
-                f"'payments' must be a list of 1 to {payments.MAX_COMPLETION_GROUP} completion requests",
-            )
+        items = _group_items(items, bad_request, payments.MAX_COMPLETION_GROUP, "completion requests")
         return payments.complete_many(ledger, bank, items)
 
     @transaction

@@ -103,15 +103,7 @@ class Ledger:
         finally:
             self._held, self._held_policies = None, {}
         for (collection, key), value in held.items():
-            if collection:
-                if value:
-                    self.stub.put_private_data(collection, key, value)
-                else:
-                    self.stub.del_private_data(collection, key)
-            elif value:
-                self.stub.put_state(key, value)
-            else:
-                self.stub.del_state(key)
+            self._store(collection, key, value)
         for key, policy in policies.items():
             self.stub.set_state_validation_parameter(key, policy)
 
@@ -129,12 +121,19 @@ class Ledger:
             del self._supply_changes[supply:]
             raise
 
-    def _write(self, collection: str, key: str, value: bytes) -> bool:
-        """Hold a write while in a group (``True``); ``False`` sends it to the stub now."""
-        if self._held is None:
-            return False
-        self._held[(collection, key)] = value
-        return True
+    def _store(self, collection: str, key: str, value: bytes) -> None:
+        """Write ``value`` under (collection, key), ``b""`` to delete ("" is public state): held while
+        in a group, else sent to the stub now."""
+        if self._held is not None:
+            self._held[(collection, key)] = value
+        elif collection and value:
+            self.stub.put_private_data(collection, key, value)
+        elif collection:
+            self.stub.del_private_data(collection, key)
+        elif value:
+            self.stub.put_state(key, value)
+        else:
+            self.stub.del_state(key)
 
     def _written(self, collection: str, key: str) -> bytes | None:
         return None if self._held is None else self._held.get((collection, key))
@@ -160,18 +159,14 @@ class Ledger:
                 self._read[("", key)] = raw
 
     def put(self, key: str, record: Record) -> None:
-        value = encode(record)
-        if not self._write("", key, value):
-            self.stub.put_state(key, value)
+        self._store("", key, encode(record))
 
     def put_marker(self, key: str) -> None:
         """An index entry whose presence is the information (Fabric deletes empty values)."""
-        if not self._write("", key, b"1"):
-            self.stub.put_state(key, b"1")
+        self._store("", key, b"1")
 
     def delete(self, key: str) -> None:
-        if not self._write("", key, b""):
-            self.stub.del_state(key)
+        self._store("", key, b"")
 
     def scan(self, object_type: str, *attributes: str) -> Iterator[tuple[str, bytes]]:
         """Every key under a partial composite key, with its raw value."""
@@ -215,13 +210,10 @@ class Ledger:
         return [self.get_private(collection, key) for key in keys_]
 
     def put_private(self, collection: str, key: str, record: Record) -> None:
-        value = encode(record)
-        if not self._write(collection, key, value):
-            self.stub.put_private_data(collection, key, value)
+        self._store(collection, key, encode(record))
 
     def delete_private(self, collection: str, key: str) -> None:
-        if not self._write(collection, key, b""):
-            self.stub.del_private_data(collection, key)
+        self._store(collection, key, b"")
 
     def scan_private(self, collection: str, object_type: str, *attributes: str) -> Iterator[tuple[str, Record | None]]:
         """Only in queries: Fabric refuses private-data range scans in a transaction that writes."""

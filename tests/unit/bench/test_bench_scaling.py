@@ -253,30 +253,20 @@ def test_runs_without_a_validating_peer_are_judged_on_the_average() -> None:
     assert growth["grows"] is False
 
 
-def test_the_completion_group_option_is_checked_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("option", ["--completion-group", "--initiation-group"])
+def test_the_group_options_are_checked_before_anything_starts(option: str, capsys: pytest.CaptureFixture[str]) -> None:
     from bench.__main__ import main, parser
-    from bench.workloads import COMPLETION_GROUP
+    from bench.workloads import COMPLETION_GROUP, INITIATION_GROUP
 
-    assert parser().parse_args([]).completion_group == COMPLETION_GROUP
-    assert parser().parse_args(["--completion-group", "1"]).completion_group == 1
-    for wrong in ("0", str(COMPLETION_GROUP + 1)):
+    attribute = option.removeprefix("--").replace("-", "_")
+    largest = COMPLETION_GROUP if option == "--completion-group" else INITIATION_GROUP
+    assert getattr(parser().parse_args([]), attribute) == largest
+    assert getattr(parser().parse_args([option, "1"]), attribute) == 1
+    for wrong in ("0", str(largest + 1)):
         with pytest.raises(SystemExit) as stopped:
-            main(["--completion-group", wrong, "--smoke"])
+            main([option, wrong, "--smoke"])
         assert stopped.value.code == 2
-        assert f"--completion-group must be 1 to {COMPLETION_GROUP}" in capsys.readouterr().err
-
-
-def test_the_initiation_group_option_is_checked_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.__main__ import main, parser
-    from bench.workloads import INITIATION_GROUP
-
-    assert parser().parse_args([]).initiation_group == INITIATION_GROUP
-    assert parser().parse_args(["--initiation-group", "1"]).initiation_group == 1
-    for wrong in ("0", str(INITIATION_GROUP + 1)):
-        with pytest.raises(SystemExit) as stopped:
-            main(["--initiation-group", wrong, "--smoke"])
-        assert stopped.value.code == 2
-        assert f"--initiation-group must be 1 to {INITIATION_GROUP}" in capsys.readouterr().err
+        assert f"{option} must be 1 to {largest}" in capsys.readouterr().err
 
 
 def test_the_benchs_initiation_groups_take_refused_items_out_and_fan_out_each_commit() -> None:
@@ -286,7 +276,7 @@ def test_the_benchs_initiation_groups_take_refused_items_out_and_fan_out_each_co
 
     from fabric_client import EndorseError
 
-    from bench.workloads import InitiationGroups, InitiationRefused
+    from bench.workloads import InitiationGroups, ItemRefused
 
     sent: list[tuple[str, Any]] = []
 
@@ -313,7 +303,7 @@ def test_the_benchs_initiation_groups_take_refused_items_out_and_fan_out_each_co
     assert [function for function, _ in sent] == ["InitiatePayments", "InitiatePayments"]
     assert [item["idempotency_key"] for item in sent[1][1]["payments"]] == ["a", "c"]
     assert outcomes[0] == {"payment_id": "a", "created": True} and outcomes[2] == {"payment_id": "c", "created": True}
-    assert isinstance(outcomes[1], InitiationRefused) and outcomes[1].reason == "insufficient_funds"
+    assert isinstance(outcomes[1], ItemRefused) and outcomes[1].reason == "insufficient_funds"
     assert sorted(heard) == [("HK", "a"), ("HK", "c"), ("US", "a"), ("US", "c")]
     # One item alone is a plain InitiatePayment.
     assert groups._submit("US", items[:1]) == [{"payment_id": "a", "created": True}]

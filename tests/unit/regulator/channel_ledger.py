@@ -98,6 +98,20 @@ def _payload(raw: bytes) -> JSON:
     return value if isinstance(value, dict) else {}
 
 
+def record_calls(ledger: ChannelLedger, method: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the contract functions ``ledger.<method>`` (``submit`` or ``evaluate``) is asked
+    to run from now on, in order; the calls still go through."""
+    called: list[str] = []
+    original = getattr(ledger, method)
+
+    def recorded(name: str, *args: str, **kwargs: Any) -> Any:
+        called.append(name)
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(ledger, method, recorded)
+    return called
+
+
 def hold_submissions(ledger: ChannelLedger, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Make ``ledger.submit`` wait until the event returned is set, so that a group commit's callers
     pile up behind the groups in flight."""

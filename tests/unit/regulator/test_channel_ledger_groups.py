@@ -11,7 +11,7 @@ import pytest
 from gateway.bank_api.fabric_ledger import COMPLETION_GROUPS_IN_FLIGHT, _SubmitAlone
 from gateway.bank_api.ledger import ContractRejected, LedgerFailure, LedgerUnavailable
 from tests.unit.contract.conftest import HK, SG, US, Ledger, new_ledger
-from tests.unit.regulator.channel_ledger import ChannelLedger, hold_submissions, wait_for_groups
+from tests.unit.regulator.channel_ledger import ChannelLedger, hold_submissions, record_calls, wait_for_groups
 
 
 def _payments(count: int) -> tuple[Ledger, list[str]]:
@@ -133,14 +133,7 @@ def test_a_third_banks_group_completes_nothing() -> None:
 def test_details_asked_together_are_one_query_on_the_payer_banks_peer(monkeypatch: pytest.MonkeyPatch) -> None:
     ledger, ids = _payments(3)
     hk = ChannelLedger(ledger.channel, HK)
-    asked: list[str] = []
-    evaluate = hk.evaluate
-
-    def counting(name: str, *args: str, **kwargs: Any) -> Any:
-        asked.append(name)
-        return evaluate(name, *args, **kwargs)
-
-    monkeypatch.setattr(hk, "evaluate", counting)
+    asked = record_calls(hk, "evaluate", monkeypatch)
     outcomes = hk._ask_details(US, [*ids, "f" * 64])
     assert asked == ["GetPaymentsDetails"]
     for pid, outcome in zip(ids, outcomes[:3], strict=True):

@@ -12,7 +12,7 @@ from gateway.bank_api.fabric_ledger import INITIATION_GROUPS_IN_FLIGHT, _SubmitA
 from gateway.bank_api.ledger import ContractRejected, LedgerEvent, LedgerFailure, Overloaded
 from gateway.bank_api.workers import payment_events
 from tests.unit.contract.conftest import HK, SG, US, Ledger, new_ledger
-from tests.unit.regulator.channel_ledger import ChannelLedger, hold_submissions, wait_for_groups
+from tests.unit.regulator.channel_ledger import ChannelLedger, hold_submissions, record_calls, wait_for_groups
 
 
 def _banks() -> tuple[Ledger, ChannelLedger]:
@@ -32,22 +32,10 @@ def _request(key: str, amount: int, payer: str = "alice", payee_bank: str = HK, 
             "currency": "USD", "amount": amount}  # fmt: skip
 
 
-def _recording(us: ChannelLedger, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    submitted: list[str] = []
-    submit = us.submit
-
-    def recorded(name: str, *args: str, **kwargs: Any) -> Any:
-        submitted.append(name)
-        return submit(name, *args, **kwargs)
-
-    monkeypatch.setattr(us, "submit", recorded)
-    return submitted
-
-
 def test_a_group_with_a_refused_item_goes_again_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
     ledger, us = _banks()
     ledger.submit(US, "FreezeAccount", {"account_id": "bob", "reason": "fraud review"})
-    submitted = _recording(us, monkeypatch)
+    submitted = record_calls(us, "submit", monkeypatch)
     pending = ledger.pending(US, "alice")
     requests = [
         {**_request("a-1", 1000), "pending_credits": pending},
@@ -75,7 +63,7 @@ def test_a_payment_alone_is_a_plain_initiate_payment_and_pending_credits_are_fou
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ledger, us = _banks()
-    submitted = _recording(us, monkeypatch)
+    submitted = record_calls(us, "submit", monkeypatch)
     # alice's issued money is a pending credit: the first try (none listed) is refused, the second
     # lists it; both go through the group, each a group of one.
     answer = us.initiate_payment(_request("a-1", 1000))
@@ -94,7 +82,7 @@ def test_concurrent_payments_share_transactions(monkeypatch: pytest.MonkeyPatch)
     for account in ("alice", "bob"):  # fold the issued credits, so each payment needs one try
         ledger.submit(US, "ConsolidateAccount", {"account_id": account, "pending_credits": ledger.pending(US, account)})
     alone, behind = INITIATION_GROUPS_IN_FLIGHT, 4
-    submitted = _recording(us, monkeypatch)
+    submitted = record_calls(us, "submit", monkeypatch)
     hold = hold_submissions(us, monkeypatch)
     answers: dict[int, Any] = {}
 
